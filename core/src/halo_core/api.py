@@ -1,0 +1,181 @@
+"""What a plugin author writes against: plugin type declarations, config base classes and the
+runtime protocols of checkers, notifiers and backends.
+
+A plugin distribution registers one module under the ``halo.plugins`` entry-point group. That
+module implements :func:`halo_core.hookspecs.halo_plugin_types` and returns one
+:class:`PluginType` per type it provides. The module must stay light: it declares schemas, and
+names its runtime as ``"package.module:attribute"`` so that heavy libraries are imported only
+when a config actually uses the type.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+
+from halo_core.schema import Doc, IPAddress, Length, Range, Seconds
+
+if TYPE_CHECKING:
+    from halo_core.events import Event
+
+PluginKind = Literal["checker", "notifier", "backend"]
+KINDS: tuple[PluginKind, ...] = ("checker", "notifier", "backend")
+
+
+@dataclass(frozen=True)
+class PluginType:
+    """One type a plugin provides, e.g. the ``http`` checker.
+
+    ``schema`` is a frozen dataclass deriving from :class:`CheckerConfig`,
+    :class:`NotifierConfig` or :class:`BackendConfig`. ``factory`` builds the runtime object
+    from a validated config and a context; give it as ``"module:attr"`` to import lazily.
+    """
+
+    kind: PluginKind
+    name: str
+    schema: type
+    factory: str | Callable[..., Any]
+    summary: str = ""
+
+    def load_factory(self) -> Callable[..., Any]:
+        if callable(self.factory):
+            return self.factory
+        module_name, _, attr = self.factory.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        if not callable(obj):
+            raise TypeError(f"factory {self.factory!r} is not callable")
+        return obj  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- checkers
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckerConfig:
+    """Options every checker has (keepalived's names), defined once so that third-party
+    checkers get them for free by deriving their schema from this class."""
+
+    interval: Annotated[
+        Seconds, Doc("time between two checks (keepalived delay_loop / interval)")
+    ] = Seconds(5.0)
+    timeout: Annotated[
+        Seconds | None,
+        Doc("how long one check may take before it counts as failed (default: the interval)"),
+    ] = None
+    rise: Annotated[int, Range(1, 1000), Doc("consecutive successes before the check is up")] = 1
+    fall: Annotated[int, Range(1, 1000), Doc("consecutive failures before the check is down")] = 1
+    retry: Annotated[
+        int, Range(0, 100), Doc("extra attempts within one check before it counts as failed")
+    ] = 0
+    delay_before_retry: Annotated[Seconds, Doc("pause between those attempts")] = Seconds(1.0)
+    warmup: Annotated[Seconds, Doc("the first check runs after a random delay up to this long")] = (
+        Seconds(0.0)
+    )
+    weight: Annotated[
+        int,
+        Range(-254, 254),
+        Doc("default weight when a VRRP instance tracks this check (vrrp_script weight)"),
+    ] = 0
+    notify_up: Annotated[str | None, Doc("command run when the check goes up")] = None
+    notify_down: Annotated[str | None, Doc("command run when the check goes down")] = None
+
+
+@dataclass(frozen=True)
+class CheckTarget:
+    """Whom a check probes. For a real server's check, its address and port."""
+
+    name: str
+    address: IPAddress | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check. ``weight`` is set by checkers that report a dynamic weight
+    (keepalived's ``misc_dynamic``); ``warning`` flags an ok result that needs attention (a
+    certificate about to expire)."""
+
+    ok: bool
+    message: str = ""
+    weight: int | None = None
+    warning: str | None = None
+
+
+class Checker(Protocol):
+    """The runtime of a checker type: built once per configured check by its factory
+    ``factory(config, target) -> Checker``."""
+
+    async def check(self) -> CheckResult:
+        """Probe once. May raise; the scheduler counts an exception or a timeout as a failed
+        check with the reason."""
+
+    async def close(self) -> None:
+        """Release sockets, sessions, processes. Called on shutdown and when a reload drops
+        the check."""
+
+
+# --------------------------------------------------------------------------- notifiers
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifierConfig:
+    """Filters every notifier has: which events reach it."""
+
+    events: Annotated[
+        list[str] | None,
+        Doc("event types to receive, e.g. [vrrp_state, real_server] (default: all)"),
+    ] = None
+    instances: Annotated[
+        list[str] | None, Doc("VRRP instances, sync groups or virtual servers to follow")
+    ] = None
+    states: Annotated[
+        list[str] | None, Doc("only these new states (MASTER, BACKUP, FAULT, STOP, UP, DOWN)")
+    ] = None
+
+
+class Notifier(Protocol):
+    """The runtime of a notifier type: ``factory(config, context) -> Notifier``."""
+
+    async def notify(self, event: Event) -> None:
+        """Deliver one event. Runs on the event bus, isolated from VRRP: may be slow, may
+        raise; the bus times it out, logs and counts failures."""
+
+    async def close(self) -> None:
+        """Flush and release resources."""
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendConfig:
+    """Base of every backend's schema."""
+
+
+class Backend(Protocol):
+    """The runtime of a backend type: ``factory(config, context) -> Backend``. It receives
+    every bus event (VRRP state changes, pool changes) and applies them to the kernel."""
+
+    async def start(self) -> None:
+        """Reconcile with the kernel at start-up (e.g. clean up what a crashed run left)."""
+
+    async def handle(self, event: Event) -> None:
+        """Apply one event. Errors are published as BackendFailed, never raised at VRRP."""
+
+    async def stop(self) -> None:
+        """Withdraw what this backend put in the kernel."""
+
+
+@dataclass(frozen=True)
+class PluginsConfig:
+    """Which installed plugins to ignore."""
+
+    block: Annotated[
+        list[str],
+        Doc("plugin names (entry-point or distribution names) not to load"),
+        Length(max=1000),
+    ] = field(default_factory=list)

@@ -1,0 +1,172 @@
+"""The ``halo`` command line.
+
+Sub-commands import what they need when they run, so ``halo --version`` and ``halo check``
+stay fast and never load network libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from halo_core import __version__
+
+if TYPE_CHECKING:
+    from halo_core.plugins import Plugins
+
+DEFAULT_CONFIG = "/etc/halo/halo.yaml"
+
+
+def _load_plugins(config_path: str | None = None) -> Plugins:
+    from halo_core import plugins
+
+    block: list[str] = []
+    if config_path:
+        from halo_core.config import block_list
+        from halo_core.config.loader import load_file
+
+        raw, _ = load_file(config_path)
+        block = block_list(raw)
+    return plugins.load(block=block)
+
+
+def _report_plugin_errors(p: Plugins) -> None:
+    for err in p.errors:
+        print(f"halo: plugin {err.name}: {err.message}", file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from halo_core.config import ConfigError, load
+
+    p = _load_plugins(args.config)
+    try:
+        cfg = load(args.config, p)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return 1
+    if not args.quiet:
+        m = cfg.model
+        print(
+            f"{args.config}: ok ({len(m.vrrp_instances)} VRRP instances, "
+            f"{len(m.vrrp_sync_groups)} sync groups, {len(m.checks)} checks, "
+            f"{len(m.notifiers)} notifiers, {len(m.backends)} backends)"
+        )
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    p = _load_plugins()
+    if args.json:
+        out = {
+            "plugins": [
+                {
+                    "name": i.name,
+                    "module": i.module,
+                    "distribution": i.distribution,
+                    "version": i.version,
+                    "types": [{"kind": k, "name": n} for k, n in i.types],
+                }
+                for i in p.infos
+            ],
+            "errors": [
+                {"name": e.name, "distribution": e.distribution, "message": e.message}
+                for e in p.errors
+            ],
+            "blocked": p.blocked,
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES")]
+    for i in sorted(p.infos, key=lambda i: i.name):
+        provides = ", ".join(f"{k} {n}" for k, n in i.types) or "-"
+        rows.append((i.name, i.distribution or "-", i.version or "-", provides))
+    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    for r in rows:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+    for name in p.blocked:
+        print(f"{name}: blocked")
+    for err in p.errors:
+        print(f"{err.name}: not loaded: {err.message}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from halo_core.config.model import HaloConfig
+    from halo_core.schema import json_schema
+
+    p = _load_plugins()
+    doc = json_schema(HaloConfig, plugins=p.schemas, title="halo configuration")
+    print(json.dumps(doc, indent=2 if not args.compact else None))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from halo_core.daemon import run
+
+    return run(args.config, log_level=args.log_level)
+
+
+def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="halo",
+        description="halo: VRRP failover, health checks and load balancing for Linux.",
+    )
+    parser.add_argument("--version", action="version", version=f"halo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_run = sub.add_parser("run", help="run the daemon")
+    p_run.add_argument("-c", "--config", default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
+    p_run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+    p_run.set_defaults(func=cmd_run)
+
+    p_check = sub.add_parser("check", help="validate a configuration and exit")
+    p_check.add_argument("-c", "--config", default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
+    p_check.add_argument("-q", "--quiet", action="store_true", help="print nothing when valid")
+    p_check.set_defaults(func=cmd_check)
+
+    p_plugins = sub.add_parser("plugins", help="list installed plugins and load errors")
+    p_plugins.add_argument("--json", action="store_true")
+    p_plugins.set_defaults(func=cmd_plugins)
+
+    p_schema = sub.add_parser("schema", help="print the JSON Schema of the configuration")
+    p_schema.add_argument("--compact", action="store_true")
+    p_schema.set_defaults(func=cmd_schema)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    if plugins is not None:
+        plugins.hook.halo_add_commands(subparsers=sub)
+    return parser
+
+
+_EXTRA_COMMANDS: list[Any] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    plugins = None
+    # Plugins may add sub-commands; only load them when the command is not a core one, so the
+    # core commands stay light and a broken plugin cannot break `halo check`.
+    core = {"run", "check", "plugins", "schema", "-h", "--help", "--version"}
+    if args_list and args_list[0] not in core and not args_list[0].startswith("-"):
+        plugins = _load_plugins()
+    parser = build_parser(plugins)
+    args = parser.parse_args(args_list)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

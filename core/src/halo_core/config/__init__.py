@@ -1,0 +1,186 @@
+"""Loading a halo configuration: YAML with includes → validated, cross-checked objects.
+
+Errors come out as ``file:line:col: dotted.path: message`` lines, all of them at once, in
+file order. Nothing here raises anything but :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from halo_core.config.loader import LoadProblem, Mark, load_file, locate, parse_text, path_of
+from halo_core.config.model import NAME, HaloConfig, SyncGroup, VrrpInstance
+from halo_core.schema import Path, Problem, SchemaError, dotted, validate
+
+if TYPE_CHECKING:
+    from halo_core.plugins import Plugins
+
+__all__ = ["Config", "ConfigError", "HaloConfig", "load", "load_text"]
+
+
+@dataclass(frozen=True)
+class Located:
+    """A problem with its place in the files."""
+
+    mark: Mark
+    path: Path | None
+    message: str
+
+    def __str__(self) -> str:
+        file, line, col = self.mark
+        where = dotted(self.path) if self.path is not None else "(file)"
+        return f"{file}:{line}:{col}: {where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """An invalid configuration; ``lines`` are the user-facing messages."""
+
+    def __init__(self, problems: list[Located]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.mark, str(p)))
+        super().__init__("\n".join(self.lines))
+
+    @property
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration and where it came from."""
+
+    model: HaloConfig
+    path: str
+    raw: Any  # the loaded document with its marks, for reload diffs and diagnostics
+
+    @property
+    def instances(self) -> dict[str, VrrpInstance]:
+        return self.model.vrrp_instances
+
+    @property
+    def sync_groups(self) -> dict[str, SyncGroup]:
+        return self.model.vrrp_sync_groups
+
+
+def load(path: str, plugins: Plugins | None = None) -> Config:
+    """Read, merge, validate and cross-check ``path``. Raises :class:`ConfigError`."""
+    raw, problems = load_file(path)
+    return _finish(raw, problems, path, plugins)
+
+
+def load_text(text: str, filename: str = "<string>", plugins: Plugins | None = None) -> Config:
+    raw, problems = parse_text(text, filename)
+    if raw is None and not problems:
+        raw = {}
+    return _finish(raw, problems, filename, plugins)
+
+
+def block_list(raw: Any) -> list[str]:
+    """Plugin names blocked by the config, read leniently before validation (validation needs
+    the plugins loaded, and which plugins load depends on this)."""
+    if not isinstance(raw, dict):
+        return []
+    section = raw.get("global") or raw.get("global_defs")
+    if not isinstance(section, dict):
+        return []
+    plugins = section.get("plugins")
+    block = plugins.get("block") if isinstance(plugins, dict) else None
+    return [b for b in block if isinstance(b, str)] if isinstance(block, list) else []
+
+
+def _finish(
+    raw: Any, load_problems: list[LoadProblem], path: str, plugins: Plugins | None
+) -> Config:
+    located = [_located(raw, p) for p in load_problems]
+    if raw is None or any(p.message.startswith("YAML syntax") for p in load_problems):
+        raise ConfigError(located or [Located((path, 1, 1), None, "empty configuration")])
+    if not isinstance(raw, dict):
+        raise ConfigError([Located((path, 1, 1), None, "the configuration must be a mapping")])
+
+    def where(problem: Problem) -> Located:
+        mark = locate(raw, problem.path, at_key=problem.at_key) or (path, 1, 1)
+        return Located(mark, problem.path, problem.message)
+
+    try:
+        model = validate(
+            HaloConfig,
+            raw,
+            resolve_plugin=plugins.schema_for if plugins else None,
+            plugin_names=plugins.names if plugins else None,
+        )
+    except SchemaError as exc:
+        located += [where(p) for p in exc.problems]
+        raise ConfigError(located) from None
+    located += [where(p) for p in cross_check(model)]
+    if located:
+        raise ConfigError(located)
+    return Config(model, path, raw)
+
+
+def _located(raw: Any, p: LoadProblem) -> Located:
+    if p.container is not None and p.key is not None:
+        parent = path_of(raw, p.container)
+        if parent is not None:
+            return Located(p.mark, (*parent, p.key), p.message)
+    return Located(p.mark, p.path, p.message)
+
+
+def cross_check(cfg: HaloConfig) -> Iterable[Problem]:
+    """Rules that span sections: names, references, VRID clashes."""
+    name_re = re.compile(NAME.regex)
+    for section in ("vrrp_instances", "vrrp_sync_groups", "checks", "notifiers", "backends"):
+        for name in getattr(cfg, section):
+            if not name_re.fullmatch(name):
+                yield Problem((section, name), f"name {name!r} {NAME.message}", at_key=True)
+
+    seen_vrid: dict[tuple[str, int, int], str] = {}
+    for name, inst in cfg.vrrp_instances.items():
+        family = 6 if any(v.address.version == 6 for v in inst.virtual_ipaddress) else 4
+        key = (inst.interface, family, inst.virtual_router_id)
+        if key in seen_vrid:
+            yield Problem(
+                ("vrrp_instances", name, "virtual_router_id"),
+                f"VRID {inst.virtual_router_id} on {inst.interface} (IPv{family})"
+                f" is already used by {seen_vrid[key]}",
+            )
+        else:
+            seen_vrid[key] = name
+        yield from _check_tracks(cfg, inst.track, ("vrrp_instances", name, "track"))
+        for i, peer in enumerate(inst.unicast_peer):
+            src = inst.unicast_src_ip
+            if src is not None and src.version != peer.version:
+                yield Problem(
+                    ("vrrp_instances", name, "unicast_peer", i),
+                    "address family differs from unicast_src_ip",
+                )
+        src = inst.unicast_src_ip
+        if src is not None and inst.virtual_ipaddress:  # noqa: SIM102 - reads as two rules
+            if src.version != inst.virtual_ipaddress[0].address.version:
+                yield Problem(
+                    ("vrrp_instances", name, "unicast_src_ip"),
+                    "address family differs from the virtual addresses",
+                )
+
+    member_of: dict[str, str] = {}
+    for gname, group in cfg.vrrp_sync_groups.items():
+        for i, member in enumerate(group.group):
+            if member not in cfg.vrrp_instances:
+                yield Problem(
+                    ("vrrp_sync_groups", gname, "group", i), f"no VRRP instance named {member!r}"
+                )
+            elif member in member_of:
+                yield Problem(
+                    ("vrrp_sync_groups", gname, "group", i),
+                    f"{member!r} is already in sync group {member_of[member]!r}",
+                )
+            else:
+                member_of[member] = gname
+        yield from _check_tracks(cfg, group.track, ("vrrp_sync_groups", gname, "track"))
+
+
+def _check_tracks(cfg: HaloConfig, tracks: list[Any], path: Path) -> Iterable[Problem]:
+    for i, t in enumerate(tracks):
+        if t.check is not None and t.check not in cfg.checks:
+            yield Problem((*path, i, "check"), f"no check named {t.check!r} in checks")

@@ -1,0 +1,299 @@
+"""The core's configuration schema: the top-level sections and the VRRP vocabulary.
+
+Names follow keepalived.conf(5) wherever keepalived has one, so that an operator recognises
+``virtual_router_id``, ``advert_int`` or ``unicast_peer``; sections that keepalived writes as
+blocks with a name (``vrrp_instance VI_1 { … }``) are mappings keyed by that name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+from halo_core.api import PluginsConfig
+from halo_core.schema import (
+    Alias,
+    Configured,
+    Doc,
+    IPAddress,
+    Length,
+    Pattern,
+    PluginRef,
+    Range,
+    Seconds,
+)
+
+NAME = Pattern(r"[A-Za-z0-9_.:@-]+", "must be a name of letters, digits and _ . : @ -")
+IFNAME = Pattern(r"[^\s/]{1,15}", "must be an interface name (1 to 15 characters, no / or space)")
+
+
+@dataclass(frozen=True)
+class VirtualAddress:
+    """A virtual address with keepalived's options.
+
+    Written as a string like keepalived's ``virtual_ipaddress`` lines —
+    ``"192.0.2.16/24 dev eth0 label eth0:1 scope global"`` — or as a mapping.
+    A bare IPv4 address means /32 and an IPv6 one /128, as in keepalived.
+    """
+
+    address: ipaddress.IPv4Interface | ipaddress.IPv6Interface
+    dev: str | None = None
+    label: str | None = None
+    scope: str | None = None
+    broadcast: ipaddress.IPv4Address | None = None
+
+    _OPTIONS: ClassVar[frozenset[str]] = frozenset({"dev", "label", "scope", "brd", "broadcast"})
+    _SCOPES: ClassVar[frozenset[str]] = frozenset({"global", "site", "link", "host", "nowhere"})
+
+    @property
+    def ip(self) -> IPAddress:
+        return self.address.ip
+
+    @classmethod
+    def parse(cls, value: Any) -> VirtualAddress:
+        if isinstance(value, dict):
+            unknown = set(value) - {"address", *cls._OPTIONS}
+            if unknown:
+                raise ValueError(f"unknown key {sorted(unknown)[0]!r} in a virtual address")
+            if "address" not in value:
+                raise ValueError("missing required key 'address'")
+            parts: list[str] = [str(value["address"])]
+            for k in ("dev", "label", "scope", "broadcast", "brd"):
+                if value.get(k) is not None:
+                    parts += [k, str(value[k])]
+            value = " ".join(parts)
+        if not isinstance(value, str):
+            raise ValueError(f"must be an address string or mapping, not {type(value).__name__}")
+        words = value.split()
+        if not words:
+            raise ValueError("must not be empty")
+        try:
+            addr = ipaddress.ip_interface(words[0])
+        except ValueError:
+            raise ValueError(f"{words[0]!r} is not an IP address or address/prefix") from None
+        opts: dict[str, str] = {}
+        rest = words[1:]
+        if len(rest) % 2:
+            raise ValueError(f"option {rest[-1]!r} needs a value")
+        for key, val in zip(rest[::2], rest[1::2], strict=True):
+            if key not in cls._OPTIONS:
+                raise ValueError(f"unknown option {key!r} (known: dev, label, scope, brd)")
+            opts["broadcast" if key == "brd" else key] = val
+        if "scope" in opts and opts["scope"] not in cls._SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(sorted(cls._SCOPES))}")
+        if "dev" in opts and not re.fullmatch(IFNAME.regex, opts["dev"]):
+            raise ValueError(f"dev {opts['dev']!r} is not an interface name")
+        brd = None
+        if "broadcast" in opts:
+            if addr.version != 4:
+                raise ValueError("brd applies to IPv4 addresses only")
+            brd = ipaddress.IPv4Address(opts["broadcast"])
+        return cls(addr, opts.get("dev"), opts.get("label"), opts.get("scope"), brd)
+
+    @classmethod
+    def __json_schema__(cls) -> dict[str, Any]:
+        return {
+            "anyOf": [
+                {"type": "string", "description": "ADDRESS[/PREFIX] [dev IF] [label L] [scope S]"},
+                {
+                    "type": "object",
+                    "properties": {
+                        k: {"type": "string"}
+                        for k in ("address", "dev", "label", "scope", "broadcast")
+                    },
+                    "required": ["address"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+
+    def __str__(self) -> str:
+        out = str(self.address)
+        for k in ("dev", "label", "scope"):
+            if getattr(self, k):
+                out += f" {k} {getattr(self, k)}"
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Authentication:
+    """VRRPv2 authentication (RFC 3768 §5.3.6). Only PASS is on the wire today; RFC 3768
+    deprecates both, but keepalived users have it in their configs."""
+
+    auth_type: Annotated[Literal["PASS"], Alias(("type",)), Doc("PASS: a clear-text password")] = (
+        "PASS"
+    )
+    auth_pass: Annotated[
+        str, Alias(("password",)), Length(1, 8), Doc("up to 8 characters (keepalived truncates)")
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Track:
+    """One input that moves a VRRP instance's priority (or puts it in FAULT).
+
+    Exactly one of ``check``, ``interface`` or ``file``. With weight 0 a failure means FAULT;
+    a positive weight is added while the input is up, a negative one subtracted while it is
+    down (keepalived's rules; ``reverse`` swaps up and down).
+    """
+
+    check: Annotated[str | None, Doc("name of a check in `checks:`")] = None
+    interface: Annotated[str | None, IFNAME, Doc("a network interface; down counts as failed")] = (
+        None
+    )
+    file: Annotated[str | None, Doc("a file holding a number, multiplied by the weight")] = None
+    weight: Annotated[
+        int | None,
+        Range(-254, 254),
+        Doc("priority change (default: the check's own weight, else 0)"),
+    ] = None
+    reverse: Annotated[bool, Doc("invert the input")] = False
+
+    def __check__(self) -> list[tuple[tuple[str, ...], str]]:
+        given = [k for k in ("check", "interface", "file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            return [((), "needs exactly one of 'check', 'interface' or 'file'")]
+        return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class VrrpInstance:
+    """A VRRP virtual router on one interface (keepalived's ``vrrp_instance``)."""
+
+    interface: Annotated[str, IFNAME, Doc("interface the adverts are sent on")]
+    virtual_router_id: Annotated[
+        int, Range(1, 255), Doc("VRID, the same on every router of the group")
+    ]
+    priority: Annotated[int, Range(1, 255), Doc("255 means address owner (starts MASTER)")] = 100
+    state: Annotated[
+        Literal["MASTER", "BACKUP"],
+        Doc("start-up hint; as in keepalived only priority 255 really starts as MASTER"),
+    ] = "BACKUP"
+    version: Annotated[Literal[2, 3], Alias(("vrrp_version",)), Doc("VRRP version")] = 2
+    advert_int: Annotated[
+        Seconds, Doc("advertisement interval: whole seconds 1–255 in v2, 0.01–40.95 s in v3")
+    ] = Seconds(1.0)
+    nopreempt: Annotated[bool, Doc("never take over from a lower-priority master")] = False
+    preempt_delay: Annotated[
+        Seconds,
+        Range(0, 1000),
+        Doc("wait this long after start-up or seeing a lower-priority master before preempting"),
+    ] = Seconds(0.0)
+    authentication: Annotated[Authentication | None, Doc("VRRPv2 only")] = None
+    virtual_ipaddress: Annotated[
+        list[VirtualAddress],
+        Alias(("virtual_ipaddresses",)),
+        Length(max=255),
+        Doc("the addresses that move with the master"),
+    ] = field(default_factory=list)
+    virtual_ipaddress_excluded: Annotated[
+        list[VirtualAddress], Doc("addresses moved with the master but not put in adverts")
+    ] = field(default_factory=list)
+    unicast_src_ip: Annotated[
+        IPAddress | None, Alias(("mcast_src_ip",)), Doc("source address of adverts")
+    ] = None
+    unicast_peer: Annotated[
+        list[IPAddress], Doc("send adverts to these peers instead of multicast")
+    ] = field(default_factory=list)
+    track: Annotated[list[Track], Doc("inputs that move the priority")] = field(
+        default_factory=list
+    )
+    v3_checksum_as_v2: Annotated[
+        bool,
+        Doc(
+            "VRRPv3 over IPv4: checksum without the pseudo-header"
+            " (RFC 9568 option, keepalived ≥ 2.2.8)"
+        ),
+    ] = False
+    garp_master_delay: Annotated[
+        Seconds | None, Doc("override the vip backend's delay for the second burst")
+    ] = None
+
+    def __check__(self) -> list[tuple[tuple[str, ...], str]]:
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if self.version == 2:
+            if float(self.advert_int) != int(self.advert_int) or not 1 <= self.advert_int <= 255:
+                problems.append((("advert_int",), "must be whole seconds from 1 to 255 in VRRPv2"))
+        else:
+            if not 0.01 <= self.advert_int <= 40.95:
+                problems.append((("advert_int",), "must be from 0.01 to 40.95 seconds in VRRPv3"))
+            if self.authentication is not None:
+                problems.append((("authentication",), "VRRPv3 has no authentication (RFC 5798 §9)"))
+        families = {v.address.version for v in self.virtual_ipaddress}
+        if len(families) > 1:
+            problems.append(
+                (
+                    ("virtual_ipaddress",),
+                    "mixes IPv4 and IPv6; use one instance per family (RFC 5798 §5.2.9)",
+                )
+            )
+        if self.version == 2 and families == {6}:
+            problems.append((("virtual_ipaddress",), "IPv6 needs VRRP version 3"))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncGroup:
+    """Instances that change state together (keepalived's ``vrrp_sync_group``)."""
+
+    group: Annotated[list[str], Length(min=1), Doc("member instance names")]
+    track: Annotated[list[Track], Doc("inputs tracked by every member")] = field(
+        default_factory=list
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalConfig:
+    """Settings for the whole daemon (keepalived's ``global_defs``)."""
+
+    router_id: Annotated[
+        str | None, Doc("this node's name in notifications (default: host name)")
+    ] = None
+    script_user: Annotated[
+        str | None,
+        Doc("user (and optional :group) scripts run as; default: keepalived_script or nobody"),
+    ] = None
+    enable_script_security: Annotated[
+        bool, Doc("refuse scripts that a non-root user could modify")
+    ] = True
+    log_format: Annotated[Literal["text", "json"], Doc("log lines as text or JSON")] = "text"
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], Doc("least severe level logged")
+    ] = "info"
+    plugins: Annotated[PluginsConfig, Doc("plugin loading")] = field(default_factory=PluginsConfig)
+    state_dir: Annotated[str, Doc("where halo keeps its run-time state")] = "/run/halo"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HaloConfig:
+    """A halo configuration file. Other files can be pulled in with
+    ``include: [conf.d/*.yaml]`` (paths relative to the including file)."""
+
+    global_: Annotated[GlobalConfig, Alias(("global_defs",)), Doc("daemon-wide settings")] = field(
+        default_factory=GlobalConfig
+    )
+    vrrp_instances: Annotated[dict[str, VrrpInstance], Doc("VRRP instances by name")] = field(
+        default_factory=dict
+    )
+    vrrp_sync_groups: Annotated[dict[str, SyncGroup], Doc("sync groups by name")] = field(
+        default_factory=dict
+    )
+    checks: Annotated[
+        dict[str, Annotated[Configured, PluginRef("checker")]],
+        Doc("named checks (each with a checker `type:`)"),
+    ] = field(default_factory=dict)
+    notifiers: Annotated[
+        dict[str, Annotated[Configured, PluginRef("notifier")]],
+        Doc("named notifiers (each with a notifier `type:`)"),
+    ] = field(default_factory=dict)
+    backends: Annotated[
+        dict[str, Annotated[Configured, PluginRef("backend")]],
+        Doc("named backends (each with a backend `type:`)"),
+    ] = field(default_factory=dict)
+
+
+# Names checked against each other, and the instance name rules, live here so that `halo check`
+# and the daemon agree.
+NAME_RULE = NAME

@@ -1,0 +1,95 @@
+"""The daemon: loads the config and plugins, wires the bus, scheduler and VRRP engine, and
+runs until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import sys
+from collections.abc import Awaitable
+from typing import Any
+
+from halo_core import __version__
+from halo_core import log as halo_log
+from halo_core.bus import EventBus
+from halo_core.config import Config, ConfigError, load
+from halo_core.plugins import Plugins
+from halo_core.scheduler import Clock, LoopClock, Scheduler
+
+log = logging.getLogger("halo")
+
+HOOK_TIMEOUT = 10.0
+
+
+class Daemon:
+    """One running halo: its config, plugins, bus, scheduler and (from #3 on) VRRP engine."""
+
+    def __init__(self, config: Config, plugins: Plugins, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.clock = clock or LoopClock()
+        self.bus = EventBus()
+        self.scheduler = Scheduler(self.clock)
+        self.stopping = asyncio.Event()
+        self.hook_failures: dict[str, int] = {}
+
+    async def call_hook(self, name: str, **kwargs: Any) -> None:
+        """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
+        runs too long is logged against that plugin, and the others still run."""
+        caller = getattr(self.plugins.hook, name)
+        for impl in reversed(caller.get_hookimpls()):
+            plugin_name = self.plugins.manager.get_name(impl.plugin) or repr(impl.plugin)
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                if inspect.isawaitable(result):
+                    await asyncio.wait_for(_as_coro(result), HOOK_TIMEOUT)
+            except Exception as exc:  # plugin territory: isolate and report
+                self.hook_failures[plugin_name] = self.hook_failures.get(plugin_name, 0) + 1
+                log.error(
+                    "plugin %s: %s failed: %s: %s", plugin_name, name, type(exc).__name__, exc
+                )
+
+    async def start(self) -> None:
+        await self.call_hook("halo_subscribe", bus=self.bus)
+        await self.call_hook("halo_startup", daemon=self)
+
+    async def stop(self) -> None:
+        await self.call_hook("halo_shutdown", daemon=self)
+        self.scheduler.close()
+        await self.bus.drain(timeout=5.0)
+        await self.bus.close()
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        await self.start()
+        log.info("halo %s started with %s", __version__, self.config.path)
+        await self.stopping.wait()
+        log.info("stopping")
+        await self.stop()
+
+
+async def _as_coro(aw: Awaitable[Any]) -> Any:
+    return await aw
+
+
+def run(config_path: str, *, log_level: str | None = None) -> int:
+    from halo_core.cli import _load_plugins
+
+    plugins = _load_plugins(config_path)
+    try:
+        config = load(config_path, plugins)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return 1
+    g = config.model.global_
+    halo_log.setup(log_level or g.log_level, g.log_format)
+    for err in plugins.errors:
+        log.error("plugin %s not loaded: %s", err.name, err.message)
+    daemon = Daemon(config, plugins)
+    asyncio.run(daemon.run_forever())
+    return 0

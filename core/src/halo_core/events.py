@@ -1,0 +1,155 @@
+"""The events halo publishes on its bus.
+
+Events are immutable records. Each has a ``source`` (the instance, check, pool or backend it
+is about): the bus delivers one source's events to a subscriber in publication order, while
+different sources proceed independently. ``kind`` is the short name notifier filters use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every event. ``time`` is wall-clock seconds (for humans and notifications)."""
+
+    kind: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time)
+
+    @property
+    def source(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VrrpStateChanged(Event):
+    """A VRRP instance (or a sync group, with ``group`` set) changed state."""
+
+    kind: ClassVar[str] = "vrrp_state"
+    instance: str
+    old: str
+    new: str
+    priority: int
+    reason: str
+    group: str | None = None
+    interface: str | None = None
+    vrid: int | None = None
+
+    @property
+    def source(self) -> str:
+        return f"vrrp:{self.instance}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VrrpAnnounce(Event):
+    """A MASTER wants its addresses announced again now (gratuitous ARP / unsolicited NA):
+    e.g. it met another master after a partition healed and won."""
+
+    kind: ClassVar[str] = "vrrp_announce"
+    instance: str
+    reason: str
+
+    @property
+    def source(self) -> str:
+        return f"vrrp:{self.instance}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriorityChanged(Event):
+    """A VRRP instance's effective priority changed because a tracked input moved."""
+
+    kind: ClassVar[str] = "vrrp_priority"
+    instance: str
+    old: int
+    new: int
+    reason: str
+
+    @property
+    def source(self) -> str:
+        return f"vrrp:{self.instance}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResultEvent(Event):
+    """A check finished one probe. ``up`` is the check's state after rise/fall."""
+
+    kind: ClassVar[str] = "check_result"
+    check: str
+    ok: bool
+    up: bool
+    message: str = ""
+    latency: float = 0.0
+
+    @property
+    def source(self) -> str:
+        return f"check:{self.check}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckStateChanged(Event):
+    """A check went up or down (after rise/fall)."""
+
+    kind: ClassVar[str] = "check_state"
+    check: str
+    up: bool
+    message: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"check:{self.check}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RealServerChanged(Event):
+    """A real server of a virtual service went up or down."""
+
+    kind: ClassVar[str] = "real_server"
+    virtual_server: str
+    real_server: str
+    up: bool
+    weight: int
+    reason: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"vs:{self.virtual_server}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendApplied(Event):
+    """A backend applied a change to the kernel."""
+
+    kind: ClassVar[str] = "backend_applied"
+    backend: str
+    detail: str
+
+    @property
+    def source(self) -> str:
+        return f"backend:{self.backend}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendFailed(Event):
+    """A backend could not apply a change. ``instance`` is set when the failure concerns a
+    VRRP instance (the instance then goes to FAULT rather than claim what it can't hold)."""
+
+    kind: ClassVar[str] = "backend_failed"
+    backend: str
+    error: str
+    instance: str | None = None
+
+    @property
+    def source(self) -> str:
+        return f"backend:{self.backend}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigReloaded(Event):
+    """The daemon applied a new configuration."""
+
+    kind: ClassVar[str] = "config_reloaded"
+    path: str
+    summary: str

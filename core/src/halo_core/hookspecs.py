@@ -1,0 +1,98 @@
+"""Every hook a halo plugin can implement, in one place.
+
+A plugin is a module registered under the ``halo.plugins`` entry-point group; halo loads it
+with pluggy and calls the functions it marks with :data:`hookimpl`. Each hook below says when
+it is called, what it returns and whether the first result wins. ``docs/hooks.md`` has one
+section per hook with an example (a test fails when one is missing).
+
+Hooks run on the daemon's event loop and must not block: return an awaitable for anything
+that waits (halo awaits it with a time limit) and keep imports of heavy libraries inside the
+runtime objects your factories build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from halo_core.api import PluginType
+    from halo_core.bus import EventBus
+    from halo_core.config import Config
+    from halo_core.daemon import Daemon
+
+PROJECT = "halo"
+ENTRY_POINT_GROUP = "halo.plugins"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def halo_plugin_types() -> list[PluginType]:
+    """Declare the checker, notifier and backend types this plugin provides.
+
+    Called once, when plugins are loaded (by every ``halo`` command, including ``check``, so
+    it must be cheap: return schemas and lazy factories, import nothing heavy).
+    Returns a list of :class:`halo_core.api.PluginType`. All plugins' results are collected;
+    two plugins declaring the same kind and name is a load error for the second one.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def halo_subscribe(bus: EventBus) -> None:
+    """Subscribe to the event bus with ``bus.subscribe(handler, ...)``.
+
+    Called once per daemon start, after the config is loaded and before any VRRP instance
+    starts, so a subscriber sees every event from the first state change on. Every plugin is
+    called; the return value is ignored. Handlers run isolated: a handler that raises or
+    hangs is logged, counted and timed out without delaying the publisher or other
+    subscribers.
+    """
+
+
+@hookspec
+def halo_startup(daemon: Daemon) -> Awaitable[None] | None:
+    """The daemon is starting with a validated config (``daemon.config``).
+
+    Called once, after :func:`halo_subscribe` and before the VRRP instances start. Return
+    ``None`` or an awaitable, which is awaited with a time limit; an exception or time-out is
+    logged and reported against this plugin, and the daemon carries on. Every plugin is
+    called.
+    """
+
+
+@hookspec
+def halo_reload(daemon: Daemon, old: Config, new: Config) -> Awaitable[None] | None:
+    """A new config has been validated and is being applied in place of ``old``.
+
+    Called on SIGHUP / ``halo reload`` after validation succeeded (an invalid config never
+    reaches plugins). Return ``None`` or an awaitable (awaited with a time limit). Every
+    plugin is called; failures are logged and do not stop the reload.
+    """
+
+
+@hookspec
+def halo_shutdown(daemon: Daemon) -> Awaitable[None] | None:
+    """The daemon is stopping (SIGTERM, SIGINT or ``halo`` exiting).
+
+    Called once after the VRRP instances have stepped down (priority 0 sent) and before
+    backends withdraw their state. Return ``None`` or an awaitable (awaited with a time
+    limit). Every plugin is called; failures are logged.
+    """
+
+
+@hookspec
+def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add sub-commands to the ``halo`` command line.
+
+    Called when the command line is built, before arguments are parsed. Add a parser with
+    ``subparsers.add_parser(name, help=...)`` and set ``func`` (a callable taking the parsed
+    ``argparse.Namespace`` and returning an exit status) with ``set_defaults``. Every plugin
+    is called; a name already taken is a load error for that plugin.
+    """

@@ -1,0 +1,202 @@
+"""Finding and loading plugins.
+
+Every plugin, first-party or not, is found the same way: an entry point in the
+``halo.plugins`` group naming a module. Loading is isolated per plugin: one that fails to
+import, implements a hook that does not exist (a misspelling), or declares a type another
+plugin already declared, is recorded as a load error by name and left out, and the others
+load normally. Plugins can be blocked by name with ``HALO_BLOCK_PLUGINS=a,b`` or
+``global: {plugins: {block: [a, b]}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from halo_core import hookspecs
+from halo_core.api import (
+    KINDS,
+    BackendConfig,
+    CheckerConfig,
+    NotifierConfig,
+    PluginKind,
+    PluginType,
+)
+
+BLOCK_ENV = "HALO_BLOCK_PLUGINS"
+_BASES: dict[str, type] = {
+    "checker": CheckerConfig,
+    "notifier": NotifierConfig,
+    "backend": BackendConfig,
+}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What ``halo plugins`` shows about one plugin."""
+
+    name: str
+    module: str
+    distribution: str | None
+    version: str | None
+    types: tuple[tuple[str, str], ...] = ()  # (kind, type name)
+
+
+@dataclass(frozen=True)
+class LoadError:
+    """A plugin that was not loaded, and why."""
+
+    name: str
+    distribution: str | None
+    message: str
+
+
+@dataclass
+class Plugins:
+    """The loaded plugins: pluggy's manager, the types they provide, and what went wrong."""
+
+    manager: pluggy.PluginManager
+    infos: list[PluginInfo] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    types: dict[str, dict[str, PluginType]] = field(default_factory=lambda: {k: {} for k in KINDS})
+
+    @property
+    def hook(self) -> Any:
+        return self.manager.hook
+
+    def schema_for(self, kind: str, name: str) -> type | None:
+        t = self.types.get(kind, {}).get(name)
+        return t.schema if t else None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.types.get(kind, {}))
+
+    def schemas(self, kind: str) -> Mapping[str, type]:
+        return {n: t.schema for n, t in self.types.get(kind, {}).items()}
+
+    def type(self, kind: str, name: str) -> PluginType:
+        return self.types[kind][name]
+
+
+def new_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def blocked_names(extra: Iterable[str] = ()) -> set[str]:
+    env = os.environ.get(BLOCK_ENV, "")
+    return {n.strip() for n in env.split(",") if n.strip()} | set(extra)
+
+
+def load(
+    *,
+    block: Iterable[str] = (),
+    modules: Iterable[tuple[str, ModuleType | object]] = (),
+    entry_points: bool = True,
+) -> Plugins:
+    """Discover and load plugins.
+
+    ``modules`` adds plugin objects directly (for tests and embedding); they go through the
+    same checks as entry-point plugins.
+    """
+    plugins = Plugins(new_manager())
+    blocked = blocked_names(block)
+    if entry_points:
+        for ep in sorted(
+            importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name
+        ):
+            dist = ep.dist.name if ep.dist else None
+            if ep.name in blocked or (dist and dist in blocked):
+                plugins.blocked.append(ep.name)
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # any import-time failure is this plugin's, not halo's
+                plugins.errors.append(LoadError(ep.name, dist, f"import failed: {_one_line(exc)}"))
+                continue
+            _register(plugins, ep.name, module, dist, ep.dist.version if ep.dist else None)
+    for name, module in modules:
+        if name in blocked:
+            plugins.blocked.append(name)
+            continue
+        _register(plugins, name, module, None, None)
+    return plugins
+
+
+def _register(
+    plugins: Plugins, name: str, module: Any, dist: str | None, version: str | None
+) -> None:
+    pm = plugins.manager
+    if pm.has_plugin(name):
+        plugins.errors.append(LoadError(name, dist, "a plugin with this name is already loaded"))
+        return
+    try:
+        pm.register(module, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        plugins.errors.append(LoadError(name, dist, f"invalid hook: {_one_line(exc)}"))
+        return
+    # A hook implementation whose name matches no hookspec (a misspelling such as
+    # halo_startpu) would otherwise be silently ignored.
+    unknown = [
+        impl.function.__name__
+        for hook_name in dir(pm.hook)
+        if not hook_name.startswith("_")
+        for impl in getattr(pm.hook, hook_name).get_hookimpls()
+        if impl.plugin is module and not getattr(pm.hook, hook_name).has_spec()
+    ]
+    if unknown:
+        pm.unregister(module)
+        plugins.errors.append(
+            LoadError(name, dist, f"unknown hook {unknown[0]!r} (see halo_core.hookspecs)")
+        )
+        return
+    declared: list[tuple[str, str]] = []
+    impl = getattr(module, "halo_plugin_types", None)
+    if impl is not None:
+        try:
+            types = list(impl() or [])
+            problems = [_check_type(plugins, t) for t in types]
+        except Exception as exc:  # a plugin's declaration code is plugin territory
+            problems, types = [f"halo_plugin_types failed: {_one_line(exc)}"], []
+        problem = next((p for p in problems if p), None)
+        if problem:
+            pm.unregister(module)
+            plugins.errors.append(LoadError(name, dist, problem))
+            return
+        for t in types:
+            plugins.types[t.kind][t.name] = t
+            declared.append((t.kind, t.name))
+    plugins.infos.append(
+        PluginInfo(name, getattr(module, "__name__", repr(module)), dist, version, tuple(declared))
+    )
+
+
+def _check_type(plugins: Plugins, t: object) -> str | None:
+    if not isinstance(t, PluginType):
+        return f"halo_plugin_types returned {type(t).__name__}, not PluginType"
+    if t.kind not in KINDS:
+        return f"type {t.name!r} has unknown kind {t.kind!r} (one of {', '.join(KINDS)})"
+    if t.name in plugins.types[t.kind]:
+        return f"{t.kind} type {t.name!r} is already provided by another plugin"
+    base = _BASES[t.kind]
+    if not (dataclasses.is_dataclass(t.schema) and issubclass(t.schema, base)):
+        return f"{t.kind} type {t.name!r}: schema must be a dataclass deriving from {base.__name__}"
+    return None
+
+
+def kind_of(name: str) -> PluginKind | None:
+    return name if name in KINDS else None  # type: ignore[return-value]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,230 @@
+"""Timers and periodic jobs on a monotonic clock that tests can replace.
+
+Everything in halo that waits for time — VRRP timers, checks, retries, coalescing windows —
+asks a :class:`Clock` rather than the wall clock or ``asyncio.sleep``. In production that is
+:class:`LoopClock` (the event loop's monotonic time); tests use :class:`FakeClock` and
+``await clock.advance(3.6)`` to run three and a half seconds of timers instantly and in a
+deterministic order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+log = logging.getLogger("halo.scheduler")
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Monotonic time in seconds and callbacks at points in it."""
+
+    def now(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer: ...
+
+    async def sleep(self, delay: float) -> None: ...
+
+
+class LoopClock:
+    """The running event loop's monotonic clock."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        return self.loop.call_at(when, callback)
+
+    async def sleep(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+
+
+@dataclass(order=True)
+class _FakeTimer:
+    when: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeClock:
+    """A clock that only moves when told to. Callbacks run in time order, ties in the order
+    they were scheduled; between callbacks the event loop gets to run ready tasks."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._heap: list[_FakeTimer] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        timer = _FakeTimer(when, next(self._seq), callback)
+        heapq.heappush(self._heap, timer)
+        return timer
+
+    async def sleep(self, delay: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self.call_at(self._now + max(0.0, delay), wake)
+        await fut
+
+    def pending(self) -> int:
+        return sum(1 for t in self._heap if not t.cancelled)
+
+    async def advance(self, delta: float) -> None:
+        """Move time forward by ``delta``, running every timer that falls due on the way."""
+        target = self._now + delta
+        await _settle()
+        while self._heap and self._heap[0].when <= target:
+            timer = heapq.heappop(self._heap)
+            if timer.cancelled:
+                continue
+            self._now = max(self._now, timer.when)
+            timer.callback()
+            await _settle()
+        self._now = target
+        await _settle()
+
+
+async def _settle(rounds: int = 20) -> None:
+    # Let tasks woken by a timer run (and the tasks they wake, a few levels deep).
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+@dataclass
+class JobStats:
+    runs: int = 0
+    failures: int = 0
+    skipped: int = 0  # a run was due while the previous one was still going
+    last_error: str | None = None
+
+
+class Job:
+    """A periodic job; see :meth:`Scheduler.every`."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        name: str,
+        interval: float,
+        func: Callable[[], Awaitable[None]],
+        jitter: float,
+        first_delay: float,
+    ) -> None:
+        self.scheduler = scheduler
+        self.name = name
+        self.interval = interval
+        self.func = func
+        self.jitter = jitter
+        self.stats = JobStats()
+        self.running: asyncio.Task[None] | None = None
+        self.next_run = scheduler.clock.now() + first_delay
+        self._timer: Timer | None = scheduler.clock.call_at(self.next_run, self._due)
+        self.stopped = False
+
+    def _due(self) -> None:
+        if self.stopped:
+            return
+        if self.running is not None and not self.running.done():
+            self.stats.skipped += 1
+        else:
+            self.running = asyncio.get_running_loop().create_task(
+                self._run(), name=f"job:{self.name}"
+            )
+        spread = self.interval * self.jitter * (2 * self.scheduler.random.random() - 1)
+        self.next_run = max(self.next_run + self.interval + spread, self.scheduler.clock.now())
+        self._timer = self.scheduler.clock.call_at(self.next_run, self._due)
+
+    async def _run(self) -> None:
+        async with self.scheduler.slots:
+            try:
+                await self.func()
+                self.stats.runs += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a job's failure is its own; the schedule goes on
+                self.stats.failures += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("job %s failed: %s", self.name, self.stats.last_error)
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.running is not None:
+            self.running.cancel()
+
+
+class Scheduler:
+    """Periodic jobs with jitter, spread start times and a cap on how many run at once."""
+
+    def __init__(
+        self, clock: Clock | None = None, *, max_concurrency: int = 256, seed: int | None = None
+    ) -> None:
+        self.clock: Clock = clock or LoopClock()
+        self.slots = asyncio.Semaphore(max_concurrency)
+        self.max_concurrency = max_concurrency
+        self.random = random.Random(seed)
+        self.jobs: dict[str, Job] = {}
+
+    def every(
+        self,
+        name: str,
+        interval: float,
+        func: Callable[[], Awaitable[None]],
+        *,
+        jitter: float = 0.0,
+        first_delay: float | None = None,
+    ) -> Job:
+        """Run ``func`` every ``interval`` seconds (± ``jitter`` × interval).
+
+        The first run comes after ``first_delay``, by default a random point within the first
+        interval so that many jobs configured together do not all fire at once. A run that
+        falls due while the previous one is still going is skipped and counted, never
+        stacked.
+        """
+        if name in self.jobs:
+            raise ValueError(f"a job named {name!r} is already scheduled")
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        delay = self.random.uniform(0, interval) if first_delay is None else first_delay
+        job = Job(self, name, interval, func, jitter, delay)
+        self.jobs[name] = job
+        return job
+
+    def cancel(self, name: str) -> None:
+        job = self.jobs.pop(name, None)
+        if job:
+            job.stop()
+
+    def close(self) -> None:
+        for name in list(self.jobs):
+            self.cancel(name)

@@ -1,0 +1,1 @@
+"""Example third-party halo checker ``file_age``."""

@@ -1,0 +1,1 @@
+"""halo checker ``tcp``: success when a TCP connection is established."""

@@ -1,0 +1,114 @@
+"""Distributions: one wheel per directory, and a third-party plugin installed next to halo-core
+in a fresh virtual environment is found and validated like a first-party one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+UV = shutil.which("uv")
+pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed")
+
+
+def distributions() -> dict[str, Path]:
+    out = {}
+    for pp in [ROOT / "core" / "pyproject.toml", *sorted(ROOT.glob("plugins/*/*/pyproject.toml"))]:
+        out[tomllib.loads(pp.read_text())["project"]["name"]] = pp.parent
+    return out
+
+
+def test_layout_and_names() -> None:
+    """plugins/<kind>/<name>/ is halo-<kind>-<name>, importing halo_<kind>_<name>."""
+    for name, path in distributions().items():
+        if path.name == "core":
+            assert name == "halo-core"
+            continue
+        kind = path.parent.name.rstrip("s")
+        assert name == f"halo-{kind}-{path.name}"
+        assert (path / "src" / f"halo_{kind}_{path.name}" / "__init__.py").exists()
+        assert (path / "README.md").exists()
+        eps = tomllib.loads((path / "pyproject.toml").read_text())["project"]["entry-points"]
+        assert list(eps) == ["halo.plugins"]
+
+
+def test_plain_uv_sync_installs_every_first_party_plugin() -> None:
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    deps = set(root["project"]["dependencies"])
+    sources = set(root["tool"]["uv"]["sources"])
+    assert set(distributions()) <= deps
+    assert set(distributions()) <= sources
+
+
+def test_build_all_packages(tmp_path: Path) -> None:
+    assert UV
+    subprocess.run(
+        [UV, "build", "--all-packages", "--wheel", "-q", "-o", str(tmp_path)], cwd=ROOT, check=True
+    )
+    wheels = sorted(p.name.split("-")[0].replace("_", "-") for p in tmp_path.glob("*.whl"))
+    assert wheels == sorted(distributions())
+
+
+BROKEN_PYPROJECT = """
+[project]
+name = "halo-checker-broken"
+version = "0.0.1"
+[project.entry-points."halo.plugins"]
+checker-broken = "halo_checker_broken"
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+[tool.hatch.build.targets.wheel]
+packages = ["halo_checker_broken"]
+"""
+
+
+def test_example_plugin_in_a_fresh_venv(tmp_path: Path) -> None:
+    assert UV
+    dist = tmp_path / "dist"
+    for project in (ROOT / "core", ROOT / "examples" / "halo-checker-example"):
+        subprocess.run([UV, "build", "--wheel", "-q", "-o", str(dist), str(project)], check=True)
+    broken = tmp_path / "broken"
+    (broken / "halo_checker_broken").mkdir(parents=True)
+    (broken / "pyproject.toml").write_text(BROKEN_PYPROJECT)
+    (broken / "halo_checker_broken" / "__init__.py").write_text("import no_such_module_anywhere\n")
+    subprocess.run([UV, "build", "--wheel", "-q", "-o", str(dist), str(broken)], check=True)
+
+    venv = tmp_path / "venv"
+    subprocess.run([UV, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run(
+        [UV, "pip", "install", "-q", "--python", str(py), *map(str, dist.glob("*.whl"))], check=True
+    )
+    halo = venv / "bin" / "halo"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+
+    out = subprocess.run(
+        [halo, "plugins"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert "checker-file-age  halo-checker-example" in out
+    assert "checker file_age" in out
+    assert "checker-broken: not loaded: import failed: ModuleNotFoundError" in out
+    # only what was installed: the workspace's own plugins are not in this venv
+    assert "checker-tcp" not in out
+
+    good = tmp_path / "good.yaml"
+    good.write_text("checks:\n  hb: {type: file_age, path: /run/hb, max_age: 5s}\n")
+    res = subprocess.run(
+        [halo, "check", "-c", str(good)], capture_output=True, text=True, env=env, check=False
+    )
+    assert res.returncode == 0, res.stderr
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("checks:\n  hb: {type: file_age, path: /run/hb, max_age: 0}\n")
+    res = subprocess.run(
+        [halo, "check", "-c", str(bad)], capture_output=True, text=True, env=env, check=False
+    )
+    assert res.returncode == 1
+    assert res.stderr == f"{bad}:2:48: checks.hb.max_age: must be between 0.001 and 86400, not 0\n"

@@ -1,0 +1,131 @@
+"""Plugin discovery and isolation (pluggy, entry-point group ``halo.plugins``)."""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+from halo_core import plugins
+from halo_core.api import CheckerConfig, NotifierConfig, PluginType
+from halo_core.config import ConfigError, load_text
+from halo_core.hookspecs import hookimpl
+from halo_core.schema import Doc
+
+
+@dataclass(frozen=True, kw_only=True)
+class PingCheck(CheckerConfig):
+    host: Annotated[str, Doc("host to ping")]
+
+
+def make_plugin(name: str = "ping", **hooks: object) -> types.SimpleNamespace:
+    @hookimpl
+    def halo_plugin_types() -> list[PluginType]:
+        return [PluginType("checker", name, PingCheck, "nowhere:Nothing")]
+
+    ns = types.SimpleNamespace(halo_plugin_types=halo_plugin_types, __name__=f"test_{name}")
+    for k, v in hooks.items():
+        setattr(ns, k, v)
+    return ns
+
+
+def test_first_party_plugins_found_by_entry_point() -> None:
+    """First-party plugins come through the same entry-point group as anyone's."""
+    p = plugins.load()
+    assert "tcp" in p.names("checker")
+    info = next(i for i in p.infos if i.name == "checker-tcp")
+    assert info.distribution == "halo-checker-tcp"
+    assert ("checker", "tcp") in info.types
+
+
+def test_plugin_type_is_usable_in_config() -> None:
+    p = plugins.load(entry_points=False, modules=[("ping", make_plugin())])
+    cfg = load_text("checks:\n  c: {type: ping, host: example, fall: 3}\n", "t.yaml", p)
+    c = cfg.model.checks["c"]
+    assert (c.kind, c.type, c.config.host, c.config.fall) == ("checker", "ping", "example", 3)
+
+
+def test_plugin_schema_errors_are_located() -> None:
+    p = plugins.load(entry_points=False, modules=[("ping", make_plugin())])
+    with pytest.raises(ConfigError) as exc:
+        load_text("checks:\n  c: {type: ping, hots: x}\n", "t.yaml", p)
+    assert exc.value.lines == [
+        "t.yaml:2:6: checks.c: missing required key 'host'",
+        "t.yaml:2:19: checks.c.hots: unknown key (did you mean 'host'?)",
+    ]
+
+
+def test_misspelled_hook_is_a_load_error() -> None:
+    @hookimpl
+    def halo_startpu(daemon: object) -> None:
+        return None
+
+    bad = make_plugin("bad", halo_startpu=halo_startpu)
+    good = make_plugin("good")
+    p = plugins.load(entry_points=False, modules=[("bad", bad), ("good", good)])
+    assert [e.name for e in p.errors] == ["bad"]
+    assert "unknown hook 'halo_startpu'" in p.errors[0].message
+    assert p.names("checker") == ["good"]
+
+
+def test_wrong_hook_signature_is_a_load_error() -> None:
+    @hookimpl
+    def halo_startup(deamon: object) -> None:
+        return None
+
+    p = plugins.load(
+        entry_points=False, modules=[("bad", make_plugin("bad", halo_startup=halo_startup))]
+    )
+    assert p.errors and "invalid hook" in p.errors[0].message
+
+
+def test_failing_declaration_is_isolated() -> None:
+    @hookimpl
+    def halo_plugin_types() -> list[PluginType]:
+        raise RuntimeError("boom")
+
+    broken = types.SimpleNamespace(halo_plugin_types=halo_plugin_types, __name__="broken")
+    p = plugins.load(entry_points=False, modules=[("broken", broken), ("ping", make_plugin())])
+    assert p.errors[0].name == "broken" and "RuntimeError: boom" in p.errors[0].message
+    assert p.names("checker") == ["ping"]
+
+
+def test_duplicate_type_is_refused() -> None:
+    p = plugins.load(entry_points=False, modules=[("a", make_plugin("x")), ("b", make_plugin("x"))])
+    assert [e.name for e in p.errors] == ["b"]
+    assert "already provided" in p.errors[0].message
+
+
+def test_schema_must_derive_from_the_kind_base() -> None:
+    @hookimpl
+    def halo_plugin_types() -> list[PluginType]:
+        return [PluginType("notifier", "n", PingCheck, "x:y")]
+
+    mod = types.SimpleNamespace(halo_plugin_types=halo_plugin_types, __name__="m")
+    p = plugins.load(entry_points=False, modules=[("m", mod)])
+    assert "deriving from NotifierConfig" in p.errors[0].message
+    assert NotifierConfig  # the base a notifier must use
+
+
+def test_block_by_env_and_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(plugins.BLOCK_ENV, "checker-tcp, other")
+    p = plugins.load()
+    assert "tcp" not in p.names("checker")
+    assert "checker-tcp" in p.blocked
+    monkeypatch.delenv(plugins.BLOCK_ENV)
+    p = plugins.load(block=["halo-checker-tcp"])  # a distribution name works too
+    assert "tcp" not in p.names("checker")
+
+
+def test_config_block_list_is_honoured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from halo_core import cli
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "global:\n  plugins:\n    block: [checker-tcp]\n"
+        "checks:\n  c: {type: tcp, connect_port: 1}\n"
+    )
+    assert cli.main(["check", "-c", str(path)]) == 1
+    assert "unknown checker type 'tcp' (installed:" in capsys.readouterr().err
