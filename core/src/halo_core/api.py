@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from halo_core.schema import Doc, IPAddress, Length, Range, Seconds
 
 if TYPE_CHECKING:
+    from halo_core.bus import EventBus
+    from halo_core.config.model import HaloConfig
     from halo_core.events import Event
+    from halo_core.scheduler import Clock, Scheduler
 
 PluginKind = Literal["checker", "notifier", "backend"]
 KINDS: tuple[PluginKind, ...] = ("checker", "notifier", "backend")
@@ -49,6 +52,20 @@ class PluginType:
         if not callable(obj):
             raise TypeError(f"factory {self.factory!r} is not callable")
         return obj  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class PluginContext:
+    """What a notifier's or backend's factory gets besides its own config: its configured
+    name, the whole configuration (e.g. the VRRP instances' virtual addresses), the bus to
+    publish on, and the daemon's clock and scheduler (use them for anything timed, so that
+    tests can drive time)."""
+
+    name: str
+    config: HaloConfig
+    bus: EventBus
+    clock: Clock
+    scheduler: Scheduler
 
 
 # --------------------------------------------------------------------------- checkers

@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from halo_core import __version__
 from halo_core import log as halo_log
@@ -17,6 +17,10 @@ from halo_core.bus import EventBus
 from halo_core.config import Config, ConfigError, load
 from halo_core.plugins import Plugins
 from halo_core.scheduler import Clock, LoopClock, Scheduler
+from halo_core.schema import Configured
+
+if TYPE_CHECKING:
+    from halo_core.vrrp.engine import VrrpEngine
 
 log = logging.getLogger("halo")
 
@@ -34,6 +38,8 @@ class Daemon:
         self.scheduler = Scheduler(self.clock)
         self.stopping = asyncio.Event()
         self.hook_failures: dict[str, int] = {}
+        self.vrrp: VrrpEngine | None = None
+        self.backends: dict[str, Any] = {}
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
         """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
@@ -54,9 +60,60 @@ class Daemon:
     async def start(self) -> None:
         await self.call_hook("halo_subscribe", bus=self.bus)
         await self.call_hook("halo_startup", daemon=self)
+        await self._start_backends()
+        if self.config.model.vrrp_instances:
+            from halo_core.vrrp.engine import VrrpEngine
+
+            self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock)
+            self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
+            self.vrrp.start()
+
+    def backend_configs(self) -> dict[str, Configured]:
+        """The configured backends, plus a default ``vip`` backend when instances have
+        virtual addresses and none was configured (what a keepalived user expects)."""
+        out = dict(self.config.model.backends)
+        wants_vip = any(i.virtual_ipaddress for i in self.config.model.vrrp_instances.values())
+        if (
+            wants_vip
+            and not any(c.type == "vip" for c in out.values())
+            and "vip" in self.plugins.names("backend")
+        ):
+            schema = self.plugins.schema_for("backend", "vip")
+            assert schema is not None
+            out.setdefault("vip", Configured("backend", "vip", schema()))
+        return out
+
+    async def _start_backends(self) -> None:
+        from halo_core.api import PluginContext
+
+        for name, configured in self.backend_configs().items():
+            ptype = self.plugins.type("backend", configured.type)
+            ctx = PluginContext(name, self.config.model, self.bus, self.clock, self.scheduler)
+            try:
+                backend = ptype.load_factory()(configured.config, ctx)
+                await asyncio.wait_for(backend.start(), HOOK_TIMEOUT)
+            except Exception as exc:  # a backend's failure is reported, never fatal to VRRP
+                log.error(
+                    "backend %s (%s): cannot start: %s: %s",
+                    name,
+                    configured.type,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            self.backends[name] = backend
+            self.bus.subscribe(backend.handle, name=f"backend:{name}")
 
     async def stop(self) -> None:
+        if self.vrrp is not None:
+            self.vrrp.stop()  # priority 0 from every master before anything else goes
+        await self.bus.drain(timeout=5.0)  # let backends act on the STOP transitions
         await self.call_hook("halo_shutdown", daemon=self)
+        for name, backend in self.backends.items():
+            try:
+                await asyncio.wait_for(backend.stop(), HOOK_TIMEOUT)
+            except Exception as exc:
+                log.error("backend %s: stop failed: %s: %s", name, type(exc).__name__, exc)
         self.scheduler.close()
         await self.bus.drain(timeout=5.0)
         await self.bus.close()
@@ -65,7 +122,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        await self.start()
+        try:
+            await self.start()
+        except OSError as exc:
+            log.error("cannot start: %s", exc)
+            await self.stop()
+            raise SystemExit(1) from None
         log.info("halo %s started with %s", __version__, self.config.path)
         await self.stopping.wait()
         log.info("stopping")

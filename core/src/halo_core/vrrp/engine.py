@@ -1,0 +1,447 @@
+"""The VRRP engine: pure state machines driven by sockets, timers and tracked inputs.
+
+Each configured instance is an :class:`InstanceRuntime` holding an immutable
+:class:`~halo_core.vrrp.fsm.Machine`. Everything that happens to it — a received advert, a
+timer, a tracked input, a shutdown — becomes an FSM event; the FSM returns the new machine
+and a list of actions, and the runtime carries them out: send an advert, log and publish a
+state change, ask for the addresses to be announced. The runtime arms exactly one timer per
+instance, at the machine's next deadline.
+
+Backends (the VIPs, the load balancer) and notifiers act on the events published here; they
+never run inside the FSM step, and nothing here waits for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from halo_core.bus import EventBus
+from halo_core.config.model import HaloConfig, Track, VrrpInstance
+from halo_core.events import BackendFailed, Event, VrrpAnnounce, VrrpStateChanged
+from halo_core.events import PriorityChanged as PriorityChangedEvent
+from halo_core.scheduler import Clock, Timer
+from halo_core.schema import IPAddress
+from halo_core.vrrp import fsm, packet, tracking
+from halo_core.vrrp.transport import (
+    GROUP4,
+    GROUP6,
+    Interface,
+    InterfaceSocket,
+    Transport,
+    interface_info,
+)
+
+log = logging.getLogger("halo.vrrp")
+
+STOP = "STOP"  # the state name published when an instance stops (keepalived's notify_stop)
+
+
+@dataclass
+class TrackState:
+    """The current readings of one instance's tracked inputs."""
+
+    updown: dict[str, tuple[tracking.Tracked, bool]] = field(default_factory=dict)
+    files: dict[str, tuple[tracking.TrackedFile, int]] = field(default_factory=dict)
+
+    def result(self, base: int) -> tracking.Effective:
+        return tracking.effective(base, self.updown.values(), self.files.values())
+
+
+def family_of(cfg: VrrpInstance) -> int:
+    """IPv6 when the virtual addresses are IPv6 (or, without any, the peers are)."""
+    addrs: list[Any] = [v.address for v in cfg.virtual_ipaddress]
+    addrs += cfg.unicast_peer
+    if cfg.unicast_src_ip is not None:
+        addrs.append(cfg.unicast_src_ip)
+    return socket.AF_INET6 if addrs and addrs[0].version == 6 else socket.AF_INET
+
+
+class InstanceRuntime:
+    """One VRRP instance at run time."""
+
+    def __init__(
+        self,
+        name: str,
+        cfg: VrrpInstance,
+        iface: Interface,
+        sock: InterfaceSocket,
+        *,
+        clock: Clock,
+        bus: EventBus,
+        group: str | None = None,
+        on_state: Callable[[InstanceRuntime, fsm.StateChanged, bool], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.iface = iface
+        self.sock = sock
+        self.clock = clock
+        self.bus = bus
+        self.group = group
+        self.on_state = on_state
+        self.family = sock.family
+        self.v3_checksum_as_v2 = cfg.v3_checksum_as_v2
+        self.counters: Counter[str] = Counter()
+        self.tracks = TrackState()
+        self.track_faults: frozenset[str] = frozenset()
+        self._timer: Timer | None = None
+        self._forced = False
+
+        src = cfg.unicast_src_ip or (
+            iface.ipv4 if self.family == socket.AF_INET else iface.link_local
+        )
+        if src is None:
+            kind = "IPv4" if self.family == socket.AF_INET else "link-local IPv6"
+            raise OSError(f"{iface.name} has no {kind} address")
+        self.source: IPAddress = src
+        self.interval_cs = round(float(cfg.advert_int) * 100)
+        self.addresses = tuple(v.address.ip for v in cfg.virtual_ipaddress)
+        auth = cfg.authentication
+        auth_type = packet.AUTH_PASS if auth is not None else packet.AUTH_NONE
+        auth_data = auth.auth_pass.encode()[:8] if auth is not None else b""
+        self.expectation = packet.Expectation(
+            version=cfg.version,
+            vrid=cfg.virtual_router_id,
+            interval_cs=self.interval_cs,
+            addresses=self.addresses,  # type: ignore[arg-type]
+            auth_type=auth_type,
+            auth_data=auth_data,
+        )
+        self.destinations: list[IPAddress] = list(cfg.unicast_peer) or [
+            GROUP4 if self.family == socket.AF_INET else GROUP6
+        ]
+        advert = packet.Advertisement(
+            version=cfg.version,
+            vrid=cfg.virtual_router_id,
+            priority=cfg.priority,
+            interval_cs=self.interval_cs,
+            addresses=self.addresses,  # type: ignore[arg-type]
+            auth_type=auth_type,
+            auth_data=auth_data,
+        )
+        # Adverts are pre-encoded per destination; only the priority changes at run time.
+        self.templates = [
+            (
+                dst,
+                packet.AdvertTemplate(
+                    advert, self.source, dst, v3_checksum_as_v2=cfg.v3_checksum_as_v2
+                ),
+            )
+            for dst in self.destinations
+        ]
+        self.machine = fsm.initial(
+            fsm.Config(
+                name=name,
+                version=cfg.version,
+                vrid=cfg.virtual_router_id,
+                priority=cfg.priority,
+                advert_interval_cs=self.interval_cs,
+                preempt=not cfg.nopreempt,
+                preempt_delay=float(cfg.preempt_delay),
+                primary_address=self.source,
+                start_state=fsm.State.MASTER if cfg.state == "MASTER" else fsm.State.BACKUP,
+            )
+        )
+        self.local_addresses = {
+            a for a in (iface.ipv4, iface.link_local, cfg.unicast_src_ip) if a is not None
+        }
+
+    # ------------------------------------------------------------------ driving the FSM
+
+    @property
+    def state(self) -> fsm.State:
+        return self.machine.state
+
+    def step(self, event: fsm.Event, *, forced: bool = False) -> None:
+        now = self.clock.now()
+        self.machine, actions = fsm.step(self.machine, event, now)
+        self._forced = forced
+        for action in actions:
+            if isinstance(action, fsm.SendAdvert):
+                self._send(action.priority)
+            elif isinstance(action, fsm.StateChanged):
+                self._state_changed(action)
+            elif isinstance(action, fsm.Announce):
+                self.counters["announce_requests"] += 1
+                self.bus.publish(VrrpAnnounce(instance=self.name, reason=action.reason))
+        self._forced = False
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.machine.next_deadline()
+        if deadline is not None:
+            self._timer = self.clock.call_at(deadline, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.step(fsm.Tick())
+
+    def _send(self, priority: int) -> None:
+        for dst, template in self.templates:
+            if self.sock.send(template.encode(priority), self.source, dst):
+                self.counters["adverts_sent"] += 1
+                if priority == 0:
+                    self.counters["priority_zero_sent"] += 1
+
+    def _state_changed(self, change: fsm.StateChanged) -> None:
+        new = change.new.value
+        if change.new is fsm.State.INITIALIZE and change.old is not fsm.State.INITIALIZE:
+            new = STOP
+        if change.new is fsm.State.MASTER:
+            self.counters["became_master"] += 1
+        if change.old is fsm.State.MASTER:
+            self.counters["released_master"] += 1
+        log.info("%s: entering %s state (%s)", self.name, new, change.reason)
+        self.bus.publish(
+            VrrpStateChanged(
+                instance=self.name,
+                old=change.old.value,
+                new=new,
+                priority=self.machine.priority,
+                reason=change.reason,
+                interface=self.iface.name,
+                vrid=self.cfg.virtual_router_id,
+                group=self.group,
+            )
+        )
+        if self.on_state is not None:
+            self.on_state(self, change, self._forced)
+
+    # ------------------------------------------------------------------ receiving
+
+    def on_advert(
+        self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
+    ) -> None:
+        if src in self.local_addresses:
+            return  # our own packet looped back by a peer or bridge
+        reason = packet.check(adv, self.expectation)
+        if reason is not None:
+            self.counters[reason.value] += 1
+            if reason.is_warning:
+                log.warning(
+                    "%s: advert from %s: %s", self.name, src, reason.value.replace("_", " ")
+                )
+            else:
+                log.debug("%s: dropped advert from %s: %s", self.name, src, reason.value)
+                return
+        self.counters["adverts_received"] += 1
+        if adv.priority == 0:
+            self.counters["priority_zero_received"] += 1
+        self.step(
+            fsm.AdvertReceived(priority=adv.priority, source=src, interval_cs=adv.interval_cs)
+        )
+
+    # ------------------------------------------------------------------ tracking
+
+    def set_input(self, track: Track, key: str, reading: bool | int) -> None:
+        weight = track.weight or 0
+        if track.file is not None:
+            self.tracks.files[key] = (
+                tracking.TrackedFile(
+                    key, track.weight if track.weight is not None else 1, track.reverse
+                ),
+                int(reading),
+            )
+        else:
+            self.tracks.updown[key] = (tracking.Tracked(key, weight, track.reverse), bool(reading))
+        self.reevaluate(
+            f"{key} {'up' if reading else 'down'}"
+            if isinstance(reading, bool)
+            else f"{key}={reading}"
+        )
+
+    def reevaluate(self, why: str) -> None:
+        """Recompute priority and faults from the tracked inputs; feed the differences."""
+        result = self.tracks.result(self.cfg.priority)
+        for reason in sorted(result.faults - self.track_faults):
+            self.step(fsm.FaultSet(reason))
+        for reason in sorted(self.track_faults - result.faults):
+            self.step(fsm.FaultCleared(reason))
+        self.track_faults = result.faults
+        if result.priority != self.machine.priority:
+            old = self.machine.priority
+            self.step(fsm.PriorityChanged(result.priority))
+            log.info("%s: priority %d -> %d (%s)", self.name, old, result.priority, why)
+            self.bus.publish(
+                PriorityChangedEvent(instance=self.name, old=old, new=result.priority, reason=why)
+            )
+
+    def status(self) -> dict[str, Any]:
+        m = self.machine
+        return {
+            "name": self.name,
+            "state": m.state.value,
+            "interface": self.iface.name,
+            "vrid": self.cfg.virtual_router_id,
+            "version": self.cfg.version,
+            "priority": m.priority,
+            "base_priority": self.cfg.priority,
+            "advert_interval": m.advert_interval,
+            "master_down_interval": m.master_down_interval,
+            "master": str(m.master_address) if m.master_address else None,
+            "master_priority": m.master_priority,
+            "faults": sorted(m.fault_reasons),
+            "group": self.group,
+            "counters": dict(self.counters),
+        }
+
+
+class VrrpEngine:
+    """Every VRRP instance of one daemon, their sockets, sync groups and tracked inputs."""
+
+    def __init__(self, config: HaloConfig, bus: EventBus, clock: Clock) -> None:
+        self.config = config
+        self.bus = bus
+        self.clock = clock
+        self.transport = Transport()
+        self.instances: dict[str, InstanceRuntime] = {}
+        self.group_of = {m: g for g, sg in config.vrrp_sync_groups.items() for m in sg.group}
+        self.links: Any = None
+        self.check_watchers: dict[str, list[tuple[InstanceRuntime, Track]]] = {}
+        self.track_files: list[tuple[InstanceRuntime, Track]] = []
+        self._file_timer: Timer | None = None
+
+    def start(self) -> None:
+        from halo_core.netlink import LinkMonitor
+
+        self.links = LinkMonitor(self._link_changed)
+        for name, cfg in self.config.vrrp_instances.items():
+            iface = interface_info(cfg.interface)
+            sock = self.transport.socket_for(iface, family_of(cfg))
+            inst = InstanceRuntime(
+                name,
+                cfg,
+                iface,
+                sock,
+                clock=self.clock,
+                bus=self.bus,
+                group=self.group_of.get(name),
+                on_state=self._sync,
+            )
+            sock.receivers[cfg.virtual_router_id] = inst
+            self.instances[name] = inst
+        for name, inst in self.instances.items():
+            self._setup_tracking(inst)
+            inst.step(fsm.Startup())
+            # The interface itself is always tracked: down means FAULT (keepalived).
+            if not self.links.watch(inst.iface.name):
+                inst.step(fsm.FaultSet(f"interface {inst.iface.name} down"))
+            log.debug("%s: started on %s (pid %d)", name, inst.iface.name, os.getpid())
+        if self.track_files:
+            self._poll_files()
+
+    def _poll_files(self) -> None:
+        # keepalived watches track files with inotify; a one-second poll is as prompt as
+        # anyone writing such a file needs, and costs one read per file per second.
+        for inst, t in self.track_files:
+            assert t.file is not None
+            value = read_track_file(t.file)
+            key = f"file {t.file}"
+            if inst.tracks.files.get(key, (None, None))[1] != value:
+                inst.set_input(t, key, value)
+        self._file_timer = self.clock.call_at(self.clock.now() + 1.0, self._poll_files)
+
+    def _setup_tracking(self, inst: InstanceRuntime) -> None:
+        tracks = list(inst.cfg.track)
+        if inst.group is not None:
+            tracks += self.config.vrrp_sync_groups[inst.group].track
+        for t in tracks:
+            if t.interface is not None:
+                up = self.links.watch(t.interface)
+                inst.set_input(t, f"interface {t.interface}", up)
+            elif t.check is not None:
+                self.check_watchers.setdefault(t.check, []).append((inst, t))
+            elif t.file is not None:
+                inst.set_input(t, f"file {t.file}", read_track_file(t.file))
+                self.track_files.append((inst, t))
+
+    def _link_changed(self, name: str, up: bool) -> None:
+        for inst in self.instances.values():
+            if inst.iface.name == name:
+                reason = f"interface {name} down"
+                log.info("%s: interface %s is %s", inst.name, name, "up" if up else "down")
+                inst.step(fsm.FaultCleared(reason) if up else fsm.FaultSet(reason))
+            for t in inst.cfg.track:
+                if t.interface == name:
+                    inst.set_input(t, f"interface {name}", up)
+
+    def set_check(self, check: str, up: bool) -> None:
+        """Feed a check's state (after rise/fall) to every instance tracking it."""
+        for inst, t in self.check_watchers.get(check, []):
+            weight = t.weight
+            if weight is None:
+                configured = self.config.checks.get(check)
+                weight = getattr(configured.config, "weight", 0) if configured else 0
+            inst.set_input(
+                Track(check=t.check, weight=weight, reverse=t.reverse), f"check {check}", up
+            )
+
+    BACKEND_RETRY = 10.0
+    """Seconds an instance stays in FAULT after a backend could not apply its state."""
+
+    def on_backend_failed(self, event: Event) -> None:
+        """A backend could not put this instance's state in the kernel (e.g. add a VIP): go
+        to FAULT rather than claim what we cannot hold, and try again later."""
+        if not isinstance(event, BackendFailed) or event.instance not in self.instances:
+            return
+        inst = self.instances[event.instance]
+        reason = f"backend {event.backend} failed"
+        if reason in inst.machine.fault_reasons:
+            return
+        log.error("%s: backend %s: %s", inst.name, event.backend, event.error)
+        inst.step(fsm.FaultSet(reason))
+        self.clock.call_at(
+            self.clock.now() + self.BACKEND_RETRY, lambda: inst.step(fsm.FaultCleared(reason))
+        )
+
+    def _sync(self, inst: InstanceRuntime, change: fsm.StateChanged, forced: bool) -> None:
+        """keepalived's sync groups: a member's own transition carries the others along."""
+        if inst.group is None or forced:
+            return
+        if change.new not in (fsm.State.MASTER, fsm.State.BACKUP, fsm.State.FAULT):
+            return
+        for other in self.instances.values():
+            if other is inst or other.group != inst.group or other.state is change.new:
+                continue
+            other.step(
+                fsm.ForceState(
+                    change.new, f"sync group {inst.group}: {inst.name} is {change.new.value}"
+                ),
+                forced=True,
+            )
+
+    def stop(self) -> None:
+        """Step every instance down (a priority-0 advert from each master) and close sockets."""
+        for inst in self.instances.values():
+            inst.step(fsm.Shutdown())
+            if inst._timer is not None:
+                inst._timer.cancel()
+        if self._file_timer is not None:
+            self._file_timer.cancel()
+        if self.links is not None:
+            self.links.close()
+        self.transport.close()
+
+    def status(self) -> list[dict[str, Any]]:
+        return [inst.status() for inst in self.instances.values()]
+
+
+def read_track_file(path: str) -> int:
+    """keepalived's track_file: the file holds an integer; missing or unreadable counts as 0."""
+    try:
+        with open(path) as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+__all__ = ["STOP", "InstanceRuntime", "VrrpEngine", "family_of"]

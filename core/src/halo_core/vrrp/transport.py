@@ -1,0 +1,295 @@
+"""VRRP on the wire: raw IP protocol 112 sockets, one per (interface, address family).
+
+Every instance on an interface shares its socket; received adverts are demultiplexed by
+VRID. Outgoing packets get what RFC 5798 §5.1 requires and keepalived does: TTL / hop limit
+255, TOS / traffic class 0xc0 (network control), destination 224.0.0.18 or ff02::12 (or the
+unicast peers), source the configured address or the interface's primary IPv4 / link-local
+IPv6 address, set per packet with IP_PKTINFO / IPV6_PKTINFO so instances with different
+sources can share the socket. Multicast loopback is off, so we never hear ourselves.
+
+Sockets are non-blocking and read from the event loop's reader callback; nothing here waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import socket
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from typing import Protocol
+
+from halo_core.schema import IPAddress
+from halo_core.vrrp import packet
+
+log = logging.getLogger("halo.vrrp")
+
+VRRP_PROTO = 112
+GROUP4 = ipaddress.IPv4Address("224.0.0.18")
+GROUP6 = ipaddress.IPv6Address("ff02::12")
+
+# Not all of these are exported by Python's socket module.
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+IP_MULTICAST_ALL = 49
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
+IPV6_MULTICAST_ALL = 29
+
+
+class Receiver(Protocol):
+    """The instance that owns one VRID on an interface."""
+
+    v3_checksum_as_v2: bool
+
+    def on_advert(
+        self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Interface:
+    """What the VRRP engine needs to know about one interface."""
+
+    name: str
+    index: int
+    ipv4: ipaddress.IPv4Address | None
+    link_local: ipaddress.IPv6Address | None
+    mac: str | None
+
+
+def interface_info(name: str) -> Interface:
+    """Look an interface up. Raises OSError if it does not exist."""
+    index = socket.if_nametoindex(name)
+    return Interface(name, index, primary_ipv4(name), link_local_ipv6(name), _mac(name))
+
+
+def primary_ipv4(name: str) -> ipaddress.IPv4Address | None:
+    """The interface's primary IPv4 address (the first one, as SIOCGIFADDR reports it)."""
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            res = fcntl.ioctl(
+                s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15])
+            )  # SIOCGIFADDR
+        except OSError:
+            return None
+    return ipaddress.IPv4Address(res[20:24])
+
+
+def link_local_ipv6(name: str) -> ipaddress.IPv6Address | None:
+    try:
+        with open("/proc/net/if_inet6") as fh:
+            for line in fh:
+                hexaddr, _, _, scope, _, ifname = line.split()
+                if ifname == name and int(scope, 16) == 0x20:
+                    return ipaddress.IPv6Address(bytes.fromhex(hexaddr))
+    except OSError:
+        return None
+    return None
+
+
+def _mac(name: str) -> str | None:
+    try:
+        with open(f"/sys/class/net/{name}/address") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+class InterfaceSocket:
+    """The shared protocol-112 socket of one interface and address family."""
+
+    def __init__(
+        self, iface: Interface, family: int, *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        self.iface = iface
+        self.family = family
+        self.loop = loop or asyncio.get_running_loop()
+        self.receivers: dict[int, Receiver] = {}
+        self.counters: Counter[str] = Counter()  # per-interface: drops before we know the instance
+        self.sock = self._open()
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+        self.closed = False
+
+    # ------------------------------------------------------------------ setup
+
+    def _open(self) -> socket.socket:
+        s = socket.socket(self.family, socket.SOCK_RAW, VRRP_PROTO)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.iface.name.encode())
+            if self.family == socket.AF_INET:
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xC0)
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+                s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+                mreqn = struct.pack("4s4si", GROUP4.packed, b"\0" * 4, self.iface.index)
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+            else:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+                s.setsockopt(socket.IPPROTO_IPV6, IPV6_TCLASS, 0xC0)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+                s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
+                s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+                s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.iface.index)
+                mreq = struct.pack("16sI", GROUP6.packed, self.iface.index)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            raise
+        return s
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.remove_reader(self.sock.fileno())
+        try:  # leave the group explicitly: the switch's IGMP/MLD snooping learns it at once
+            if self.family == socket.AF_INET:
+                mreqn = struct.pack("4s4si", GROUP4.packed, b"\0" * 4, self.iface.index)
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreqn)
+            else:
+                mreq = struct.pack("16sI", GROUP6.packed, self.iface.index)
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_LEAVE_GROUP, mreq)
+        except OSError:
+            pass
+        self.sock.close()
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, payload: bytes, src: IPAddress, dst: IPAddress) -> bool:
+        """Send one VRRP message. Returns False (and counts) if the kernel refused it."""
+        try:
+            if self.family == socket.AF_INET:
+                info = struct.pack("i4s4s", self.iface.index, src.packed, b"\0" * 4)
+                self.sock.sendmsg(
+                    [payload], [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, (str(dst), 0)
+                )
+            else:
+                info = struct.pack("16sI", src.packed, self.iface.index)
+                self.sock.sendmsg(
+                    [payload],
+                    [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)],
+                    0,
+                    (str(dst), 0, 0, self.iface.index),
+                )
+        except OSError as exc:
+            self.counters["send_errors"] += 1
+            if self.counters["send_errors"] <= 3 or exc.errno != errno.ENETDOWN:
+                log.warning("%s: cannot send VRRP to %s: %s", self.iface.name, dst, exc.strerror)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ receiving
+
+    def _readable(self) -> None:
+        # Drain what is queued, bounded so one busy interface cannot starve the loop.
+        for _ in range(64):
+            try:
+                if self.family == socket.AF_INET:
+                    data, _ = self.sock.recvfrom(2048)
+                    anc: list[tuple[int, int, bytes]] = []
+                else:
+                    data, anc, _, addr = self.sock.recvmsg(2048, 256)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self.counters["receive_errors"] += 1
+                log.warning("%s: receive error: %s", self.iface.name, exc.strerror)
+                return
+            now = self.loop.time()
+            if self.family == socket.AF_INET:
+                self._handle4(data, now)
+            else:
+                self._handle6(data, anc, addr, now)
+
+    def _handle4(self, datagram: bytes, now: float) -> None:
+        try:
+            src, dst, ttl, payload = packet.parse_ipv4(datagram)
+            adv = packet.decode(
+                payload, src, dst, ttl=ttl, v3_checksum_as_v2=self._csum_v2(payload)
+            )
+        except packet.PacketError as exc:
+            self._drop(exc, None)
+            return
+        self._dispatch(adv, src, dst, now)
+
+    def _handle6(
+        self, payload: bytes, anc: list[tuple[int, int, bytes]], addr: tuple[str, ...], now: float
+    ) -> None:
+        hop_limit = -1
+        dst: ipaddress.IPv6Address = GROUP6
+        for level, kind, value in anc:
+            if level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
+                hop_limit = struct.unpack("i", value[:4])[0]
+            elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
+                dst = ipaddress.IPv6Address(value[:16])
+        src = ipaddress.IPv6Address(addr[0].split("%")[0])
+        try:
+            adv = packet.decode(payload, src, dst, ttl=hop_limit)
+        except packet.PacketError as exc:
+            self._drop(exc, None)
+            return
+        self._dispatch(adv, src, dst, now)
+
+    def _csum_v2(self, payload: bytes) -> bool:
+        # The checksum style of v3 over IPv4 is a per-instance option: look up the instance
+        # by VRID (byte 1) before decoding.
+        if len(payload) < 2:
+            return False
+        receiver = self.receivers.get(payload[1])
+        return receiver is not None and receiver.v3_checksum_as_v2
+
+    def _drop(self, exc: packet.PacketError, vrid: int | None) -> None:
+        self.counters[exc.reason.value] += 1
+        log.debug("%s: dropped VRRP packet: %s %s", self.iface.name, exc.reason.value, exc.detail)
+
+    def _dispatch(
+        self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
+    ) -> None:
+        receiver = self.receivers.get(adv.vrid)
+        if receiver is None:
+            # RFC 9568 §7.1: a VRID we do not run is not our business (counted, not logged).
+            self.counters[packet.RejectReason.VRID_UNKNOWN.value] += 1
+            return
+        receiver.on_advert(adv, src, dst, now)
+
+
+class Transport:
+    """All interface sockets of one daemon, opened on demand and shared by instances."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[tuple[str, int], InterfaceSocket] = {}
+
+    def socket_for(self, iface: Interface, family: int) -> InterfaceSocket:
+        key = (iface.name, family)
+        sock = self.sockets.get(key)
+        if sock is None or sock.closed:
+            sock = self.sockets[key] = InterfaceSocket(iface, family)
+        return sock
+
+    def release(self, iface_name: str, family: int, vrid: int) -> None:
+        sock = self.sockets.get((iface_name, family))
+        if sock is None:
+            return
+        sock.receivers.pop(vrid, None)
+        if not sock.receivers:
+            sock.close()
+            del self.sockets[(iface_name, family)]
+
+    def close(self) -> None:
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets.clear()
