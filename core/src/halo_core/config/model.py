@@ -221,6 +221,13 @@ class VrrpInstance:
                 problems.append((("advert_int",), "must be from 0.01 to 40.95 seconds in VRRPv3"))
             if self.authentication is not None:
                 problems.append((("authentication",), "VRRPv3 has no authentication (RFC 5798 §9)"))
+        if not self.virtual_ipaddress:
+            problems.append(
+                (
+                    ("virtual_ipaddress",),
+                    "needs at least one address (adverts carry them, RFC 5798 §5.2.5)",
+                )
+            )
         families = {v.address.version for v in self.virtual_ipaddress}
         if len(families) > 1:
             problems.append(
