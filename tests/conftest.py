@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+
 from halo_core.lab.netns import Lab, lab_unavailable_reason
 
 # ---------------------------------------------------------------------------------------------

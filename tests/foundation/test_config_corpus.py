@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from halo_core import cli, plugins
 
 HERE = Path(__file__).resolve().parent.parent / "configs"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
+
 from halo_core import plugins
 from halo_core.api import CheckerConfig, NotifierConfig, PluginType
 from halo_core.config import ConfigError, load_text

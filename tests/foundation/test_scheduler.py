@@ -6,6 +6,7 @@ import asyncio
 import itertools
 
 import pytest
+
 from halo_core.scheduler import FakeClock, LoopClock, Scheduler
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import jsonschema
 import pytest
 import yaml
+
 from halo_core import cli
 from halo_core.config.model import VirtualAddress
 from halo_core.schema import Alias, Length, Range, SchemaError, Seconds, validate

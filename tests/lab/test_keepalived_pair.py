@@ -13,6 +13,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+
 from halo_core.lab.capture import VrrpAdvert, arp_packets, vrrp_adverts
 from halo_core.lab.keepalived import Keepalived, keepalived_available
 from halo_core.lab.netns import Lab

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from halo_core.lab.capture import arp_packets, parse_ip, read_pcap, vrrp_adverts
 from halo_core.lab.netns import Host, Lab, LabError, sweep_stale_labs, wait_until
 

@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pytest
+
 from halo_core.vrrp.fsm import (
     Action,
     AdvertReceived,

@@ -15,6 +15,14 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import IP, IPOption_Router_Alert
+from scapy.layers.inet6 import IPv6
+from scapy.layers.vrrp import VRRP, VRRPv3
+from scapy.packet import Raw
+from scapy.utils import checksum as scapy_checksum
+
 from halo_core.vrrp.packet import (
     AUTH_NONE,
     AUTH_PASS,
@@ -31,13 +39,6 @@ from halo_core.vrrp.packet import (
     encode,
     parse_ipv4,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from scapy.layers.inet import IP, IPOption_Router_Alert
-from scapy.layers.inet6 import IPv6
-from scapy.layers.vrrp import VRRP, VRRPv3
-from scapy.packet import Raw
-from scapy.utils import checksum as scapy_checksum
 
 SRC4 = IPv4Address("192.0.2.1")
 PEER4 = IPv4Address("192.0.2.2")

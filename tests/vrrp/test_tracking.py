@@ -9,6 +9,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 import pytest
+
 from halo_core.vrrp.fsm import Config, FaultSet, PriorityChanged, Startup, State, initial, step
 from halo_core.vrrp.tracking import Effective, Tracked, TrackedFile, clamp, effective
 

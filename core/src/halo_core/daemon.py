@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from halo_core import __version__
 from halo_core import log as halo_log
+from halo_core.api import CheckResult
 from halo_core.bus import EventBus
+from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
 from halo_core.plugins import Plugins
 from halo_core.scheduler import Clock, LoopClock, Scheduler
@@ -40,6 +42,7 @@ class Daemon:
         self.hook_failures: dict[str, int] = {}
         self.vrrp: VrrpEngine | None = None
         self.backends: dict[str, Any] = {}
+        self.checks: dict[str, CheckRunner] = {}
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
         """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
@@ -67,6 +70,56 @@ class Daemon:
             self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock)
             self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
             self.vrrp.start()
+        self._start_checks()
+
+    def _start_checks(self) -> None:
+        for name, configured in self.config.model.checks.items():
+            runner = CheckRunner(
+                name,
+                self.plugins.type("checker", configured.type),
+                configured.config,
+                scheduler=self.scheduler,
+                bus=self.bus,
+                on_change=self._check_changed,
+            )
+            try:
+                runner.start()
+            except Exception as exc:  # a checker that cannot even be built is reported, not fatal
+                log.error(
+                    "check %s (%s): cannot start: %s: %s",
+                    name,
+                    configured.type,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            self.checks[name] = runner
+
+    def _check_changed(self, name: str, up: bool, result: CheckResult) -> None:
+        if self.vrrp is not None:
+            self.vrrp.set_check(name, up)
+        runner = self.checks.get(name)
+        command = None
+        if runner is not None:
+            command = runner.config.notify_up if up else runner.config.notify_down
+        if command:
+            asyncio.get_running_loop().create_task(self._notify_check(name, command, up))
+
+    async def _notify_check(self, name: str, command: str, up: bool) -> None:
+        from halo_core.process import RunAs, run_script
+
+        g = self.config.model.global_
+        env = {"HALO_CHECK": name, "HALO_STATE": "UP" if up else "DOWN"}
+        try:
+            run_as = RunAs.resolve(g.script_user)
+        except ValueError as exc:
+            log.error("check %s: notify: %s", name, exc)
+            return
+        res = await run_script(
+            command, timeout=30, run_as=run_as, env=env, secure=g.enable_script_security
+        )
+        if not res.ok:
+            log.warning("check %s: notify %s: %s", name, command, res.describe())
 
     def backend_configs(self) -> dict[str, Configured]:
         """The configured backends, plus a default ``vip`` backend when instances have
@@ -105,6 +158,8 @@ class Daemon:
             self.bus.subscribe(backend.handle, name=f"backend:{name}")
 
     async def stop(self) -> None:
+        for runner in self.checks.values():
+            await runner.stop()
         if self.vrrp is not None:
             self.vrrp.stop()  # priority 0 from every master before anything else goes
         await self.bus.drain(timeout=5.0)  # let backends act on the STOP transitions

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from halo_core.api import CheckResult, CheckTarget
-
 from halo_checker_example.plugin import FileAgeCheck
+from halo_core.api import CheckResult, CheckTarget
 
 
 class FileAgeChecker:

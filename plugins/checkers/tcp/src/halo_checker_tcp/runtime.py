@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from halo_core.api import CheckResult, CheckTarget
-
 from halo_checker_tcp.plugin import TcpCheck
+from halo_core.api import CheckResult, CheckTarget
 
 
 class TcpChecker:

@@ -1,0 +1,188 @@
+"""Running checks: the options every checker shares, implemented once.
+
+A :class:`CheckRunner` owns one configured check: it builds the plugin's checker, runs it on
+the scheduler (first run after a random ``warmup`` delay, later runs spread by the scheduler
+so that a thousand checks don't fire together), enforces ``timeout`` (a hanging checker is
+cancelled and counted as a failure with the reason), retries ``retry`` times with
+``delay_before_retry``, and turns results into an up/down state with ``rise``/``fall``
+hysteresis. Every result is published as :class:`CheckResultEvent`; changes of state as
+:class:`CheckStateChanged` and through ``on_change`` (which the VRRP engine's tracking and the
+real-server pools use). A checker can never affect VRRP timing: it runs in its own task,
+bounded by its timeout, and the scheduler caps how many run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from halo_core.api import Checker, CheckerConfig, CheckResult, CheckTarget, PluginType
+from halo_core.bus import EventBus
+from halo_core.events import CheckResultEvent, CheckStateChanged
+from halo_core.scheduler import Job, Scheduler
+
+log = logging.getLogger("halo.checks")
+
+StateCallback = Callable[[str, bool, CheckResult], None]
+
+
+@dataclass
+class CheckStats:
+    runs: int = 0
+    successes: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    errors: int = 0  # the checker raised
+    last_latency: float = 0.0
+    last_result: CheckResult | None = None
+    last_change: float | None = None
+    transitions: int = 0
+    warnings: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CheckRunner:
+    """One configured check at run time."""
+
+    def __init__(
+        self,
+        name: str,
+        ptype: PluginType,
+        config: CheckerConfig,
+        *,
+        target: CheckTarget | None = None,
+        scheduler: Scheduler,
+        bus: EventBus,
+        on_change: StateCallback | None = None,
+        initial_up: bool = True,
+    ) -> None:
+        self.name = name
+        self.ptype = ptype
+        self.config = config
+        self.target = target or CheckTarget(name)
+        self.scheduler = scheduler
+        self.clock = scheduler.clock
+        self.bus = bus
+        self.on_change = on_change
+        # keepalived: a tracked script starts up (unless init_fail) and a real server starts
+        # up (unless alpha); the first results move it with rise/fall like any other.
+        self.up = initial_up
+        self.streak = 0  # consecutive results contradicting the current state
+        self.stats = CheckStats()
+        self.checker: Checker | None = None
+        self.job: Job | None = None
+        self.dynamic_weight: int | None = None
+
+    @property
+    def timeout(self) -> float:
+        return float(
+            self.config.timeout if self.config.timeout is not None else self.config.interval
+        )
+
+    def start(self) -> None:
+        self.checker = self.ptype.load_factory()(self.config, self.target)
+        warmup = float(self.config.warmup)
+        first = self.scheduler.random.uniform(0, warmup) if warmup > 0 else None
+        self.job = self.scheduler.every(
+            f"check:{self.name}",
+            float(self.config.interval),
+            self.run_once,
+            jitter=0.0,
+            first_delay=first,
+        )
+
+    async def stop(self) -> None:
+        if self.job is not None:
+            self.scheduler.cancel(self.job.name)
+            self.job = None
+        if self.checker is not None:
+            try:
+                await asyncio.wait_for(self.checker.close(), 5)
+            except Exception as exc:
+                log.warning("check %s: close failed: %s", self.name, exc)
+
+    async def probe(self) -> tuple[CheckResult, float]:
+        """One attempt, never raising: a time-out or an exception is a failed result."""
+        assert self.checker is not None
+        start = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(self.checker.check(), self.timeout)
+        except TimeoutError:
+            self.stats.timeouts += 1
+            result = CheckResult(False, f"timed out after {self.timeout:g}s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the checker's bug is a failed check, with the reason
+            self.stats.errors += 1
+            result = CheckResult(False, f"checker error: {type(exc).__name__}: {exc}")
+        return result, time.perf_counter() - start
+
+    async def run_once(self) -> None:
+        result, latency = await self.probe()
+        for _ in range(self.config.retry):
+            if result.ok:
+                break
+            await self.clock.sleep(float(self.config.delay_before_retry))
+            result, latency = await self.probe()
+        self.record(result, latency)
+
+    def record(self, result: CheckResult, latency: float) -> None:
+        s = self.stats
+        s.runs += 1
+        s.last_latency = latency
+        s.last_result = result
+        if result.ok:
+            s.successes += 1
+        else:
+            s.failures += 1
+        if result.warning:
+            s.warnings += 1
+            log.warning("check %s: %s", self.name, result.warning)
+        if result.weight != self.dynamic_weight:
+            self.dynamic_weight = result.weight
+        if result.ok == self.up:
+            self.streak = 0
+        else:
+            self.streak += 1
+            needed = self.config.rise if result.ok else self.config.fall
+            if self.streak >= needed:
+                self.up = result.ok
+                self.streak = 0
+                s.transitions += 1
+                s.last_change = time.time()
+                log.info(
+                    "check %s: %s (%s)", self.name, "up" if self.up else "down", result.message
+                )
+                self.bus.publish(
+                    CheckStateChanged(check=self.name, up=self.up, message=result.message)
+                )
+                if self.on_change is not None:
+                    self.on_change(self.name, self.up, result)
+        self.bus.publish(
+            CheckResultEvent(
+                check=self.name, ok=result.ok, up=self.up, message=result.message, latency=latency
+            )
+        )
+
+    def status(self) -> dict[str, Any]:
+        s = self.stats
+        last = s.last_result
+        return {
+            "name": self.name,
+            "type": self.ptype.name,
+            "up": self.up,
+            "runs": s.runs,
+            "successes": s.successes,
+            "failures": s.failures,
+            "timeouts": s.timeouts,
+            "errors": s.errors,
+            "transitions": s.transitions,
+            "last_ok": last.ok if last else None,
+            "last_message": last.message if last else None,
+            "last_latency": round(s.last_latency, 6),
+            "dynamic_weight": self.dynamic_weight,
+        }

@@ -1,0 +1,94 @@
+"""Scripts run safely: time-outs kill the whole process group, insecure scripts are refused,
+scripts run as the unprivileged script user."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from halo_core.process import RunAs, run_script, security_problem
+
+ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A root-owned 0755 directory the script user can enter (pytest's tmp is 0700)."""
+    d = Path(tempfile.mkdtemp(prefix="halo-test-", dir="/tmp"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def script(path: Path, body: str, mode: int = 0o755) -> Path:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(mode)
+    return path
+
+
+async def test_exit_status_output_and_env(tmp_path: Path) -> None:
+    s = script(tmp_path / "s.sh", 'echo "hello $HALO_X"; exit 3\n')
+    res = await run_script([str(s)], timeout=5, env={"HALO_X": "world"}, secure=False)
+    assert res.returncode == 3 and res.stdout == "hello world\n"
+    assert not res.ok and res.describe() == "exit status 3: hello world"
+
+
+async def test_string_command_is_split_like_keepalived(tmp_path: Path) -> None:
+    s = script(tmp_path / "s.sh", 'echo "$1|$2"\n')
+    res = await run_script(f"{s} 'a b' c", timeout=5, secure=False)
+    assert res.stdout == "a b|c\n"
+
+
+async def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    s = script(tmp_path / "s.sh", f"sleep 300 & echo $! > {pidfile}; wait\n")
+    start = time.monotonic()
+    res = await run_script([str(s)], timeout=0.5, secure=False)
+    assert res.timed_out and res.returncode is None
+    assert time.monotonic() - start < 5
+    child = int(pidfile.read_text())
+    for _ in range(100):  # the grandchild dies with the group
+        try:
+            with open(f"/proc/{child}/stat") as fh:
+                if fh.read().split(")")[-1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("the script's child survived the time-out")
+
+
+async def test_missing_script() -> None:
+    res = await run_script(["/nonexistent/check.sh"], timeout=1, secure=False)
+    assert res.error is not None and not res.ok
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to change user and own files as root")
+async def test_runs_as_script_user(public_dir: Path) -> None:
+    s = script(public_dir / "id.sh", "id -u\n")
+    run_as = RunAs.resolve("nobody")
+    res = await run_script([str(s)], timeout=5, run_as=run_as, secure=False)
+    assert res.stdout.strip() == str(pwd.getpwnam("nobody").pw_uid)
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root-owned paths")
+async def test_insecure_script_is_refused(public_dir: Path) -> None:
+    d = public_dir
+    good = script(d / "good.sh", "exit 0\n")
+    assert security_problem(str(good)) is None  # /tmp is sticky: allowed, like keepalived
+    bad = script(d / "bad.sh", "exit 0\n", mode=0o777)
+    assert "writable by non-root users" in (security_problem(str(bad)) or "")
+    res = await run_script([str(bad)], timeout=5, run_as=RunAs.resolve("nobody"), secure=True)
+    assert res.error is not None and res.error.startswith("refused:")
+    os.chown(good, 65534, 65534)
+    assert "not root" in (security_problem(str(good)) or "")
+    assert stat.S_IMODE(os.stat(good).st_mode) == 0o755
