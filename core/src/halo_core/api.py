@@ -19,7 +19,7 @@ from halo_core.schema import Doc, IPAddress, Length, Range, Seconds
 
 if TYPE_CHECKING:
     from halo_core.bus import EventBus
-    from halo_core.config.model import HaloConfig
+    from halo_core.config.model import GlobalConfig, HaloConfig
     from halo_core.events import Event
     from halo_core.scheduler import Clock, Scheduler
 
@@ -103,11 +103,13 @@ class CheckerConfig:
 
 @dataclass(frozen=True)
 class CheckTarget:
-    """Whom a check probes. For a real server's check, its address and port."""
+    """Whom a check probes — for a real server's check, its address and port — and the
+    daemon-wide settings a checker may need (``script_user``, ``enable_script_security``)."""
 
     name: str
     address: IPAddress | None = None
     port: int | None = None
+    global_config: GlobalConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from halo_core import __version__
 from halo_core import log as halo_log
-from halo_core.api import CheckResult
+from halo_core.api import CheckResult, CheckTarget
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
@@ -78,6 +78,7 @@ class Daemon:
                 name,
                 self.plugins.type("checker", configured.type),
                 configured.config,
+                target=CheckTarget(name, global_config=self.config.model.global_),
                 scheduler=self.scheduler,
                 bus=self.bus,
                 on_change=self._check_changed,
