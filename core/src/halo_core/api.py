@@ -77,8 +77,12 @@ class CheckerConfig:
     checkers get them for free by deriving their schema from this class."""
 
     interval: Annotated[
-        Seconds, Doc("time between two checks (keepalived delay_loop / interval)")
-    ] = Seconds(5.0)
+        Seconds | None,
+        Doc(
+            "time between two checks (default: 1 s for a named check, like vrrp_script;"
+            " the virtual server's delay_loop for a real server's check)"
+        ),
+    ] = None
     timeout: Annotated[
         Seconds | None,
         Doc("how long one check may take before it counts as failed (default: the interval)"),

@@ -59,6 +59,7 @@ class CheckRunner:
         bus: EventBus,
         on_change: StateCallback | None = None,
         initial_up: bool = True,
+        default_interval: float = 1.0,
     ) -> None:
         self.name = name
         self.ptype = ptype
@@ -76,12 +77,11 @@ class CheckRunner:
         self.checker: Checker | None = None
         self.job: Job | None = None
         self.dynamic_weight: int | None = None
+        self.interval = float(config.interval if config.interval is not None else default_interval)
 
     @property
     def timeout(self) -> float:
-        return float(
-            self.config.timeout if self.config.timeout is not None else self.config.interval
-        )
+        return float(self.config.timeout) if self.config.timeout is not None else self.interval
 
     def start(self) -> None:
         self.checker = self.ptype.load_factory()(self.config, self.target)
@@ -89,7 +89,7 @@ class CheckRunner:
         first = self.scheduler.random.uniform(0, warmup) if warmup > 0 else None
         self.job = self.scheduler.every(
             f"check:{self.name}",
-            float(self.config.interval),
+            self.interval,
             self.run_once,
             jitter=0.0,
             first_delay=first,

@@ -18,6 +18,7 @@ from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
 from halo_core.plugins import Plugins
+from halo_core.pools import Pool
 from halo_core.scheduler import Clock, LoopClock, Scheduler
 from halo_core.schema import Configured
 
@@ -43,6 +44,7 @@ class Daemon:
         self.vrrp: VrrpEngine | None = None
         self.backends: dict[str, Any] = {}
         self.checks: dict[str, CheckRunner] = {}
+        self.pools: list[Pool] = []
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
         """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
@@ -71,6 +73,16 @@ class Daemon:
             self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
             self.vrrp.start()
         self._start_checks()
+        for vs in self.config.model.virtual_servers:
+            pool = Pool(
+                vs,
+                plugins=self.plugins,
+                scheduler=self.scheduler,
+                bus=self.bus,
+                global_config=self.config.model.global_,
+            )
+            pool.start()
+            self.pools.append(pool)
 
     def _start_checks(self) -> None:
         for name, configured in self.config.model.checks.items():
@@ -161,6 +173,8 @@ class Daemon:
     async def stop(self) -> None:
         for runner in self.checks.values():
             await runner.stop()
+        for pool in self.pools:
+            await pool.stop()
         if self.vrrp is not None:
             self.vrrp.stop()  # priority 0 from every master before anything else goes
         await self.bus.drain(timeout=5.0)  # let backends act on the STOP transitions

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,3 +153,32 @@ class ConfigReloaded(Event):
     kind: ClassVar[str] = "config_reloaded"
     path: str
     summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoolMember:
+    """One entry a load balancer should have for a virtual service."""
+
+    address: str
+    port: int | None
+    weight: int
+    sorry: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolChanged(Event):
+    """The desired state of one virtual service: every member the load balancer should
+    have, with its weight (0 for an inhibited failed server). Backends apply the whole
+    state, so a missed event is repaired by the next one. ``service`` is the
+    :class:`~halo_core.config.model.VirtualServer` config."""
+
+    kind: ClassVar[str] = "pool"
+    virtual_server: str
+    service: Any
+    members: tuple[PoolMember, ...]
+    quorum: bool
+    reason: str
+
+    @property
+    def source(self) -> str:
+        return f"vs:{self.virtual_server}"

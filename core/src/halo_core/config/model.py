@@ -251,6 +251,189 @@ class SyncGroup:
     )
 
 
+@dataclass(frozen=True)
+class ServerAddress:
+    """An address and port, written ``"192.0.2.9 80"`` (keepalived's ``sorry_server``),
+    ``"192.0.2.9:80"``, ``"[2001:db8::9]:80"`` or as a mapping."""
+
+    address: IPAddress
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> ServerAddress:
+        if isinstance(value, dict):
+            unknown = set(value) - {"address", "port"}
+            if unknown:
+                raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
+            if "address" not in value:
+                raise ValueError("missing required key 'address'")
+            host, port = str(value["address"]), value.get("port")
+        elif isinstance(value, str):
+            text = value.strip()
+            if " " in text:
+                host, _, port_text = text.partition(" ")
+            elif text.startswith("["):
+                host, _, port_text = text[1:].partition("]:")
+            elif text.count(":") == 1:
+                host, _, port_text = text.partition(":")
+            else:
+                host, port_text = text, ""
+            port = int(port_text) if port_text.strip().isdigit() else (port_text or None)
+        else:
+            raise ValueError(f"must be an address (and port), not {type(value).__name__}")
+        try:
+            addr = ipaddress.ip_address(host.strip())
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address") from None
+        if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+            raise ValueError(f"port {port!r} must be 1 to 65535")
+        return cls(addr, port)
+
+    @classmethod
+    def __json_schema__(cls) -> dict[str, Any]:
+        return {
+            "anyOf": [
+                {"type": "string", "description": "ADDRESS PORT, ADDRESS:PORT or [V6]:PORT"},
+                {
+                    "type": "object",
+                    "properties": {"address": {"type": "string"}, "port": {"type": "integer"}},
+                    "required": ["address"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
+        return f"{host}:{self.port}" if self.port else str(self.address)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealServer:
+    """One server behind a virtual service (keepalived's ``real_server``)."""
+
+    address: Annotated[IPAddress, Doc("the real server's address")]
+    port: Annotated[
+        int | None, Range(1, 65535), Doc("its port (default: the virtual service's)")
+    ] = None
+    weight: Annotated[int, Range(0, 65535), Doc("share of new connections")] = 1
+    inhibit_on_failure: Annotated[
+        bool | None, Doc("on failure keep it with weight 0 instead of removing it")
+    ] = None
+    checks: Annotated[
+        list[Annotated[Configured, PluginRef("checker")]],
+        Doc("health checks; the server is up while all of them are up"),
+    ] = field(default_factory=list)
+    notify_up: Annotated[str | None, Doc("command run when this server goes up")] = None
+    notify_down: Annotated[str | None, Doc("command run when this server goes down")] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VirtualServer:
+    """A load-balanced service (keepalived's ``virtual_server``): a virtual address and port
+    (or a firewall mark) spread over real servers that join and leave with their checks."""
+
+    address: Annotated[IPAddress | None, Doc("virtual address (usually a VRRP VIP)")] = None
+    port: Annotated[int | None, Range(0, 65535), Doc("virtual port (0 or absent: all ports)")] = (
+        None
+    )
+    fwmark: Annotated[
+        int | None, Range(1, 2**32 - 1), Doc("a firewall mark instead of address/port")
+    ] = None
+    protocol: Annotated[Literal["TCP", "UDP", "SCTP"], Doc("transport protocol")] = "TCP"
+    name: Annotated[str | None, NAME, Doc("name in logs and events (default ADDRESS:PORT)")] = None
+    delay_loop: Annotated[Seconds, Doc("default check interval of its real servers")] = Seconds(
+        60.0
+    )
+    lb_algo: Annotated[
+        Literal[
+            "rr",
+            "wrr",
+            "lc",
+            "wlc",
+            "lblc",
+            "lblcr",
+            "dh",
+            "sh",
+            "sed",
+            "nq",
+            "mh",
+            "fo",
+            "ovf",
+            "random",
+            "hash",
+        ],
+        Alias(("lvs_sched",)),
+        Doc("scheduler (IPVS names; the nftables backend supports rr, wrr, random, sh)"),
+    ] = "wlc"
+    lb_kind: Annotated[
+        Literal["NAT", "DR", "TUN"], Alias(("lvs_method",)), Doc("forwarding method")
+    ] = "NAT"
+    persistence_timeout: Annotated[
+        Seconds | None, Doc("pin a client to its real server this long")
+    ] = None
+    persistence_granularity: Annotated[
+        IPAddress | None, Doc("netmask grouping clients for persistence")
+    ] = None
+    quorum: Annotated[
+        int, Range(1, 2**31), Doc("total weight of live servers needed for the service")
+    ] = 1
+    hysteresis: Annotated[
+        int, Range(0, 2**31), Doc("margin around the quorum against flapping")
+    ] = 0
+    quorum_up: Annotated[str | None, Doc("command run when the quorum is gained")] = None
+    quorum_down: Annotated[str | None, Doc("command run when the quorum is lost")] = None
+    sorry_server: Annotated[ServerAddress | None, Doc("server used while the quorum is lost")] = (
+        None
+    )
+    sorry_server_inhibit: Annotated[
+        bool, Doc("keep the sorry server with weight 0 while unused")
+    ] = False
+    inhibit_on_failure: Annotated[
+        bool, Doc("failed servers stay with weight 0 instead of removed")
+    ] = False
+    alpha: Annotated[bool, Doc("servers start down until their checks succeed")] = False
+    omega: Annotated[bool, Doc("run quorum_down when halo stops")] = False
+    real_servers: Annotated[list[RealServer], Alias(("real_server",)), Doc("the real servers")] = (
+        field(default_factory=list)
+    )
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.fwmark is not None:
+            return f"fwmark:{self.fwmark}"
+        assert self.address is not None
+        host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
+        return f"{host}:{self.port or 0}"
+
+    def __check__(self) -> list[tuple[tuple[str | int, ...], str]]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if (self.address is None) == (self.fwmark is None):
+            problems.append(((), "needs either 'address' (with 'port') or 'fwmark'"))
+        seen: set[tuple[str, int | None]] = set()
+        for i, rs in enumerate(self.real_servers):
+            key = (str(rs.address), rs.port or self.port)
+            if key in seen:
+                problems.append(
+                    (("real_servers", i), f"{rs.address} port {key[1]} is listed twice")
+                )
+            seen.add(key)
+            if (
+                self.address is not None
+                and rs.address.version != self.address.version
+                and self.lb_kind != "NAT"
+            ):
+                problems.append(
+                    (
+                        ("real_servers", i, "address"),
+                        "address family differs from the virtual server's",
+                    )
+                )
+        return problems
+
+
 @dataclass(frozen=True, kw_only=True)
 class GlobalConfig:
     """Settings for the whole daemon (keepalived's ``global_defs``)."""
@@ -299,8 +482,8 @@ class HaloConfig:
         dict[str, Annotated[Configured, PluginRef("backend")]],
         Doc("named backends (each with a backend `type:`)"),
     ] = field(default_factory=dict)
-
-
-# Names checked against each other, and the instance name rules, live here so that `halo check`
-# and the daemon agree.
-NAME_RULE = NAME
+    virtual_servers: Annotated[
+        list[VirtualServer],
+        Alias(("virtual_server",)),
+        Doc("load-balanced services and their real servers"),
+    ] = field(default_factory=list)
