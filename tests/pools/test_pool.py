@@ -118,8 +118,9 @@ virtual_servers:
     with pytest.raises(ConfigError) as exc:
         load_text(text, "vs.yaml", plugins.load())
     assert exc.value.lines == [
-        "vs.yaml:4:14: virtual_servers[0].lb_algo: must be one of 'rr', 'wrr', 'lc', 'wlc', 'lblc', "
-        "'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'random', 'hash', not 'fastest'"
+        "vs.yaml:4:14: virtual_servers[0].lb_algo: must be one of 'rr', 'wrr', 'lc', 'wlc', "
+        "'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'random', 'hash', "
+        "not 'fastest'"
     ]
     with pytest.raises(ConfigError) as exc:
         load_text(text.replace("    lb_algo: fastest\n", ""), "vs.yaml", plugins.load())
