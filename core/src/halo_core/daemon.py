@@ -8,15 +8,16 @@ import inspect
 import logging
 import signal
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from halo_core import __version__
 from halo_core import log as halo_log
-from halo_core.api import CheckResult, CheckTarget
+from halo_core.api import CheckResult, CheckTarget, NotifierConfig
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
+from halo_core.events import Event
 from halo_core.plugins import Plugins
 from halo_core.pools import Pool
 from halo_core.scheduler import Clock, LoopClock, Scheduler
@@ -45,6 +46,7 @@ class Daemon:
         self.backends: dict[str, Any] = {}
         self.checks: dict[str, CheckRunner] = {}
         self.pools: list[Pool] = []
+        self.notifiers: dict[str, Any] = {}
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
         """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
@@ -65,6 +67,7 @@ class Daemon:
     async def start(self) -> None:
         await self.call_hook("halo_subscribe", bus=self.bus)
         await self.call_hook("halo_startup", daemon=self)
+        self._start_notifiers()
         await self._start_backends()
         if self.config.model.vrrp_instances:
             from halo_core.vrrp.engine import VrrpEngine
@@ -149,6 +152,33 @@ class Daemon:
             out.setdefault("vip", Configured("backend", "vip", schema()))
         return out
 
+    def _start_notifiers(self) -> None:
+        from halo_core.api import PluginContext
+
+        for name, configured in self.config.model.notifiers.items():
+            ptype = self.plugins.type("notifier", configured.type)
+            ctx = PluginContext(name, self.config.model, self.bus, self.clock, self.scheduler)
+            try:
+                notifier = ptype.load_factory()(configured.config, ctx)
+            except Exception as exc:  # reported, never fatal: VRRP must run without its mailer
+                log.error(
+                    "notifier %s (%s): cannot start: %s: %s",
+                    name,
+                    configured.type,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            self.notifiers[name] = notifier
+            wanted = event_filter(configured.config)
+            timeout = float(getattr(notifier, "timeout", 60.0))
+
+            async def deliver(event: Event, notifier: Any = notifier, wanted: Any = wanted) -> None:
+                if wanted(event):
+                    await notifier.notify(event)
+
+            self.bus.subscribe(deliver, name=f"notifier:{name}", timeout=timeout)
+
     async def _start_backends(self) -> None:
         from halo_core.api import PluginContext
 
@@ -179,6 +209,11 @@ class Daemon:
             self.vrrp.stop()  # priority 0 from every master before anything else goes
         await self.bus.drain(timeout=5.0)  # let backends act on the STOP transitions
         await self.call_hook("halo_shutdown", daemon=self)
+        for name, notifier in self.notifiers.items():
+            try:
+                await asyncio.wait_for(notifier.close(), HOOK_TIMEOUT)
+            except Exception as exc:
+                log.error("notifier %s: close failed: %s: %s", name, type(exc).__name__, exc)
         for name, backend in self.backends.items():
             try:
                 await asyncio.wait_for(backend.stop(), HOOK_TIMEOUT)
@@ -202,6 +237,34 @@ class Daemon:
         await self.stopping.wait()
         log.info("stopping")
         await self.stop()
+
+
+def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:
+    """The filters every notifier has: event kinds, instances/groups/services, new states."""
+    kinds = set(config.events) if config.events is not None else None
+    names = set(config.instances) if config.instances is not None else None
+    states = {s.upper() for s in config.states} if config.states is not None else None
+
+    def wanted(event: Event) -> bool:
+        if kinds is not None and event.kind not in kinds:
+            return False
+        if names is not None:
+            subject = {
+                getattr(event, a)
+                for a in ("instance", "group", "virtual_server", "check")
+                if getattr(event, a, None)
+            }
+            if not subject & names:
+                return False
+        if states is not None:
+            state = getattr(event, "new", None)
+            if state is None and hasattr(event, "up"):
+                state = "UP" if event.up else "DOWN"
+            if state is None or str(state).upper() not in states:
+                return False
+        return True
+
+    return wanted
 
 
 async def _as_coro(aw: Awaitable[Any]) -> Any:

@@ -182,3 +182,20 @@ class PoolChanged(Event):
     @property
     def source(self) -> str:
         return f"vs:{self.virtual_server}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncGroupStateChanged(Event):
+    """All members of a VRRP sync group reached a new common state (keepalived's group
+    notify: ``GROUP name STATE``)."""
+
+    kind: ClassVar[str] = "vrrp_group_state"
+    group: str
+    old: str
+    new: str
+    members: tuple[str, ...]
+    reason: str
+
+    @property
+    def source(self) -> str:
+        return f"vrrp-group:{self.group}"

@@ -23,7 +23,13 @@ from typing import Any
 
 from halo_core.bus import EventBus
 from halo_core.config.model import HaloConfig, Track, VrrpInstance
-from halo_core.events import BackendFailed, Event, VrrpAnnounce, VrrpStateChanged
+from halo_core.events import (
+    BackendFailed,
+    Event,
+    SyncGroupStateChanged,
+    VrrpAnnounce,
+    VrrpStateChanged,
+)
 from halo_core.events import PriorityChanged as PriorityChangedEvent
 from halo_core.scheduler import Clock, Timer
 from halo_core.schema import IPAddress
@@ -308,6 +314,7 @@ class VrrpEngine:
         self.links: Any = None
         self.check_watchers: dict[str, list[tuple[InstanceRuntime, Track]]] = {}
         self.track_files: list[tuple[InstanceRuntime, Track]] = []
+        self.group_states: dict[str, str] = {}
         self._file_timer: Timer | None = None
 
     def start(self) -> None:
@@ -405,11 +412,32 @@ class VrrpEngine:
 
     def _sync(self, inst: InstanceRuntime, change: fsm.StateChanged, forced: bool) -> None:
         """keepalived's sync groups: a member's own transition carries the others along."""
-        if inst.group is None or forced:
+        if inst.group is None:
             return
-        if change.new not in (fsm.State.MASTER, fsm.State.BACKUP, fsm.State.FAULT):
+        if not forced and change.new in (fsm.State.MASTER, fsm.State.BACKUP, fsm.State.FAULT):
+            self._carry_group(inst, change)
+        self._group_state(inst.group, change.reason)
+
+    def _group_state(self, group: str, reason: str) -> None:
+        members = [i for i in self.instances.values() if i.group == group]
+        states = {STOP if i.state is fsm.State.INITIALIZE else i.state.value for i in members}
+        if len(states) != 1:
             return
-        for other in self.instances.values():
+        (new,) = states
+        old = self.group_states.get(group, fsm.State.INITIALIZE.value)
+        if new == old:
+            return
+        self.group_states[group] = new
+        log.info("%s: group entering %s state", group, new)
+        self.bus.publish(
+            SyncGroupStateChanged(
+                group=group, old=old, new=new, members=tuple(i.name for i in members), reason=reason
+            )
+        )
+
+    def _carry_group(self, inst: InstanceRuntime, change: fsm.StateChanged) -> None:
+        assert inst.group is not None
+        for other in list(self.instances.values()):
             if other is inst or other.group != inst.group or other.state is change.new:
                 continue
             other.step(
