@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from halo_core import __version__
 
@@ -105,6 +105,35 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Validate the configuration here (so mistakes show in this terminal), then ask the
+    running daemon to reload it (SIGHUP). The daemon validates again and keeps its running
+    configuration if the file is invalid."""
+    import signal
+
+    from halo_core.config import ConfigError, load
+    from halo_core.daemon import pid_file
+
+    p = _load_plugins(args.config)
+    try:
+        cfg = load(args.config, p)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        print("halo reload: not sent: the configuration is invalid", file=sys.stderr)
+        return 1
+    path = pid_file(cfg)
+    try:
+        with open(path) as fh:
+            pid = int(fh.read().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        print(f"halo reload: no running halo found via {path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"halo reload: sent to pid {pid}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from halo_core.daemon import run
 
@@ -129,6 +158,10 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     p_check.add_argument("-q", "--quiet", action="store_true", help="print nothing when valid")
     p_check.set_defaults(func=cmd_check)
 
+    p_reload = sub.add_parser("reload", help="validate the configuration and reload the daemon")
+    p_reload.add_argument("-c", "--config", default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
+    p_reload.set_defaults(func=cmd_reload)
+
     p_plugins = sub.add_parser("plugins", help="list installed plugins and load errors")
     p_plugins.add_argument("--json", action="store_true")
     p_plugins.set_defaults(func=cmd_plugins)
@@ -137,14 +170,12 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     p_schema.add_argument("--compact", action="store_true")
     p_schema.set_defaults(func=cmd_schema)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    from halo_core import demo
+
+    demo.add_command(sub)
     if plugins is not None:
         plugins.hook.halo_add_commands(subparsers=sub)
     return parser
-
-
-_EXTRA_COMMANDS: list[Any] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = None
     # Plugins may add sub-commands; only load them when the command is not a core one, so the
     # core commands stay light and a broken plugin cannot break `halo check`.
-    core = {"run", "check", "plugins", "schema", "-h", "--help", "--version"}
+    core = {"run", "check", "reload", "plugins", "schema", "demo", "-h", "--help", "--version"}
     if args_list and args_list[0] not in core and not args_list[0].startswith("-"):
         plugins = _load_plugins()
     parser = build_parser(plugins)

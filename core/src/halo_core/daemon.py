@@ -4,8 +4,10 @@ runs until told to stop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,7 +19,8 @@ from halo_core.api import CheckResult, CheckTarget, NotifierConfig
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
-from halo_core.events import Event
+from halo_core.config.model import HaloConfig
+from halo_core.events import ConfigReloaded, Event
 from halo_core.plugins import Plugins
 from halo_core.pools import Pool
 from halo_core.scheduler import Clock, LoopClock, Scheduler
@@ -87,8 +90,10 @@ class Daemon:
             pool.start()
             self.pools.append(pool)
 
-    def _start_checks(self) -> None:
+    def _start_checks(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
         for name, configured in self.config.model.checks.items():
+            if name in skip:
+                continue
             runner = CheckRunner(
                 name,
                 self.plugins.type("checker", configured.type),
@@ -223,10 +228,114 @@ class Daemon:
         await self.bus.drain(timeout=5.0)
         await self.bus.close()
 
+    async def reload(self) -> bool:
+        """Re-read the configuration file and apply the difference.
+
+        The new file is validated completely first; if it is invalid the running
+        configuration stays as it is and the errors are logged. Unchanged instances, checks,
+        pools, notifiers and backends are not touched (no advert, no announcement, no address
+        change); changed ones are updated in place where possible.
+        """
+        try:
+            new = load(self.config.path, self.plugins)
+        except ConfigError as exc:
+            for line in exc.lines:
+                log.error("reload: %s", line)
+            log.error("reload: the configuration is invalid; the running one stays in force")
+            return False
+        old = self.config
+        if new.model == old.model:
+            log.info("reload: configuration unchanged")
+            self.bus.publish(ConfigReloaded(path=new.path, summary="unchanged"))
+            return True
+        await self.call_hook("halo_reload", daemon=self, old=old, new=new)
+        self.config = new
+        done: list[str] = []
+        for name, backend in self.backends.items():
+            if hasattr(backend, "reload"):
+                try:
+                    await asyncio.wait_for(backend.reload(new.model), HOOK_TIMEOUT)
+                except Exception as exc:
+                    log.error("backend %s: reload failed: %s: %s", name, type(exc).__name__, exc)
+        done += await self._reload_checks(old.model, new.model)
+        if self.vrrp is None and new.model.vrrp_instances:
+            from halo_core.vrrp.engine import VrrpEngine
+
+            self.vrrp = VrrpEngine(new.model, self.bus, self.clock)
+            self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
+            self.vrrp.start()
+            done.append("VRRP started")
+        elif self.vrrp is not None:
+            done += self.vrrp.reload(new.model)
+        for name, runner in self.checks.items():
+            if self.vrrp is not None:
+                self.vrrp.set_check(name, runner.up)
+        done += await self._reload_pools(old.model, new.model)
+        summary = "; ".join(done) or "no runtime change"
+        log.info("reload: %s", summary)
+        self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
+        return True
+
+    async def _reload_checks(self, old: HaloConfig, new: HaloConfig) -> list[str]:
+        done = []
+        for name in list(self.checks):
+            if old.checks.get(name) != new.checks.get(name):
+                await self.checks.pop(name).stop()
+                done.append(f"check {name} {'changed' if name in new.checks else 'removed'}")
+        started = set(self.checks)
+        self._start_checks(skip=started)
+        done += [f"check {n} added" for n in new.checks if n not in started and n not in old.checks]
+        return done
+
+    async def _reload_pools(self, old: HaloConfig, new: HaloConfig) -> list[str]:
+        done = []
+        keep: list[Pool] = []
+        wanted = {vs.label: vs for vs in new.virtual_servers}
+        for pool in self.pools:
+            if wanted.get(pool.label) == pool.vs:
+                keep.append(pool)
+                del wanted[pool.label]
+            else:
+                await pool.stop()
+                what = "changed" if pool.label in wanted else "removed"
+                done.append(f"virtual server {pool.label} {what}")
+        self.pools = keep
+        for label, vs in wanted.items():
+            pool = Pool(
+                vs,
+                plugins=self.plugins,
+                scheduler=self.scheduler,
+                bus=self.bus,
+                global_config=new.global_,
+            )
+            pool.start()
+            self.pools.append(pool)
+            if not any(label in d for d in done):
+                done.append(f"virtual server {label} added")
+        return done
+
+    def write_pid_file(self) -> None:
+        path = pid_file(self.config)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc.strerror)
+
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_hup() -> None:
+            task = loop.create_task(self.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        self.write_pid_file()
         try:
             await self.start()
         except OSError as exc:
@@ -237,6 +346,8 @@ class Daemon:
         await self.stopping.wait()
         log.info("stopping")
         await self.stop()
+        with contextlib.suppress(OSError):
+            os.unlink(pid_file(self.config))
 
 
 def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:
@@ -265,6 +376,10 @@ def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:
         return True
 
     return wanted
+
+
+def pid_file(config: Config) -> str:
+    return os.path.join(config.model.global_.state_dir, "halo.pid")
 
 
 async def _as_coro(aw: Awaitable[Any]) -> Any:

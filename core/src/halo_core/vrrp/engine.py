@@ -13,6 +13,7 @@ never run inside the FSM step, and nothing here waits for them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -179,6 +180,11 @@ class InstanceRuntime:
         self._forced = False
         self._arm()
 
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _arm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -317,45 +323,148 @@ class VrrpEngine:
         self.group_states: dict[str, str] = {}
         self._file_timer: Timer | None = None
 
+    def _create(self, name: str, cfg: VrrpInstance) -> InstanceRuntime:
+        iface = interface_info(cfg.interface)
+        sock = self.transport.socket_for(iface, family_of(cfg))
+        inst = InstanceRuntime(
+            name,
+            cfg,
+            iface,
+            sock,
+            clock=self.clock,
+            bus=self.bus,
+            group=self.group_of.get(name),
+            on_state=self._sync,
+        )
+        sock.receivers[cfg.virtual_router_id] = inst
+        self.instances[name] = inst
+        return inst
+
+    def _boot(self, inst: InstanceRuntime) -> None:
+        inst.step(fsm.Startup())
+        # The interface itself is always tracked: down means FAULT (keepalived).
+        if not self.links.watch(inst.iface.name):
+            inst.step(fsm.FaultSet(f"interface {inst.iface.name} down"))
+        log.debug("%s: started on %s (pid %d)", inst.name, inst.iface.name, os.getpid())
+
     def start(self) -> None:
         from halo_core.netlink import LinkMonitor
 
         self.links = LinkMonitor(self._link_changed)
         for name, cfg in self.config.vrrp_instances.items():
-            iface = interface_info(cfg.interface)
-            sock = self.transport.socket_for(iface, family_of(cfg))
-            inst = InstanceRuntime(
-                name,
-                cfg,
-                iface,
-                sock,
-                clock=self.clock,
-                bus=self.bus,
-                group=self.group_of.get(name),
-                on_state=self._sync,
-            )
-            sock.receivers[cfg.virtual_router_id] = inst
-            self.instances[name] = inst
-        for name, inst in self.instances.items():
+            self._create(name, cfg)
+        for inst in self.instances.values():
             self._setup_tracking(inst)
-            inst.step(fsm.Startup())
-            # The interface itself is always tracked: down means FAULT (keepalived).
-            if not self.links.watch(inst.iface.name):
-                inst.step(fsm.FaultSet(f"interface {inst.iface.name} down"))
-            log.debug("%s: started on %s (pid %d)", name, inst.iface.name, os.getpid())
-        if self.track_files:
-            self._poll_files()
+            self._boot(inst)
+        self._poll_files()
+
+    def reload(self, new: HaloConfig) -> list[str]:
+        """Apply a new configuration with as little disturbance as the RFC allows.
+
+        An unchanged instance is not touched at all: no advert, no announcement, no address
+        change. A changed one keeps its state when its identity (interface, VRID, version,
+        address family, source) is the same: priority, tracking, timers, preemption and the
+        address list change in place. Otherwise it steps down (priority 0) and a new one
+        starts, as do added instances; removed ones step down. Returns what was done.
+        """
+        done: list[str] = []
+        old = self.config
+        self.config = new
+        self.group_of = {m: g for g, sg in new.vrrp_sync_groups.items() for m in sg.group}
+        for name in list(self.instances):
+            if name not in new.vrrp_instances:
+                inst = self.instances.pop(name)
+                inst.step(fsm.Shutdown())
+                inst.cancel_timer()
+                self.transport.release(inst.iface.name, inst.family, inst.cfg.virtual_router_id)
+                done.append(f"{name} removed")
+        fresh: list[InstanceRuntime] = []
+        for name, cfg in new.vrrp_instances.items():
+            current = self.instances.get(name)
+            if current is None:
+                fresh.append(self._create(name, cfg))
+                done.append(f"{name} added")
+                continue
+            group_changed = old.vrrp_sync_groups.get(
+                current.group or ""
+            ) != new.vrrp_sync_groups.get(self.group_of.get(name, ""))
+            if (
+                current.cfg == cfg
+                and current.group == self.group_of.get(name)
+                and not group_changed
+            ):
+                continue
+            if _identity(current.cfg) == _identity(cfg):
+                self._update(current, cfg)
+                done.append(f"{name} updated in place")
+            else:
+                current.step(fsm.Shutdown())
+                current.cancel_timer()
+                self.transport.release(
+                    current.iface.name, current.family, current.cfg.virtual_router_id
+                )
+                del self.instances[name]
+                fresh.append(self._create(name, cfg))
+                done.append(f"{name} restarted (interface, VRID, version or source changed)")
+        # Tracking is rebuilt for everyone: cheap, and references may have changed.
+        self.check_watchers.clear()
+        self.track_files.clear()
+        for inst in self.instances.values():
+            self._setup_tracking(inst)
+        for inst in fresh:
+            self._boot(inst)
+        return done
+
+    def _update(self, inst: InstanceRuntime, cfg: VrrpInstance) -> None:
+        """Swap a running instance's configuration without a state change."""
+        replacement = InstanceRuntime(
+            inst.name,
+            cfg,
+            inst.iface,
+            inst.sock,
+            clock=self.clock,
+            bus=self.bus,
+            group=self.group_of.get(inst.name),
+            on_state=self._sync,
+        )
+        m = inst.machine
+        interval = replacement.machine.master_adver_interval_cs
+        replacement.machine = dataclasses.replace(
+            m,
+            config=replacement.machine.config,
+            master_adver_interval_cs=interval
+            if m.state is not fsm.State.BACKUP
+            else m.master_adver_interval_cs,
+        )
+        replacement.counters = inst.counters
+        replacement.tracks = inst.tracks
+        replacement.track_faults = inst.track_faults
+        inst.cancel_timer()
+        inst.sock.receivers[cfg.virtual_router_id] = replacement
+        self.instances[inst.name] = replacement
+        # Keep only the inputs still configured; the base priority may have moved.
+        keys = (
+            {f"check {t.check}" for t in cfg.track if t.check}
+            | {f"interface {t.interface}" for t in cfg.track if t.interface}
+            | {f"file {t.file}" for t in cfg.track if t.file}
+        )
+        replacement.tracks.updown = {
+            k: v for k, v in replacement.tracks.updown.items() if k in keys
+        }
+        replacement.tracks.files = {k: v for k, v in replacement.tracks.files.items() if k in keys}
+        replacement.reevaluate("configuration reloaded")
+        replacement._arm()
 
     def _poll_files(self) -> None:
         # keepalived watches track files with inotify; a one-second poll is as prompt as
         # anyone writing such a file needs, and costs one read per file per second.
+        self._file_timer = self.clock.call_at(self.clock.now() + 1.0, self._poll_files)
         for inst, t in self.track_files:
             assert t.file is not None
             value = read_track_file(t.file)
             key = f"file {t.file}"
             if inst.tracks.files.get(key, (None, None))[1] != value:
                 inst.set_input(t, key, value)
-        self._file_timer = self.clock.call_at(self.clock.now() + 1.0, self._poll_files)
 
     def _setup_tracking(self, inst: InstanceRuntime) -> None:
         tracks = list(inst.cfg.track)
@@ -451,8 +560,7 @@ class VrrpEngine:
         """Step every instance down (a priority-0 advert from each master) and close sockets."""
         for inst in self.instances.values():
             inst.step(fsm.Shutdown())
-            if inst._timer is not None:
-                inst._timer.cancel()
+            inst.cancel_timer()
         if self._file_timer is not None:
             self._file_timer.cancel()
         if self.links is not None:
@@ -461,6 +569,11 @@ class VrrpEngine:
 
     def status(self) -> list[dict[str, Any]]:
         return [inst.status() for inst in self.instances.values()]
+
+
+def _identity(cfg: VrrpInstance) -> tuple[Any, ...]:
+    """What cannot change without becoming another virtual router."""
+    return (cfg.interface, cfg.virtual_router_id, cfg.version, family_of(cfg), cfg.unicast_src_ip)
 
 
 def read_track_file(path: str) -> int:
