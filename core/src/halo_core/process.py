@@ -132,7 +132,9 @@ async def run_script(
     exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0])
     if exe is None:
         return ScriptResult(None, error=f"{argv[0]}: not found")
-    if secure and run_as is not None and run_as.uid not in (None, 0):
+    if secure:
+        # keepalived's enable_script_security: a script whose path a non-root user could
+        # change must not run with our privileges — whichever user it runs as.
         problem = security_problem(exe)
         if problem:
             return ScriptResult(None, error=f"refused: {problem}")
@@ -157,23 +159,47 @@ async def run_script(
         )
     except OSError as exc:
         return ScriptResult(None, error=f"{exe}: {exc.strerror or exc}")
+    if stdin is not None and proc.stdin is not None:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [asyncio.ensure_future(_read_capped(s)) for s in (proc.stdout, proc.stderr)]
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        await asyncio.wait_for(proc.wait(), timeout)
     except TimeoutError:
         _kill_group(proc.pid)
+        for r in readers:
+            r.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(proc.wait(), 5)
         return ScriptResult(None, timed_out=True)
     except asyncio.CancelledError:
         _kill_group(proc.pid)
+        for r in readers:
+            r.cancel()
         raise
-    # A script that ended normally may have started a service in the background (the seeds'
-    # check_ng.sh restarts nginx): it is left alone, as keepalived leaves it.
+    # The script has ended. It may have started a service in the background that still
+    # holds our pipes (the seeds' check_ng.sh restarts nginx): take what output is there and
+    # leave the service alone, as keepalived does, rather than wait for its pipes to close.
+    done, pending = await asyncio.wait(readers, timeout=0.2)
+    for r in pending:
+        r.cancel()
+    out, err = (r.result() if r in done and not r.cancelled() else b"" for r in readers)
     return ScriptResult(
         proc.returncode,
-        out[:OUTPUT_LIMIT].decode(errors="replace"),
-        err[:OUTPUT_LIMIT].decode(errors="replace"),
+        out.decode(errors="replace"),
+        err.decode(errors="replace"),
     )
+
+
+async def _read_capped(stream: asyncio.StreamReader) -> bytes:
+    data = b""
+    while len(data) < OUTPUT_LIMIT:
+        chunk = await stream.read(OUTPUT_LIMIT - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _kill_group(pgid: int) -> None:

@@ -1,0 +1,1 @@
+"""halo checker ``script``: run an executable; its exit status is the result."""

@@ -1,0 +1,1 @@
+"""halo checker ``ssh``: log in over SSH, optionally run a command and check its result."""
