@@ -145,8 +145,10 @@ async def run_script(
         kwargs["user"] = run_as.uid
         kwargs["group"] = run_as.gid
         kwargs["extra_groups"] = []
+    loop = asyncio.get_running_loop()
     try:
-        proc = await asyncio.create_subprocess_exec(
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitProtocol(loop),
             exe,
             *argv[1:],
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
@@ -159,13 +161,16 @@ async def run_script(
         )
     except OSError as exc:
         return ScriptResult(None, error=f"{exe}: {exc.strerror or exc}")
+    proc = asyncio.subprocess.Process(transport, protocol, loop)
     if stdin is not None and proc.stdin is not None:
         proc.stdin.write(stdin)
         proc.stdin.close()
     assert proc.stdout is not None and proc.stderr is not None
     readers = [asyncio.ensure_future(_read_capped(s)) for s in (proc.stdout, proc.stderr)]
     try:
-        await asyncio.wait_for(proc.wait(), timeout)
+        # Not proc.wait(): before Python 3.12 it also waits for the pipes to close, which a
+        # service started in the background keeps open.
+        await asyncio.wait_for(asyncio.shield(protocol.exited), timeout)
     except TimeoutError:
         _kill_group(proc.pid)
         for r in readers:
@@ -190,6 +195,19 @@ async def run_script(
         out.decode(errors="replace"),
         err.decode(errors="replace"),
     )
+
+
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Knows when the process itself has exited, whatever its pipes are doing."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=OUTPUT_LIMIT, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
 async def _read_capped(stream: asyncio.StreamReader) -> bytes:
