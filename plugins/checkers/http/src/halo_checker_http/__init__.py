@@ -1,0 +1,1 @@
+"""halo checker ``http``: an HTTP request whose status, body digest or regex must match."""

@@ -1,0 +1,1 @@
+"""halo checker ``ssl``: the ``http`` checker over TLS, with certificate-expiry warnings."""
