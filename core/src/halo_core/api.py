@@ -181,7 +181,10 @@ class BackendConfig:
 
 class Backend(Protocol):
     """The runtime of a backend type: ``factory(config, context) -> Backend``. It receives
-    every bus event (VRRP state changes, pool changes) and applies them to the kernel."""
+    bus events (VRRP state changes, pool changes) and applies them to the kernel. An
+    optional ``kinds`` attribute (a collection of event kinds) limits what it is sent;
+    without it, it gets every event. An optional ``async reload(config: HaloConfig)`` is
+    called when the daemon reloads a changed configuration."""
 
     async def start(self) -> None:
         """Reconcile with the kernel at start-up (e.g. clean up what a crashed run left)."""

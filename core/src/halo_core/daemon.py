@@ -50,6 +50,7 @@ class Daemon:
         self.checks: dict[str, CheckRunner] = {}
         self.pools: list[Pool] = []
         self.notifiers: dict[str, Any] = {}
+        self.status_api: Any = None  # halo_core.status.server.StatusServer, once started
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
         """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
@@ -89,6 +90,12 @@ class Daemon:
             )
             pool.start()
             self.pools.append(pool)
+        # --- status API (halo_core.status), started last: it never shows a half-built daemon.
+        from halo_core.status.server import StatusServer
+
+        self.status_api = StatusServer(self)
+        await self.status_api.start()  # logs and carries on when it cannot listen
+        # --- end status API
 
     def _start_checks(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
         for name, configured in self.config.model.checks.items():
@@ -182,7 +189,9 @@ class Daemon:
                 if wanted(event):
                     await notifier.notify(event)
 
-            self.bus.subscribe(deliver, name=f"notifier:{name}", timeout=timeout)
+            self.bus.subscribe(
+                deliver, name=f"notifier:{name}", timeout=timeout, kinds=configured.config.events
+            )
 
     async def _start_backends(self) -> None:
         from halo_core.api import PluginContext
@@ -203,7 +212,10 @@ class Daemon:
                 )
                 continue
             self.backends[name] = backend
-            self.bus.subscribe(backend.handle, name=f"backend:{name}")
+            # A backend may say which event kinds it wants: a VIP backend has no business
+            # with the thousands of check results a second a big pool produces.
+            kinds = getattr(backend, "kinds", None)
+            self.bus.subscribe(backend.handle, name=f"backend:{name}", kinds=kinds)
 
     async def stop(self) -> None:
         for runner in self.checks.values():
@@ -224,6 +236,10 @@ class Daemon:
                 await asyncio.wait_for(backend.stop(), HOOK_TIMEOUT)
             except Exception as exc:
                 log.error("backend %s: stop failed: %s: %s", name, type(exc).__name__, exc)
+        # --- status API: closed after the STOP transitions went out on its event streams.
+        if self.status_api is not None:
+            await self.status_api.close()
+        # --- end status API
         self.scheduler.close()
         await self.bus.drain(timeout=5.0)
         await self.bus.close()
@@ -324,15 +340,22 @@ class Daemon:
             log.warning("cannot write %s: %s", path, exc.strerror)
 
     async def run_forever(self) -> None:
+        from halo_core import systemd
+
         loop = asyncio.get_running_loop()
+        sd = systemd.attach(self)  # sd_notify and the watchdog; does nothing outside systemd
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         reloads: set[asyncio.Task[bool]] = set()
 
         def on_hup() -> None:
+            sd.reloading()
             task = loop.create_task(self.reload())
             reloads.add(task)
             task.add_done_callback(reloads.discard)
+            task.add_done_callback(
+                lambda t: sd.reloaded(not t.cancelled() and t.exception() is None and t.result())
+            )
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         self.write_pid_file()
@@ -340,12 +363,17 @@ class Daemon:
             await self.start()
         except OSError as exc:
             log.error("cannot start: %s", exc)
+            sd.failed(str(exc))
             await self.stop()
+            sd.close()
             raise SystemExit(1) from None
         log.info("halo %s started with %s", __version__, self.config.path)
+        sd.ready()
         await self.stopping.wait()
         log.info("stopping")
+        sd.stopping()
         await self.stop()
+        sd.close()
         with contextlib.suppress(OSError):
             os.unlink(pid_file(self.config))
 
