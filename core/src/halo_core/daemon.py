@@ -50,6 +50,7 @@ class Daemon:
         self.checks: dict[str, CheckRunner] = {}
         self.pools: list[Pool] = []
         self.notifiers: dict[str, Any] = {}
+        self.failed_backends: dict[str, str] = {}
         self.status_api: Any = None  # halo_core.status.server.StatusServer, once started
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
@@ -79,6 +80,7 @@ class Daemon:
             self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock)
             self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
             self.vrrp.start()
+            self._fault_without_vip_backend()
         self._start_checks()
         for vs in self.config.model.virtual_servers:
             pool = Pool(
@@ -96,6 +98,28 @@ class Daemon:
         self.status_api = StatusServer(self)
         await self.status_api.start()  # logs and carries on when it cannot listen
         # --- end status API
+
+    def _fault_without_vip_backend(self) -> None:
+        """An instance whose addresses nobody can put in the kernel must not claim MASTER:
+        without a working vip backend it stays in FAULT (it would black-hole traffic)."""
+        from halo_core.vrrp import fsm
+
+        assert self.vrrp is not None
+        configs = self.backend_configs()
+        vip_ok = any(c.type == "vip" and n in self.backends for n, c in configs.items())
+        if vip_ok:
+            return
+        why = next(
+            (
+                f"vip backend failed: {e}"
+                for n, e in self.failed_backends.items()
+                if configs[n].type == "vip"
+            ),
+            "no vip backend installed (pip install halo-backend-vip)",
+        )
+        for inst in self.vrrp.instances.values():
+            if inst.cfg.virtual_ipaddress:
+                inst.step(fsm.FaultSet(why))
 
     def _start_checks(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
         for name, configured in self.config.model.checks.items():
@@ -203,6 +227,7 @@ class Daemon:
                 backend = ptype.load_factory()(configured.config, ctx)
                 await asyncio.wait_for(backend.start(), HOOK_TIMEOUT)
             except Exception as exc:  # a backend's failure is reported, never fatal to VRRP
+                self.failed_backends[name] = f"{type(exc).__name__}: {exc}"
                 log.error(
                     "backend %s (%s): cannot start: %s: %s",
                     name,

@@ -114,6 +114,18 @@ def _finish(
         located += [where(p) for p in exc.problems]
         raise ConfigError(located) from None
     located += [where(p) for p in cross_check(model)]
+    if plugins is not None and "vip" not in plugins.names("backend"):
+        for name, inst in model.vrrp_instances.items():
+            if inst.virtual_ipaddress:
+                located.append(
+                    where(
+                        Problem(
+                            ("vrrp_instances", name, "virtual_ipaddress"),
+                            "needs the vip backend to hold these addresses"
+                            " (pip install halo-backend-vip)",
+                        )
+                    )
+                )
     if located:
         raise ConfigError(located)
     return Config(model, path, raw)

@@ -32,7 +32,7 @@ from halo_core.events import (
     VrrpStateChanged,
 )
 from halo_core.events import PriorityChanged as PriorityChangedEvent
-from halo_core.scheduler import Clock, Timer
+from halo_core.scheduler import Clock, LoopClock, Timer
 from halo_core.schema import IPAddress
 from halo_core.vrrp import fsm, packet, tracking
 from halo_core.vrrp.transport import (
@@ -45,6 +45,12 @@ from halo_core.vrrp.transport import (
 )
 
 log = logging.getLogger("halo.vrrp")
+
+APPROACH_FROM = 0.05
+"""Seconds: a Master_Down_Timer further away is first approached to within the kernel's
+wake-up slack (see ``InstanceRuntime._approach``)."""
+LOOP_RESOLUTION = 0.001
+"""Seconds: the event loop's waits are whole milliseconds, rounded up."""
 
 STOP = "STOP"  # the state name published when an instance stops (keepalived's notify_stop)
 
@@ -169,12 +175,17 @@ class InstanceRuntime:
         now = self.clock.now()
         self.machine, actions = fsm.step(self.machine, event, now)
         self._forced = forced
+        entered_master = any(
+            isinstance(a, fsm.StateChanged) and a.new is fsm.State.MASTER for a in actions
+        )
         for action in actions:
             if isinstance(action, fsm.SendAdvert):
                 self._send(action.priority)
             elif isinstance(action, fsm.StateChanged):
                 self._state_changed(action)
-            elif isinstance(action, fsm.Announce):
+            elif isinstance(action, fsm.Announce) and not entered_master:
+                # Entering MASTER is itself the request to announce (backends act on the
+                # state change); a separate request means "again, now": a split brain healed.
                 self.counters["announce_requests"] += 1
                 self.bus.publish(VrrpAnnounce(instance=self.name, reason=action.reason))
         self._forced = False
@@ -190,7 +201,34 @@ class InstanceRuntime:
             self._timer.cancel()
             self._timer = None
         deadline = self.machine.next_deadline()
-        if deadline is not None:
+        if deadline is None:
+            return
+        if self.machine.state is fsm.State.BACKUP:
+            self._approach(deadline)  # the takeover timer: on time to a fraction of a ms
+        else:
+            self._timer = self.clock.call_at(deadline, self._tick)
+
+    def _approach(self, deadline: float) -> None:
+        """Arm the Master_Down_Timer precisely.
+
+        The event loop waits in epoll_wait, which Linux lets end up to 1/1000 of the wait
+        late (select_estimate_accuracy: 3.6 ms on a 3.6 s Master_Down_Interval) and which
+        counts whole milliseconds, rounded up: plain ``call_at`` took over 1.5 to 4 ms after
+        the RFC time where keepalived (timerfd) is 0.3 ms late. So: wake a little more than
+        that slack early, then one millisecond early, then poll the loop (``call_soon``: I/O
+        is still served) until the deadline. The polling lasts under a millisecond and only
+        happens when the timer really expires, i.e. at a takeover.
+        """
+        wait = deadline - self.clock.now()
+        if wait > APPROACH_FROM:
+            early = deadline - min(wait / 1000, 0.1) - 0.002
+            self._timer = self.clock.call_at(early, lambda: self._approach(deadline))
+        elif wait > LOOP_RESOLUTION:
+            early = deadline - LOOP_RESOLUTION
+            self._timer = self.clock.call_at(early, lambda: self._approach(deadline))
+        elif wait > 0 and isinstance(self.clock, LoopClock):
+            self._timer = self.clock.loop.call_soon(self._approach, deadline)
+        else:
             self._timer = self.clock.call_at(deadline, self._tick)
 
     def _tick(self) -> None:

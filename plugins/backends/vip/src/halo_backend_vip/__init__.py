@@ -1,0 +1,1 @@
+"""halo backend ``vip``: a VRRP master's virtual addresses in the kernel, announced on the wire."""

@@ -1,0 +1,940 @@
+"""The ``vip`` backend at run time: virtual addresses in the kernel, announced on the wire.
+
+What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` and
+``virtual_ipaddress_excluded``; ``dev`` defaults to the instance's interface):
+
+* **Entering MASTER**: add every address through rtnetlink (pyroute2's AsyncIPRoute, one
+  connection) and announce it ``garp_master_repeat`` times with gratuitous ARP /
+  unsolicited neighbour advertisements. Each address's first frame leaves as soon as its
+  add returns (keepalived's round order: one frame per address per round), with no sleep
+  in between, because every millisecond here is a millisecond of clients sending to the
+  old master. A second burst follows after ``garp_master_delay`` (the instance's own value
+  wins), refreshes every ``garp_master_refresh`` while MASTER. A
+  :class:`~halo_core.events.VrrpAnnounce` (this master heard a lower-priority one: a
+  split brain healed) sends ``garp_lower_prio_repeat`` per address at once; the one the
+  engine publishes with every transition to MASTER is already answered by the first
+  burst. Leaving MASTER cancels whatever is still pending.
+* **Leaving MASTER** (BACKUP, FAULT, STOP) and on :meth:`VipBackend.stop`: delete the
+  addresses again.
+* **Ownership**: every address halo adds carries ``IFA_PROTO`` = :data:`IFA_PROTO_HALO`
+  (0xA1, an otherwise unused value of the kernel's address-protocol byte; kernel ≥ 5.18).
+  Only addresses carrying it are ever deleted, so what an operator or another daemon put
+  on the box is never touched: an address equal to a VIP that exists without the marker
+  when halo wants to add it stays the operator's (it is announced, not owned, and stays
+  when halo leaves MASTER). At :meth:`start` every address carrying the marker is deleted:
+  nothing can be MASTER yet, so such an address is a leftover of a crashed run.
+* **Reconcile**: deletions are heard at once through rtnetlink multicast
+  (:mod:`.addrmon`); a VIP that disappears while MASTER is added back and re-announced.
+  A periodic reconcile (``reconcile_interval``) repeats the whole comparison as a safety
+  net, also removing marked addresses no MASTER instance wants and re-reading MACs.
+* **Failures**: an address that cannot be added (interface missing, kernel refusal) is
+  logged and published as :class:`~halo_core.events.BackendFailed` with the instance set;
+  what was added in that attempt is rolled back and the VRRP engine puts the instance in
+  FAULT, rather than have it claim an address it does not hold. Nothing is raised at the
+  bus.
+
+Frames are prebuilt per (interface, address) by :mod:`.frames` and sent on one
+non-blocking ``AF_PACKET`` socket per interface; a full socket buffer (EAGAIN / ENOBUFS)
+counts as a send error rather than blocking the loop.
+
+Each instance's netlink changes run under its own lock, so a restore never interleaves with
+a state change of the same instance while two instances becoming MASTER together overlap
+their netlink round trips (the bus runs different instances' events concurrently); the
+periodic reconcile and stop take every lock. Timers use the daemon's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import re
+import socket
+import struct
+from asyncio import Task
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from typing import Any
+
+from pyroute2 import AsyncIPRoute, NetlinkError
+
+from halo_backend_vip import frames
+from halo_backend_vip.addrmon import AddressEvent, AddressMonitor
+from halo_backend_vip.plugin import VipBackendConfig
+from halo_core.api import PluginContext
+from halo_core.config.model import HaloConfig
+from halo_core.events import (
+    BackendApplied,
+    BackendFailed,
+    Event,
+    VrrpAnnounce,
+    VrrpStateChanged,
+)
+from halo_core.scheduler import Job, Timer
+from halo_core.schema import IPAddress
+
+log = logging.getLogger("halo.backend.vip")
+# pyroute2 logs every netlink message at DEBUG; `--log-level debug` is for halo's own lines.
+if logging.getLogger("pyroute2").level == logging.NOTSET:
+    logging.getLogger("pyroute2").setLevel(logging.INFO)
+
+__all__ = ["IFA_PROTO_HALO", "KernelAddress", "Port", "Vip", "VipBackend"]
+
+IFA_PROTO_HALO = 0xA1
+"""The ``IFA_PROTO`` value marking an address as halo's. The kernel defines 0–3 (unspec,
+loopback, router advertisement, link-local); iproute2 versions that know IFA_PROTO show it
+as ``proto 0xa1``."""
+
+IFA_F_NODAD = 0x02  # IPv6: usable at once, no duplicate address detection (keepalived too)
+ARPHRD_ETHER = 1
+SIOCGIFHWADDR = 0x8927
+SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+COUNTERS = (
+    "added",
+    "removed",
+    "restored",
+    "garp_sent",
+    "na_sent",
+    "send_errors",
+    "netlink_errors",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# what is wanted, and what the kernel has
+
+
+@dataclass(frozen=True)
+class Vip:
+    """One virtual address of an instance, with its device resolved."""
+
+    address: IPv4Interface | IPv6Interface
+    dev: str
+    label: str | None = None
+    scope: str | None = None
+    broadcast: IPv4Address | None = None
+
+    @property
+    def ip(self) -> IPAddress:
+        return self.address.ip
+
+    @property
+    def v6(self) -> bool:
+        return self.address.version == 6
+
+    def matches(self, index: int, addr: KernelAddress) -> bool:
+        """Whether ``addr`` is this VIP as the kernel identifies addresses: IPv4 by
+        (device, address, prefix length) — the same IPv4 address may be there twice with
+        different prefixes — IPv6 by (device, address)."""
+        return (
+            addr.index == index
+            and addr.address == self.ip
+            and (self.v6 or addr.prefixlen == self.address.network.prefixlen)
+        )
+
+    def __str__(self) -> str:
+        return f"{self.address} dev {self.dev}"
+
+
+@dataclass(frozen=True)
+class KernelAddress:
+    """An address as dumped from the kernel."""
+
+    index: int
+    address: IPAddress
+    prefixlen: int
+    proto: int
+
+    @property
+    def ours(self) -> bool:
+        return self.proto == IFA_PROTO_HALO
+
+    def __str__(self) -> str:
+        return f"{self.address}/{self.prefixlen} (ifindex {self.index})"
+
+
+@dataclass(eq=False)
+class Instance:
+    """A VRRP instance's addresses and what this backend did with them."""
+
+    name: str
+    vips: tuple[Vip, ...]
+    delay: float  # seconds to the second burst
+    master: bool = False
+    owned: set[Vip] = field(default_factory=set)  # added by us and (as far as we know) there
+    foreign: set[Vip] = field(default_factory=set)  # present without our marker: not ours
+    noted_foreign: set[Vip] = field(default_factory=set)  # logged once
+    second_burst: Timer | None = None
+    refresh: Timer | None = None
+    bursts: set[asyncio.Task[None]] = field(default_factory=set)
+    restore_wanted: bool = False
+    restore_task: asyncio.Task[None] | None = None
+    counters: Counter[str] = field(default_factory=Counter)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def held(self) -> list[Vip]:
+        """The VIPs on the box for this instance, ours or not: what gets announced."""
+        return [v for v in self.vips if v in self.owned or v in self.foreign]
+
+
+# ---------------------------------------------------------------------------------------------
+# interfaces: one AF_PACKET socket and a frame cache each
+
+
+def link_info(dev: str) -> tuple[int, bytes | None]:
+    """(ifindex, MAC) of ``dev``; the MAC is None on a non-Ethernet link (nothing to
+    announce there). Raises OSError when the interface does not exist."""
+    index = socket.if_nametoindex(dev)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        # struct ifreq: the name, then a sockaddr whose family is the ARPHRD type.
+        res = fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, struct.pack("16s16x", dev.encode()))
+    hatype = struct.unpack_from("H", res, 16)[0]
+    return index, res[18:24] if hatype == ARPHRD_ETHER else None
+
+
+class Port:
+    """One interface: index, MAC, an AF_PACKET socket bound to it and its prebuilt frames."""
+
+    def __init__(self, name: str, index: int, mac: bytes | None) -> None:
+        self.name = name
+        self.index = index
+        self.mac = mac
+        self.frames: dict[IPAddress, bytes] = {}
+        self.sock: socket.socket | None = None
+        if mac is not None:
+            # Protocol 0: this socket only sends; the kernel queues nothing to it.
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            try:
+                self.sock.bind((name, 0))
+                self.sock.setblocking(False)
+            except BaseException:
+                self.sock.close()
+                raise
+
+    def frame(self, ip: IPAddress) -> bytes | None:
+        if self.mac is None:
+            return None
+        data = self.frames.get(ip)
+        if data is None:
+            data = self.frames[ip] = (
+                frames.unsolicited_na_frame(self.mac, ip)
+                if isinstance(ip, IPv6Address)
+                else frames.garp_frame(self.mac, ip)
+            )
+        return data
+
+    def send(self, data: bytes) -> str | None:
+        """Send one frame; the error text if it could not be sent (never blocks)."""
+        if self.sock is None:
+            return "not an Ethernet interface"
+        try:
+            self.sock.send(data)
+        except OSError as exc:  # EAGAIN/ENOBUFS when the queue is full, ENETDOWN, ENXIO
+            return exc.strerror or str(exc)
+        return None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# the backend
+
+
+class VipBackend:
+    """The ``vip`` backend: ``factory(config, context)`` of :class:`~halo_core.api.Backend`."""
+
+    def __init__(self, config: VipBackendConfig, context: PluginContext) -> None:
+        self.config = config
+        self.context = context
+        self.name = context.name
+        self.instances: dict[str, Instance] = {
+            name: Instance(name, vips, delay)
+            for name, (vips, delay) in self._wanted_vips(context.config).items()
+        }
+        self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
+        self.ports: dict[str, Port] = {}
+        self.promoted: dict[str, str] = {}  # dev → promote_secondaries before we set it
+        self.ipr: Any = None
+        self.monitor: AddressMonitor | None = None
+        self.job: Job | None = None
+        self.closing = False
+        self.counters: Counter[str] = Counter()  # backend-wide: leftovers, stale, reconciles
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _wanted_vips(self, config: HaloConfig) -> dict[str, tuple[tuple[Vip, ...], float]]:
+        out = {}
+        for name, icfg in config.vrrp_instances.items():
+            vips = tuple(
+                Vip(v.address, v.dev or icfg.interface, v.label, v.scope, v.broadcast)
+                for v in (*icfg.virtual_ipaddress, *icfg.virtual_ipaddress_excluded)
+            )
+            if vips:
+                delay = icfg.garp_master_delay
+                out[name] = (vips, float(self.config.garp_master_delay if delay is None else delay))
+        return out
+
+    async def reload(self, config: HaloConfig) -> None:
+        """Follow a reloaded configuration. Called before the VRRP engine applies it: new
+        instances become known, and a MASTER whose address list changed gets the new
+        addresses added and announced and the dropped ones (if ours) removed, with no
+        change at all to the addresses it keeps. Removed instances are withdrawn when the
+        engine steps them down."""
+        for name, (vips, delay) in self._wanted_vips(config).items():
+            inst = self.instances.get(name)
+            if inst is None:
+                self.instances[name] = Instance(name, vips, delay)
+                continue
+            inst.delay = delay
+            if vips == inst.vips:
+                continue
+            added = [v for v in vips if v not in inst.vips]
+            dropped = [v for v in inst.vips if v not in vips]
+            async with inst.lock:
+                inst.vips = vips
+                if not inst.master:
+                    continue
+                inst.owned -= set(dropped)
+                inst.foreign -= set(dropped)
+                # Only what left the list, and only if ours (another MASTER's stays).
+                removed, _ = await self._remove_ours(Instance(name, tuple(dropped), delay))
+                new, failures = await self._ensure(inst, added)
+            log.info(
+                "%s: reload: added %s, removed %s",
+                name,
+                ", ".join(map(str, new)) or "nothing",
+                ", ".join(map(str, removed)) or "nothing",
+            )
+            if failures:
+                self._fail(inst, "; ".join(failures))
+            elif new:
+                self._announce(inst, self.config.garp_master_repeat, only=new)
+        self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if not marker_supported():
+            # Older kernels drop IFA_PROTO silently: halo would take its own addresses for
+            # an operator's and never remove them, so it must not manage addresses at all.
+            raise RuntimeError(
+                f"Linux {os.uname().release} does not keep IFA_PROTO on addresses (needs"
+                " 5.18 or later), so halo could not tell its addresses from others'"
+            )
+        self.ipr = AsyncIPRoute(groups=0)  # requests only; events come through addrmon
+        try:
+            for addr in await self._dump():
+                if addr.ours:
+                    await self._delete(addr)
+                    self.counters["leftovers_removed"] += 1
+                    log.warning("%s: removed %s left behind by a previous run", self.name, addr)
+            self.monitor = AddressMonitor(self._on_address_event, self._on_overrun)
+            await self._warm_up()
+        except BaseException:
+            self.ipr.close()
+            raise
+        # Resolve interfaces and prebuild frames now, so becoming MASTER costs no more than
+        # the netlink adds. Missing interfaces are not an error until an instance needs them.
+        for inst in self.instances.values():
+            for vip in inst.vips:
+                with contextlib.suppress(OSError):
+                    self._port(vip.dev).frame(vip.ip)
+        interval = float(self.config.reconcile_interval)
+        if interval > 0:
+            self.job = self.context.scheduler.every(
+                f"backend:{self.name}:reconcile", interval, self.reconcile, first_delay=interval
+            )
+        log.debug(
+            "%s: managing %d addresses of %d instances",
+            self.name,
+            sum(len(i.vips) for i in self.instances.values()),
+            len(self.instances),
+        )
+
+    async def _warm_up(self) -> None:
+        # pyroute2's first request of a kind costs ~0.5 ms more than the next ones (lazy
+        # message compilation), and the first one would be the failover's first add. Prime
+        # it with adds the kernel refuses without side effects: ifindex 0 never exists.
+        for family, address in ((4, "192.0.2.1"), (6, "2001:db8::1")):
+            if any(v.address.version == family for i in self.instances.values() for v in i.vips):
+                args = {"flags": IFA_F_NODAD} if family == 6 else {"label": "lo", "scope": 0}
+                with contextlib.suppress(NetlinkError):
+                    await self.ipr.addr(
+                        "add",
+                        index=0,
+                        address=address,
+                        prefixlen=32,
+                        IFA_PROTO=IFA_PROTO_HALO,
+                        **args,
+                    )
+
+    async def stop(self) -> None:
+        self.closing = True
+        if self.job is not None:
+            self.context.scheduler.cancel(self.job.name)
+            self.job = None
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
+        for inst in self.instances.values():
+            self._cancel(inst)
+        if self.ipr is not None:
+            async with self._all_locks():
+                for inst in self.instances.values():
+                    inst.master = False
+                    inst.owned.clear()
+                    inst.foreign.clear()
+                # Everything marked as ours goes, whichever instance it belonged to.
+                for addr in await self._dump():
+                    if addr.ours:
+                        await self._delete(addr)
+                        log.info("%s: removed %s on stop", self.name, addr)
+            self.ipr.close()
+            self.ipr = None
+        for task in list(self._tasks):
+            task.cancel()
+        for dev, value in self.promoted.items():
+            with contextlib.suppress(OSError):
+                _write_sysctl(dev, value)
+        self.promoted.clear()
+        for port in self.ports.values():
+            port.close()
+        self.ports.clear()
+
+    async def handle(self, event: Event) -> None:
+        try:
+            if isinstance(event, VrrpStateChanged):
+                inst = self.instances.get(event.instance)
+                if inst is None:
+                    return
+                if event.new == "MASTER":
+                    await self._become_master(inst)
+                elif inst.master or inst.owned or inst.foreign:
+                    await self._withdraw(inst, f"entering {event.new}")
+            elif isinstance(event, VrrpAnnounce):
+                inst = self.instances.get(event.instance)
+                if inst is None or not inst.master:
+                    return
+                log.info("%s: announcing again (%s)", inst.name, event.reason)
+                repeat = self.config.garp_lower_prio_repeat
+                self._announce(inst, self.config.garp_master_repeat if repeat is None else repeat)
+        except Exception as exc:  # never raise at the bus; report instead
+            instance = getattr(event, "instance", None)
+            log.exception("%s: failed handling %s", self.name, event.kind)
+            self.context.bus.publish(
+                BackendFailed(
+                    backend=self.name, error=f"{type(exc).__name__}: {exc}", instance=instance
+                )
+            )
+
+    # ------------------------------------------------------------------ state changes
+
+    async def _become_master(self, inst: Instance) -> None:
+        self._cancel(inst)
+        repeat = self.config.garp_master_repeat
+        # Without pacing, each address's first announcement leaves right after its own add
+        # (keepalived's round order is kept: round one interleaved with the adds, then the
+        # other rounds), so the first frame does not wait for the remaining adds.
+        interleave = repeat > 0 and not any(self._gap(v.v6) for v in inst.vips)
+        first_round: set[Vip] = set()
+
+        def held(vip: Vip) -> None:
+            if interleave:
+                self._announce(inst, 1, only=(vip,))
+                first_round.add(vip)
+
+        async with inst.lock:
+            if self.closing:
+                return
+            failures: list[str] = []
+            for vip in inst.vips:  # a missing interface fails before the kernel is touched
+                try:
+                    self._port(vip.dev)
+                except OSError as exc:
+                    inst.counters["netlink_errors"] += 1
+                    failures.append(f"cannot add {vip}: {exc.strerror or exc}")
+            added: list[Vip] = []
+            if not failures:
+                inst.master = True
+                added, failures = await self._ensure(inst, inst.vips, on_held=held)
+            if failures:
+                # Roll back rather than hold half the addresses: the instance goes to FAULT.
+                # (Interleaved, an address added before the failing one has been announced
+                # once; the master that takes over announces it again.)
+                inst.master = False
+                await self._remove_ours(inst)
+                inst.owned.clear()
+                inst.foreign.clear()
+        if failures:
+            self._fail(inst, "; ".join(failures))
+            return
+        if interleave:
+            self._announce(inst, 1, only=set(inst.held) - first_round)
+            self._announce(inst, repeat - 1)
+        else:
+            self._announce(inst, repeat)
+        now = self.context.clock.now()
+        if inst.delay > 0 and repeat > 0:
+            inst.second_burst = self.context.clock.call_at(
+                now + inst.delay, lambda: self._announce(inst, repeat)
+            )
+        if self.config.garp_master_refresh > 0:
+            self._arm_refresh(inst, now + float(self.config.garp_master_refresh))
+        log.info(
+            "%s: MASTER: added %s", inst.name, ", ".join(str(v) for v in added) or "nothing new"
+        )
+        self.context.bus.publish(
+            BackendApplied(backend=self.name, detail=f"{inst.name}: {len(inst.held)} addresses up")
+        )
+
+    async def _withdraw(self, inst: Instance, why: str) -> None:
+        self._cancel(inst)
+        async with inst.lock:
+            inst.master = False
+            inst.owned.clear()
+            inst.foreign.clear()
+            if self.closing:
+                return
+            removed, failures = await self._remove_ours(inst)
+        if removed:
+            log.info("%s: %s: removed %s", inst.name, why, ", ".join(str(a) for a in removed))
+            self.context.bus.publish(
+                BackendApplied(
+                    backend=self.name, detail=f"{inst.name}: {len(removed)} addresses down"
+                )
+            )
+        if failures:
+            self._fail(inst, "; ".join(failures))
+
+    def _cancel(self, inst: Instance) -> None:
+        for timer in (inst.second_burst, inst.refresh):
+            if timer is not None:
+                timer.cancel()
+        inst.second_burst = inst.refresh = None
+        for task in inst.bursts:
+            task.cancel()
+        inst.bursts.clear()
+
+    def _fail(self, inst: Instance, error: str) -> None:
+        log.error("%s: %s", inst.name, error)
+        self.context.bus.publish(BackendFailed(backend=self.name, error=error, instance=inst.name))
+
+    # ------------------------------------------------------------------ netlink
+
+    async def _dump(self) -> list[KernelAddress]:
+        out: list[KernelAddress] = []
+        async for msg in await self.ipr.addr("dump"):
+            family = msg.get("family")
+            if family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            raw = (msg.get("IFA_LOCAL") if family == socket.AF_INET else None) or msg.get(
+                "IFA_ADDRESS"
+            )
+            if raw is None:
+                continue
+            out.append(
+                KernelAddress(
+                    index=int(msg.get("index")),
+                    address=(IPv4Address if family == socket.AF_INET else IPv6Address)(raw),
+                    prefixlen=int(msg.get("prefixlen")),
+                    proto=int(msg.get("IFA_PROTO") or 0),
+                )
+            )
+        return out
+
+    async def _delete(self, addr: KernelAddress) -> bool:
+        """Delete one address; False (logged) if the kernel refused. Gone already is fine."""
+        try:
+            await self.ipr.addr(
+                "del", index=addr.index, address=str(addr.address), prefixlen=addr.prefixlen
+            )
+        except NetlinkError as exc:
+            if exc.code in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                return True
+            self.counters["netlink_errors"] += 1
+            log.error("%s: cannot remove %s: %s", self.name, addr, os.strerror(exc.code))
+            return False
+        return True
+
+    def _port(self, dev: str) -> Port:
+        """The interface's Port, rebuilt when the interface was recreated (new ifindex)."""
+        try:
+            index = socket.if_nametoindex(dev)
+        except OSError:
+            raise OSError(errno.ENODEV, f"no interface named {dev}") from None
+        port = self.ports.get(dev)
+        if port is None or port.index != index:
+            if port is not None:
+                port.close()
+            _, mac = link_info(dev)
+            port = self.ports[dev] = Port(dev, index, mac)
+            if self.config.promote_secondaries and dev in self.v4_devs:
+                self._promote_secondaries(dev)
+        return port
+
+    def _promote_secondaries(self, dev: str) -> None:
+        # keepalived does the same: without it, deleting the primary address of a subnet
+        # makes the kernel delete every secondary address of that subnet with it.
+        if dev in self.promoted:
+            return
+        try:
+            value = _read_sysctl(dev)
+            if value != "0":
+                return
+            _write_sysctl(dev, "1")
+        except OSError as exc:
+            log.warning("%s: cannot set promote_secondaries on %s: %s", self.name, dev, exc)
+            return
+        self.promoted[dev] = value
+
+    async def _ensure(
+        self, inst: Instance, vips: Iterable[Vip], on_held: Callable[[Vip], None] | None = None
+    ) -> tuple[list[Vip], list[str]]:
+        """Add ``vips``; (added, failure messages). EEXIST is sorted out: ours (a restore
+        racing an event, say) counts as held, anyone else's is held but never owned.
+        ``on_held(vip)`` runs as soon as each one is known to be on the box."""
+        added: list[Vip] = []
+        failures: list[str] = []
+        for vip in vips:
+            try:
+                port = self._port(vip.dev)
+            except OSError as exc:
+                inst.counters["netlink_errors"] += 1
+                failures.append(f"cannot add {vip}: {exc.strerror or exc}")
+                continue
+            args: dict[str, Any] = {
+                "index": port.index,
+                "address": str(vip.ip),
+                "prefixlen": vip.address.network.prefixlen,
+                "IFA_PROTO": IFA_PROTO_HALO,
+            }
+            if vip.v6:
+                args["flags"] = IFA_F_NODAD
+            else:
+                if vip.label:
+                    args["label"] = vip.label
+                if vip.scope:
+                    args["scope"] = SCOPES[vip.scope]
+                if vip.broadcast is not None:
+                    args["broadcast"] = str(vip.broadcast)
+            try:
+                await self.ipr.addr("add", **args)
+            except NetlinkError as exc:
+                if exc.code == errno.EEXIST:
+                    owner = await self._owner(vip, port.index)
+                    if owner is not None:
+                        self._hold(inst, vip, ours=owner)
+                        if on_held is not None:
+                            on_held(vip)
+                        continue
+                inst.counters["netlink_errors"] += 1
+                failures.append(f"cannot add {vip}: {os.strerror(exc.code)}")
+                continue
+            inst.owned.add(vip)
+            inst.foreign.discard(vip)
+            inst.counters["added"] += 1
+            added.append(vip)
+            if on_held is not None:
+                on_held(vip)
+        return added, failures
+
+    async def _owner(self, vip: Vip, index: int) -> bool | None:
+        """True if ``vip`` is on the box with our marker, False without, None if absent."""
+        found = [a for a in await self._dump() if vip.matches(index, a)]
+        if not found:
+            return None
+        return any(a.ours for a in found)
+
+    def _hold(self, inst: Instance, vip: Vip, *, ours: bool) -> None:
+        if ours:
+            inst.owned.add(vip)
+            inst.foreign.discard(vip)
+            return
+        inst.owned.discard(vip)
+        inst.foreign.add(vip)
+        if vip not in inst.noted_foreign:
+            inst.noted_foreign.add(vip)
+            log.warning(
+                "%s: %s is already configured by someone else: announcing it, but it is not"
+                " halo's and will not be removed",
+                inst.name,
+                vip,
+            )
+
+    async def _remove_ours(self, inst: Instance) -> tuple[list[Vip], list[str]]:
+        """Delete this instance's VIPs that carry our marker and no MASTER instance holds."""
+        present = await self._dump()
+        removed: list[Vip] = []
+        failures: list[str] = []
+        for vip in inst.vips:
+            try:
+                index = socket.if_nametoindex(vip.dev)
+            except OSError:
+                continue  # the interface is gone, and its addresses with it
+            for addr in present:
+                if not (addr.ours and vip.matches(index, addr)) or self._wanted(addr, inst):
+                    continue
+                if await self._delete(addr):
+                    inst.counters["removed"] += 1
+                    removed.append(vip)
+                else:
+                    inst.counters["netlink_errors"] += 1
+                    failures.append(f"cannot remove {vip}")
+        return removed, failures
+
+    def _wanted(self, addr: KernelAddress, besides: Instance | None = None) -> bool:
+        """Whether a MASTER instance (other than ``besides``) holds ``addr`` as its own."""
+        for inst in self.instances.values():
+            if inst is besides or not inst.master:
+                continue
+            for vip in inst.owned:
+                port = self.ports.get(vip.dev)
+                if port is not None and vip.matches(port.index, addr):
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ announcements
+
+    def _announce(self, inst: Instance, repeat: int, only: Iterable[Vip] | None = None) -> None:
+        """Send ``repeat`` rounds of announcements for the held VIPs (keepalived's order:
+        one frame per address per round). Back to back when no interval is configured,
+        else paced by a task that leaving MASTER cancels."""
+        if repeat <= 0 or not inst.master:
+            return
+        wanted = set(only) if only is not None else None
+        packets: list[tuple[Port, bytes, bool]] = []
+        for vip in inst.held:
+            if wanted is not None and vip not in wanted:
+                continue
+            port = self.ports.get(vip.dev)
+            data = port.frame(vip.ip) if port is not None else None
+            if port is not None and data is not None:
+                packets.append((port, data, vip.v6))
+        if not packets:
+            return
+        rounds = packets * repeat
+        if not any(self._gap(v6) for _, _, v6 in packets):
+            self._send_all(inst, rounds)
+            return
+        task = asyncio.get_running_loop().create_task(self._paced(inst, rounds))
+        inst.bursts.add(task)
+        task.add_done_callback(inst.bursts.discard)
+
+    def _gap(self, v6: bool) -> float:
+        return float(self.config.gna_interval if v6 else self.config.garp_interval)
+
+    def _send_all(self, inst: Instance, packets: list[tuple[Port, bytes, bool]]) -> None:
+        errors: dict[str, int] = {}
+        for port, data, v6 in packets:
+            err = self._send_one(inst, port, data, v6)
+            if err is not None:
+                errors[f"{port.name}: {err}"] = errors.get(f"{port.name}: {err}", 0) + 1
+        for what, n in errors.items():
+            log.warning("%s: %d announcements not sent (%s)", inst.name, n, what)
+
+    def _send_one(self, inst: Instance, port: Port, data: bytes, v6: bool) -> str | None:
+        err = port.send(data)
+        if err is None:
+            inst.counters["na_sent" if v6 else "garp_sent"] += 1
+        else:
+            inst.counters["send_errors"] += 1
+        return err
+
+    async def _paced(self, inst: Instance, packets: list[tuple[Port, bytes, bool]]) -> None:
+        for i, (port, data, v6) in enumerate(packets):
+            if i:
+                await self.context.clock.sleep(self._gap(packets[i - 1][2]))
+            err = self._send_one(inst, port, data, v6)
+            if err is not None:
+                log.warning("%s: announcement not sent on %s: %s", inst.name, port.name, err)
+
+    def _arm_refresh(self, inst: Instance, when: float) -> None:
+        def due() -> None:
+            if inst.master:
+                self._announce(inst, self.config.garp_master_refresh_repeat)
+                self._arm_refresh(inst, when + float(self.config.garp_master_refresh))
+
+        inst.refresh = self.context.clock.call_at(when, due)
+
+    # ------------------------------------------------------------------ reconcile
+
+    def _on_address_event(self, event: AddressEvent) -> None:
+        if self.closing or not event.deleted:
+            return
+        for inst in self.instances.values():
+            if not inst.master:
+                continue
+            for vip in inst.held:
+                port = self.ports.get(vip.dev)
+                if port is not None and vip.matches(port.index, _as_kernel(event)):
+                    self._schedule_restore(inst)
+                    break
+
+    def _on_overrun(self) -> None:
+        if not self.closing:
+            self._spawn(self.reconcile())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], inst: Instance | None = None) -> Task[None]:
+        """Run ``coro`` in a task of its own; a failure is logged and reported, not lost."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("%s: background reconcile failed", self.name)
+                self.context.bus.publish(
+                    BackendFailed(
+                        backend=self.name,
+                        error=f"{type(exc).__name__}: {exc}",
+                        instance=inst.name if inst is not None else None,
+                    )
+                )
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _schedule_restore(self, inst: Instance) -> None:
+        inst.restore_wanted = True
+        if inst.restore_task is None or inst.restore_task.done():
+            inst.restore_task = self._spawn(self._restore(inst), inst)
+
+    async def _restore(self, inst: Instance) -> None:
+        # Loops while deletions keep arriving, so one that lands mid-restore is not missed.
+        while inst.restore_wanted and not self.closing:
+            inst.restore_wanted = False
+            async with inst.lock:
+                if not inst.master or self.closing:
+                    return
+                restored, failures = await self._repair(inst, await self._dump())
+            self._after_repair(inst, restored, failures)
+
+    async def _repair(
+        self, inst: Instance, present: list[KernelAddress]
+    ) -> tuple[list[Vip], list[str]]:
+        """Put back the VIPs of a MASTER instance that are missing from ``present``."""
+        missing: list[Vip] = []
+        for vip in inst.vips:
+            port = self.ports.get(vip.dev)
+            found = [a for a in present if port is not None and vip.matches(port.index, a)]
+            if not found:
+                missing.append(vip)
+            else:
+                self._hold(inst, vip, ours=any(a.ours for a in found))
+        restored, failures = await self._ensure(inst, missing)
+        inst.counters["restored"] += len(restored)
+        return restored, failures
+
+    def _after_repair(self, inst: Instance, restored: list[Vip], failures: list[str]) -> None:
+        if restored:
+            self._announce(inst, self.config.garp_master_repeat, only=restored)
+            log.warning(
+                "%s: %s removed by someone else; restored and announced",
+                inst.name,
+                ", ".join(str(v) for v in restored),
+            )
+            self.context.bus.publish(
+                BackendApplied(
+                    backend=self.name, detail=f"{inst.name}: {len(restored)} addresses restored"
+                )
+            )
+        if failures:
+            self._fail(inst, "; ".join(failures))
+
+    async def reconcile(self) -> None:
+        """Compare the kernel with what is wanted: restore the MASTER instances' missing
+        VIPs, remove marked addresses nobody wants, pick up MAC changes."""
+        if self.closing or self.ipr is None:
+            return
+        self.counters["reconciles"] += 1
+        results: list[tuple[Instance, list[Vip], list[str]]] = []
+        async with self._all_locks():
+            if self.closing:
+                return
+            self._refresh_macs()
+            present = await self._dump()
+            for addr in present:
+                if addr.ours and not self._wanted(addr) and await self._delete(addr):
+                    self.counters["stale_removed"] += 1
+                    log.warning("%s: removed %s, which no MASTER holds", self.name, addr)
+            for inst in self.instances.values():
+                if inst.master:
+                    restored, failures = await self._repair(inst, present)
+                    results.append((inst, restored, failures))
+        for inst, restored, failures in results:
+            self._after_repair(inst, restored, failures)
+
+    @contextlib.asynccontextmanager
+    async def _all_locks(self) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for name in sorted(self.instances):  # one order everywhere: no deadlock
+                await stack.enter_async_context(self.instances[name].lock)
+            yield
+
+    def _refresh_macs(self) -> None:
+        for dev, port in list(self.ports.items()):
+            try:
+                index, mac = link_info(dev)
+            except OSError:
+                continue
+            if index != port.index or mac != port.mac:
+                log.info("%s: %s changed (index or MAC); rebuilding its frames", self.name, dev)
+                port.close()
+                self.ports[dev] = Port(dev, index, mac)
+
+    # ------------------------------------------------------------------ introspection
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "instances": {
+                name: {
+                    "master": inst.master,
+                    "addresses": [str(v) for v in inst.vips],
+                    "owned": [str(v) for v in inst.vips if v in inst.owned],
+                    "foreign": [str(v) for v in inst.vips if v in inst.foreign],
+                    "counters": {k: inst.counters[k] for k in COUNTERS},
+                }
+                for name, inst in self.instances.items()
+            },
+            "interfaces": {
+                dev: {"index": p.index, "mac": p.mac.hex(":") if p.mac else None}
+                for dev, p in self.ports.items()
+            },
+            "promote_secondaries_set": sorted(self.promoted),
+            "counters": dict(self.counters),
+        }
+
+
+def marker_supported(release: str | None = None) -> bool:
+    """Whether the kernel keeps IFA_PROTO on addresses (Linux 5.18 and later)."""
+    m = re.match(r"(\d+)\.(\d+)", release if release is not None else os.uname().release)
+    return m is not None and (int(m[1]), int(m[2])) >= (5, 18)
+
+
+def _as_kernel(event: AddressEvent) -> KernelAddress:
+    return KernelAddress(event.index, event.address, event.prefixlen, event.proto)
+
+
+def _sysctl_path(dev: str) -> str:
+    return f"/proc/sys/net/ipv4/conf/{dev}/promote_secondaries"
+
+
+def _read_sysctl(dev: str) -> str:
+    with open(_sysctl_path(dev)) as fh:
+        return fh.read().strip()
+
+
+def _write_sysctl(dev: str, value: str) -> None:
+    with open(_sysctl_path(dev), "w") as fh:
+        fh.write(value)
