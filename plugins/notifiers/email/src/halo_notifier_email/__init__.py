@@ -1,0 +1,1 @@
+"""halo notifier ``email``: SMTP alerts with coalescing, rate limiting and retries."""

@@ -1,0 +1,1 @@
+"""halo notifier ``script``: keepalived's notify scripts and notify FIFO."""

@@ -1,0 +1,1 @@
+"""halo notifier ``webhook``: signed JSON over HTTP with retries and templates."""

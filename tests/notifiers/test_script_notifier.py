@@ -1,0 +1,324 @@
+"""The script notifier: keepalived's arguments, the HALO_* environment, order per instance,
+time-outs that kill the process group, failures counted, and the notify FIFO."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pwd
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from notify_helpers import eventually, make_context, vrrp, write_script
+
+from halo_core import plugins
+from halo_core.config import ConfigError, load_text
+from halo_core.daemon import event_filter
+from halo_core.events import Event, RealServerChanged, SyncGroupStateChanged
+from halo_notifier_script.plugin import ScriptNotifierConfig
+from halo_notifier_script.runtime import ScriptNotifier
+
+ROOT = os.geteuid() == 0
+
+# Appends "<script name> <arguments>" to out/calls, and its HALO_* environment and uid to
+# out/env-<script name>: what the tests look at.
+RECORDER = """
+name=$(basename "$0")
+echo "$name $*" >> {out}/calls
+{{ env | grep '^HALO_' | sort; echo "uid=$(id -u)"; }} > {out}/env-$name
+"""
+
+
+def recorder(d: Path, name: str, before: str = "") -> str:
+    write_script(d / name, before + RECORDER.format(out=d / "out"))
+    return str(d / name)
+
+
+def calls(d: Path) -> list[str]:
+    path = d / "out" / "calls"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def env_of(d: Path, name: str) -> dict[str, str]:
+    lines = (d / "out" / f"env-{name}").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+def notifier(**options: Any) -> ScriptNotifier:
+    return ScriptNotifier(ScriptNotifierConfig(**options), make_context("hooks"))
+
+
+async def test_keepalived_arguments_and_environment(public_dir: Path) -> None:
+    n = notifier(
+        notify_master=recorder(public_dir, "master.sh") + " --restart 'my service'",
+        notify=recorder(public_dir, "notify.sh") + " first",
+    )
+    await n.notify(vrrp("MASTER", old="BACKUP", priority=150, group="G1", reason="higher prio"))
+    # notify_master runs as configured; notify gets INSTANCE NAME STATE PRIORITY appended,
+    # after the state's own script (keepalived.conf(5)).
+    assert calls(public_dir) == [
+        "master.sh --restart my service",
+        "notify.sh first INSTANCE VI_1 MASTER 150",
+    ]
+    env = env_of(public_dir, "master.sh")
+    assert {k: v for k, v in env.items() if k != "HALO_TIME"} == {
+        "HALO_EVENT": "vrrp_state",
+        "HALO_GROUP": "G1",
+        "HALO_INSTANCE": "VI_1",
+        "HALO_INTERFACE": "eth0",
+        "HALO_NAME": "VI_1",
+        "HALO_NOTIFIER": "hooks",
+        "HALO_OLD_STATE": "BACKUP",
+        "HALO_PRIORITY": "150",
+        "HALO_REASON": "higher prio",
+        "HALO_ROUTER_ID": "lb1",
+        "HALO_STATE": "MASTER",
+        "HALO_TYPE": "INSTANCE",
+        "HALO_VRID": "51",
+        "uid": env["uid"],
+    }
+    assert abs(float(env["HALO_TIME"]) - time.time()) < 60
+    if ROOT:  # the default script user (keepalived_script, else nobody), never root
+        assert env["uid"] != "0"
+        assert env["uid"] == str(pwd.getpwnam(n.run_as.name.split(":")[0]).pw_uid)
+    assert n.status()["succeeded"] == 2
+
+
+async def test_each_state_has_its_script_and_notify_gets_every_change(public_dir: Path) -> None:
+    n = notifier(
+        **{
+            f"notify_{s}": recorder(public_dir, f"{s}.sh")
+            for s in ("master", "backup", "fault", "stop")
+        },
+        notify=recorder(public_dir, "notify.sh"),
+    )
+    for state in ("BACKUP", "MASTER", "FAULT", "STOP"):
+        await n.notify(vrrp(state, priority=90))
+    assert calls(public_dir) == [
+        "backup.sh ",
+        "notify.sh INSTANCE VI_1 BACKUP 90",
+        "master.sh ",
+        "notify.sh INSTANCE VI_1 MASTER 90",
+        "fault.sh ",
+        "notify.sh INSTANCE VI_1 FAULT 90",
+        "stop.sh ",
+        "notify.sh INSTANCE VI_1 STOP 90",
+    ]
+
+
+async def test_sync_group_and_real_server(public_dir: Path) -> None:
+    n = notifier(
+        notify_master=recorder(public_dir, "master.sh"),
+        notify=recorder(public_dir, "notify.sh"),
+        notify_up=recorder(public_dir, "up.sh") + " web",
+        notify_down=recorder(public_dir, "down.sh"),
+    )
+    await n.notify(
+        SyncGroupStateChanged(
+            group="G1", old="BACKUP", new="MASTER", members=("VI_1", "VI_2"), reason="r"
+        )
+    )
+    up = RealServerChanged(
+        virtual_server="192.0.2.1:80", real_server="10.0.0.5:8080", up=True, weight=3
+    )
+    await n.notify(up)
+    await n.notify(
+        RealServerChanged(
+            virtual_server="192.0.2.1:80", real_server="10.0.0.5:8080", up=False, weight=0
+        )
+    )
+    # a group's priority is 0 in keepalived's arguments; real servers get no extra arguments
+    assert calls(public_dir) == [
+        "master.sh ",
+        "notify.sh GROUP G1 MASTER 0",
+        "up.sh web",
+        "down.sh ",
+    ]
+    group_env = env_of(public_dir, "master.sh")
+    assert (group_env["HALO_TYPE"], group_env["HALO_MEMBERS"]) == ("GROUP", "VI_1 VI_2")
+    rs_env = env_of(public_dir, "up.sh")
+    assert rs_env["HALO_TYPE"] == "REAL_SERVER"
+    assert (rs_env["HALO_VIRTUAL_SERVER"], rs_env["HALO_REAL_SERVER"]) == (
+        "192.0.2.1:80",
+        "10.0.0.5:8080",
+    )
+    assert (rs_env["HALO_STATE"], rs_env["HALO_WEIGHT"]) == ("UP", "3")
+
+
+async def test_events_without_scripts_are_ignored(public_dir: Path) -> None:
+    n = notifier(notify_master=recorder(public_dir, "master.sh"))
+    await n.notify(vrrp("BACKUP"))
+    await n.notify(Event())
+    assert calls(public_dir) == []
+    assert n.status()["runs"] == 0
+
+
+async def test_order_per_instance_through_the_bus(public_dir: Path) -> None:
+    """A slow notify_backup finishes before the next notify_master of the same instance
+    starts, while another instance's hook does not wait for it."""
+    log = public_dir / "out" / "calls"
+    write_script(
+        public_dir / "backup.sh",
+        f'echo "backup $HALO_NAME start" >> {log}\n'
+        f'sleep 0.6; echo "backup $HALO_NAME end" >> {log}\n',
+    )
+    write_script(public_dir / "master.sh", f'echo "master $HALO_NAME" >> {log}\n')
+    n = notifier(
+        notify_backup=str(public_dir / "backup.sh"), notify_master=str(public_dir / "master.sh")
+    )
+    ctx = make_context()
+    bus = ctx.bus
+
+    async def deliver(event: Event) -> None:  # what the daemon subscribes
+        await n.notify(event)
+
+    bus.subscribe(deliver, name="notifier:hooks", timeout=n.timeout)
+    bus.publish(vrrp("BACKUP", instance="VI_1", old="MASTER"))
+    bus.publish(vrrp("MASTER", instance="VI_1"))
+    bus.publish(vrrp("MASTER", instance="VI_2"))
+    await bus.drain(timeout=10)
+    lines = calls(public_dir)
+    assert [ln for ln in lines if "VI_1" in ln] == [
+        "backup VI_1 start",
+        "backup VI_1 end",
+        "master VI_1",
+    ]
+    assert lines.index("master VI_2") < lines.index("backup VI_1 end")
+
+
+async def test_hanging_script_is_killed_with_its_group(public_dir: Path) -> None:
+    pidfile = public_dir / "out" / "child.pid"
+    write_script(public_dir / "hang.sh", f"sleep 300 & echo $! > {pidfile}; wait\n")
+    n = notifier(notify_master=str(public_dir / "hang.sh"), timeout=0.5)
+    assert n.timeout > 1.0  # the bus's limit leaves room for the script's own
+    start = time.monotonic()
+    await n.notify(vrrp("MASTER"))
+    assert time.monotonic() - start < 5
+    assert n.status()["timed_out"] == 1
+    assert "timed out" in (n.status()["last_error"] or "")
+    child = int(pidfile.read_text())
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{child}/stat") as fh:
+                return fh.read().split(")")[-1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    await eventually(gone, 5)
+
+
+async def test_failures_are_logged_and_counted(
+    public_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_script(public_dir / "fail.sh", "echo 'service nginx not found' >&2; exit 3\n")
+    insecure = write_script(public_dir / "insecure.sh", "exit 0\n", mode=0o777)
+    n = notifier(
+        notify_master=str(public_dir / "fail.sh"),
+        notify_backup=str(insecure),
+        notify_fault="/nonexistent/fault.sh",
+    )
+    with caplog.at_level(logging.WARNING, logger="halo.notifier.script"):
+        await n.notify(vrrp("MASTER"))
+        await n.notify(vrrp("BACKUP"))
+        await n.notify(vrrp("FAULT"))
+    status = n.status()
+    assert status["failed"] == 1
+    assert status["refused"] == (2 if ROOT else 1)  # insecure is refused only for another user
+    assert "notify_master for VI_1 MASTER: exit status 3: service nginx not found" in caplog.text
+    assert "notify_fault for VI_1 FAULT: refused: /nonexistent/fault.sh" in caplog.text
+
+
+async def test_notify_fifo(public_dir: Path) -> None:
+    path = public_dir / "notify.fifo"
+    n = notifier(notify_fifo=str(path))
+    assert stat.S_ISFIFO(path.stat().st_mode)  # created when missing
+    # Nobody reading: the line is dropped, and notify() does not wait.
+    await asyncio.wait_for(n.notify(vrrp("BACKUP", priority=90)), 1)
+    assert n.status()["fifo_dropped"] == 1
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        await n.notify(vrrp("MASTER", priority=100))
+        await n.notify(
+            SyncGroupStateChanged(
+                group="G1", old="BACKUP", new="MASTER", members=("VI_1",), reason=""
+            )
+        )
+        await n.notify(
+            RealServerChanged(
+                virtual_server="192.0.2.1:80", real_server="10.0.0.5:80", up=False, weight=0
+            )
+        )
+        assert os.read(reader, 4096).decode().splitlines() == [
+            'INSTANCE "VI_1" MASTER 100',
+            'GROUP "G1" MASTER 0',
+            "RS 10.0.0.5:80 192.0.2.1:80 DOWN",
+        ]
+    finally:
+        os.close(reader)
+    # The reader went away: dropped again, reopened once somebody reads.
+    await n.notify(vrrp("FAULT"))
+    assert n.status()["fifo_written"] == 3
+    assert n.status()["fifo_dropped"] == 2
+    await n.close()
+    assert not path.exists()  # we made it, we remove it
+
+
+async def test_fifo_that_is_not_a_fifo(public_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = public_dir / "plain"
+    path.write_text("")
+    with caplog.at_level(logging.ERROR, logger="halo.notifier.script"):
+        n = notifier(notify_fifo=str(path))
+    assert "exists and is not a FIFO" in caplog.text
+    await n.notify(vrrp("MASTER"))
+    assert n.status()["fifo_dropped"] == 1
+    await n.close()
+    assert path.exists()  # not ours: left alone
+
+
+async def test_unknown_script_user_keeps_the_notifier_from_starting() -> None:
+    if not ROOT:
+        pytest.skip("the script user only applies to root")
+    with pytest.raises(ValueError, match="does not exist"):
+        notifier(notify_master="/bin/true", script_user="no-such-user-here")
+
+
+def test_filters_select_instances_and_groups() -> None:
+    """One notifier per instance with the common filters (applied by the daemon)."""
+    wanted = event_filter(ScriptNotifierConfig(notify_master="/bin/true", instances=["VI_1"]))
+    assert wanted(vrrp("MASTER", instance="VI_1"))
+    assert not wanted(vrrp("MASTER", instance="VI_2"))
+    only_groups = event_filter(
+        ScriptNotifierConfig(notify_master="/bin/true", events=["vrrp_group_state"])
+    )
+    assert not only_groups(vrrp("MASTER", group="G1"))
+
+
+def test_schema() -> None:
+    p = plugins.load()
+    text = (
+        "notifiers:\n"
+        "  vi1_hooks:\n"
+        "    type: script\n"
+        "    instances: [VI_1]\n"
+        "    notify_master: /usr/local/bin/restart-nginx\n"
+        "    notify: /usr/local/bin/log-state\n"
+        "    vrrp_notify_fifo: /run/halo/notify.fifo\n"
+        "    script_timeout: 2s\n"
+    )
+    cfg = load_text(text, "t.yaml", p).model.notifiers["vi1_hooks"].config
+    assert (cfg.notify_fifo, cfg.timeout, cfg.instances) == ("/run/halo/notify.fifo", 2, ["VI_1"])
+    with pytest.raises(ConfigError) as exc:
+        load_text(
+            'notifiers:\n  a: {type: script}\n  b: {type: script, notify: "/bin/x \'y"}\n',
+            "t.yaml",
+            p,
+        )
+    assert exc.value.lines == [
+        "t.yaml:2:6: notifiers.a: configures nothing: give a notify_* command or notify_fifo",
+        "t.yaml:3:29: notifiers.b.notify: cannot be split into arguments: No closing quotation",
+    ]
