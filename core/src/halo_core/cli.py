@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from halo_core import __version__
 
@@ -140,6 +140,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(args.config, log_level=args.log_level)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from halo_core.status.client import cmd_status as status
+
+    return status(args)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from halo_core.watch import cmd_watch as watch
+
+    return watch(args)
+
+
+def _add_operations(sub: Any) -> None:
+    """`halo status` and `halo watch`: their modules load only when they run."""
+    p_status = sub.add_parser(
+        "status",
+        help="show the running daemon's instances, checks and pools",
+        description="Ask the running halo, through its status API, for its state.",
+    )
+    p_status.add_argument("-c", "--config", default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
+    p_status.add_argument(
+        "--api",
+        metavar="ENDPOINT",
+        help="unix:/PATH or HOST:PORT of the status API (default: from the configuration)",
+    )
+    p_status.add_argument(
+        "--token", default=os.environ.get("HALO_TOKEN"), help="bearer token (or $HALO_TOKEN)"
+    )
+    p_status.add_argument("--json", action="store_true", help="print the daemon's JSON")
+    p_status.set_defaults(func=cmd_status)
+
+    p_watch = sub.add_parser(
+        "watch",
+        help="show every VRRP router heard on an interface and flag conflicts",
+        description="Listen to VRRP adverts on IFACE (nothing is sent) and report every "
+        "router heard and any conflict between them: two masters, mismatched intervals, "
+        "addresses, versions or authentication. Exit status 1 when a conflict was seen.",
+    )
+    p_watch.add_argument("interface", metavar="IFACE")
+    p_watch.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    p_watch.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    p_watch.add_argument(
+        "--promisc", action="store_true", help="promiscuous mode (default: all-multicast)"
+    )
+    p_watch.set_defaults(func=cmd_watch)
+
+
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="halo",
@@ -170,6 +217,8 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     p_schema.add_argument("--compact", action="store_true")
     p_schema.set_defaults(func=cmd_schema)
 
+    _add_operations(sub)
+
     from halo_core import demo
 
     demo.add_command(sub)
@@ -183,7 +232,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = None
     # Plugins may add sub-commands; only load them when the command is not a core one, so the
     # core commands stay light and a broken plugin cannot break `halo check`.
-    core = {"run", "check", "reload", "plugins", "schema", "demo", "-h", "--help", "--version"}
+    core = {
+        "run",
+        "check",
+        "reload",
+        "plugins",
+        "schema",
+        "demo",
+        "status",
+        "watch",
+        "-h",
+        "--help",
+        "--version",
+    }
     if args_list and args_list[0] not in core and not args_list[0].startswith("-"):
         plugins = _load_plugins()
     parser = build_parser(plugins)

@@ -1,0 +1,355 @@
+"""The status API server against a real Daemon running on the test's event loop: checks, a
+pool with real servers, no VRRP (so neither root nor a lab is needed). The VRRP side and
+the daemon as a process are in test_api_lab.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from ops_helpers import families, get_json, http, metrics, raw, response_schema, split, validate
+
+from halo_core import plugins as plugin_loader
+from halo_core.config import ConfigError, load, load_text
+from halo_core.daemon import Daemon
+from halo_core.events import PoolChanged, PoolMember, VrrpStateChanged
+from halo_core.status.endpoint import parse
+
+
+def config_text(state_dir: Path, port: int, status_api: str = "") -> str:
+    return f"""
+global:
+  router_id: test-node
+  state_dir: {state_dir}
+{status_api}
+checks:
+  always_up: {{type: script, script: /bin/true, interval: 0.2}}
+  always_down: {{type: script, script: /bin/false, interval: 0.2, fall: 1}}
+virtual_servers:
+  - address: 192.0.2.80
+    port: 80
+    name: web
+    delay_loop: 0.2
+    quorum: 1
+    real_servers:
+      - address: 127.0.0.1
+        port: {port}
+        checks: [{{type: tcp}}]
+      - address: 127.0.0.2
+        port: 9
+        weight: 3
+        checks: [{{type: script, script: /bin/false, fall: 1}}]
+"""
+
+
+@dataclass
+class Running:
+    daemon: Daemon
+    path: Path
+    sock: str
+    state_dir: Path
+    port: int
+
+    async def get(self, path: str, **kw: object) -> tuple[int, dict[str, str], bytes]:
+        return await asyncio.to_thread(http, self.sock, path, **kw)  # type: ignore[arg-type]
+
+    async def get_json(self, path: str, **kw: object) -> object:
+        return await asyncio.to_thread(get_json, self.sock, path, **kw)  # type: ignore[arg-type]
+
+    async def reconfigure(self, status_api: str) -> bool:
+        self.path.write_text(config_text(self.state_dir, self.port, status_api))
+        return await self.daemon.reload()
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[int]:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+
+
+async def start(
+    tmp_path: Path, port: int, status_api: str = "", state_dir: Path | None = None
+) -> Running:
+    state_dir = state_dir or tmp_path / "state"
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "halo.yaml"
+    path.write_text(config_text(state_dir, port, status_api))
+    plugins = plugin_loader.load()
+    daemon = Daemon(load(str(path), plugins), plugins)
+    await daemon.start()
+    return Running(daemon, path, str(state_dir / "halo.sock"), state_dir, port)
+
+
+@pytest.fixture
+async def running(tmp_path: Path, listener: int) -> AsyncIterator[Running]:
+    r = await start(tmp_path, listener)
+    await asyncio.sleep(0.6)  # a few check rounds
+    yield r
+    await r.daemon.stop()
+
+
+async def test_status_checks_and_pools(running: Running) -> None:
+    snap = await running.get_json("/v1/status")
+    validate(snap, response_schema("/v1/status"))  # type: ignore[arg-type]
+    assert snap["halo"]["router_id"] == "test-node"  # type: ignore[index]
+    checks = {c["name"]: c for c in snap["checks"]}  # type: ignore[index]
+    assert checks["always_up"]["state"] == "UP" and checks["always_up"]["last_ok"] is True
+    assert checks["always_down"]["state"] == "DOWN" and checks["always_down"]["failures"] >= 1
+    (pool,) = snap["pools"]  # type: ignore[index]
+    assert pool["name"] == "web" and pool["quorum"] is True and pool["live_weight"] == 1
+    servers = {s["server"]: s for s in pool["servers"]}
+    assert servers[f"127.0.0.1:{running.port}"]["state"] == "UP"
+    assert servers["127.0.0.2:9"]["state"] == "DOWN"
+    one = await running.get_json("/v1/pools/web")
+    assert one == pool | {"live_weight": one["live_weight"]}  # type: ignore[index,operator]
+    assert (await running.get_json("/v1/checks/always_up"))["name"] == "always_up"  # type: ignore[index]
+
+
+async def test_errors_and_methods(running: Running) -> None:
+    sock = running.sock
+    status, headers, body = await running.get("/v1/checks/nope")
+    assert status == 404 and json.loads(body) == {
+        "error": "no check named 'nope'",
+        "status": 404,
+    }
+    assert (await running.get("/v2/anything"))[0] == 404
+    status, headers, _ = await running.get("/v1/status", method="POST")
+    assert status == 405 and headers["allow"] == "GET, HEAD"
+    status, headers, body = await running.get("/v1/status", method="HEAD")
+    assert status == 200 and body == b"" and int(headers["content-length"]) > 100
+    garbage = await asyncio.to_thread(raw, sock, b"HELLO\r\n\r\n")
+    assert split(garbage)[0] == 400
+    huge = b"GET / HTTP/1.1\r\nX-Pad: " + b"a" * 20000 + b"\r\n\r\n"
+    assert split(await asyncio.to_thread(raw, sock, huge))[0] == 431
+    status, headers, body = await running.get("/healthz")
+    assert (status, body) == (200, b"ok\n")
+    index = await running.get_json("/")
+    assert "/metrics" in index["endpoints"] and "/v1/events" in index["endpoints"]  # type: ignore[index]
+
+
+async def test_a_slow_client_does_not_block_others(running: Running) -> None:
+    """A client that connects and sends nothing holds one connection, not the server."""
+    idle = await asyncio.to_thread(socket.socket, socket.AF_UNIX, socket.SOCK_STREAM)
+    idle.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(idle, running.sock)
+    try:
+        assert (await running.get("/healthz"))[0] == 200
+    finally:
+        idle.close()
+
+
+async def test_metrics_parse_and_agree_with_json(running: Running) -> None:
+    status, headers, body = await running.get("/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    m = metrics(text)
+    types = families(text)
+    assert types["halo_check_runs"] == "counter" and types["halo_check_up"] == "gauge"
+    assert m[("halo_check_up", frozenset({("check", "always_up"), ("type", "script")}))] == 1
+    assert m[("halo_check_up", frozenset({("check", "always_down"), ("type", "script")}))] == 0
+    assert m[("halo_pool_quorum", frozenset({("virtual_server", "web")}))] == 1
+    down = frozenset({("virtual_server", "web"), ("server", "127.0.0.2:9")})
+    assert m[("halo_real_server_up", down)] == 0
+    assert m[("halo_info", frozenset({("version", "0.1.0"), ("router_id", "test-node")}))] == 1
+    assert m[("process_resident_memory_bytes", frozenset())] > 1e6
+    # Pool checks appear as checks too, under their generated names.
+    tcp = [k for k in m if k[0] == "halo_check_runs_total" and ("type", "tcp") in k[1]]
+    assert len(tcp) == 1 and m[tcp[0]] >= 1
+
+
+def feeds(daemon: Daemon) -> list[str]:
+    return [s.name for s in daemon.bus.subscriptions if s.name == "status-api:events"]
+
+
+async def test_event_stream(running: Running) -> None:
+    # Every event goes to the API only while someone streams them.
+    assert feeds(running.daemon) == []
+    reader, writer = await asyncio.open_unix_connection(running.sock)
+    writer.write(b"GET /v1/events?kinds=pool,vrrp_state HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert b"200 OK" in head and b"text/event-stream" in head
+    assert (await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)).startswith(b": halo")
+    vs = running.daemon.config.model.virtual_servers[0]
+    bus = running.daemon.bus
+    bus.publish(
+        PoolChanged(
+            virtual_server="web",
+            service=vs,
+            members=(PoolMember("127.0.0.1", 80, 1),),
+            quorum=True,
+            reason="test",
+        )
+    )
+    from halo_core.events import ConfigReloaded
+
+    bus.publish(ConfigReloaded(path="x", summary="not wanted by this stream"))
+    bus.publish(
+        VrrpStateChanged(instance="VI_1", old="BACKUP", new="MASTER", priority=100, reason="t")
+    )
+    got = []
+    while len(got) < 2:
+        block = (await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)).decode()
+        if block.startswith(":"):
+            continue
+        fields = dict(line.split(": ", 1) for line in block.strip().splitlines())
+        got.append((fields["event"], json.loads(fields["data"]), int(fields["id"])))
+    (k1, pool, id1), (k2, vrrp, id2) = got
+    assert (k1, k2) == ("pool", "vrrp_state") and id2 > id1
+    # The service is summarised: its real servers' checker settings stay out of the stream.
+    assert pool["service"]["name"] == "web" and "real_servers" not in pool["service"]
+    assert pool["members"] == [{"address": "127.0.0.1", "port": 80, "weight": 1, "sorry": False}]
+    assert vrrp["source"] == "vrrp:VI_1" and vrrp["new"] == "MASTER" and vrrp["time"] > 0
+    assert feeds(running.daemon) == ["status-api:events"]
+    writer.close()
+    for _ in range(100):
+        if not feeds(running.daemon):
+            break
+        await asyncio.sleep(0.01)
+    assert feeds(running.daemon) == []
+
+
+async def test_token(tmp_path: Path, listener: int) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    r = await start(tmp_path, listener, f"  status_api:\n    token_file: {token_file}\n")
+    try:
+        status, headers, _ = await r.get("/v1/status")
+        assert status == 401 and headers["www-authenticate"].startswith("Bearer")
+        bad = {"Authorization": "Bearer wrong"}
+        assert (await r.get("/metrics", headers=bad))[0] == 401
+        good = {"Authorization": "Bearer s3cret-token"}
+        assert (await r.get("/metrics", headers=good))[0] == 200
+        # halo status finds the socket and the token in the configuration.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "halo_core.cli",
+            "status",
+            "-c",
+            str(r.path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        text = out.decode()
+        assert "always_down  script  DOWN" in text
+        assert "web" in text and "NO" not in text
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "halo_core.cli",
+            "status",
+            "--api",
+            f"unix:{r.sock}",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "HALO_TOKEN": ""},
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 1 and b"HTTP 401" in err
+    finally:
+        await r.daemon.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_reload_moves_the_api_to_tcp_and_back(running: Running) -> None:
+    port = free_port()
+    assert await running.reconfigure(f"  status_api:\n    listen: 127.0.0.1:{port}\n")
+    await asyncio.sleep(0.2)
+    assert not os.path.exists(running.sock)
+    where = ("127.0.0.1", port)
+    snap = await asyncio.to_thread(get_json, where, "/v1/status")
+    assert snap["halo"]["reloads"] == 1
+    # Bound to loopback, it answers to local names only (DNS rebinding from a browser).
+    status, _, _ = await asyncio.to_thread(
+        http, where, "/v1/status", headers={"Host": "evil.example:80"}
+    )
+    assert status == 421
+    assert await running.reconfigure("")
+    await asyncio.sleep(0.2)
+    assert os.path.exists(running.sock)
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.to_thread(http, where, "/healthz")
+
+
+async def test_unix_socket_taken_over_only_when_stale(tmp_path: Path, listener: int) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(state / "halo.sock"))
+    stale.close()  # the file stays: a daemon killed with -9 leaves this
+    r = await start(tmp_path, listener)
+    try:
+        assert (await r.get("/healthz"))[0] == 200
+        # A second daemon with the same state_dir must not steal the live socket.
+        second = await start(tmp_path / "b", listener, state_dir=state)
+        assert second.daemon.status_api.endpoint is None  # not listening
+        await second.daemon.stop()
+        assert (await r.get("/healthz"))[0] == 200  # and it did not remove ours on stop
+    finally:
+        await r.daemon.stop()
+    assert not os.path.exists(r.sock)
+
+
+async def test_disabled(tmp_path: Path, listener: int) -> None:
+    r = await start(tmp_path, listener, "  status_api: {enabled: false}\n")
+    try:
+        assert not os.path.exists(r.sock)
+    finally:
+        await r.daemon.stop()
+
+
+def test_listen_values() -> None:
+    assert parse("unix:/run/halo/halo.sock").path == "/run/halo/halo.sock"
+    assert parse("/tmp/x.sock").is_unix
+    tcp = parse("127.0.0.1:9201")
+    assert (tcp.host, tcp.port, tcp.loopback) == ("127.0.0.1", 9201, True)
+    assert parse("[::1]:9201").loopback and str(parse("[::1]:9201")) == "[::1]:9201"
+    assert parse("localhost:80").loopback and not parse("0.0.0.0:9201").loopback
+    for bad in ("unix:relative", "9201", "::1:9201", "host:0", "host:http", "[::1]9201"):
+        with pytest.raises(ValueError):
+            parse(bad)
+
+
+def test_config_validation() -> None:
+    base = "global:\n  status_api:\n"
+    with pytest.raises(ConfigError, match=r"global\.status_api\.listen: port"):
+        load_text(base + "    listen: localhost:99999\n")
+    with pytest.raises(ConfigError, match="either 'token' or 'token_file'"):
+        load_text(base + "    token: a\n    token_file: /b\n")
+    cfg = load_text(base + "    listen: 127.0.0.1:9201\n    token: t\n")
+    assert cfg.model.global_.status_api.listen == "127.0.0.1:9201"
+    assert load_text("{}").model.global_.status_api.enabled is True
+
+
+@pytest.mark.parametrize(
+    "argv", [["status", "--api", "unix:/nonexistent/halo.sock"], ["watch", "nosuchif0"]]
+)
+def test_operator_commands_stay_light(argv: list[str]) -> None:
+    """Like `halo check`: no network library comes in with `halo status` or `halo watch`."""
+    probe = (
+        "import sys\nfrom halo_core import cli\nrc = cli.main(sys.argv[1:])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'aiohttp', 'scapy', 'pyroute2', 'asyncssh'})\nprint('HEAVY=' + ','.join(heavy))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=False
+    )
+    assert "HEAVY=\n" in proc.stdout, proc.stdout + proc.stderr
