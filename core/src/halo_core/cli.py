@@ -222,6 +222,9 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     from halo_core import demo
 
     demo.add_command(sub)
+    from halo_core import convert
+
+    convert.add_command(sub)
     if plugins is not None:
         plugins.hook.halo_add_commands(subparsers=sub)
     return parser
@@ -239,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins",
         "schema",
         "demo",
+        "convert",
         "status",
         "watch",
         "-h",

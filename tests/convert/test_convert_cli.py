@@ -1,0 +1,114 @@
+"""``halo convert`` on the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from halo_core import cli
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+GOOD = """global_defs {
+    router_id lb1
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    use_vmac
+    virtual_ipaddress {
+        192.0.2.10
+    }
+}
+"""
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = cli.main(argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_convert_prints_yaml_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(GOOD)
+    status, out, err = run(["convert", "-i", "lb1", str(conf)], capsys)
+    assert status == 0
+    assert "vrrp_instances:\n  VI_1:\n" in out
+    assert err.splitlines() == [
+        f"unsupported: {conf}:7: use_vmac: halo has no virtual MAC (macvlan/ipvlan) interfaces"
+    ]
+    # and the result passes `halo check`
+    yaml_file = tmp_path / "halo.yaml"
+    yaml_file.write_text(out)
+    assert cli.main(["check", "-q", "-c", str(yaml_file)]) == 0
+
+
+def test_strict_makes_unsupported_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(GOOD)
+    status, out, err = run(["convert", "--strict", "-i", "x", str(conf)], capsys)
+    assert status == 1
+    assert out == ""
+    assert err.splitlines()[-1] == "halo convert: 1 unsupported keyword (--strict)"
+
+
+def test_output_file_and_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = CORPUS / "seed-001-lvs-dr.conf"
+    target = tmp_path / "halo.yaml"
+    status, out, err = run(["convert", "-q", "-i", "x", "-o", str(target), str(conf)], capsys)
+    assert status == 0 and out == ""
+    assert all(line.startswith("unsupported: ") for line in err.splitlines())  # no notes
+    assert "virtual_servers:" in target.read_text()
+
+
+def test_malformed_config_is_file_line_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(GOOD.replace("    virtual_ipaddress {\n", "    virtual_ipaddress {{\n"))
+    status, out, err = run(["convert", "-i", "x", str(conf)], capsys)
+    assert status == 1 and out == ""
+    assert err == f"{conf}:8: unexpected '{{' (it follows no keyword)\n"
+    status, out, err = run(["convert", str(tmp_path / "missing.conf")], capsys)
+    assert status == 1
+    missing = tmp_path / "missing.conf"
+    assert err == f"halo convert: cannot read {missing}: No such file or directory\n"
+
+
+def test_default_config_id_is_the_host_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("@nosuchhost use_vmac\n" + GOOD.replace("    use_vmac\n", ""))
+    status, _, err = run(["convert", str(conf)], capsys)
+    assert status == 0
+    assert "note: " in err and "give --config-id to convert for another node" in err
+
+
+def test_convert_imports_no_network_library(tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text((CORPUS / "virtual-server-http.conf").read_text())
+    probe = (
+        "import sys\n"
+        "from halo_core import cli\n"
+        "status = cli.main(sys.argv[1:])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in"
+        " {'aiohttp', 'asyncssh', 'scapy', 'pyroute2', 'aiosmtplib'})\n"
+        "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
+        "sys.exit(status)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "convert", "-q", "-i", "x", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY=\n" in proc.stderr or proc.stderr.rstrip().endswith("HEAVY="), proc.stderr
