@@ -3,17 +3,18 @@
 What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` and
 ``virtual_ipaddress_excluded``; ``dev`` defaults to the instance's interface):
 
-* **Entering MASTER**: add every address through rtnetlink (pyroute2's AsyncIPRoute, one
-  connection) and announce it ``garp_master_repeat`` times with gratuitous ARP /
-  unsolicited neighbour advertisements. Each address's first frame leaves as soon as its
-  add returns (keepalived's round order: one frame per address per round), with no sleep
-  in between, because every millisecond here is a millisecond of clients sending to the
-  old master. A second burst follows after ``garp_master_delay`` (the instance's own value
-  wins), refreshes every ``garp_master_refresh`` while MASTER. A
-  :class:`~halo_core.events.VrrpAnnounce` (this master heard a lower-priority one: a
-  split brain healed) sends ``garp_lower_prio_repeat`` per address at once; the one the
-  engine publishes with every transition to MASTER is already answered by the first
-  burst. Leaving MASTER cancels whatever is still pending.
+* **Entering MASTER**: add every address through rtnetlink (core's struct-built
+  :class:`~halo_core.netlink.AddressClient`, one socket; pyroute2 would cost 12.5 MB of a
+  35 MB budget and ten times the add latency) and announce it ``garp_master_repeat``
+  times with gratuitous ARP / unsolicited neighbour advertisements. Each address's first
+  frame leaves as soon as its add returns (keepalived's round order: one frame per
+  address per round), with no sleep in between, because every millisecond here is a
+  millisecond of clients sending to the old master. A second burst follows after
+  ``garp_master_delay`` (the instance's own value wins), refreshes every
+  ``garp_master_refresh`` while MASTER. A :class:`~halo_core.events.VrrpAnnounce` (this
+  master heard a lower-priority one: a split brain healed) sends
+  ``garp_lower_prio_repeat`` per address at once. Leaving MASTER cancels whatever is
+  still pending.
 * **Leaving MASTER** (BACKUP, FAULT, STOP) and on :meth:`VipBackend.stop`: delete the
   addresses again.
 * **Ownership**: every address halo adds carries ``IFA_PROTO`` = :data:`IFA_PROTO_HALO`
@@ -61,8 +62,6 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
-from pyroute2 import AsyncIPRoute, NetlinkError
-
 from halo_backend_vip import frames
 from halo_backend_vip.addrmon import AddressEvent, AddressMonitor
 from halo_backend_vip.plugin import VipBackendConfig
@@ -75,13 +74,11 @@ from halo_core.events import (
     VrrpAnnounce,
     VrrpStateChanged,
 )
+from halo_core.netlink import AddressClient, NetlinkError
 from halo_core.scheduler import Job, Timer
 from halo_core.schema import IPAddress
 
 log = logging.getLogger("halo.backend.vip")
-# pyroute2 logs every netlink message at DEBUG; `--log-level debug` is for halo's own lines.
-if logging.getLogger("pyroute2").level == logging.NOTSET:
-    logging.getLogger("pyroute2").setLevel(logging.INFO)
 
 __all__ = ["IFA_PROTO_HALO", "KernelAddress", "Port", "Vip", "VipBackend"]
 
@@ -262,7 +259,7 @@ class VipBackend:
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
         self.ports: dict[str, Port] = {}
         self.promoted: dict[str, str] = {}  # dev → promote_secondaries before we set it
-        self.ipr: Any = None
+        self.ipr: AddressClient | None = None
         self.monitor: AddressMonitor | None = None
         self.job: Job | None = None
         self.closing = False
@@ -328,7 +325,7 @@ class VipBackend:
                 f"Linux {os.uname().release} does not keep IFA_PROTO on addresses (needs"
                 " 5.18 or later), so halo could not tell its addresses from others'"
             )
-        self.ipr = AsyncIPRoute(groups=0)  # requests only; events come through addrmon
+        self.ipr = AddressClient()  # requests only; events come through addrmon
         try:
             for addr in await self._dump():
                 if addr.ours:
@@ -336,7 +333,6 @@ class VipBackend:
                     self.counters["leftovers_removed"] += 1
                     log.warning("%s: removed %s left behind by a previous run", self.name, addr)
             self.monitor = AddressMonitor(self._on_address_event, self._on_overrun)
-            await self._warm_up()
         except BaseException:
             self.ipr.close()
             raise
@@ -357,23 +353,6 @@ class VipBackend:
             sum(len(i.vips) for i in self.instances.values()),
             len(self.instances),
         )
-
-    async def _warm_up(self) -> None:
-        # pyroute2's first request of a kind costs ~0.5 ms more than the next ones (lazy
-        # message compilation), and the first one would be the failover's first add. Prime
-        # it with adds the kernel refuses without side effects: ifindex 0 never exists.
-        for family, address in ((4, "192.0.2.1"), (6, "2001:db8::1")):
-            if any(v.address.version == family for i in self.instances.values() for v in i.vips):
-                args = {"flags": IFA_F_NODAD} if family == 6 else {"label": "lo", "scope": 0}
-                with contextlib.suppress(NetlinkError):
-                    await self.ipr.addr(
-                        "add",
-                        index=0,
-                        address=address,
-                        prefixlen=32,
-                        IFA_PROTO=IFA_PROTO_HALO,
-                        **args,
-                    )
 
     async def stop(self) -> None:
         self.closing = True
@@ -529,32 +508,20 @@ class VipBackend:
     # ------------------------------------------------------------------ netlink
 
     async def _dump(self) -> list[KernelAddress]:
+        assert self.ipr is not None
         out: list[KernelAddress] = []
-        async for msg in await self.ipr.addr("dump"):
-            family = msg.get("family")
-            if family not in (socket.AF_INET, socket.AF_INET6):
+        for a in await self.ipr.dump():
+            if a.family not in (socket.AF_INET, socket.AF_INET6):
                 continue
-            raw = (msg.get("IFA_LOCAL") if family == socket.AF_INET else None) or msg.get(
-                "IFA_ADDRESS"
-            )
-            if raw is None:
-                continue
-            out.append(
-                KernelAddress(
-                    index=int(msg.get("index")),
-                    address=(IPv4Address if family == socket.AF_INET else IPv6Address)(raw),
-                    prefixlen=int(msg.get("prefixlen")),
-                    proto=int(msg.get("IFA_PROTO") or 0),
-                )
-            )
+            cls = IPv4Address if a.family == socket.AF_INET else IPv6Address
+            out.append(KernelAddress(a.index, cls(a.address), a.prefixlen, a.proto))
         return out
 
     async def _delete(self, addr: KernelAddress) -> bool:
         """Delete one address; False (logged) if the kernel refused. Gone already is fine."""
         try:
-            await self.ipr.addr(
-                "del", index=addr.index, address=str(addr.address), prefixlen=addr.prefixlen
-            )
+            assert self.ipr is not None
+            await self.ipr.delete(addr.index, addr.address.packed, addr.prefixlen)
         except NetlinkError as exc:
             if exc.code in (errno.EADDRNOTAVAIL, errno.ENODEV):
                 return True
@@ -609,23 +576,19 @@ class VipBackend:
                 inst.counters["netlink_errors"] += 1
                 failures.append(f"cannot add {vip}: {exc.strerror or exc}")
                 continue
-            args: dict[str, Any] = {
-                "index": port.index,
-                "address": str(vip.ip),
-                "prefixlen": vip.address.network.prefixlen,
-                "IFA_PROTO": IFA_PROTO_HALO,
-            }
+            args: dict[str, Any] = {"proto": IFA_PROTO_HALO}
             if vip.v6:
                 args["flags"] = IFA_F_NODAD
             else:
                 if vip.label:
                     args["label"] = vip.label
-                if vip.scope:
-                    args["scope"] = SCOPES[vip.scope]
                 if vip.broadcast is not None:
-                    args["broadcast"] = str(vip.broadcast)
+                    args["broadcast"] = vip.broadcast.packed
+            if vip.scope:
+                args["scope"] = SCOPES[vip.scope]
             try:
-                await self.ipr.addr("add", **args)
+                assert self.ipr is not None
+                await self.ipr.add(port.index, vip.ip.packed, vip.address.network.prefixlen, **args)
             except NetlinkError as exc:
                 if exc.code == errno.EEXIST:
                     owner = await self._owner(vip, port.index)
