@@ -10,6 +10,15 @@ from pathlib import Path
 import pytest
 from notify_helpers import make_context, vrrp
 
+from halo_core.eventfields import (
+    Secret,
+    jsonable,
+    render,
+    render_json,
+    summary,
+    template_problem,
+    values,
+)
 from halo_core.events import (
     BackendApplied,
     BackendFailed,
@@ -24,17 +33,8 @@ from halo_core.events import (
     SyncGroupStateChanged,
     VrrpAnnounce,
 )
-from halo_notifier_email.fields import (
-    Secret,
-    jsonable,
-    render,
-    summary,
-    template_problem,
-    values,
-)
 from halo_notifier_email.plugin import EmailNotifierConfig
 from halo_notifier_email.runtime import EmailNotifier
-from halo_notifier_webhook.fields import render_json
 from halo_notifier_webhook.runtime import payload
 
 EVENTS: list[tuple[Event, str]] = [

@@ -22,8 +22,7 @@ import aiohttp
 
 from halo_core import __version__
 from halo_core.api import PluginContext
-from halo_core.events import Event
-from halo_notifier_webhook.fields import (
+from halo_core.eventfields import (
     detail,
     event_data,
     name_of,
@@ -34,6 +33,7 @@ from halo_notifier_webhook.fields import (
     utc_time,
     values,
 )
+from halo_core.events import Event
 from halo_notifier_webhook.plugin import DEFAULT_EVENTS, WebhookNotifierConfig, url_problem
 
 log = logging.getLogger("halo.notifier.webhook")

@@ -2,10 +2,8 @@
 wording (summary and detail), ``${field}`` templates over them, and secrets taken from the
 environment or a file. Documented in docs/events.md.
 
-Stdlib only: the schema module imports it, and ``halo check`` must stay light.
-
-The email notifier carries the same module (halo_notifier_email.fields); keep the two
-identical apart from this line, so that e-mails and webhooks describe events the same way.
+Stdlib only: notifier schemas import it, and ``halo check`` must stay light. In core so
+that e-mails, webhooks and any third-party notifier describe events the same way.
 """
 
 from __future__ import annotations
