@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-from halo_core.schema import Doc, IPAddress, Length, Range, Seconds
+from halo_core.schema import Alias, Doc, IPAddress, Length, Range, Seconds
 
 if TYPE_CHECKING:
     from halo_core.bus import EventBus
@@ -85,6 +85,7 @@ class CheckerConfig:
     ] = None
     timeout: Annotated[
         Seconds | None,
+        Alias(("connect_timeout",)),  # keepalived's TCP_CHECK name; a checker may define its own
         Doc("how long one check may take before it counts as failed (default: the interval)"),
     ] = None
     rise: Annotated[int, Range(1, 1000), Doc("consecutive successes before the check is up")] = 1
