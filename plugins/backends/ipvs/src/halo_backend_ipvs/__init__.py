@@ -1,0 +1,1 @@
+"""halo backend ``ipvs``: virtual services in the kernel's IP Virtual Server, reconciled."""

@@ -1,0 +1,1 @@
+"""halo backend ``nftables``: load balancing by nftables DNAT in a table halo owns."""
