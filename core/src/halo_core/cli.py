@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from halo_core import __version__
+from halo_core import version
 
 if TYPE_CHECKING:
     from halo_core.plugins import Plugins
@@ -192,7 +192,7 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
         prog="halo",
         description="halo: VRRP failover, health checks and load balancing for Linux.",
     )
-    parser.add_argument("--version", action="version", version=f"halo {__version__}")
+    parser.add_argument("--version", action="version", version=f"halo {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p_run = sub.add_parser("run", help="run the daemon")

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from halo_core import __version__
 from halo_core import log as halo_log
+from halo_core import version
 from halo_core.api import CheckResult, CheckTarget, NotifierConfig
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
@@ -392,7 +392,7 @@ class Daemon:
             await self.stop()
             sd.close()
             raise SystemExit(1) from None
-        log.info("halo %s started with %s", __version__, self.config.path)
+        log.info("halo %s started with %s", version(), self.config.path)
         sd.ready()
         await self.stopping.wait()
         log.info("stopping")

@@ -100,7 +100,7 @@ def _convert(
     explicit_id: str | None,
     plugins: Plugins | None,
 ) -> Result:
-    from halo_core import __version__
+    from halo_core import version
     from halo_core.api import KINDS
     from halo_core.convert.emit import dump, to_data
     from halo_core.convert.lexer import Loc
@@ -115,7 +115,7 @@ def _convert(
     doc = conv.run()
     header = [
         f"halo configuration converted from {os.path.basename(name)} by `halo convert`"
-        f" (halo {__version__}).",
+        f" (halo {version()}).",
         "Check it with `halo check -c FILE`; comments marked 'unsupported' or 'ignored' show",
         "what halo does not do.",
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from halo_core import __version__
+from halo_core import version
 
 STR = {"type": "string"}
 INT = {"type": "integer"}
@@ -289,7 +289,7 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "halo status API",
-            "version": __version__,
+            "version": version(),
             "description": "Read-only state of a running halo daemon. When a token is "
             "configured every request needs `Authorization: Bearer TOKEN`.",
         },

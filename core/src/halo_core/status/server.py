@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from halo_core import __version__
+from halo_core import version
 from halo_core.events import Event
 from halo_core.status import metrics, snapshot
 from halo_core.status.endpoint import Endpoint, read_token, resolve
@@ -374,7 +374,7 @@ class StatusServer:
             f"Content-Length: {len(response.body)}",
             "Cache-Control: no-store",
             "Connection: close",
-            f"Server: halo/{__version__}",
+            f"Server: halo/{version()}",
             *(f"{k}: {v}" for k, v in response.headers.items()),
         ]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
@@ -400,7 +400,7 @@ class StatusServer:
         return json_response(
             {
                 "name": "halo",
-                "version": __version__,
+                "version": version(),
                 "openapi": "/openapi.json",
                 "endpoints": sorted([*self._exact, "/v1/events"]),
             }
@@ -443,7 +443,7 @@ class StatusServer:
                 "Content-Type: text/event-stream; charset=utf-8\r\n"
                 "Cache-Control: no-store\r\n"
                 "Connection: close\r\n"
-                f"Server: halo/{__version__}\r\n\r\n"
+                f"Server: halo/{version()}\r\n\r\n"
             ).encode()
         )
         if request.method == "HEAD":
@@ -461,7 +461,7 @@ class StatusServer:
         try:
             # The first line says the stream is live: a client may act (e.g. trigger
             # something) once it has read it, and no event after it is missed.
-            writer.write(f": halo {__version__} events\nretry: 2000\n\n".encode())
+            writer.write(f": halo {version()} events\nretry: 2000\n\n".encode())
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
             while True:
                 if not stream.queue:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from halo_core import __version__
+from halo_core import version
 from halo_core.events import Event
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def event_dict(event: Event) -> dict[str, Any]:
 def daemon_info(daemon: Daemon, started: float, reloads: int) -> dict[str, Any]:
     g = daemon.config.model.global_
     return {
-        "version": __version__,
+        "version": version(),
         "pid": os.getpid(),
         "router_id": g.router_id or os.uname().nodename,
         "config": daemon.config.path,
