@@ -145,8 +145,11 @@ def one_trial(
     time.sleep(random.uniform(0.1, 0.9) * proto.interval)
     timeout = proto.master_down(BACKUP_PRIO) + 5
     if scenario == "kill9":
+        killed_at = time.time()  # the capture's clock (CLOCK_REALTIME)
         master.kill9()
-        first = wire.wait(backup.source, after=advs[0].time, timeout=timeout)[0]
+        # The backup's first advert after the kill; one it sent as the master's first
+        # crossed it (preemption) is older.
+        first = wire.wait(backup.source, after=killed_at, timeout=timeout)[0]
         # (read once the backup has spoken: the capture may lag the kill by a frame)
         last = wire.last_from(master.source, before=first.time)
         assert last is not None
