@@ -51,6 +51,7 @@ class Daemon:
         self.pools: list[Pool] = []
         self.notifiers: dict[str, Any] = {}
         self.failed_backends: dict[str, str] = {}
+        self._reload_lock = asyncio.Lock()
         self.status_api: Any = None  # halo_core.status.server.StatusServer, once started
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
@@ -275,8 +276,13 @@ class Daemon:
         The new file is validated completely first; if it is invalid the running
         configuration stays as it is and the errors are logged. Unchanged instances, checks,
         pools, notifiers and backends are not touched (no advert, no announcement, no address
-        change); changed ones are updated in place where possible.
+        change); changed ones are updated in place where possible. Reloads run one at a
+        time: two quick SIGHUPs apply the file twice, in order, never interleaved.
         """
+        async with self._reload_lock:
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         try:
             new = load(self.config.path, self.plugins)
         except ConfigError as exc:
