@@ -8,6 +8,7 @@ builds are pure overhead — measured here, about a third of the CPU of a check.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
 from halo_checker_tcp.plugin import TcpCheck
@@ -40,7 +41,9 @@ class TcpChecker:
                 sock.bind(self.local)
             await asyncio.get_running_loop().sock_connect(sock, self.address)
         except OSError as exc:
-            return CheckResult(False, f"connect to {self.where}: {exc.strerror or exc}")
+            # sock_connect's own message repeats the address; the errno says what happened
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            return CheckResult(False, f"connect to {self.where}: {reason}")
         finally:
             sock.close()  # also when the runner's time-out cancels us mid-connect
         return self.up
