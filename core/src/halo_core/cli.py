@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from halo_core import version
 
 if TYPE_CHECKING:
+    from halo_core.config import Config
     from halo_core.plugins import Plugins
 
 DEFAULT_CONFIG = "/etc/halo/halo.yaml"
@@ -39,16 +40,25 @@ def _report_plugin_errors(p: Plugins) -> None:
         print(f"halo: plugin {err.name}: {err.message}", file=sys.stderr)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def load_or_report(path: str) -> tuple[Config, Plugins] | None:
+    """Load plugins and the configuration; on errors print them (one per line) and give
+    None. Shared by every command that reads a configuration."""
     from halo_core.config import ConfigError, load
 
-    p = _load_plugins(args.config)
+    p = _load_plugins(path)
     try:
-        cfg = load(args.config, p)
+        return load(path, p), p
     except ConfigError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    loaded = load_or_report(args.config)
+    if loaded is None:
         return 1
+    cfg = loaded[0]
     if not args.quiet:
         m = cfg.model
         print(
@@ -111,17 +121,13 @@ def cmd_reload(args: argparse.Namespace) -> int:
     configuration if the file is invalid."""
     import signal
 
-    from halo_core.config import ConfigError, load
     from halo_core.daemon import pid_file
 
-    p = _load_plugins(args.config)
-    try:
-        cfg = load(args.config, p)
-    except ConfigError as exc:
-        for line in exc.lines:
-            print(line, file=sys.stderr)
+    loaded = load_or_report(args.config)
+    if loaded is None:
         print("halo reload: not sent: the configuration is invalid", file=sys.stderr)
         return 1
+    cfg = loaded[0]
     path = pid_file(cfg)
     try:
         with open(path) as fh:

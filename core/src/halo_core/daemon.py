@@ -9,7 +9,6 @@ import inspect
 import logging
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -76,12 +75,7 @@ class Daemon:
         self._start_notifiers()
         await self._start_backends()
         if self.config.model.vrrp_instances:
-            from halo_core.vrrp.engine import VrrpEngine
-
-            self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock)
-            self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
-            self.vrrp.start()
-            self._fault_without_vip_backend()
+            self._start_vrrp()
         self._start_checks()
         for vs in self.config.model.virtual_servers:
             pool = Pool(
@@ -99,6 +93,14 @@ class Daemon:
         self.status_api = StatusServer(self)
         await self.status_api.start()  # logs and carries on when it cannot listen
         # --- end status API
+
+    def _start_vrrp(self) -> None:
+        from halo_core.vrrp.engine import VrrpEngine
+
+        self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock)
+        self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
+        self.vrrp.start()
+        self._fault_without_vip_backend()
 
     def _fault_without_vip_backend(self) -> None:
         """An instance whose addresses nobody can put in the kernel must not claim MASTER:
@@ -306,11 +308,7 @@ class Daemon:
                     log.error("backend %s: reload failed: %s: %s", name, type(exc).__name__, exc)
         done += await self._reload_checks(old.model, new.model)
         if self.vrrp is None and new.model.vrrp_instances:
-            from halo_core.vrrp.engine import VrrpEngine
-
-            self.vrrp = VrrpEngine(new.model, self.bus, self.clock)
-            self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
-            self.vrrp.start()
+            self._start_vrrp()
             done.append("VRRP started")
         elif self.vrrp is not None:
             done += self.vrrp.reload(new.model)
@@ -446,15 +444,12 @@ async def _as_coro(aw: Awaitable[Any]) -> Any:
 
 
 def run(config_path: str, *, log_level: str | None = None) -> int:
-    from halo_core.cli import _load_plugins
+    from halo_core.cli import load_or_report
 
-    plugins = _load_plugins(config_path)
-    try:
-        config = load(config_path, plugins)
-    except ConfigError as exc:
-        for line in exc.lines:
-            print(line, file=sys.stderr)
+    loaded = load_or_report(config_path)
+    if loaded is None:
         return 1
+    config, plugins = loaded
     g = config.model.global_
     halo_log.setup(log_level or g.log_level, g.log_format)
     for err in plugins.errors:

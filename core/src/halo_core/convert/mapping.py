@@ -2167,6 +2167,10 @@ class Converter:
             self._set(vs.m, node, node.keyword, v)
 
     def _v_quorum_cmd(self, node: Node, vs: VsState) -> None:
+        self._script_setting(node, vs.m)
+
+    def _script_setting(self, node: Node, m: Any) -> None:
+        """A command keyword whose script runs as global.script_user (no per-script user)."""
         cmd, user, _ = self.command(node, "script")
         if cmd is None:
             return
@@ -2174,10 +2178,10 @@ class Converter:
             self.unsupported(
                 node,
                 f"a user for this script ({user}) is not supported; global.script_user applies",
-                vs.m,
+                m,
             )
         self.script_seen(node.loc)
-        self._set(vs.m, node, node.keyword, cmd)
+        self._set(m, node, node.keyword, cmd)
 
     def _v_sorry_server(self, node: Node, vs: VsState) -> None:
         if not self.plain(node) or not node.args:
@@ -2259,17 +2263,7 @@ class Converter:
             self._set(ctx.m, node, "inhibit_on_failure", v)
 
     def _r_notify(self, node: Node, ctx: _RsCtx) -> None:
-        cmd, user, _ = self.command(node, "script")
-        if cmd is None:
-            return
-        if user is not None:
-            self.unsupported(
-                node,
-                f"a user for this script ({user}) is not supported; global.script_user applies",
-                ctx.m,
-            )
-        self.script_seen(node.loc)
-        self._set(ctx.m, node, node.keyword, cmd)
+        self._script_setting(node, ctx.m)
 
     def _r_lvs_method(self, node: Node, ctx: _RsCtx) -> None:
         if not self.plain(node) or not node.args:
