@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from halo_core import log as halo_log
 from halo_core.api import Checker, CheckerConfig, CheckResult, CheckTarget, PluginType
 from halo_core.bus import EventBus
 from halo_core.events import CheckResultEvent, CheckStateChanged
@@ -144,7 +145,9 @@ class CheckRunner:
             s.failures += 1
         if result.warning:
             s.warnings += 1
-            log.warning("check %s: %s", self.name, result.warning)
+            log.warning(
+                "check %s: %s", self.name, result.warning, extra=halo_log.fields(check=self.name)
+            )
         if result.weight != self.dynamic_weight:
             self.dynamic_weight = result.weight
         if result.ok == self.up:
@@ -157,8 +160,19 @@ class CheckRunner:
                 self.streak = 0
                 s.transitions += 1
                 s.last_change = time.time()
-                log.info(
-                    "check %s: %s (%s)", self.name, "up" if self.up else "down", result.message
+                # Down is what an operator filtering on warnings must see; up is normal.
+                log.log(
+                    logging.INFO if self.up else logging.WARNING,
+                    "check %s: %s (%s)",
+                    self.name,
+                    "up" if self.up else "down",
+                    result.message,
+                    extra=halo_log.fields(
+                        check=self.name,
+                        from_state="DOWN" if self.up else "UP",
+                        to_state="UP" if self.up else "DOWN",
+                        reason=result.message,
+                    ),
                 )
                 self.bus.publish(
                     CheckStateChanged(check=self.name, up=self.up, message=result.message)

@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from halo_core import version
@@ -35,22 +35,24 @@ def _load_plugins(config_path: str | None = None) -> Plugins:
     return plugins.load(block=block)
 
 
-def _report_plugin_errors(p: Plugins) -> None:
-    for err in p.errors:
-        print(f"halo: plugin {err.name}: {err.message}", file=sys.stderr)
+def _print_error(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
-def load_or_report(path: str) -> tuple[Config, Plugins] | None:
-    """Load plugins and the configuration; on errors print them (one per line) and give
-    None. Shared by every command that reads a configuration."""
+def load_or_report(
+    path: str, report: Callable[[str], object] = _print_error
+) -> tuple[Config, Plugins] | None:
+    """Load plugins and the configuration; on errors ``report`` them (one line each; by
+    default printed on stderr) and give None. Shared by every command that reads a
+    configuration."""
     from halo_core.config import ConfigError, load
 
-    p = _load_plugins(path)
     try:
+        p = _load_plugins(path)
         return load(path, p), p
     except ConfigError as exc:
         for line in exc.lines:
-            print(line, file=sys.stderr)
+            report(line)
         return None
 
 

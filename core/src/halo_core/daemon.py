@@ -140,12 +140,13 @@ class Daemon:
             try:
                 runner.start()
             except Exception as exc:  # a checker that cannot even be built is reported, not fatal
+                why = f"{type(exc).__name__}: {exc}"
                 log.error(
-                    "check %s (%s): cannot start: %s: %s",
+                    "check %s (%s): cannot start: %s",
                     name,
                     configured.type,
-                    type(exc).__name__,
-                    exc,
+                    why,
+                    extra=halo_log.fields(check=name, reason=why),
                 )
                 continue
             self.checks[name] = runner
@@ -230,13 +231,8 @@ class Daemon:
                 backend = ptype.load_factory()(configured.config, ctx)
                 await asyncio.wait_for(backend.start(), HOOK_TIMEOUT)
             except Exception as exc:  # a backend's failure is reported, never fatal to VRRP
-                self.failed_backends[name] = f"{type(exc).__name__}: {exc}"
-                log.error(
-                    "backend %s (%s): cannot start: %s: %s",
-                    name,
-                    configured.type,
-                    type(exc).__name__,
-                    exc,
+                self.failed_backends[name] = backend_error(
+                    name, f"({configured.type}) cannot start", exc
                 )
                 continue
             self.backends[name] = backend
@@ -263,7 +259,7 @@ class Daemon:
             try:
                 await asyncio.wait_for(backend.stop(), HOOK_TIMEOUT)
             except Exception as exc:
-                log.error("backend %s: stop failed: %s: %s", name, type(exc).__name__, exc)
+                backend_error(name, "stop failed", exc)
         # --- status API: closed after the STOP transitions went out on its event streams.
         if self.status_api is not None:
             await self.status_api.close()
@@ -305,7 +301,7 @@ class Daemon:
                 try:
                     await asyncio.wait_for(backend.reload(new.model), HOOK_TIMEOUT)
                 except Exception as exc:
-                    log.error("backend %s: reload failed: %s: %s", name, type(exc).__name__, exc)
+                    backend_error(name, "reload failed", exc)
         done += await self._reload_checks(old.model, new.model)
         if self.vrrp is None and new.model.vrrp_instances:
             self._start_vrrp()
@@ -435,6 +431,13 @@ def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:
     return wanted
 
 
+def backend_error(name: str, what: str, exc: Exception) -> str:
+    """Log a backend's failure as an ERROR with its structured fields; give the reason."""
+    why = f"{type(exc).__name__}: {exc}"
+    log.error("backend %s %s: %s", name, what, why, extra=halo_log.fields(backend=name, reason=why))
+    return why
+
+
 def pid_file(config: Config) -> str:
     return os.path.join(config.model.global_.state_dir, "halo.pid")
 
@@ -443,15 +446,21 @@ async def _as_coro(aw: Awaitable[Any]) -> Any:
     return await aw
 
 
-def run(config_path: str, *, log_level: str | None = None) -> int:
+def run(config_path: str, *, log_level: str | None = None, log_format: str | None = None) -> int:
+    """``halo run``: ``log_level`` and ``log_format`` (from the command line) win over the
+    configuration's ``global.log_level`` and ``global.log_format``."""
     from halo_core.cli import load_or_report
 
-    loaded = load_or_report(config_path)
+    # Logging first, so that a configuration that cannot be loaded is reported as errors
+    # (priority 3 in the journal), then again with the configuration's settings.
+    halo_log.setup(log_level or "info", log_format or "text")
+    loaded = load_or_report(config_path, report=log.error)
     if loaded is None:
+        log.error("not started: the configuration %s is invalid", config_path)
         return 1
     config, plugins = loaded
     g = config.model.global_
-    halo_log.setup(log_level or g.log_level, g.log_format)
+    halo_log.setup(log_level or g.log_level, log_format or g.log_format)
     for err in plugins.errors:
         log.error("plugin %s not loaded: %s", err.name, err.message)
     daemon = Daemon(config, plugins)

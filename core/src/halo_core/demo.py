@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,7 @@ class Node:
                 continue
             msg = rec.get("message", "")
             if "entering" in msg and "state" in msg:
-                out.append((rec["time"], msg))
+                out.append((datetime.fromisoformat(rec["time"]).timestamp(), msg))
         return out
 
 

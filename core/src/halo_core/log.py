@@ -1,20 +1,30 @@
-"""Logging that suits both a terminal and journald.
+"""Logging that suits a terminal, journald and log shippers: the daemon's one logging setup.
 
-Under systemd (``JOURNAL_STREAM`` names our stderr) lines carry a ``<N>`` syslog priority
-prefix that journald turns into the entry's priority, and no timestamp (journald adds its
-own). On a terminal lines start with the time. ``log_format: json`` emits one JSON object per
-line for log shippers.
+Text lines on a terminal start with the time and the level. Under systemd (``JOURNAL_STREAM``
+names our stderr, see sd_journal_stream_fd(3)) every line, text or JSON, starts with an
+sd-daemon ``<N>`` syslog priority prefix, which journald strips and turns into the entry's
+priority (``journalctl -p warning`` then works); text lines carry no time there, journald has
+its own. ``json`` writes one object per line: ``time`` (ISO 8601, UTC), ``level``, ``logger``,
+``message`` and, when the call site passed them with ``extra=``, the structured fields in
+:data:`FIELDS`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
 import sys
 import time
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-_SYSLOG_PRIORITY = {
+LogFormat = Literal["text", "json"]
+FORMATS: tuple[LogFormat, ...] = ("text", "json")
+LEVELS = ("debug", "info", "warning", "error")
+
+SYSLOG_PRIORITY = {
     logging.CRITICAL: 2,
     logging.ERROR: 3,
     logging.WARNING: 4,
@@ -23,7 +33,37 @@ _SYSLOG_PRIORITY = {
 }
 
 
+def fields(
+    *,
+    instance: str | None = None,
+    group: str | None = None,
+    check: str | None = None,
+    virtual_server: str | None = None,
+    server: str | None = None,
+    backend: str | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+) -> dict[str, str]:
+    """``extra=`` for a log call: the structured fields given, None ones left out."""
+    # Only the parameters are local names here.
+    return {k: v for k, v in locals().items() if v is not None}
+
+
+FIELDS = tuple(inspect.signature(fields).parameters)
+"""The structured fields a record may carry; JSON lines include those present."""
+
+
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a logging level (between two levels: the more severe one)."""
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
+        if levelno <= level:
+            return SYSLOG_PRIORITY[level]
+    return SYSLOG_PRIORITY[logging.CRITICAL]
+
+
 def under_journald() -> bool:
+    """True when stderr is the journal stream systemd gave us (device and inode match)."""
     stream = os.environ.get("JOURNAL_STREAM")
     if not stream:
         return False
@@ -35,13 +75,12 @@ def under_journald() -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
-class JournalFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        prio = _SYSLOG_PRIORITY.get(record.levelno, 6)
-        return f"<{prio}>{super().format(record)}"
+class TextFormatter(logging.Formatter):
+    """``HH:MM:SS.mmm LEVEL   message`` on a terminal; the bare message for journald."""
 
+    def __init__(self, journald: bool) -> None:
+        super().__init__("%(message)s" if journald else "%(asctime)s %(levelname)-7s %(message)s")
 
-class TerminalFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return (
             time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
@@ -49,26 +88,47 @@ class TerminalFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record."""
+
     def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "time": round(record.created, 6),
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="microseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name in FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                out[name] = str(value)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
 
 
+class PriorityPrefix(logging.Formatter):
+    """Puts journald's ``<N>`` in front of what another formatter made. Every line of a
+    multi-line record (a traceback) gets it, or journald files the rest at its default
+    priority."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in self.inner.format(record).split("\n"))
+
+
 def setup(level: str = "info", fmt: str = "text") -> None:
+    """Send every record to stderr as ``fmt`` (text or json), the least severe being
+    ``level``. Calling it again replaces the previous setup."""
+    journald = under_journald()
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter(journald)
+    if journald:
+        formatter = PriorityPrefix(formatter)
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    elif under_journald():
-        handler.setFormatter(JournalFormatter("%(message)s"))
-    else:
-        handler.setFormatter(TerminalFormatter("%(asctime)s %(levelname)-7s %(message)s"))
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from halo_core import log as halo_log
 from halo_core.api import CheckResult, CheckTarget
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
@@ -151,7 +152,21 @@ class Pool:
 
     def _server_changed(self, s: ServerState, message: str) -> None:
         what = "up" if s.up else "down"
-        log.info("%s: real server %s is %s (%s)", self.label, s.label, what, message)
+        log.log(
+            logging.INFO if s.up else logging.WARNING,
+            "%s: real server %s is %s (%s)",
+            self.label,
+            s.label,
+            what,
+            message,
+            extra=halo_log.fields(
+                virtual_server=self.label,
+                server=s.label,
+                from_state="DOWN" if s.up else "UP",
+                to_state="UP" if s.up else "DOWN",
+                reason=message,
+            ),
+        )
         self.bus.publish(
             RealServerChanged(
                 virtual_server=self.label,
@@ -173,7 +188,11 @@ class Pool:
         if self.quorum and live < self.vs.quorum - h:
             self.quorum = False
             log.warning(
-                "%s: quorum lost (live weight %d < %d)", self.label, live, self.vs.quorum - h
+                "%s: quorum lost (live weight %d < %d)",
+                self.label,
+                live,
+                self.vs.quorum - h,
+                extra=halo_log.fields(virtual_server=self.label),
             )
             if self.vs.quorum_down:
                 self._spawn(self.vs.quorum_down, "quorum lost")

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from halo_core import log as halo_log
 from halo_core.bus import EventBus
 from halo_core.config.model import HaloConfig, Track, VrrpInstance
 from halo_core.events import (
@@ -53,6 +54,16 @@ LOOP_RESOLUTION = 0.001
 """Seconds: the event loop's waits are whole milliseconds, rounded up."""
 
 STOP = "STOP"  # the state name published when an instance stops (keepalived's notify_stop)
+
+
+def transition_level(old: str, new: str) -> int:
+    """How loud a state change is logged: WARNING when an instance (or sync group) enters
+    FAULT or stops being MASTER, which an operator filtering on warnings must see; INFO
+    for the normal ones (becoming MASTER, BACKUP at start, STOP from BACKUP)."""
+    master = fsm.State.MASTER.value
+    if new == fsm.State.FAULT.value or (old == master and new != master):
+        return logging.WARNING
+    return logging.INFO
 
 
 @dataclass
@@ -250,7 +261,20 @@ class InstanceRuntime:
             self.counters["became_master"] += 1
         if change.old is fsm.State.MASTER:
             self.counters["released_master"] += 1
-        log.info("%s: entering %s state (%s)", self.name, new, change.reason)
+        log.log(
+            transition_level(change.old.value, new),
+            "%s: entering %s state (%s)",
+            self.name,
+            new,
+            change.reason,
+            extra=halo_log.fields(
+                instance=self.name,
+                group=self.group,
+                from_state=change.old.value,
+                to_state=new,
+                reason=change.reason,
+            ),
+        )
         self.bus.publish(
             VrrpStateChanged(
                 instance=self.name,
@@ -522,7 +546,14 @@ class VrrpEngine:
         for inst in self.instances.values():
             if inst.iface.name == name:
                 reason = f"interface {name} down"
-                log.info("%s: interface %s is %s", inst.name, name, "up" if up else "down")
+                log.log(
+                    logging.INFO if up else logging.WARNING,
+                    "%s: interface %s is %s",
+                    inst.name,
+                    name,
+                    "up" if up else "down",
+                    extra=halo_log.fields(instance=inst.name, reason=reason if not up else None),
+                )
                 inst.step(fsm.FaultCleared(reason) if up else fsm.FaultSet(reason))
             for t in inst.cfg.track:
                 if t.interface == name:
@@ -551,7 +582,13 @@ class VrrpEngine:
         reason = f"backend {event.backend} failed"
         if reason in inst.machine.fault_reasons:
             return
-        log.error("%s: backend %s: %s", inst.name, event.backend, event.error)
+        log.error(
+            "%s: backend %s: %s",
+            inst.name,
+            event.backend,
+            event.error,
+            extra=halo_log.fields(instance=inst.name, backend=event.backend, reason=event.error),
+        )
         inst.step(fsm.FaultSet(reason))
         self.clock.call_at(
             self.clock.now() + self.BACKEND_RETRY, lambda: inst.step(fsm.FaultCleared(reason))
@@ -575,7 +612,13 @@ class VrrpEngine:
         if new == old:
             return
         self.group_states[group] = new
-        log.info("%s: group entering %s state", group, new)
+        log.log(
+            transition_level(old, new),
+            "%s: group entering %s state",
+            group,
+            new,
+            extra=halo_log.fields(group=group, from_state=old, to_state=new, reason=reason),
+        )
         self.bus.publish(
             SyncGroupStateChanged(
                 group=group, old=old, new=new, members=tuple(i.name for i in members), reason=reason

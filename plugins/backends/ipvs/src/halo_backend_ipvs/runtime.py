@@ -58,6 +58,7 @@ from halo_backend_ipvs.model import (
 from halo_backend_ipvs.plugin import IpvsBackendConfig
 from halo_core.api import PluginContext
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged
+from halo_core.log import fields
 from halo_core.scheduler import Job
 
 log = logging.getLogger("halo.backend.ipvs")
@@ -334,7 +335,7 @@ class IpvsBackend:
 
     async def start(self) -> None:
         for problem in self.problems:
-            log.error("%s: %s", self.name, problem)
+            log.error("%s: %s", self.name, problem, extra=fields(backend=self.name, reason=problem))
             self.context.bus.publish(BackendFailed(backend=self.name, error=problem))
         await self.kernel.open()  # raises when there is no IPVS: the daemon reports it
         before, unreadable = model.read_owned(self.state_path)
@@ -417,7 +418,9 @@ class IpvsBackend:
                 for key in keys:
                     await self._reconcile(key, event.reason if key == planned.key else "update")
         except Exception as exc:  # never raise at the bus: report instead
-            log.exception("%s: failed handling %s", self.name, event.kind)
+            log.exception(
+                "%s: failed handling %s", self.name, event.kind, extra=fields(backend=self.name)
+            )
             self.context.bus.publish(
                 BackendFailed(backend=self.name, error=f"{type(exc).__name__}: {exc}")
             )
@@ -503,7 +506,9 @@ class IpvsBackend:
             log.debug("%s: still failing: %s", self.name, error)
             return  # retries of the same failure are not reported again
         self.reported[key] = error
-        log.error("%s: %s (will retry)", self.name, error)
+        log.error(
+            "%s: %s (will retry)", self.name, error, extra=fields(backend=self.name, reason=error)
+        )
         self.context.bus.publish(BackendFailed(backend=self.name, error=error))
 
     # ------------------------------------------------------------------ introspection

@@ -44,6 +44,7 @@ from halo_backend_nftables.ruleset import Dest, Json, Mode, Options, Service, St
 from halo_core.api import PluginContext
 from halo_core.config.model import HaloConfig, VirtualServer
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged, VrrpStateChanged
+from halo_core.log import fields
 from halo_core.scheduler import Job, Timer
 from halo_core.schema import IPAddress
 
@@ -238,7 +239,7 @@ class NftablesBackend:
         for note in self.plan.notes:
             log.info("%s: %s", self.name, note)
         for problem in self.plan.problems:
-            log.error("%s: %s", self.name, problem)
+            log.error("%s: %s", self.name, problem, extra=fields(backend=self.name, reason=problem))
             self.context.bus.publish(BackendFailed(backend=self.name, error=problem))
         # Fails (and the daemon reports it) when nft is missing or nf_tables unusable.
         tables = await self._nft(["-j", "list", "tables"])
@@ -333,7 +334,9 @@ class NftablesBackend:
                     self.vips_dirty = True
                     await self._sync(f"{event.instance} {event.new}")
         except Exception as exc:  # never raise at the bus: report instead
-            log.exception("%s: failed handling %s", self.name, event.kind)
+            log.exception(
+                "%s: failed handling %s", self.name, event.kind, extra=fields(backend=self.name)
+            )
             self.context.bus.publish(
                 BackendFailed(backend=self.name, error=f"{type(exc).__name__}: {exc}")
             )
@@ -496,7 +499,12 @@ class NftablesBackend:
             log.debug("%s: still failing: %s", self.name, error)
             return  # reported already: retries of the same failure stay quiet
         self.last_error = error
-        log.error("%s: %s (previous rules kept; retrying)", self.name, error)
+        log.error(
+            "%s: %s (previous rules kept; retrying)",
+            self.name,
+            error,
+            extra=fields(backend=self.name, reason=error),
+        )
         self.context.bus.publish(BackendFailed(backend=self.name, error=error))
 
     async def _apply(self, cmds: list[Json]) -> None:

@@ -74,6 +74,7 @@ from halo_core.events import (
     VrrpAnnounce,
     VrrpStateChanged,
 )
+from halo_core.log import fields
 from halo_core.netlink import AddressClient, NetlinkError
 from halo_core.scheduler import Job, Timer
 from halo_core.schema import IPAddress
@@ -406,7 +407,12 @@ class VipBackend:
                 self._announce(inst, self.config.garp_master_repeat if repeat is None else repeat)
         except Exception as exc:  # never raise at the bus; report instead
             instance = getattr(event, "instance", None)
-            log.exception("%s: failed handling %s", self.name, event.kind)
+            log.exception(
+                "%s: failed handling %s",
+                self.name,
+                event.kind,
+                extra=fields(instance=instance, backend=self.name),
+            )
             self.context.bus.publish(
                 BackendFailed(
                     backend=self.name, error=f"{type(exc).__name__}: {exc}", instance=instance
@@ -502,7 +508,12 @@ class VipBackend:
         inst.bursts.clear()
 
     def _fail(self, inst: Instance, error: str) -> None:
-        log.error("%s: %s", inst.name, error)
+        log.error(
+            "%s: %s",
+            inst.name,
+            error,
+            extra=fields(instance=inst.name, backend=self.name, reason=error),
+        )
         self.context.bus.publish(BackendFailed(backend=self.name, error=error, instance=inst.name))
 
     # ------------------------------------------------------------------ netlink
