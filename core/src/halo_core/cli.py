@@ -145,12 +145,14 @@ def cmd_reload(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from halo_core.daemon import run
 
-    return run(args.config, log_level=args.log_level)
+    return run(args.config, log_level=args.log_level, log_format=args.log_format)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from halo_core.status.client import cmd_status as status
 
+    if args.token is None:
+        args.token = os.environ.get("HALO_TOKEN")
     return status(args)
 
 
@@ -160,23 +162,41 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return watch(args)
 
 
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``-c/--config``, the same for every command that reads the configuration."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG),
+        help="the configuration file (default: %(default)s; $HALO_CONFIG sets another)",
+    )
+
+
 def _add_operations(sub: Any) -> None:
     """`halo status` and `halo watch`: their modules load only when they run."""
     p_status = sub.add_parser(
         "status",
         help="show the running daemon's instances, checks and pools",
-        description="Ask the running halo, through its status API, for its state.",
+        description="Ask the running halo, through its status API, for its VRRP instances,"
+        " checks and virtual servers, and print them as a table (or its JSON).",
     )
-    p_status.add_argument("-c", "--config", default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
+    add_config_option(p_status)
     p_status.add_argument(
         "--api",
         metavar="ENDPOINT",
-        help="unix:/PATH or HOST:PORT of the status API (default: from the configuration)",
+        help="unix:/PATH or HOST:PORT of the status API (default: global.status_api.listen"
+        " from the configuration)",
+    )
+    # The default is read when the command runs: --help must never print a secret.
+    p_status.add_argument(
+        "--token",
+        help="bearer token for the status API (default: $HALO_TOKEN, else the token file"
+        " named in the configuration)",
     )
     p_status.add_argument(
-        "--token", default=os.environ.get("HALO_TOKEN"), help="bearer token (or $HALO_TOKEN)"
+        "--json", action="store_true", help="print the daemon's JSON instead of tables"
     )
-    p_status.add_argument("--json", action="store_true", help="print the daemon's JSON")
     p_status.set_defaults(func=cmd_status)
 
     p_watch = sub.add_parser(
@@ -184,45 +204,104 @@ def _add_operations(sub: Any) -> None:
         help="show every VRRP router heard on an interface and flag conflicts",
         description="Listen to VRRP adverts on IFACE (nothing is sent) and report every "
         "router heard and any conflict between them: two masters, mismatched intervals, "
-        "addresses, versions or authentication. Exit status 1 when a conflict was seen.",
+        "addresses, versions or authentication. Exit status 1 when a conflict was seen. "
+        "Needs root (CAP_NET_RAW) for its raw socket.",
     )
-    p_watch.add_argument("interface", metavar="IFACE")
-    p_watch.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
-    p_watch.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    p_watch.add_argument("interface", metavar="IFACE", help="the interface to listen on")
     p_watch.add_argument(
-        "--promisc", action="store_true", help="promiscuous mode (default: all-multicast)"
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    p_watch.add_argument(
+        "--json", action="store_true", help="one JSON object per line instead of text"
+    )
+    p_watch.add_argument(
+        "--promisc",
+        action="store_true",
+        help="put IFACE in promiscuous mode while listening (default: all-multicast only)",
     )
     p_watch.set_defaults(func=cmd_watch)
 
 
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``plugins``, their commands too (each plugin isolated:
+    one that fails to add its commands is reported on stderr and left out)."""
+    from halo_core.log import FORMATS, LEVELS
+
     parser = argparse.ArgumentParser(
         prog="halo",
         description="halo: VRRP failover, health checks and load balancing for Linux.",
     )
-    parser.add_argument("--version", action="version", version=f"halo {version()}")
+    parser.add_argument(
+        "--version", action="version", version=f"halo {version()}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p_run = sub.add_parser("run", help="run the daemon")
-    p_run.add_argument("-c", "--config", default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
-    p_run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+    p_run = sub.add_parser(
+        "run",
+        help="run the daemon",
+        description="Run the daemon in the foreground: VRRP instances, checks, virtual"
+        " servers, backends and notifiers from the configuration, until SIGTERM or Ctrl-C."
+        " SIGHUP (or halo reload) re-reads the configuration. Logs go to stderr.",
+    )
+    add_config_option(p_run)
+    p_run.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=None,
+        help="least severe level logged (default: global.log_level, itself info)",
+    )
+    p_run.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=None,
+        help="text lines, or one JSON object per line with structured fields"
+        " (default: global.log_format, itself text)",
+    )
     p_run.set_defaults(func=cmd_run)
 
-    p_check = sub.add_parser("check", help="validate a configuration and exit")
-    p_check.add_argument("-c", "--config", default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
+    p_check = sub.add_parser(
+        "check",
+        help="validate a configuration and exit",
+        description="Read the configuration (and the files it includes), check it against"
+        " the schema of halo and of the installed plugins, print every problem as"
+        " FILE:LINE:COLUMN: message, and exit 1 if there is any. Nothing is started.",
+    )
+    add_config_option(p_check)
     p_check.add_argument("-q", "--quiet", action="store_true", help="print nothing when valid")
     p_check.set_defaults(func=cmd_check)
 
-    p_reload = sub.add_parser("reload", help="validate the configuration and reload the daemon")
-    p_reload.add_argument("-c", "--config", default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
+    p_reload = sub.add_parser(
+        "reload",
+        help="validate the configuration and reload the daemon",
+        description="Check the configuration here (errors show in this terminal), then send"
+        " SIGHUP to the running halo named by the pid file in global.state_dir. The daemon"
+        " checks it again and keeps its running configuration if it is invalid.",
+    )
+    add_config_option(p_reload)
     p_reload.set_defaults(func=cmd_reload)
 
-    p_plugins = sub.add_parser("plugins", help="list installed plugins and load errors")
-    p_plugins.add_argument("--json", action="store_true")
+    p_plugins = sub.add_parser(
+        "plugins",
+        help="list installed plugins and load errors",
+        description="List the plugins found through the halo.plugins entry points: their"
+        " distribution, version and the checker, notifier and backend types they provide;"
+        " then blocked plugins and the ones that failed to load, with the reason.",
+    )
+    p_plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p_plugins.set_defaults(func=cmd_plugins)
 
-    p_schema = sub.add_parser("schema", help="print the JSON Schema of the configuration")
-    p_schema.add_argument("--compact", action="store_true")
+    p_schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the configuration",
+        description="Print the JSON Schema of the configuration file, including the"
+        " options of every installed plugin's types (for editors and CI validation).",
+    )
+    p_schema.add_argument(
+        "--compact", action="store_true", help="one line instead of indented JSON"
+    )
     p_schema.set_defaults(func=cmd_schema)
 
     _add_operations(sub)
@@ -234,31 +313,32 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
 
     convert.add_command(sub)
     if plugins is not None:
-        plugins.hook.halo_add_commands(subparsers=sub)
+        _add_plugin_commands(plugins, sub)
     return parser
+
+
+def _add_plugin_commands(plugins: Plugins, sub: Any) -> None:
+    for impl in reversed(plugins.hook.halo_add_commands.get_hookimpls()):
+        try:
+            impl.function(subparsers=sub)
+        except Exception as exc:  # plugin territory: halo's own commands must keep working
+            name = plugins.manager.get_name(impl.plugin) or repr(impl.plugin)
+            print(
+                f"halo: plugin {name}: cannot add its commands: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     plugins = None
-    # Plugins may add sub-commands; only load them when the command is not a core one, so the
-    # core commands stay light and a broken plugin cannot break `halo check`.
-    core = {
-        "run",
-        "check",
-        "reload",
-        "plugins",
-        "schema",
-        "demo",
-        "convert",
-        "status",
-        "watch",
-        "-h",
-        "--help",
-        "--version",
-    }
-    if args_list and args_list[0] not in core and not args_list[0].startswith("-"):
-        plugins = _load_plugins()
+    # Plugins may add commands. They are loaded for those commands and for the overview
+    # (`halo`, `halo -h`), not for the core commands: those stay light, and a broken plugin
+    # cannot break `halo check` or `halo --version`.
+    core = {"run", "check", "reload", "plugins", "schema", "demo", "convert", "status", "watch"}
+    first = args_list[0] if args_list else None
+    if first is None or first in ("-h", "--help") or (first not in core and first[0] != "-"):
+        plugins = _load_plugins_safely()
     parser = build_parser(plugins)
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
@@ -270,6 +350,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _load_plugins_safely() -> Plugins | None:
+    """Plugins for their commands; None (and a line on stderr) if even loading failed."""
+    try:
+        return _load_plugins()
+    except Exception as exc:  # plugins.load isolates each plugin; this is the last resort
+        print(f"halo: plugins not loaded: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
 
 
 if __name__ == "__main__":

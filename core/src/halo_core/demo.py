@@ -356,7 +356,34 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def add_command(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
-        "demo", help="show a VIP failing over and back between two nodes (needs root)"
+        "demo",
+        help="show a VIP failing over and back between two nodes (needs root)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"""\
+Show VRRP failover on this machine. Two halo nodes share the virtual IP
+{VIP} (node1 MASTER priority 100, node2 BACKUP priority 90), each with a web
+server on port {PORT} answering "from server NAME"; a client asks the VIP every
+100 ms. The demo kills node1 (kill -9 and its cable unplugged), watches node2 take over,
+brings node1 back, watches it take the VIP back, and prints a timeline and the
+longest gap in service.
+
+Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW), the ip command and nft.
+
+It creates, and removes again when it ends (also on Ctrl-C or a failure):
+  - network namespaces halo-PID-XXXX-node1, -node2, -client and -sw
+    (PID and a random XXXX make the names unique to this run);
+  - in -sw a bridge br0 and one veth pair per node: ports p1, p2, p3 on the
+    bridge, eth0 in node1, node2 and client;
+  - the addresses 192.0.2.11/24, 192.0.2.12/24, 192.0.2.13/24 and
+    2001:db8::11/64, ::12/64, ::13/64 on those eth0 (RFC 5737 and RFC 3849
+    documentation ranges), and the VIP {VIP}/24, added by the nodes;
+  - while node1 is unplugged, an nftables table on the bridge in -sw;
+  - processes in the namespaces: halo run on each node (keepalived on node2
+    with --keepalived), the two web servers, the client, a packet capture.
+Nothing in the machine's own network namespace is touched. The configurations,
+logs and the capture (wire.pcap) stay in a directory under $TMPDIR, printed at
+the start, for you to read.
+""",
     )
     p.add_argument(
         "--version",
@@ -364,15 +391,19 @@ def add_command(sub: argparse._SubParsersAction[Any]) -> None:
         choices=[2, 3],
         default=2,
         dest="version",
-        help="VRRP version (default 2)",
+        help="VRRP version (default: %(default)s)",
     )
     p.add_argument(
         "--advert-int",
         type=float,
         default=None,
-        help="advert interval in seconds (default 1, or 0.1 with v3)",
+        help="advert interval in seconds (default: 1, or 0.1 with --version 3)",
     )
-    p.add_argument("--keepalived", action="store_true", help="run node2 as the real keepalived")
+    p.add_argument(
+        "--keepalived",
+        action="store_true",
+        help="run node2 as the real keepalived (it must be installed) instead of halo",
+    )
     p.set_defaults(func=_cmd)
 
 

@@ -91,8 +91,11 @@ def halo_shutdown(daemon: Daemon) -> Awaitable[None] | None:
 def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add sub-commands to the ``halo`` command line.
 
-    Called when the command line is built, before arguments are parsed. Add a parser with
-    ``subparsers.add_parser(name, help=...)`` and set ``func`` (a callable taking the parsed
-    ``argparse.Namespace`` and returning an exit status) with ``set_defaults``. Every plugin
-    is called; a name already taken is a load error for that plugin.
+    Called when the command line is built for a plugin's command or for ``halo --help``,
+    before arguments are parsed. Add a parser with
+    ``subparsers.add_parser(name, help=..., description=...)``, give every option a ``help=``
+    that names its default when it has one (``%(default)s``), and set ``func`` (a callable
+    taking the parsed ``argparse.Namespace`` and returning an exit status) with
+    ``set_defaults``. Every plugin is called; one that raises (a name already taken, say) is
+    reported on stderr and its commands are left out.
     """

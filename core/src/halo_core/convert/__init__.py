@@ -176,15 +176,20 @@ def add_command(sub: argparse._SubParsersAction[Any]) -> None:
             " as 'unsupported: FILE:LINE: KEYWORD: reason' and left as comments in the output."
         ),
     )
-    p.add_argument("file", help="the keepalived.conf to convert")
-    p.add_argument("-o", "--output", help="write the YAML to this file instead of stdout")
+    p.add_argument("file", metavar="FILE", help="the keepalived.conf to convert")
+    p.add_argument(
+        "-o", "--output", metavar="OUT", help="write the YAML to OUT (default: standard output)"
+    )
     p.add_argument(
         "-i",
         "--config-id",
+        metavar="ID",
         help="the config-id @ID lines are read for (keepalived's -i; default: the host name)",
     )
-    p.add_argument("--strict", action="store_true", help="fail if anything is unsupported")
-    p.add_argument("-q", "--quiet", action="store_true", help="do not print notes")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any keyword is unsupported")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the unsupported keywords, no notes"
+    )
     p.set_defaults(func=_cmd)
 
 

@@ -71,7 +71,9 @@ def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "ipvs",
         help="show the kernel's IPVS table (like ipvsadm -Ln)",
         description="Print the kernel's IPVS virtual services and their real servers in"
-        " the format of ipvsadm -Ln (numeric, same order).",
+        " the format of ipvsadm -Ln (numeric, same order), whoever made them. Reads the"
+        " table through generic netlink; needs root (CAP_NET_ADMIN) and the ip_vs kernel"
+        " module loaded.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=_cmd_ipvs)
