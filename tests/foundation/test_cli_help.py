@@ -167,3 +167,10 @@ def test_a_broken_plugin_never_breaks_help_check_or_version(broken_plugins: Path
     assert proc.returncode == 0, proc.stderr
     proc = halo("run", "--help", pythonpath=broken_plugins)
     assert proc.returncode == 0 and "--log-format" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("argv", [[""], ["no-such-command"]])
+def test_unknown_command_is_a_one_line_answer(argv: list[str]) -> None:
+    proc = halo(*argv)
+    assert proc.returncode == 2
+    assert "invalid choice" in proc.stderr and "Traceback" not in proc.stderr

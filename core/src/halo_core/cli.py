@@ -337,7 +337,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # cannot break `halo check` or `halo --version`.
     core = {"run", "check", "reload", "plugins", "schema", "demo", "convert", "status", "watch"}
     first = args_list[0] if args_list else None
-    if first is None or first in ("-h", "--help") or (first not in core and first[0] != "-"):
+    if (
+        first is None
+        or first in ("-h", "--help")
+        or (first not in core and not first.startswith("-"))
+    ):
         plugins = _load_plugins_safely()
     parser = build_parser(plugins)
     args = parser.parse_args(args_list)
