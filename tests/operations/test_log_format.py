@@ -4,6 +4,7 @@ is a file, with ``JOURNAL_STREAM`` naming that file's device and inode as system
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -15,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
+from halo_core.log import PriorityPrefix, TextFormatter
 
 PREFIX = re.compile(r"^<([0-7])>")
 
@@ -132,3 +135,13 @@ def test_no_prefix_unless_stderr_is_the_journal_stream(tmp_path: Path, stream: s
     )
     assert proc.returncode == 1
     assert proc.stderr and not any(PREFIX.match(ln) for ln in proc.stderr.splitlines())
+
+
+def test_every_line_of_a_traceback_keeps_the_priority() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.LogRecord("halo", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    lines = PriorityPrefix(TextFormatter(journald=True)).format(record).split("\n")
+    assert len(lines) > 3 and all(ln.startswith("<3>") for ln in lines), lines
+    assert lines[0] == "<3>failed" and lines[-1] == "<3>RuntimeError: boom"
