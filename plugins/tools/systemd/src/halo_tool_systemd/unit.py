@@ -148,8 +148,9 @@ ProtectSystem=full
 ProtectHome=read-only
 PrivateTmp=no
 PrivateDevices=yes
-# halo sets no sysctls and loads no modules (ip_vs: see ExecStartPre above); scripts that do
-# need ProtectKernelTunables=no or ProtectKernelModules=no.
+# halo sets no sysctls and loads no modules itself (ip_vs for the ipvs backend is loaded by
+# ExecStartPre= when that backend is installed); scripts that do need
+# ProtectKernelTunables=no or ProtectKernelModules=no.
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
