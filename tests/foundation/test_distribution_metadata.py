@@ -138,3 +138,12 @@ def test_readme_links_are_absolute(built: Built) -> None:
             url = m.group(1) or m.group(2)
             assert url.startswith(("https://", "http://", "mailto:")), f"{name}: {url}"
             assert_exists_in_repo(url)
+
+
+def test_readme_install_commands_name_real_extras(built: Built) -> None:
+    offered = extras(metadata(built.wheels["halo-core"]))
+    readme = (ROOT / "README.md").read_text()
+    named = {
+        e for group in re.findall(r"halo-core\[([a-z,-]+)\]", readme) for e in group.split(",")
+    }
+    assert "vrrp" in named and named <= set(offered), named - set(offered)
