@@ -11,22 +11,15 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from packaging_helpers import ROOT, Built, source_distributions
 
-ROOT = Path(__file__).resolve().parents[2]
 UV = shutil.which("uv")
 pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed")
 
 
-def distributions() -> dict[str, Path]:
-    out = {}
-    for pp in [ROOT / "core" / "pyproject.toml", *sorted(ROOT.glob("plugins/*/*/pyproject.toml"))]:
-        out[tomllib.loads(pp.read_text())["project"]["name"]] = pp.parent
-    return out
-
-
 def test_layout_and_names() -> None:
     """plugins/<kind>/<name>/ is halo-<kind>-<name>, importing halo_<kind>_<name>."""
-    for name, path in distributions().items():
+    for name, path in source_distributions().items():
         if path.name == "core":
             assert name == "halo-core"
             continue
@@ -42,17 +35,13 @@ def test_plain_uv_sync_installs_every_first_party_plugin() -> None:
     root = tomllib.loads((ROOT / "pyproject.toml").read_text())
     deps = set(root["project"]["dependencies"])
     sources = set(root["tool"]["uv"]["sources"])
-    assert set(distributions()) <= deps
-    assert set(distributions()) <= sources
+    assert set(source_distributions()) <= deps
+    assert set(source_distributions()) <= sources
 
 
-def test_build_all_packages(tmp_path: Path) -> None:
-    assert UV
-    subprocess.run(
-        [UV, "build", "--all-packages", "--wheel", "-q", "-o", str(tmp_path)], cwd=ROOT, check=True
-    )
-    wheels = sorted(p.name.split("-")[0].replace("_", "-") for p in tmp_path.glob("*.whl"))
-    assert wheels == sorted(distributions())
+def test_build_all_packages(built: Built) -> None:
+    """One wheel and one sdist per directory (built once, shared with the install tests)."""
+    assert sorted(built.wheels) == sorted(built.sdists) == sorted(source_distributions())
 
 
 BROKEN_PYPROJECT = """

@@ -1,16 +1,14 @@
 """sd_notify against a real datagram socket the test binds (what systemd's NOTIFY_SOCKET
-is), in process and with the daemon as a process in a lab host; and the unit file."""
+is), in process and with the daemon as a process in a lab host. The unit file is
+`halo systemd-unit`'s, tested in plugins/tools/systemd/tests."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import os
-import re
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -24,8 +22,6 @@ from halo_core import systemd
 from halo_core.config import load_text
 from halo_core.daemon import Daemon
 from halo_core.plugins import load as load_plugins
-
-UNIT = Path(__file__).resolve().parents[2] / "dist" / "halo.service"
 
 
 class NotifySocket:
@@ -193,53 +189,3 @@ vrrp_instances:
     stopping = ns.wait_for("STOPPING", "1")
     assert stopping["STATUS"].startswith("stopping")
     assert proc.wait(10) == 0
-
-
-# ---------------------------------------------------------------------------------- unit file
-
-
-def unit_settings() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
-        if line and not line.startswith(("#", "[")):
-            key, _, value = line.partition("=")
-            out.setdefault(key, []).append(value)
-    return out
-
-
-def test_unit_file() -> None:
-    s = unit_settings()
-    assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["main"]
-    assert s["ExecStart"] == ["/usr/bin/halo run -c /etc/halo/halo.yaml"]
-    assert s["ExecReload"] == [
-        "/usr/bin/halo check -q -c /etc/halo/halo.yaml",
-        "/bin/kill -HUP $MAINPID",
-    ]
-    assert int(s["WatchdogSec"][0]) > 0 and s["Restart"] == ["on-failure"]
-    assert s["KillSignal"] == ["SIGTERM"] and s["KillMode"] == ["mixed"]
-    caps = set(s["CapabilityBoundingSet"][0].split())
-    assert {"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"} == caps
-    assert s["RuntimeDirectory"] == ["halo"]  # the default state_dir, /run/halo
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
-def test_unit_file_verifies(tmp_path: Path) -> None:
-    # verify insists that the binaries exist: point them at this environment's.
-    halo = shutil.which("halo") or str(Path(sys.executable).with_name("halo"))
-    kill = shutil.which("kill") or "/bin/kill"
-    text = UNIT.read_text().replace("/usr/bin/halo", halo).replace("/bin/kill", kill)
-    unit = tmp_path / "halo.service"
-    unit.write_text(text)
-    out = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    problems = [
-        ln
-        for ln in (out.stdout + out.stderr).splitlines()
-        if "halo.service" in ln and not re.search(r"Failed to .*(bus|connect)", ln)
-    ]
-    assert out.returncode == 0 and not problems, out.stdout + out.stderr
