@@ -228,19 +228,24 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     from halo_core import demo
 
     demo.add_command(sub)
-    from halo_core import convert
-
-    convert.add_command(sub)
     if plugins is not None:
-        plugins.hook.halo_add_commands(subparsers=sub)
+        # One plugin at a time: a plugin whose commands fail (a name already taken, say) is
+        # reported and the others' commands are still added.
+        for impl in plugins.hook.halo_add_commands.get_hookimpls():
+            try:
+                impl.function(subparsers=sub)
+            except Exception as exc:
+                problem = f"halo: plugin {impl.plugin_name}: commands not added: {exc}"
+                print(problem, file=sys.stderr)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     plugins = None
-    # Plugins may add sub-commands; only load them when the command is not a core one, so the
-    # core commands stay light and a broken plugin cannot break `halo check`.
+    # Plugins may add sub-commands (and `--help` lists them); only load them when the command
+    # is not a core one, so the core commands stay light and a broken plugin cannot break
+    # `halo check`.
     core = {
         "run",
         "check",
@@ -248,14 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins",
         "schema",
         "demo",
-        "convert",
         "status",
         "watch",
-        "-h",
-        "--help",
         "--version",
     }
-    if args_list and args_list[0] not in core and not args_list[0].startswith("-"):
+    if not args_list or args_list[0] not in core:
         plugins = _load_plugins()
     parser = build_parser(plugins)
     args = parser.parse_args(args_list)

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from halo_core.convert.emit import Entry, Value, YMap, YSeq
-from halo_core.convert.lexer import ConvertError, Loc, quoted_words
-from halo_core.convert.parser import Node, Parsed
+from halo_tool_convert.emit import Entry, Value, YMap, YSeq
+from halo_tool_convert.lexer import ConvertError, Loc, quoted_words
+from halo_tool_convert.parser import Node, Parsed
 
 __all__ = ["Converter", "Report", "Skip"]
 
