@@ -4,9 +4,9 @@
 
 The layers: :mod:`.lexer` reads files the way keepalived does (comments, includes,
 conditional lines, parameters, sequences) into tokens, :mod:`.parser` builds the block
-tree, :mod:`.mapping` turns keepalived's keywords into halo's sections and the first-party
-plugins' settings, :mod:`.emit` writes the YAML with the source's order and comments. The
-result is validated with halo's own loader before it is printed.
+tree, :mod:`.mapping` and its one module per block turn keepalived's keywords into halo's
+sections and the plugins' settings, :mod:`.emit` writes the YAML with the source's order and
+comments. The result is validated with halo's own loader before it is printed.
 
 What halo does not support is reported on stderr as ``unsupported: FILE:LINE: KEYWORD:
 reason`` and written as a comment where it would have gone; ``--strict`` makes it an
