@@ -57,6 +57,19 @@ def block(spec: CheckerSpec) -> Handler:
     return convert
 
 
+def missing(halo_type: str) -> Handler:
+    """The ``real_server`` keyword handler for a checker block whose plugin (the one that
+    provides ``halo_type`` and converts the block) is not installed."""
+
+    def convert(conv: Converter, node: Node, ctx: RsCtx) -> None:
+        if conv.need_block(node):
+            conv.unsupported(
+                node, f"needs the {halo_type} checker plugin, which is not installed", ctx.m
+            )
+
+    return convert
+
+
 def check(conv: Converter, node: Node, ctx: RsCtx, spec: CheckerSpec) -> None:
     if not conv.need_block(node):
         return

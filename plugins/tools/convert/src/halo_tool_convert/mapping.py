@@ -21,9 +21,11 @@ each with a note saying so.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from halo_tool_convert import (
     global_defs,
-    http_get,
     notifiers,
     real_server,
     virtual_server,
@@ -49,12 +51,16 @@ from halo_tool_convert.values import (
     STATIC,
     TUNING,
     I,
+    Keyword,
     Report,
     Skip,
     Table,
     U,
     Values,
 )
+
+if TYPE_CHECKING:
+    from halo_core.plugins import Plugins
 
 __all__ = ["Converter", "Report", "Skip"]
 
@@ -66,7 +72,7 @@ TOP: Table = {
     "virtual_server": virtual_server.virtual_server,
     "track_file": vrrp_script.track_file_root,
     "vrrp_track_file": vrrp_script.track_file_root,
-    "SSL": http_get.ssl_root,
+    "SSL": U("needs the ssl checker plugin, which is not installed"),
     "vrrp_track_process": U("halo cannot track processes yet (track_process)"),
     "virtual_server_group": U("virtual server groups are not supported by halo"),
     "bfd_instance": BFD,
@@ -99,12 +105,57 @@ TABLES: dict[str, Table] = {
 }
 
 
+def plugin_keywords(plugins: Plugins) -> list[Keyword]:
+    """The keywords the plugins convert (``halo_convert_keepalived``). A hook that raises or
+    returns something else, or two plugins converting one keyword, is a ConvertError."""
+    found: list[Keyword] = []
+    claimed: dict[tuple[str, str], str] = {}
+    problems: list[tuple[Loc | None, str]] = []
+    for impl in plugins.hook.halo_convert_keepalived.get_hookimpls():
+        name = impl.plugin_name
+        try:
+            got = list(impl.function())
+            for kw in got:
+                if not isinstance(kw, Keyword):
+                    raise TypeError(f"{kw!r} is not a halo_tool_convert.api.Keyword")
+                if kw.block not in TABLES:
+                    raise ValueError(f"{kw.keyword}: no keepalived block {kw.block!r} to put it in")
+        except Exception as exc:  # a plugin's code: its failure is reported, not a traceback
+            problems.append((None, f"plugin {name}: its keepalived keywords: {one_line(exc)}"))
+            continue
+        for kw in got:
+            key = (kw.block, kw.keyword)
+            if key in claimed:
+                problems.append(
+                    (
+                        None,
+                        f"plugins {claimed[key]} and {name} both convert {kw.keyword}"
+                        f" in {kw.block}",
+                    )
+                )
+            else:
+                claimed[key] = name
+                found.append(kw)
+    if problems:
+        raise ConvertError(problems)
+    return found
+
+
+def one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class Converter(Values):
     """One conversion. ``available`` is the set of (kind, type) plugin types installed,
     e.g. ``("checker", "http")``; keywords that need a missing plugin are unsupported."""
 
     def __init__(
-        self, parsed: Parsed, available: set[tuple[str, str]], main_file: str = ""
+        self,
+        parsed: Parsed,
+        available: set[tuple[str, str]],
+        main_file: str = "",
+        keywords: Iterable[Keyword] = (),
     ) -> None:
         super().__init__(available, main_file)
         self.parsed = parsed
@@ -135,6 +186,8 @@ class Converter(Values):
         self._gmaps: dict[str, YMap] = {}
         self.ca_noted = False
         self.tables = dict(TABLES)
+        for kw in keywords:  # the plugins' keywords, over the converter's own entries
+            self.tables[kw.block] = {**self.tables[kw.block], kw.keyword: kw.convert}
 
     def run(self) -> YMap:
         roots = self.parsed.nodes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from halo_tool_convert import checker, http_get, misc_check, notifiers, tcp_check, virtual_server
+from halo_tool_convert import checker, notifiers, virtual_server
 from halo_tool_convert.emit import YMap, YSeq
 from halo_tool_convert.parser import Node
 from halo_tool_convert.state import CheckDefaults, RsCtx, VsState
@@ -87,10 +87,10 @@ TABLE: Table = {
     "warmup": r_default,
     "delay_loop": r_default,
     "smtp_alert": notifiers.r_smtp_alert,
-    "TCP_CHECK": checker.block(tcp_check.SPEC),
-    "HTTP_GET": checker.block(http_get.HTTP_GET),
-    "SSL_GET": checker.block(http_get.SSL_GET),
-    "MISC_CHECK": checker.block(misc_check.SPEC),
+    "TCP_CHECK": checker.missing("tcp"),
+    "HTTP_GET": checker.missing("http"),
+    "SSL_GET": checker.missing("ssl"),
+    "MISC_CHECK": checker.missing("script"),
     "SMTP_CHECK": U("halo has no SMTP checker"),
     "DNS_CHECK": U("halo has no DNS checker"),
     "UDP_CHECK": U("halo has no UDP checker"),

@@ -92,6 +92,17 @@ Handler = Callable[[Any, Node, Any], None]
 Table = dict[str, "Handler | Skip"]
 
 
+@dataclass(frozen=True)
+class Keyword:
+    """A keepalived.conf keyword a plugin converts: the block it appears in (``"top"`` for
+    the top level, else the block's keyword: ``"global_defs"``, ``"real_server"``...), the
+    keyword, and its conversion (or a :class:`Skip` saying why there is none)."""
+
+    block: str
+    keyword: str
+    convert: Handler | Skip
+
+
 class Values:
     """Reports and value parsing for one conversion."""
 

@@ -1,54 +1,24 @@
-"""``HTTP_GET`` and ``SSL_GET`` (to the http and ssl checkers), their ``url`` blocks and
-the top-level ``SSL`` block."""
+"""keepalived's ``HTTP_GET`` checker block and its ``url`` blocks, for ``halo convert``
+(imported only by the ``halo_convert_keepalived`` hook)."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
 
-from halo_tool_convert import checker
-from halo_tool_convert.emit import YMap
-from halo_tool_convert.parser import Node
-from halo_tool_convert.state import CheckCtx, CheckDefaults
-from halo_tool_convert.values import I, Table, U
-
-if TYPE_CHECKING:
-    from halo_tool_convert.mapping import Converter
-
-
-def ssl_root(conv: Converter, node: Node, _: Any) -> None:
-    if not conv.need_block(node):
-        return
-    for child in node.children:
-        if child.keyword not in ("password", "ca", "certificate", "key"):
-            conv.error(child.loc, f"unknown keyword {child.keyword!r} in SSL")
-        else:
-            conv.one(child)
-    conv.doc.comment(*conv.said(node), f"SSL ({conv.at(node.loc)}): written on each SSL_GET check")
-
-
-def ssl_settings(conv: Converter, m: YMap) -> None:
-    for kw, key in (
-        ("certificate", "cert_file"),
-        ("key", "key_file"),
-        ("password", "key_password"),
-    ):
-        if kw in conv.ssl:
-            value, node = conv.ssl[kw]
-            m.set(key, value, loc=node.loc)
-    if "ca" in conv.ssl:
-        _, node = conv.ssl["ca"]
-        m.comment(
-            f"SSL ca ({conv.at(node.loc)}) left out: keepalived loads it but verifies"
-            " no certificate"
-        )
-        if not conv.ca_noted:
-            conv.ca_noted = True
-            conv.note(
-                node,
-                "keepalived's SSL_GET verifies no certificate even with a ca: left out"
-                " (halo would verify)",
-            )
+from halo_tool_convert.api import (
+    CHECKER_KEYWORDS,
+    CheckCtx,
+    CheckDefaults,
+    CheckerSpec,
+    Converter,
+    I,
+    Keyword,
+    Node,
+    Table,
+    U,
+    YMap,
+    checker,
+)
 
 
 def c_virtualhost(conv: Converter, node: Node, c: CheckCtx) -> None:
@@ -148,7 +118,7 @@ def u_regex_options(conv: Converter, node: Node, u: YMap) -> None:
 
 
 TABLE: Table = {
-    **checker.COMMON,
+    **CHECKER_KEYWORDS,
     "virtualhost": c_virtualhost,
     "url": c_url,
     "http_protocol": U("halo's HTTP checks choose their own HTTP version"),
@@ -174,11 +144,12 @@ URL_TABLE: Table = {
 def finish(conv: Converter, node: Node, c: CheckCtx, eff: CheckDefaults) -> bool:
     if "virtualhost" not in c.m and eff.virtualhost is not None:
         c.m.set("virtualhost", eff.virtualhost)
-    if c.kind == "SSL_GET":
-        ssl_settings(conv, c.m)
     return True
 
 
 # keepalived waits 3 s before an HTTP retry, 1 s elsewhere
-HTTP_GET = checker.CheckerSpec("HTTP_GET", "http", TABLE, delay_before_retry=3, finish=finish)
-SSL_GET = checker.CheckerSpec("SSL_GET", "ssl", TABLE, delay_before_retry=3, finish=finish)
+HTTP_GET = CheckerSpec("HTTP_GET", "http", TABLE, delay_before_retry=3, finish=finish)
+
+
+def keywords() -> list[Keyword]:
+    return [checker(HTTP_GET)]

@@ -1,17 +1,23 @@
-"""``MISC_CHECK`` (to the script checker)."""
+"""keepalived's ``MISC_CHECK`` checker block, for ``halo convert`` (imported only by the
+``halo_convert_keepalived`` hook)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from halo_tool_convert import checker
-from halo_tool_convert.emit import YMap
-from halo_tool_convert.parser import Node
-from halo_tool_convert.state import CheckCtx, CheckDefaults, RsCtx
-from halo_tool_convert.values import I, Table, U
-
-if TYPE_CHECKING:
-    from halo_tool_convert.mapping import Converter
+from halo_tool_convert.api import (
+    CheckCtx,
+    CheckDefaults,
+    CheckerSpec,
+    Converter,
+    I,
+    Keyword,
+    Node,
+    RsCtx,
+    Table,
+    U,
+    YMap,
+    checker,
+    checker_setting,
+)
 
 
 def c_misc_path(conv: Converter, node: Node, c: CheckCtx) -> None:
@@ -42,10 +48,10 @@ TABLE: Table = {
     "misc_timeout": c_misc_timeout,
     "misc_dynamic": c_misc_dynamic,
     "user": c_misc_user,
-    "retry": checker.c_default,
-    "delay_before_retry": checker.c_default,
-    "warmup": checker.c_default,
-    "delay_loop": checker.c_default,
+    "retry": checker_setting,
+    "delay_before_retry": checker_setting,
+    "warmup": checker_setting,
+    "delay_loop": checker_setting,
     "alpha": U("halo's alpha is per virtual server; set it there"),
     "log_all_failures": I("halo logs every check result at debug level"),
 }
@@ -67,4 +73,8 @@ def finish(conv: Converter, node: Node, c: CheckCtx, eff: CheckDefaults) -> bool
     return True
 
 
-SPEC = checker.CheckerSpec("MISC_CHECK", "script", TABLE, retry=0, timeout=timeout, finish=finish)
+SPEC = CheckerSpec("MISC_CHECK", "script", TABLE, retry=0, timeout=timeout, finish=finish)
+
+
+def keywords() -> list[Keyword]:
+    return [checker(SPEC)]

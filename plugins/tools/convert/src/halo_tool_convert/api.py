@@ -1,0 +1,51 @@
+"""What a plugin uses to teach ``halo convert`` its keepalived.conf keywords, through the
+``halo_convert_keepalived`` hook (see docs/hooks.md).
+
+A keyword's conversion is a function ``(converter, node, context) -> None``: ``converter``
+is the running :class:`Converter` (its value parsers - ``one``, ``integer``, ``number``,
+``flag``, ``address``, ``command``, ``user`` - report a bad value as a one-line error at the
+keyword's file and line and return None; ``put`` writes a value with the keyword's comments;
+``note`` and ``unsupported`` report), ``node`` the keyword with its arguments and block, and
+``context`` what the enclosing block is building (for a checker's keywords a
+:class:`CheckCtx`, whose ``m`` is the check's YAML mapping).
+"""
+
+from __future__ import annotations
+
+from halo_tool_convert.checker import COMMON as CHECKER_KEYWORDS
+from halo_tool_convert.checker import CheckerSpec, block
+from halo_tool_convert.checker import c_default as checker_setting
+from halo_tool_convert.emit import YMap, YSeq
+from halo_tool_convert.mapping import TABLES, Converter
+from halo_tool_convert.parser import Node
+from halo_tool_convert.state import CheckCtx, CheckDefaults, RsCtx
+from halo_tool_convert.values import Handler, I, Keyword, Skip, Table, U
+
+__all__ = [
+    "BLOCKS",
+    "CHECKER_KEYWORDS",
+    "CheckCtx",
+    "CheckDefaults",
+    "CheckerSpec",
+    "Converter",
+    "Handler",
+    "I",
+    "Keyword",
+    "Node",
+    "RsCtx",
+    "Skip",
+    "Table",
+    "U",
+    "YMap",
+    "YSeq",
+    "checker",
+    "checker_setting",
+]
+
+# The blocks a plugin can add keywords to.
+BLOCKS = tuple(TABLES)
+
+
+def checker(spec: CheckerSpec) -> Keyword:
+    """The ``real_server`` keyword for the checker block ``spec`` describes."""
+    return Keyword("real_server", spec.keyword, block(spec))
