@@ -1,7 +1,10 @@
-"""keepalived's ``MISC_CHECK`` checker block, for ``halo convert`` (imported only by the
-``halo_convert_keepalived`` hook)."""
+"""keepalived's ``MISC_CHECK`` checker block and ``vrrp_script`` blocks, for ``halo convert``
+(imported only by the ``halo_convert_keepalived`` hook). Which scripts are tracked, and so
+written, is the converter's business (``add_script_check``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from halo_tool_convert.api import (
     CheckCtx,
@@ -12,11 +15,14 @@ from halo_tool_convert.api import (
     Keyword,
     Node,
     RsCtx,
+    ScriptDef,
     Table,
     U,
     YMap,
+    add_script_check,
     checker,
     checker_setting,
+    script_def,
 )
 
 
@@ -76,5 +82,85 @@ def finish(conv: Converter, node: Node, c: CheckCtx, eff: CheckDefaults) -> bool
 SPEC = CheckerSpec("MISC_CHECK", "script", TABLE, retry=0, timeout=timeout, finish=finish)
 
 
+def vrrp_script(conv: Converter, node: Node, _: Any) -> None:
+    sd = script_def(conv, node)
+    if sd is None:
+        return
+    sd.check.set("type", "script", loc=node.loc)
+    conv.walk(node, VRRP_SCRIPT, sd, sd.check, f"vrrp_script {sd.name}")
+    add_script_check(conv, node, sd)
+
+
+def vs_script(conv: Converter, node: Node, sd: ScriptDef) -> None:
+    cmd, _, _ = conv.command(node, "script")
+    if cmd is None:
+        return
+    args = node.quoted_args() or []
+    if len(args) > 1:
+        conv.note(
+            node,
+            f"keepalived runs only {args[0]!r} and ignores {' '.join(args[1:])!r}:"
+            " quote the command with its arguments",
+        )
+    sd.has_script = True
+    sd.check.set("script", cmd, loc=node.loc, comments=node.comments, trailing=node.trailing)
+
+
+def vs_interval(conv: Converter, node: Node, sd: ScriptDef) -> None:
+    v = conv.integer(node, 0, 86400)  # whole seconds in keepalived
+    if v is not None:
+        if v == 0:
+            conv.note(node, "keepalived reads 0 as 1")
+        sd.check.set(
+            node.keyword,
+            max(v, 1),
+            loc=node.loc,
+            comments=node.comments,
+            trailing=node.trailing,
+        )
+
+
+def vs_weight(conv: Converter, node: Node, sd: ScriptDef) -> None:
+    if not conv.plain(node) or not node.args:
+        conv.error(node.loc, "weight needs a value")
+        return
+    w = conv.integer(node, -253, 253, node.args[0])
+    if w is None:
+        return
+    sd.weight = w
+    rest = node.args[1:]
+    if rest and rest[0] == "reverse":
+        sd.reverse = True
+    elif rest:
+        conv.error(node.loc, f"weight: unexpected {' '.join(rest)!r}")
+    sd.check.set("weight", w, loc=node.loc, comments=node.comments, trailing=node.trailing)
+    if sd.reverse:
+        sd.check.comment("reverse: written on each track of this check")
+
+
+def vs_rise_fall(conv: Converter, node: Node, sd: ScriptDef) -> None:
+    v = conv.integer(node, 1, 1000)
+    if v is not None:
+        sd.check.set(node.keyword, v, loc=node.loc, comments=node.comments, trailing=node.trailing)
+
+
+def vs_user(conv: Converter, node: Node, sd: ScriptDef) -> None:
+    v = conv.user(node)
+    if v is not None:
+        sd.check.set("user", v, loc=node.loc, comments=node.comments, trailing=node.trailing)
+
+
+VRRP_SCRIPT: Table = {
+    "script": vs_script,
+    "interval": vs_interval,
+    "timeout": vs_interval,
+    "weight": vs_weight,
+    "rise": vs_rise_fall,
+    "fall": vs_rise_fall,
+    "user": vs_user,
+    "init_fail": U("halo starts every check up (keepalived's default)"),
+}
+
+
 def keywords() -> list[Keyword]:
-    return [checker(SPEC)]
+    return [checker(SPEC), Keyword("top", "vrrp_script", vrrp_script)]

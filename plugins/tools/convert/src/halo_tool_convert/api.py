@@ -18,8 +18,10 @@ from halo_tool_convert.checker import c_default as checker_setting
 from halo_tool_convert.emit import YMap, YSeq
 from halo_tool_convert.mapping import TABLES, Converter
 from halo_tool_convert.parser import Node
-from halo_tool_convert.state import CheckCtx, CheckDefaults, RsCtx
+from halo_tool_convert.state import CheckCtx, CheckDefaults, RsCtx, ScriptDef
 from halo_tool_convert.values import Handler, I, Keyword, Skip, Table, U
+from halo_tool_convert.vrrp_script import add_check as add_script_check
+from halo_tool_convert.vrrp_script import script_def
 
 __all__ = [
     "BLOCKS",
@@ -33,13 +35,16 @@ __all__ = [
     "Keyword",
     "Node",
     "RsCtx",
+    "ScriptDef",
     "Skip",
     "Table",
     "U",
     "YMap",
     "YSeq",
+    "add_script_check",
     "checker",
     "checker_setting",
+    "script_def",
 ]
 
 # The blocks a plugin can add keywords to.

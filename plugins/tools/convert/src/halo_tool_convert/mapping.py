@@ -66,7 +66,7 @@ __all__ = ["Converter", "Report", "Skip"]
 
 TOP: Table = {
     "global_defs": global_defs.global_defs,
-    "vrrp_script": vrrp_script.vrrp_script,
+    "vrrp_script": vrrp_script.missing,
     "vrrp_instance": vrrp_instance.vrrp_instance,
     "vrrp_sync_group": vrrp_sync_group.vrrp_sync_group,
     "virtual_server": virtual_server.virtual_server,
@@ -99,7 +99,6 @@ TABLES: dict[str, Table] = {
     "global_defs": global_defs.TABLE,
     "vrrp_instance": vrrp_instance.TABLE,
     "vrrp_sync_group": vrrp_sync_group.TABLE,
-    "vrrp_script": vrrp_script.TABLE,
     "virtual_server": virtual_server.TABLE,
     "real_server": real_server.TABLE,
 }

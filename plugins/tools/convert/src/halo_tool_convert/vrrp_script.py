@@ -10,35 +10,44 @@ from typing import TYPE_CHECKING, Any
 from halo_tool_convert.emit import Entry, YMap, YSeq
 from halo_tool_convert.parser import Node
 from halo_tool_convert.state import GroupState, InstanceState, ScriptDef, TrackFileDef, TrackRef
-from halo_tool_convert.values import IFNAME_RE, NAME_RE, Report, Table, U
+from halo_tool_convert.values import IFNAME_RE, NAME_RE, Report
 
 if TYPE_CHECKING:
     from halo_tool_convert.mapping import Converter
 
 
-def vrrp_script(conv: Converter, node: Node, _: Any) -> None:
+def script_def(conv: Converter, node: Node) -> ScriptDef | None:
+    """The definition a ``vrrp_script`` block fills in (made when the file was first read,
+    so that tracks can refer to it), or None after saying why the block cannot be
+    converted: no name, no block, a second definition, a name halo cannot use."""
     if not node.args:
         conv.error(node.loc, "vrrp_script needs a name")
-        return
+        return None
     name = node.args[0]
     if not conv.need_block(node):
-        return
+        return None
     sd = conv.scripts[name]
     if sd.loc != node.loc:
         conv.error(node.loc, f"vrrp_script {name} is defined twice (first at {sd.loc})")
-        return
+        return None
     if not NAME_RE.fullmatch(name):
         conv.error(
             node.loc, f"vrrp_script name {name!r}: halo names are letters, digits and _ . : @ -"
         )
-        return
-    if "script" not in conv.available_names("checker"):
+        return None
+    return sd
+
+
+def missing(conv: Converter, node: Node, _: Any) -> None:
+    """``vrrp_script`` without the script checker plugin, which converts its keywords."""
+    if script_def(conv, node) is not None:
         conv.unsupported(node, "needs the script checker plugin, which is not installed", conv.doc)
-        sd.has_script = False
-        return
-    m = sd.check
-    m.set("type", "script", loc=node.loc)
-    conv.walk(node, conv.tables["vrrp_script"], sd, m, f"vrrp_script {name}")
+
+
+def add_check(conv: Converter, node: Node, sd: ScriptDef) -> None:
+    """Write the check a ``vrrp_script`` became into ``checks``, if an instance or sync group
+    tracks it: keepalived runs no other."""
+    name = sd.name
     if not sd.has_script:
         conv.error(node.loc, f"vrrp_script {name} has no script")
         return
@@ -56,66 +65,7 @@ def vrrp_script(conv: Converter, node: Node, _: Any) -> None:
         )
         return
     conv.script_seen(node.loc)
-    checks.set(name, m, loc=node.loc, comments=node.comments, trailing=node.trailing)
-
-
-def vs_script(conv: Converter, node: Node, sd: ScriptDef) -> None:
-    cmd, _, _ = conv.command(node, "script")
-    if cmd is None:
-        return
-    args = node.quoted_args() or []
-    if len(args) > 1:
-        conv.note(
-            node,
-            f"keepalived runs only {args[0]!r} and ignores {' '.join(args[1:])!r}:"
-            " quote the command with its arguments",
-        )
-    sd.has_script = True
-    sd.check.set("script", cmd, loc=node.loc, comments=node.comments, trailing=node.trailing)
-
-
-def vs_interval(conv: Converter, node: Node, sd: ScriptDef) -> None:
-    v = conv.integer(node, 0, 86400)  # whole seconds in keepalived
-    if v is not None:
-        if v == 0:
-            conv.note(node, "keepalived reads 0 as 1")
-        sd.check.set(
-            node.keyword,
-            max(v, 1),
-            loc=node.loc,
-            comments=node.comments,
-            trailing=node.trailing,
-        )
-
-
-def vs_weight(conv: Converter, node: Node, sd: ScriptDef) -> None:
-    if not conv.plain(node) or not node.args:
-        conv.error(node.loc, "weight needs a value")
-        return
-    w = conv.integer(node, -253, 253, node.args[0])
-    if w is None:
-        return
-    sd.weight = w
-    rest = node.args[1:]
-    if rest and rest[0] == "reverse":
-        sd.reverse = True
-    elif rest:
-        conv.error(node.loc, f"weight: unexpected {' '.join(rest)!r}")
-    sd.check.set("weight", w, loc=node.loc, comments=node.comments, trailing=node.trailing)
-    if sd.reverse:
-        sd.check.comment("reverse: written on each track of this check")
-
-
-def vs_rise_fall(conv: Converter, node: Node, sd: ScriptDef) -> None:
-    v = conv.integer(node, 1, 1000)
-    if v is not None:
-        sd.check.set(node.keyword, v, loc=node.loc, comments=node.comments, trailing=node.trailing)
-
-
-def vs_user(conv: Converter, node: Node, sd: ScriptDef) -> None:
-    v = conv.user(node)
-    if v is not None:
-        sd.check.set("user", v, loc=node.loc, comments=node.comments, trailing=node.trailing)
+    checks.set(name, sd.check, loc=node.loc, comments=node.comments, trailing=node.trailing)
 
 
 def track_file(conv: Converter, node: Node) -> None:
@@ -353,15 +303,3 @@ def adjust_tracks(conv: Converter, st: InstanceState) -> None:
             t.item.comments.append(text)
     if seq.is_empty():
         st.m.remove("track")
-
-
-TABLE: Table = {
-    "script": vs_script,
-    "interval": vs_interval,
-    "timeout": vs_interval,
-    "weight": vs_weight,
-    "rise": vs_rise_fall,
-    "fall": vs_rise_fall,
-    "user": vs_user,
-    "init_fail": U("halo starts every check up (keepalived's default)"),
-}
