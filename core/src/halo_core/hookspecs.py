@@ -104,9 +104,10 @@ def halo_convert_keepalived() -> list[Any]:
     keywords this plugin's types stand for, say a checker's ``DNS_CHECK`` block.
 
     Called only by ``halo convert``, once per conversion, before the keepalived.conf is
-    read; never by the daemon. Returns a list of ``halo_tool_convert.api.Keyword``: the block
-    a keyword appears in, the keyword, and the function converting it (import
-    ``halo_tool_convert.api`` inside the hook, so the plugin loads without the tool). Every
+    read; never by the daemon. Returns a list of ``halo_tool_convert.api.Keyword`` (the block
+    a keyword appears in, the keyword, and the function converting it) and ``Finish`` (what
+    to write once a block, or the whole file, is converted); import
+    ``halo_tool_convert.api`` inside the hook, so the plugin loads without the tool. Every
     plugin is called; a keyword replaces the converter's own entry for it (which reports the
     plugin as missing, or the keyword as unsupported). Two plugins converting the same
     keyword, or a hook that raises, make ``halo convert`` fail with a one-line message.

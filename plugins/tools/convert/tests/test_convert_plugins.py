@@ -21,6 +21,7 @@ from halo_tool_convert.api import (
     CheckCtx,
     CheckerSpec,
     Converter,
+    Finish,
     Keyword,
     Node,
     checker,
@@ -65,6 +66,7 @@ class DnsPlugin:
         return [
             checker(CheckerSpec("DNS_CHECK", "dns", {**CHECKER_KEYWORDS, "name": dns_name})),
             Keyword("top", "site_settings", site_note),
+            Finish("top", lambda conv, node, state: conv.doc.comment("the end, by the plugin")),
         ]
 
 
@@ -103,6 +105,7 @@ def test_a_third_party_checker_converts_its_block() -> None:
         "note: keepalived.conf:11: site_settings: read by the site plugin"
     ]
     assert "# site block with 1 settings" in result.yaml
+    assert result.yaml.endswith("# the end, by the plugin\n")
     model = load_text(result.yaml, "out.yaml", plugins).model
     check = model.virtual_servers[0].real_servers[0].checks[0].config
     # the plugin's keyword, and keepalived's checker defaults applied by the converter

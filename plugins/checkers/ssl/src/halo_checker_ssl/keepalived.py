@@ -1,10 +1,8 @@
-"""keepalived's ``SSL_GET`` checker block (``HTTP_GET``'s keywords over TLS) and the
-top-level ``SSL`` block whose settings each SSL_GET check takes, for ``halo convert``
-(imported only by the ``halo_convert_keepalived`` hook)."""
+"""keepalived's ``SSL_GET`` checker block (``HTTP_GET``'s keywords over TLS) with the
+settings of the top-level ``SSL`` block (``converter.ssl``), for ``halo convert`` (imported
+only by the ``halo_convert_keepalived`` hook)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from halo_checker_http import keepalived as http
 from halo_tool_convert.api import (
@@ -17,17 +15,6 @@ from halo_tool_convert.api import (
     YMap,
     checker,
 )
-
-
-def ssl_root(conv: Converter, node: Node, _: Any) -> None:
-    if not conv.need_block(node):
-        return
-    for child in node.children:
-        if child.keyword not in ("password", "ca", "certificate", "key"):
-            conv.error(child.loc, f"unknown keyword {child.keyword!r} in SSL")
-        else:
-            conv.one(child)
-    conv.doc.comment(*conv.said(node), f"SSL ({conv.at(node.loc)}): written on each SSL_GET check")
 
 
 def ssl_settings(conv: Converter, m: YMap) -> None:
@@ -64,4 +51,4 @@ SSL_GET = CheckerSpec("SSL_GET", "ssl", http.TABLE, delay_before_retry=3, finish
 
 
 def keywords() -> list[Keyword]:
-    return [checker(SSL_GET), Keyword("top", "SSL", ssl_root)]
+    return [checker(SSL_GET)]

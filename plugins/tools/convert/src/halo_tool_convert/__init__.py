@@ -104,14 +104,14 @@ def _convert(
     from halo_core.api import KINDS
     from halo_tool_convert.emit import dump, to_data
     from halo_tool_convert.lexer import Loc
-    from halo_tool_convert.mapping import Converter, Report, plugin_keywords
+    from halo_tool_convert.mapping import Converter, Report, plugin_contributions
 
     if plugins is None:
         from halo_core import plugins as plugin_loader
 
         plugins = plugin_loader.load()
     available: set[tuple[str, str]] = {(k, n) for k in KINDS for n in plugins.names(k)}
-    conv = Converter(parsed, available, main_file=name, keywords=plugin_keywords(plugins))
+    conv = Converter(parsed, available, main_file=name, contributions=plugin_contributions(plugins))
     doc = conv.run()
     header = [
         f"halo configuration converted from {os.path.basename(name)} by `halo convert`"

@@ -16,24 +16,40 @@ from halo_tool_convert.checker import COMMON as CHECKER_KEYWORDS
 from halo_tool_convert.checker import CheckerSpec, block
 from halo_tool_convert.checker import c_default as checker_setting
 from halo_tool_convert.emit import YMap, YSeq
-from halo_tool_convert.mapping import TABLES, Converter
+from halo_tool_convert.mapping import FINISH_BLOCKS, TABLES, Converter
 from halo_tool_convert.parser import Node
-from halo_tool_convert.state import CheckCtx, CheckDefaults, RsCtx, ScriptDef
-from halo_tool_convert.values import Handler, I, Keyword, Skip, Table, U
+from halo_tool_convert.state import (
+    CheckCtx,
+    CheckDefaults,
+    Email,
+    GroupState,
+    InstanceState,
+    Notify,
+    RsCtx,
+    ScriptDef,
+)
+from halo_tool_convert.values import Finish, Handler, I, Keyword, Report, Skip, Table, U
 from halo_tool_convert.vrrp_script import add_check as add_script_check
 from halo_tool_convert.vrrp_script import script_def
 
 __all__ = [
     "BLOCKS",
     "CHECKER_KEYWORDS",
+    "FINISH_BLOCKS",
     "CheckCtx",
     "CheckDefaults",
     "CheckerSpec",
     "Converter",
+    "Email",
+    "Finish",
+    "GroupState",
     "Handler",
     "I",
+    "InstanceState",
     "Keyword",
     "Node",
+    "Notify",
+    "Report",
     "RsCtx",
     "ScriptDef",
     "Skip",

@@ -22,7 +22,7 @@ each with a note saying so.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from halo_tool_convert import (
     global_defs,
@@ -50,6 +50,8 @@ from halo_tool_convert.values import (
     NAMESPACE,
     STATIC,
     TUNING,
+    Finish,
+    FinishHandler,
     I,
     Keyword,
     Report,
@@ -64,6 +66,20 @@ if TYPE_CHECKING:
 
 __all__ = ["Converter", "Report", "Skip"]
 
+
+def ssl_root(conv: Converter, node: Node, _: Any) -> None:
+    """keepalived's top-level ``SSL`` block: its settings (read when the file was first
+    read, into ``converter.ssl``) go to each SSL_GET check."""
+    if not conv.need_block(node):
+        return
+    for child in node.children:
+        if child.keyword not in ("password", "ca", "certificate", "key"):
+            conv.error(child.loc, f"unknown keyword {child.keyword!r} in SSL")
+        else:
+            conv.one(child)
+    conv.doc.comment(*conv.said(node), f"SSL ({conv.at(node.loc)}): written on each SSL_GET check")
+
+
 TOP: Table = {
     "global_defs": global_defs.global_defs,
     "vrrp_script": vrrp_script.missing,
@@ -72,7 +88,7 @@ TOP: Table = {
     "virtual_server": virtual_server.virtual_server,
     "track_file": vrrp_script.track_file_root,
     "vrrp_track_file": vrrp_script.track_file_root,
-    "SSL": U("needs the ssl checker plugin, which is not installed"),
+    "SSL": ssl_root,
     "vrrp_track_process": U("halo cannot track processes yet (track_process)"),
     "virtual_server_group": U("virtual server groups are not supported by halo"),
     "bfd_instance": BFD,
@@ -102,39 +118,45 @@ TABLES: dict[str, Table] = {
     "virtual_server": virtual_server.TABLE,
     "real_server": real_server.TABLE,
 }
+# The blocks after which plugins may write something (:class:`Finish`).
+FINISH_BLOCKS = ("top", "vrrp_instance", "vrrp_sync_group")
 
 
-def plugin_keywords(plugins: Plugins) -> list[Keyword]:
-    """The keywords the plugins convert (``halo_convert_keepalived``). A hook that raises or
-    returns something else, or two plugins converting one keyword, is a ConvertError."""
-    found: list[Keyword] = []
+def plugin_contributions(plugins: Plugins) -> list[Keyword | Finish]:
+    """What the plugins convert (``halo_convert_keepalived``). A hook that raises or returns
+    something else, or two plugins converting one keyword, is a ConvertError."""
+    found: list[Keyword | Finish] = []
     claimed: dict[tuple[str, str], str] = {}
     problems: list[tuple[Loc | None, str]] = []
     for impl in plugins.hook.halo_convert_keepalived.get_hookimpls():
         name = impl.plugin_name
         try:
             got = list(impl.function())
-            for kw in got:
-                if not isinstance(kw, Keyword):
-                    raise TypeError(f"{kw!r} is not a halo_tool_convert.api.Keyword")
-                if kw.block not in TABLES:
-                    raise ValueError(f"{kw.keyword}: no keepalived block {kw.block!r} to put it in")
+            for item in got:
+                if not isinstance(item, Keyword | Finish):
+                    raise TypeError(f"{item!r} is not a halo_tool_convert.api.Keyword or Finish")
+                where = item.keyword if isinstance(item, Keyword) else "Finish"
+                if item.block not in (TABLES if isinstance(item, Keyword) else FINISH_BLOCKS):
+                    raise ValueError(f"{where}: no keepalived block {item.block!r} to put it in")
         except Exception as exc:  # a plugin's code: its failure is reported, not a traceback
             problems.append((None, f"plugin {name}: its keepalived keywords: {one_line(exc)}"))
             continue
-        for kw in got:
-            key = (kw.block, kw.keyword)
+        for item in got:
+            if isinstance(item, Finish):
+                found.append(item)
+                continue
+            key = (item.block, item.keyword)
             if key in claimed:
                 problems.append(
                     (
                         None,
-                        f"plugins {claimed[key]} and {name} both convert {kw.keyword}"
-                        f" in {kw.block}",
+                        f"plugins {claimed[key]} and {name} both convert {item.keyword}"
+                        f" in {item.block}",
                     )
                 )
             else:
                 claimed[key] = name
-                found.append(kw)
+                found.append(item)
     if problems:
         raise ConvertError(problems)
     return found
@@ -154,7 +176,7 @@ class Converter(Values):
         parsed: Parsed,
         available: set[tuple[str, str]],
         main_file: str = "",
-        keywords: Iterable[Keyword] = (),
+        contributions: Iterable[Keyword | Finish] = (),
     ) -> None:
         super().__init__(available, main_file)
         self.parsed = parsed
@@ -185,8 +207,12 @@ class Converter(Values):
         self._gmaps: dict[str, YMap] = {}
         self.ca_noted = False
         self.tables = dict(TABLES)
-        for kw in keywords:  # the plugins' keywords, over the converter's own entries
-            self.tables[kw.block] = {**self.tables[kw.block], kw.keyword: kw.convert}
+        self.finishes: dict[str, list[FinishHandler]] = {b: [] for b in FINISH_BLOCKS}
+        for item in contributions:  # the plugins' keywords, over the converter's own entries
+            if isinstance(item, Finish):
+                self.finishes[item.block].append(item.convert)
+            else:
+                self.tables[item.block] = {**self.tables[item.block], item.keyword: item.convert}
 
     def run(self) -> YMap:
         roots = self.parsed.nodes
@@ -201,7 +227,8 @@ class Converter(Values):
                 h(self, node, None)
         if self.parsed.end_comments:
             self.doc.comment(*self.parsed.end_comments)
-        notifiers.finish_email(self)
+        notifiers.email_missing(self)
+        self.finish("top", None, None)
         global_defs.finish_global(self)
         if self.errors:
             raise ConvertError(self.errors)
@@ -236,6 +263,11 @@ class Converter(Values):
         for node in roots:
             if node.keyword == "vrrp_sync_group" and node.args:
                 vrrp_sync_group.prescan_group(self, node)
+
+    def finish(self, block: str, node: Node | None, state: Any) -> None:
+        """Let the plugins write what they make of a converted block (or of the file)."""
+        for convert in self.finishes[block]:
+            convert(self, node, state)
 
     def script_seen(self, loc: Loc) -> None:
         self.has_scripts = True

@@ -90,6 +90,8 @@ NO_LB_OPTION = U("halo's load-balancer settings have no such option")
 # the block it is in (the instance's state, the virtual server's, the checker's...).
 Handler = Callable[[Any, Node, Any], None]
 Table = dict[str, "Handler | Skip"]
+# What a plugin writes after a block: called with the converter, the block's node and state.
+FinishHandler = Callable[[Any, Any, Any], None]
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,17 @@ class Keyword:
     block: str
     keyword: str
     convert: Handler | Skip
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What a plugin writes once a block has been converted: ``convert(converter, node,
+    state)`` after each ``"vrrp_instance"`` or ``"vrrp_sync_group"`` (with its
+    ``InstanceState`` or ``GroupState``), or once after the whole file for ``"top"`` (node
+    and state None)."""
+
+    block: str
+    convert: FinishHandler
 
 
 class Values:

@@ -64,7 +64,7 @@ def vrrp_instance(conv: Converter, node: Node, _: Any) -> None:
     conv.section_map("vrrp_instances").set(
         name, m, loc=node.loc, comments=node.comments, trailing=node.trailing
     )
-    notifiers.notifier(conv, name, st.notify, "vrrp_state", node)
+    conv.finish("vrrp_instance", node, st)
 
 
 def i_state(conv: Converter, node: Node, st: InstanceState) -> None:

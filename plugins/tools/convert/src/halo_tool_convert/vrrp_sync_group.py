@@ -73,7 +73,7 @@ def vrrp_sync_group(conv: Converter, node: Node, _: Any) -> None:
     conv.section_map("vrrp_sync_groups").set(
         name, m, loc=node.loc, comments=node.comments, trailing=node.trailing
     )
-    notifiers.notifier(conv, name, g.notify, "vrrp_group_state", node)
+    conv.finish("vrrp_sync_group", node, g)
 
 
 def sg_group(conv: Converter, node: Node, g: GroupState) -> None:

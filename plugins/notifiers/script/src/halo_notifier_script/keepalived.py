@@ -1,0 +1,59 @@
+"""keepalived's ``notify_*`` scripts of instances and sync groups, for ``halo convert``
+(imported only by the ``halo_convert_keepalived`` hook): after each block, one script
+notifier per script user, with the block's scripts. The converter reads the keywords
+(keepalived's script syntax) into the block's ``notify`` list."""
+
+from __future__ import annotations
+
+from halo_tool_convert.api import (
+    Converter,
+    Finish,
+    GroupState,
+    InstanceState,
+    Node,
+    Notify,
+    YMap,
+    YSeq,
+)
+
+
+def notifier(conv: Converter, subject: str, notify: list[Notify], event: str, node: Node) -> None:
+    if not notify or "script" not in conv.available_names("notifier"):
+        return
+    by_user: dict[str | None, list[Notify]] = {}
+    for n in notify:
+        by_user.setdefault(n.user, []).append(n)
+    section = conv.section_map("notifiers")
+    for i, (user, items) in enumerate(by_user.items()):
+        name = f"{subject}-notify" + (f"-{i + 1}" if i else "")
+        m = YMap()
+        m.set("type", "script", loc=node.loc)
+        inst = YSeq(flow=False)
+        inst.append(subject, loc=node.loc)
+        m.set("instances", inst, loc=node.loc)
+        ev = YSeq(flow=True)
+        ev.append(event)
+        m.set("events", ev, loc=node.loc)
+        for n in items:
+            m.set(n.key, n.command, loc=n.loc, trailing=conv.at(n.loc))
+        if user is not None:
+            m.set("script_user", user, loc=items[0].loc)
+        conv.script_seen(node.loc)
+        section.set(
+            name,
+            m,
+            loc=node.loc,
+            comments=[f"the notify scripts of {subject} ({conv.at(node.loc)})"],
+        )
+
+
+def after_instance(conv: Converter, node: Node, st: InstanceState) -> None:
+    notifier(conv, st.name, st.notify, "vrrp_state", node)
+
+
+def after_group(conv: Converter, node: Node, g: GroupState) -> None:
+    notifier(conv, g.name, g.notify, "vrrp_group_state", node)
+
+
+def keywords() -> list[Finish]:
+    return [Finish("vrrp_instance", after_instance), Finish("vrrp_sync_group", after_group)]
