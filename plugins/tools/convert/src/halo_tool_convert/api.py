@@ -27,6 +27,7 @@ from halo_tool_convert.state import (
     Notify,
     RsCtx,
     ScriptDef,
+    VsState,
 )
 from halo_tool_convert.values import Finish, Handler, I, Keyword, Report, Skip, Table, U
 from halo_tool_convert.vrrp_script import add_check as add_script_check
@@ -55,6 +56,7 @@ __all__ = [
     "Skip",
     "Table",
     "U",
+    "VsState",
     "YMap",
     "YSeq",
     "add_script_check",

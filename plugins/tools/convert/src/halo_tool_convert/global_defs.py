@@ -98,38 +98,9 @@ def g_vrrp_version(conv: Converter, node: Node, g: YMap) -> None:
         )
 
 
-def g_garp(conv: Converter, node: Node, g: YMap) -> None:
-    if "vip" not in conv.available_names("backend"):
-        conv.unsupported(node, "needs the vip backend plugin, which is not installed", g)
-        return
-    if conv.vip_backend is None:
-        backends = conv.section_map("backends")
-        conv.vip_backend = YMap()
-        backends.set(
-            "vip",
-            conv.vip_backend,
-            loc=node.loc,
-            comments=["the global_defs vrrp_garp_* settings"],
-        )
-        conv.vip_backend.set("type", "vip", loc=node.loc)
-    b = conv.vip_backend
-    kw = node.keyword
-    if kw == "vrrp_min_garp":
-        # one announcement, no second burst - where not set already (as keepalived)
-        if conv.flag(node):
-            for name, n in (("garp_master_repeat", 1), ("garp_master_delay", 0)):
-                if name not in b:
-                    b.set(name, n, loc=node.loc, trailing=f"{node.line} ({conv.at(node.loc)})")
-        g.comment(f"{node.line} ({conv.at(node.loc)}): see backends.vip")
-        return
-    key = kw.removeprefix("vrrp_")
-    if kw.endswith(("_repeat",)):
-        value: float | None = conv.integer(node, 0 if "refresh" not in kw else 1, 255)
-    else:
-        value = conv.number(node, 0, 86400)
-    if value is not None:
-        b.set(key, value, loc=node.loc, comments=node.comments, trailing=node.trailing)
-    g.comment(f"{node.line} ({conv.at(node.loc)}): see backends.vip")
+def garp_missing(conv: Converter, node: Node, g: YMap) -> None:
+    """The global gratuitous ARP settings without the vip backend plugin, which takes them."""
+    conv.unsupported(node, "needs the vip backend plugin, which is not installed", g)
 
 
 def finish_global(conv: Converter) -> None:
@@ -176,13 +147,13 @@ TABLE: Table = {
     "smtp_alert_vrrp": notifiers.g_smtp_alert,
     "smtp_alert_checker": notifiers.g_smtp_alert,
     "no_email_faults": notifiers.g_smtp_alert,
-    "vrrp_garp_master_delay": g_garp,
-    "vrrp_garp_master_repeat": g_garp,
-    "vrrp_garp_master_refresh": g_garp,
-    "vrrp_garp_master_refresh_repeat": g_garp,
-    "vrrp_garp_interval": g_garp,
-    "vrrp_gna_interval": g_garp,
-    "vrrp_min_garp": g_garp,
+    "vrrp_garp_master_delay": garp_missing,
+    "vrrp_garp_master_repeat": garp_missing,
+    "vrrp_garp_master_refresh": garp_missing,
+    "vrrp_garp_master_refresh_repeat": garp_missing,
+    "vrrp_garp_interval": garp_missing,
+    "vrrp_gna_interval": garp_missing,
+    "vrrp_min_garp": garp_missing,
     "vrrp_garp_lower_prio_delay": GARP_LOWER,
     "vrrp_garp_lower_prio_repeat": GARP_LOWER,
     "vrrp_garp_extra_if": VMAC,

@@ -119,7 +119,7 @@ TABLES: dict[str, Table] = {
     "real_server": real_server.TABLE,
 }
 # The blocks after which plugins may write something (:class:`Finish`).
-FINISH_BLOCKS = ("top", "vrrp_instance", "vrrp_sync_group")
+FINISH_BLOCKS = ("top", "vrrp_instance", "vrrp_sync_group", "virtual_server")
 
 
 def plugin_contributions(plugins: Plugins) -> list[Keyword | Finish]:

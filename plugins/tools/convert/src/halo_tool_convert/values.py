@@ -108,9 +108,9 @@ class Keyword:
 @dataclass(frozen=True)
 class Finish:
     """What a plugin writes once a block has been converted: ``convert(converter, node,
-    state)`` after each ``"vrrp_instance"`` or ``"vrrp_sync_group"`` (with its
-    ``InstanceState`` or ``GroupState``), or once after the whole file for ``"top"`` (node
-    and state None)."""
+    state)`` after each ``"vrrp_instance"``, ``"vrrp_sync_group"`` or ``"virtual_server"``
+    (with its ``InstanceState``, ``GroupState`` or ``VsState``), or once after the whole
+    file for ``"top"`` (node and state None)."""
 
     block: str
     convert: FinishHandler

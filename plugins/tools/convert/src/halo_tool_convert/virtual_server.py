@@ -15,31 +15,6 @@ if TYPE_CHECKING:
     from halo_tool_convert.mapping import Converter
 
 
-def ipvs(conv: Converter, node: Node) -> bool:
-    """The ipvs backend that runs keepalived's virtual servers, made at the first one."""
-    if conv.ipvs_backend is not None:
-        return True
-    if "ipvs" not in conv.available_names("backend"):
-        conv.unsupported(
-            node,
-            "needs the ipvs backend plugin, which is not installed: the virtual server is"
-            " written, but nothing will put it in the kernel",
-            None,
-        )
-        return False
-    conv.ipvs_backend = YMap()
-    conv.ipvs_backend.set("type", "ipvs", loc=node.loc)
-    if conv.ipvs_flush is not None:
-        n = conv.ipvs_flush
-        conv.ipvs_backend.set(
-            "flush_on_stop", True, loc=n.loc, trailing=f"{n.line} ({conv.at(n.loc)})"
-        )
-    conv.section_map("backends").set(
-        "ipvs", conv.ipvs_backend, loc=node.loc, comments=["keepalived's virtual servers"]
-    )
-    return True
-
-
 def g_lvs_flush_on_stop(conv: Converter, node: Node, g: YMap) -> None:
     if not conv.plain(node):
         return
@@ -102,7 +77,14 @@ def virtual_server(conv: Converter, node: Node, _: Any) -> None:
     if isinstance(rs, YSeq):
         m.entries.remove(m.entry("real_servers"))  # type: ignore[arg-type]
         m.entries.append(Entry("real_servers", rs, node.loc))
-    ipvs(conv, node)
+    if "ipvs" not in conv.available_names("backend"):
+        conv.unsupported(
+            node,
+            "needs the ipvs backend plugin, which is not installed: the virtual server is"
+            " written, but nothing will put it in the kernel",
+            None,
+        )
+    conv.finish("virtual_server", node, vs)
     conv.doc.child_seq("virtual_servers").append(
         m, loc=node.loc, comments=node.comments, trailing=node.trailing
     )
