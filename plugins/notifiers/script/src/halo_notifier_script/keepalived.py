@@ -1,7 +1,6 @@
 """keepalived's ``notify_*`` scripts of instances and sync groups, for ``halo convert``
-(imported only by the ``halo_convert_keepalived`` hook): after each block, one script
-notifier per script user, with the block's scripts. The converter reads the keywords
-(keepalived's script syntax) into the block's ``notify`` list."""
+(imported only by the ``halo_convert_keepalived`` hook): the scripts of a block are
+collected, and after the block written as one script notifier per script user."""
 
 from __future__ import annotations
 
@@ -10,15 +9,18 @@ from halo_tool_convert.api import (
     Finish,
     GroupState,
     InstanceState,
+    Keyword,
     Node,
     Notify,
     YMap,
     YSeq,
+    block_map,
+    notify_command,
 )
 
 
 def notifier(conv: Converter, subject: str, notify: list[Notify], event: str, node: Node) -> None:
-    if not notify or "script" not in conv.available_names("notifier"):
+    if not notify:
         return
     by_user: dict[str | None, list[Notify]] = {}
     for n in notify:
@@ -55,5 +57,26 @@ def after_group(conv: Converter, node: Node, g: GroupState) -> None:
     notifier(conv, g.name, g.notify, "vrrp_group_state", node)
 
 
-def keywords() -> list[Finish]:
-    return [Finish("vrrp_instance", after_instance), Finish("vrrp_sync_group", after_group)]
+def notify(conv: Converter, node: Node, st: InstanceState | GroupState) -> None:
+    """``notify_master`` & co: the script goes to the block's script notifier."""
+    n = notify_command(conv, node)
+    if n is None:
+        return
+    st.notify.append(n)
+    m = block_map(conv, st)
+    m.comment(*conv.said(node), f"{node.keyword} ({conv.at(node.loc)}): see notifiers")
+
+
+NOTIFY_KEYWORDS = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
+
+
+def keywords() -> list[Keyword | Finish]:
+    return [
+        *(
+            Keyword(block, kw, notify)
+            for block in ("vrrp_instance", "vrrp_sync_group")
+            for kw in NOTIFY_KEYWORDS
+        ),
+        Finish("vrrp_instance", after_instance),
+        Finish("vrrp_sync_group", after_group),
+    ]

@@ -17,6 +17,7 @@ from halo_tool_convert.checker import CheckerSpec, block
 from halo_tool_convert.checker import c_default as checker_setting
 from halo_tool_convert.emit import YMap, YSeq
 from halo_tool_convert.mapping import FINISH_BLOCKS, TABLES, Converter
+from halo_tool_convert.notifiers import block_map, notify_command
 from halo_tool_convert.parser import Node
 from halo_tool_convert.state import (
     CheckCtx,
@@ -60,8 +61,10 @@ __all__ = [
     "YMap",
     "YSeq",
     "add_script_check",
+    "block_map",
     "checker",
     "checker_setting",
+    "notify_command",
     "script_def",
 ]
 

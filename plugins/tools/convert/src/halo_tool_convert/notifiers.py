@@ -68,17 +68,25 @@ def g_smtp_alert(conv: Converter, node: Node, g: YMap) -> None:
     email_comment(conv, node, g)
 
 
-def i_notify(conv: Converter, node: Node, st: InstanceState | GroupState) -> None:
+def notify_command(conv: Converter, node: Node) -> Notify | None:
+    """A ``notify_*`` keyword's script in keepalived's syntax, or None after an error."""
     cmd, user, extra = conv.command(node, "script")
     if cmd is None:
-        return
+        return None
     if extra:
         conv.note(node, f"extra words ignored (as keepalived does): {' '.join(extra)}")
-    st.notify.append(Notify(node.keyword, cmd, user, node.loc))
-    m = st.m if isinstance(st, InstanceState) else conv.group_map(st)
-    if "script" in conv.available_names("notifier"):
-        m.comment(*conv.said(node), f"{node.keyword} ({conv.at(node.loc)}): see notifiers")
-    else:
+    return Notify(node.keyword, cmd, user, node.loc)
+
+
+def block_map(conv: Converter, st: InstanceState | GroupState) -> YMap:
+    """The YAML mapping an instance or sync group is written to."""
+    return st.m if isinstance(st, InstanceState) else conv.group_map(st)
+
+
+def notify_missing(conv: Converter, node: Node, st: InstanceState | GroupState) -> None:
+    """A ``notify_*`` script without the script notifier plugin, which converts them."""
+    if notify_command(conv, node) is not None:
+        m = block_map(conv, st)
         conv.unsupported(node, "needs the script notifier plugin, which is not installed", m)
 
 
