@@ -160,3 +160,44 @@ def test_a_broken_or_clashing_plugin_is_a_one_line_error(
     with pytest.raises(ConvertError) as exc:
         convert_text(VS, "keepalived.conf", config_id="x", plugins=plugins)
     assert exc.value.lines == [message]
+
+
+INSTANCE = """
+vrrp_instance VI_1 {{
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {{
+        192.0.2.1
+    }}
+{body}
+}}
+"""
+RS = "virtual_server 192.0.2.100 80 {{\n real_server 192.0.2.40 80 {{\n{body}\n }}\n}}\n"
+
+
+@pytest.mark.parametrize(
+    ("plugin", "text", "keyword"),
+    [
+        ("checker-http", RS.format(body="HTTP_GET {\nurl {\npath /\n}\n}"), "HTTP_GET"),
+        ("checker-ssl", RS.format(body="SSL_GET {\nurl {\npath /\n}\n}"), "SSL_GET"),
+        ("checker-script", RS.format(body="MISC_CHECK {\nmisc_path /bin/true\n}"), "MISC_CHECK"),
+        (
+            "checker-script",
+            "vrrp_script chk {\nscript /bin/true\n}\n"
+            + INSTANCE.format(body="track_script {\nchk\n}"),
+            "vrrp_script",
+        ),
+        ("notifier-script", INSTANCE.format(body="notify_master /bin/true"), "notify_master"),
+        ("backend-vip", "global_defs {\nvrrp_garp_master_delay 2\n}\n", "vrrp_garp_master_delay"),
+        ("backend-ipvs", RS.format(body=""), "virtual_server"),
+    ],
+)
+def test_each_first_party_plugin_converts_its_keywords(
+    plugin: str, text: str, keyword: str
+) -> None:
+    with_it = convert_text(text, "keepalived.conf", config_id="x", plugins=with_plugins())
+    assert keyword not in [r.keyword for r in with_it.unsupported]
+    without = plugin_loader.load(block=[plugin])
+    result = convert_text(text, "keepalived.conf", config_id="x", plugins=without)
+    assert keyword in [r.keyword for r in result.unsupported]
+    assert any("plugin, which is not installed" in r.message for r in result.unsupported)
