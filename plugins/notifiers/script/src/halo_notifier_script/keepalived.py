@@ -5,6 +5,7 @@ collected, and after the block written as one script notifier per script user.""
 from __future__ import annotations
 
 from halo_tool_convert.api import (
+    NOTIFY_KEYWORDS,
     Converter,
     Finish,
     GroupState,
@@ -65,9 +66,6 @@ def notify(conv: Converter, node: Node, st: InstanceState | GroupState) -> None:
     st.notify.append(n)
     m = block_map(conv, st)
     m.comment(*conv.said(node), f"{node.keyword} ({conv.at(node.loc)}): see notifiers")
-
-
-NOTIFY_KEYWORDS = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
 
 
 def keywords() -> list[Keyword | Finish]:

@@ -17,7 +17,7 @@ from halo_tool_convert.checker import CheckerSpec, block
 from halo_tool_convert.checker import c_default as checker_setting
 from halo_tool_convert.emit import YMap, YSeq
 from halo_tool_convert.mapping import FINISH_BLOCKS, TABLES, Converter
-from halo_tool_convert.notifiers import block_map, notify_command
+from halo_tool_convert.notifiers import NOTIFY_KEYWORDS, block_map, notify_command
 from halo_tool_convert.parser import Node
 from halo_tool_convert.state import (
     CheckCtx,
@@ -38,6 +38,7 @@ __all__ = [
     "BLOCKS",
     "CHECKER_KEYWORDS",
     "FINISH_BLOCKS",
+    "NOTIFY_KEYWORDS",
     "CheckCtx",
     "CheckDefaults",
     "CheckerSpec",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from halo_tool_convert.emit import YMap
 from halo_tool_convert.parser import Node
 from halo_tool_convert.state import GroupState, InstanceState, Notify, RsCtx
-from halo_tool_convert.values import Report
+from halo_tool_convert.values import Report, Table
 
 if TYPE_CHECKING:
     from halo_tool_convert.mapping import Converter
@@ -123,3 +123,8 @@ def email_missing(conv: Converter) -> None:
                     "needs the email notifier plugin, which is not installed",
                 )
             )
+
+
+# The notify scripts of vrrp_instance and vrrp_sync_group (the script notifier converts them).
+NOTIFY_KEYWORDS = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
+NOTIFY: Table = dict.fromkeys(NOTIFY_KEYWORDS, notify_missing)

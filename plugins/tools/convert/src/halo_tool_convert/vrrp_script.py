@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from halo_tool_convert.emit import Entry, YMap, YSeq
 from halo_tool_convert.parser import Node
 from halo_tool_convert.state import GroupState, InstanceState, ScriptDef, TrackFileDef, TrackRef
-from halo_tool_convert.values import IFNAME_RE, NAME_RE, Report
+from halo_tool_convert.values import IFNAME_RE, NAME_RE, Report, Table
 
 if TYPE_CHECKING:
     from halo_tool_convert.mapping import Converter
@@ -303,3 +303,11 @@ def adjust_tracks(conv: Converter, st: InstanceState) -> None:
             t.item.comments.append(text)
     if seq.is_empty():
         st.m.remove("track")
+
+
+# The tracking keywords of vrrp_instance and vrrp_sync_group.
+TRACKING: Table = {
+    "track_interface": i_track_interface,
+    "track_script": i_track_script,
+    "track_file": i_track_file,
+}

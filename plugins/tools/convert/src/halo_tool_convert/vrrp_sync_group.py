@@ -104,14 +104,8 @@ def sg_tracking_weight(conv: Converter, node: Node, g: GroupState) -> None:
 
 TABLE: Table = {
     "group": sg_group,
-    "track_interface": vrrp_script.i_track_interface,
-    "track_script": vrrp_script.i_track_script,
-    "track_file": vrrp_script.i_track_file,
-    "notify_master": notifiers.notify_missing,
-    "notify_backup": notifiers.notify_missing,
-    "notify_fault": notifiers.notify_missing,
-    "notify_stop": notifiers.notify_missing,
-    "notify": notifiers.notify_missing,
+    **vrrp_script.TRACKING,
+    **notifiers.NOTIFY,
     "smtp_alert": notifiers.sg_smtp_alert,
     "global_tracking": sg_tracking_weight,
     "sync_group_tracking_weight": sg_tracking_weight,
