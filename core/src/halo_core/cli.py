@@ -309,9 +309,6 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     from halo_core import demo
 
     demo.add_command(sub)
-    from halo_core import convert
-
-    convert.add_command(sub)
     if plugins is not None:
         _add_plugin_commands(plugins, sub)
     return parser
@@ -335,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Plugins may add commands. They are loaded for those commands and for the overview
     # (`halo`, `halo -h`), not for the core commands: those stay light, and a broken plugin
     # cannot break `halo check` or `halo --version`.
-    core = {"run", "check", "reload", "plugins", "schema", "demo", "convert", "status", "watch"}
+    core = {"run", "check", "reload", "plugins", "schema", "demo", "status", "watch"}
     first = args_list[0] if args_list else None
     if (
         first is None

@@ -99,3 +99,20 @@ def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     ``set_defaults``. Every plugin is called; one that raises (a name already taken, say) is
     reported on stderr and its commands are left out.
     """
+
+
+@hookspec
+def halo_convert_keepalived() -> list[Any]:
+    """Teach the keepalived.conf converter the keywords this plugin's types stand for, say a
+    checker's ``DNS_CHECK`` block.
+
+    Called only by the converter (a tool plugin), once per conversion, before the
+    keepalived.conf is read; never by the daemon. Returns a list of the converter API's
+    ``Keyword`` (the block a keyword appears in, the keyword, and the function converting
+    it) and ``Finish`` (what to write once a block, or the whole file, is converted); import
+    that API inside the hook, so the plugin loads without the tool (docs/hooks.md). Every
+    plugin is called; a keyword replaces the converter's own entry for it (which reports the
+    plugin as missing, or the keyword as unsupported). Two plugins converting the same
+    keyword, or a hook that raises, make the conversion fail with a one-line message.
+    """
+    raise NotImplementedError

@@ -83,3 +83,10 @@ def _cmd_ipvs(args: argparse.Namespace) -> int:
     from halo_backend_ipvs.runtime import show_table
 
     return show_table(as_json=args.json)
+
+
+@hookimpl
+def halo_convert_keepalived() -> list[Any]:
+    from halo_backend_ipvs.keepalived import keywords
+
+    return list(keywords())

@@ -6,7 +6,7 @@ This module is imported by ``halo check``: it must stay free of pyroute2 and soc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from halo_core.api import BackendConfig, PluginType
 from halo_core.hookspecs import hookimpl
@@ -99,3 +99,10 @@ def halo_plugin_types() -> list[PluginType]:
             summary="virtual addresses with gratuitous ARP / unsolicited NA",
         )
     ]
+
+
+@hookimpl
+def halo_convert_keepalived() -> list[Any]:
+    from halo_backend_vip.keepalived import keywords
+
+    return list(keywords())

@@ -196,3 +196,10 @@ def halo_plugin_types() -> list[PluginType]:
             summary="HTTP request: status, body digest or regex",
         )
     ]
+
+
+@hookimpl
+def halo_convert_keepalived() -> list[Any]:
+    from halo_checker_http.keepalived import keywords
+
+    return keywords()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from halo_core.api import CheckerConfig, PluginType
 from halo_core.hookspecs import hookimpl
@@ -94,3 +94,10 @@ def halo_plugin_types() -> list[PluginType]:
             summary="run a script (vrrp_script, MISC_CHECK)",
         )
     ]
+
+
+@hookimpl
+def halo_convert_keepalived() -> list[Any]:
+    from halo_checker_script.keepalived import keywords
+
+    return keywords()

@@ -4,7 +4,7 @@ runtime lives in :mod:`.runtime`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from halo_checker_http.plugin import HttpCheck, Problems
 from halo_core.api import PluginType
@@ -86,3 +86,10 @@ def halo_plugin_types() -> list[PluginType]:
             summary="HTTPS request: the http checks plus TLS and certificate expiry",
         )
     ]
+
+
+@hookimpl
+def halo_convert_keepalived() -> list[Any]:
+    from halo_checker_ssl.keepalived import keywords
+
+    return keywords()

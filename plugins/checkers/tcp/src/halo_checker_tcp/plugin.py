@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from halo_core.api import CheckerConfig, PluginType
 from halo_core.hookspecs import hookimpl
@@ -34,3 +34,10 @@ def halo_plugin_types() -> list[PluginType]:
             summary="TCP connect",
         )
     ]
+
+
+@hookimpl
+def halo_convert_keepalived() -> list[Any]:
+    from halo_checker_tcp.keepalived import keywords
+
+    return keywords()

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from halo_core.api import NotifierConfig, PluginType
 from halo_core.eventfields import Secret, template_problem
@@ -146,3 +146,10 @@ def halo_plugin_types() -> list[PluginType]:
             summary="e-mail over SMTP",
         )
     ]
+
+
+@hookimpl
+def halo_convert_keepalived() -> list[Any]:
+    from halo_notifier_email.keepalived import keywords
+
+    return list(keywords())

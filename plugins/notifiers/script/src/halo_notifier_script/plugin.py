@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from halo_core.api import NotifierConfig, PluginType
 from halo_core.hookspecs import hookimpl
@@ -88,3 +88,10 @@ def halo_plugin_types() -> list[PluginType]:
             summary="notify scripts and FIFO",
         )
     ]
+
+
+@hookimpl
+def halo_convert_keepalived() -> list[Any]:
+    from halo_notifier_script.keepalived import keywords
+
+    return list(keywords())

@@ -16,8 +16,8 @@ import pytest
 
 from halo_core import plugins as plugin_loader
 from halo_core.config import load_text
-from halo_core.convert import Result, convert_file
 from halo_core.plugins import Plugins
+from halo_tool_convert import Result, convert_file
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 CONFS = sorted(CORPUS.glob("*.conf"))
@@ -128,7 +128,7 @@ def test_advanced_syntax_for_another_config_id(
 
 def test_the_seeds_broken_listing_is_an_error() -> None:
     """Seed 002 as published misses the closing brace of its vrrp_instance."""
-    from halo_core.convert import ConvertError, convert_text
+    from halo_tool_convert import ConvertError, convert_text
 
     text = (CORPUS / "seed-002-nodea.conf").read_text()
     broken = text[: text.rstrip().rfind("}")]  # drop the last "}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,32 @@ def test_convert_imports_no_network_library(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stderr or proc.stderr.rstrip().endswith("HEAVY="), proc.stderr
+
+
+def test_help_lists_convert_from_its_plugin(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    assert "convert a keepalived.conf to halo's YAML" in capsys.readouterr().out
+
+
+def test_a_plugin_whose_commands_fail_leaves_the_others(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from halo_core import plugins as plugin_loader
+    from halo_core.hookspecs import hookimpl
+
+    class Clashing:
+        @hookimpl
+        def halo_add_commands(self, subparsers: Any) -> None:
+            subparsers.add_parser("convert", help="a second convert")
+
+    real_load = plugin_loader.load
+    monkeypatch.setattr(
+        plugin_loader, "load", lambda **kw: real_load(modules=[("clash", Clashing())], **kw)
+    )
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out, err = capsys.readouterr()
+    assert "convert a keepalived.conf to halo's YAML" in out
+    assert "halo: plugin clash: commands not added: " in err

@@ -4,9 +4,9 @@
 
 The layers: :mod:`.lexer` reads files the way keepalived does (comments, includes,
 conditional lines, parameters, sequences) into tokens, :mod:`.parser` builds the block
-tree, :mod:`.mapping` turns keepalived's keywords into halo's sections and the first-party
-plugins' settings, :mod:`.emit` writes the YAML with the source's order and comments. The
-result is validated with halo's own loader before it is printed.
+tree, :mod:`.mapping` and its one module per block turn keepalived's keywords into halo's
+sections and the plugins' settings, :mod:`.emit` writes the YAML with the source's order and
+comments. The result is validated with halo's own loader before it is printed.
 
 What halo does not support is reported on stderr as ``unsupported: FILE:LINE: KEYWORD:
 reason`` and written as a comment where it would have gone; ``--strict`` makes it an
@@ -23,21 +23,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from halo_core.convert.lexer import ConvertError, Loc
-    from halo_core.convert.mapping import Report
-    from halo_core.convert.parser import Parsed
     from halo_core.plugins import Plugins
+    from halo_tool_convert.lexer import ConvertError, Loc
+    from halo_tool_convert.mapping import Report
+    from halo_tool_convert.parser import Parsed
 
 
 def __getattr__(name: str) -> Any:
     # `halo` builds every sub-command's parser at start-up: the converter itself is only
     # imported when something uses it.
     if name == "ConvertError":
-        from halo_core.convert.lexer import ConvertError
+        from halo_tool_convert.lexer import ConvertError
 
         return ConvertError
     if name == "Report":
-        from halo_core.convert.mapping import Report
+        from halo_tool_convert.mapping import Report
 
         return Report
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -71,7 +71,7 @@ def convert_file(
     path: str, *, config_id: str | None = None, plugins: Plugins | None = None
 ) -> Result:
     """Convert ``path`` (and what it includes). Raises :class:`ConvertError`."""
-    from halo_core.convert.parser import parse_file
+    from halo_tool_convert.parser import parse_file
 
     cid = config_id if config_id is not None else default_config_id()
     return _convert(parse_file(path, cid), path, cid, config_id, plugins)
@@ -87,7 +87,7 @@ def convert_text(
 ) -> Result:
     """Convert a keepalived.conf given as text; ``name`` is used in messages and
     ``directory`` for relative includes. Raises :class:`ConvertError`."""
-    from halo_core.convert.parser import parse_text
+    from halo_tool_convert.parser import parse_text
 
     cid = config_id if config_id is not None else default_config_id()
     return _convert(parse_text(text, name, cid, directory), name, cid, config_id, plugins)
@@ -102,16 +102,16 @@ def _convert(
 ) -> Result:
     from halo_core import version
     from halo_core.api import KINDS
-    from halo_core.convert.emit import dump, to_data
-    from halo_core.convert.lexer import Loc
-    from halo_core.convert.mapping import Converter, Report
+    from halo_tool_convert.emit import dump, to_data
+    from halo_tool_convert.lexer import Loc
+    from halo_tool_convert.mapping import Converter, Report, plugin_contributions
 
     if plugins is None:
         from halo_core import plugins as plugin_loader
 
         plugins = plugin_loader.load()
     available: set[tuple[str, str]] = {(k, n) for k in KINDS for n in plugins.names(k)}
-    conv = Converter(parsed, available, main_file=name)
+    conv = Converter(parsed, available, main_file=name, contributions=plugin_contributions(plugins))
     doc = conv.run()
     header = [
         f"halo configuration converted from {os.path.basename(name)} by `halo convert`"
@@ -144,7 +144,7 @@ def _validate(text: str, locs: dict[Any, Loc], plugins: Plugins) -> None:
     """Load the YAML with halo's own loader; report problems at the keepalived line they
     come from."""
     from halo_core.config import ConfigError, load_text
-    from halo_core.convert.lexer import ConvertError
+    from halo_tool_convert.lexer import ConvertError
 
     try:
         load_text(text, "<converted>", plugins)
@@ -194,7 +194,7 @@ def add_command(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from halo_core.convert.lexer import ConvertError
+    from halo_tool_convert.lexer import ConvertError
 
     try:
         result = convert_file(args.file, config_id=args.config_id)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from halo_core import plugins as plugin_loader
 from halo_core.config import load_text
-from halo_core.convert import ConvertError, convert_text
+from halo_tool_convert import ConvertError, convert_text
 
 PLUGINS = plugin_loader.load()
 LINE = re.compile(r"^k\.conf:\d+: \S")

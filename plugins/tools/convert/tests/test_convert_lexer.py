@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from halo_core.convert.lexer import (
+from halo_tool_convert.lexer import (
     ConvertError,
     Loc,
     Preprocessor,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from halo_core.convert.lexer import (
+from halo_tool_convert.lexer import (
     Close,
     ConvertError,
     Line,

@@ -21,7 +21,7 @@ from typing import Any, TypeAlias
 
 import yaml
 
-from halo_core.convert.lexer import Loc
+from halo_tool_convert.lexer import Loc
 
 __all__ = ["Entry", "Scalar", "Value", "YMap", "YSeq", "dump", "scalar", "to_data"]
 

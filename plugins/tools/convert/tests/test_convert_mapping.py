@@ -10,8 +10,8 @@ import pytest
 from halo_core import plugins as plugin_loader
 from halo_core.config import load_text
 from halo_core.config.model import HaloConfig
-from halo_core.convert import ConvertError, Result, convert_text
 from halo_core.plugins import Plugins
+from halo_tool_convert import ConvertError, Result, convert_text
 
 VI = """
 vrrp_instance VI_1 {{

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from halo_core.convert.lexer import ConvertError
-from halo_core.convert.parser import Node, parse_text
+from halo_tool_convert.lexer import ConvertError
+from halo_tool_convert.parser import Node, parse_text
 
 
 def tree(nodes: list[Node]) -> list[object]:

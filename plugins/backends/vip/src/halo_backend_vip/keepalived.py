@@ -1,0 +1,52 @@
+"""keepalived's global gratuitous ARP settings (``vrrp_garp_*``, ``vrrp_gna_interval``,
+``vrrp_min_garp`` in ``global_defs``), for ``halo convert`` (imported only by the
+``halo_convert_keepalived`` hook): they become the vip backend's settings."""
+
+from __future__ import annotations
+
+from halo_tool_convert.api import Converter, Keyword, Node, YMap
+
+GARP_KEYWORDS = (
+    "vrrp_garp_master_delay",
+    "vrrp_garp_master_repeat",
+    "vrrp_garp_master_refresh",
+    "vrrp_garp_master_refresh_repeat",
+    "vrrp_garp_interval",
+    "vrrp_gna_interval",
+    "vrrp_min_garp",
+)
+
+
+def g_garp(conv: Converter, node: Node, g: YMap) -> None:
+    if conv.vip_backend is None:
+        backends = conv.section_map("backends")
+        conv.vip_backend = YMap()
+        backends.set(
+            "vip",
+            conv.vip_backend,
+            loc=node.loc,
+            comments=["the global_defs vrrp_garp_* settings"],
+        )
+        conv.vip_backend.set("type", "vip", loc=node.loc)
+    b = conv.vip_backend
+    kw = node.keyword
+    if kw == "vrrp_min_garp":
+        # one announcement, no second burst - where not set already (as keepalived)
+        if conv.flag(node):
+            for name, n in (("garp_master_repeat", 1), ("garp_master_delay", 0)):
+                if name not in b:
+                    b.set(name, n, loc=node.loc, trailing=f"{node.line} ({conv.at(node.loc)})")
+        g.comment(f"{node.line} ({conv.at(node.loc)}): see backends.vip")
+        return
+    key = kw.removeprefix("vrrp_")
+    if kw.endswith(("_repeat",)):
+        value: float | None = conv.integer(node, 0 if "refresh" not in kw else 1, 255)
+    else:
+        value = conv.number(node, 0, 86400)
+    if value is not None:
+        b.set(key, value, loc=node.loc, comments=node.comments, trailing=node.trailing)
+    g.comment(f"{node.line} ({conv.at(node.loc)}): see backends.vip")
+
+
+def keywords() -> list[Keyword]:
+    return [Keyword("global_defs", kw, g_garp) for kw in GARP_KEYWORDS]

@@ -1,0 +1,297 @@
+"""What every block's conversion shares: the reports (errors, notes, unsupported
+keywords), walking a block through its keyword table, and keepalived's value syntax
+(numbers, on/off flags, addresses, scripts with their user), each checked with a one-line
+error at the keyword's file and line.
+
+:class:`Values` is the base of :class:`halo_tool_convert.mapping.Converter`; a block's
+conversion is a function ``(converter, node, context) -> None`` listed in a :data:`Table`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from halo_tool_convert.emit import Value, YMap, YSeq
+from halo_tool_convert.lexer import Loc, quoted_words
+from halo_tool_convert.parser import Node
+
+if TYPE_CHECKING:
+    from halo_tool_convert.state import InstanceState
+
+NAME_RE = re.compile(r"[A-Za-z0-9_.:@-]+")
+IFNAME_RE = re.compile(r"[^\s/]{1,15}")
+SCOPES = {"global", "site", "link", "host", "nowhere"}
+LB_ALGOS = {
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf",
+}  # fmt: skip
+BOOL_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Report:
+    """Something the user should know: ``unsupported`` (left out; an error with
+    ``--strict``) or ``note`` (converted, with a remark)."""
+
+    kind: Literal["unsupported", "note"]
+    loc: Loc
+    keyword: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.loc}: {self.keyword}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """How a keyword without a halo equivalent is reported."""
+
+    kind: Literal["unsupported", "ignored"]
+    reason: str
+
+
+def U(reason: str) -> Skip:
+    return Skip("unsupported", reason)
+
+
+def I(reason: str) -> Skip:  # noqa: E743 - reads well in the tables
+    return Skip("ignored", reason)
+
+
+TUNING = I("tunes keepalived's processes; halo runs as one process and has no such setting")
+BUFFERS = I("netlink buffer sizes are keepalived's; halo sizes its own sockets")
+RELOAD = I("keepalived's reload machinery; halo reloads on SIGHUP after validating")
+SNMP = U("halo has no SNMP agent")
+DBUS = U("halo has no D-Bus interface")
+FIFO = U("notify FIFOs are not converted (the script notifier has notify_fifo; set it by hand)")
+IPVS_GLOBAL = U("IPVS-wide settings are not supported by halo")
+FIREWALL = U("halo does not manage firewall rules for no_accept mode")
+VMAC = U("halo has no virtual MAC (macvlan/ipvlan) interfaces")
+NAMESPACE = U("run halo itself in the network namespace instead")
+BFD = U("halo has no BFD")
+PROCESS = U("halo cannot track processes yet; use a script check (e.g. pidof NAME)")
+ROUTES = U("halo does not manage routes or rules")
+STATIC = U("halo does not manage static addresses, routes or rules")
+NOTIFY_OTHER = U("halo has no such notification")
+GARP_LOWER = U("halo has no separate gratuitous ARP settings for lower-priority adverts")
+LINKBEAT = I("halo follows links through netlink")
+VRRP_EXT = U("this VRRP extension is not supported by halo")
+
+
+NO_LB_OPTION = U("halo's load-balancer settings have no such option")
+
+# A keyword's conversion: called with the converter, the keyword's node and the context of
+# the block it is in (the instance's state, the virtual server's, the checker's...).
+Handler = Callable[[Any, Node, Any], None]
+Table = dict[str, "Handler | Skip"]
+# What a plugin writes after a block: called with the converter, the block's node and state.
+FinishHandler = Callable[[Any, Any, Any], None]
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """A keepalived.conf keyword a plugin converts: the block it appears in (``"top"`` for
+    the top level, else the block's keyword: ``"global_defs"``, ``"real_server"``...), the
+    keyword, and its conversion (or a :class:`Skip` saying why there is none)."""
+
+    block: str
+    keyword: str
+    convert: Handler | Skip
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What a plugin writes once a block has been converted: ``convert(converter, node,
+    state)`` after each ``"vrrp_instance"``, ``"vrrp_sync_group"`` or ``"virtual_server"``
+    (with its ``InstanceState``, ``GroupState`` or ``VsState``), or once after the whole
+    file for ``"top"`` (node and state None)."""
+
+    block: str
+    convert: FinishHandler
+
+
+class Values:
+    """Reports and value parsing for one conversion."""
+
+    def __init__(self, available: set[tuple[str, str]], main_file: str = "") -> None:
+        self.main_file = main_file
+        self.available = available
+        self.reports: list[Report] = []
+        self.errors: list[tuple[Loc | None, str]] = []
+
+    def error(self, loc: Loc | None, message: str) -> None:
+        self.errors.append((loc, message))
+
+    def note(self, node: Node, message: str, loc: Loc | None = None) -> None:
+        self.reports.append(Report("note", loc or node.loc, node.keyword, message))
+
+    def unsupported(self, node: Node, reason: str, target: YMap | YSeq | None = None) -> None:
+        self.reports.append(Report("unsupported", node.loc, node.keyword, reason))
+        if target is not None:
+            what = node.line + (" { … }" if node.has_block else "")
+            target.comment(
+                *self.said(node), f"unsupported ({self.at(node.loc)}): {what} - {reason}"
+            )
+
+    def skip(self, node: Node, how: Skip, target: YMap | YSeq | None) -> None:
+        if how.kind == "unsupported":
+            self.unsupported(node, how.reason, target)
+            return
+        self.reports.append(Report("note", node.loc, node.keyword, f"ignored: {how.reason}"))
+        if target is not None:
+            what = node.line + (" { … }" if node.has_block else "")
+            target.comment(
+                *self.said(node), f"ignored ({self.at(node.loc)}): {what} - {how.reason}"
+            )
+
+    @staticmethod
+    def said(node: Node) -> list[str]:
+        """A statement's own comments, its trailing one last."""
+        return [*node.comments, *([node.trailing] if node.trailing else [])]
+
+    @staticmethod
+    def what(node: Node) -> str:
+        return "block" if node.has_block else "keyword"
+
+    def carry(self, node: Node, target: YMap | YSeq) -> None:
+        """Keep the comments of a statement that becomes nothing in halo."""
+        lines = list(node.comments) + ([node.trailing] if node.trailing else [])
+        target.comment(*lines)
+
+    def walk(self, node: Node, table: Table, ctx: Any, target: YMap | YSeq, where: str) -> None:
+        for child in node.children:
+            h = table.get(child.keyword)
+            if h is None:
+                self.error(child.loc, f"unknown {self.what(child)} {child.keyword!r} in {where}")
+            elif isinstance(h, Skip):
+                self.skip(child, h, target)
+            else:
+                h(self, child, ctx)
+        if node.end_comments:
+            target.comment(*node.end_comments)
+
+    def at(self, loc: Loc | None) -> str:
+        """A place for a YAML comment: "line N" in the main file, else FILE:N."""
+        if loc is None:
+            return "?"
+        return f"line {loc.line}" if loc.file == self.main_file else str(loc)
+
+    def plain(self, node: Node) -> bool:
+        if node.has_block:
+            self.error(node.loc, f"{node.keyword} takes no {{ }} block")
+            return False
+        return True
+
+    def need_block(self, node: Node) -> bool:
+        if not node.has_block:
+            self.error(node.loc, f"{node.line} needs a {{ … }} block")
+            return False
+        return True
+
+    def one(self, node: Node, *, extra_ok: bool = False) -> str | None:
+        if not self.plain(node):
+            return None
+        if not node.args:
+            self.error(node.loc, f"{node.keyword} needs a value")
+            return None
+        if len(node.args) > 1 and not extra_ok:
+            self.note(node, f"extra words ignored (as keepalived does): {' '.join(node.args[1:])}")
+        return node.args[0]
+
+    def integer(self, node: Node, low: int, high: int, text: str | None = None) -> int | None:
+        value = self.one(node) if text is None else text
+        if value is None:
+            return None
+        try:
+            n = int(value, 10)
+        except ValueError:
+            self.error(node.loc, f"{node.keyword}: {value!r} is not a whole number")
+            return None
+        if not low <= n <= high:
+            self.error(node.loc, f"{node.keyword}: {n} is out of range ({low} to {high})")
+            return None
+        return n
+
+    def number(self, node: Node, low: float, high: float, text: str | None = None) -> float | None:
+        value = self.one(node) if text is None else text
+        if value is None:
+            return None
+        try:
+            if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", value):
+                raise ValueError(value)
+            x = float(value)
+        except ValueError:
+            self.error(node.loc, f"{node.keyword}: {value!r} is not a number")
+            return None
+        if not low <= x <= high:
+            self.error(node.loc, f"{node.keyword}: {value} is out of range ({low:g} to {high:g})")
+            return None
+        return int(x) if x == int(x) else x
+
+    def flag(self, node: Node) -> bool | None:
+        """keepalived's optional <BOOL>: nothing means true."""
+        if not self.plain(node):
+            return None
+        if not node.args:
+            return True
+        value = BOOL_WORDS.get(node.args[0].lower())
+        if value is None:
+            self.error(
+                node.loc, f"{node.keyword}: {node.args[0]!r} is not on/off/true/false/yes/no"
+            )
+        return value
+
+    def address(self, node: Node, text: str, what: str | None = None) -> IPAddr | None:
+        try:
+            return ipaddress.ip_address(text)
+        except ValueError:
+            self.error(node.loc, f"{what or node.keyword}: bad address {text!r}")
+            return None
+
+    def command(self, node: Node, what: str) -> tuple[str | None, str | None, list[str]]:
+        """keepalived's script syntax: the first argument (quote it to give arguments) is the
+        command, split again like a shell; the next two are the user and group. Returns
+        (command for halo, "user[:group]" or None, any further words)."""
+        if not self.plain(node):
+            return None, None, []
+        args = node.quoted_args()
+        if args is None:
+            self.error(node.loc, f"{node.keyword}: unterminated quote or trailing backslash")
+            return None, None, []
+        if not args or not args[0].strip():
+            self.error(node.loc, f"{node.keyword} needs a {what}")
+            return None, None, []
+        argv = quoted_words(args[0])
+        if not argv:
+            self.error(node.loc, f"{node.keyword}: cannot split {args[0]!r} into arguments")
+            return None, None, []
+        try:
+            same = shlex.split(args[0]) == argv
+        except ValueError:
+            same = False
+        cmd = args[0] if same else shlex.join(argv)
+        user = None
+        if len(args) > 1:
+            user = args[1] + (f":{args[2]}" if len(args) > 2 else "")
+        return cmd, user, args[3:]
+
+    def user(self, node: Node) -> str | None:
+        if not self.plain(node):
+            return None
+        if not node.args or len(node.args) > 2:
+            self.error(node.loc, f"{node.keyword} takes a user name and optionally a group")
+            return None
+        return ":".join(node.args)
+
+    def put(self, st: InstanceState | YMap, node: Node, key: str, value: Value) -> None:
+        m = st if isinstance(st, YMap) else st.m
+        m.set(key, value, loc=node.loc, comments=node.comments, trailing=node.trailing)
+
+    def available_names(self, kind: str) -> set[str]:
+        return {n for k, n in self.available if k == kind}
