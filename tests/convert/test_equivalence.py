@@ -41,13 +41,14 @@ import yaml
 from halo_core import plugins as plugin_loader
 from halo_core.convert import convert_text
 from halo_core.lab.capture import Capture, VrrpAdvert, vrrp_adverts
-from halo_core.lab.keepalived import Keepalived, keepalived_available
+from halo_core.lab.keepalived import Keepalived
 from halo_core.lab.netns import Host, Lab, Proc, wait_until
+from tool_probes import needs_tools
 
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.keepalived,
-    pytest.mark.skipif(not keepalived_available(), reason="keepalived is not installed"),
+    needs_tools("keepalived"),
     pytest.mark.timeout(120),
 ]
 
