@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from halo_core.lab.keepalived import keepalived_available
+from tool_probes import needs_tools
 
 
 def run_demo(*args: str) -> str:
@@ -42,7 +42,7 @@ def test_demo_v3(lab_root: None) -> None:
     check_timeline(run_demo("--version", "3"))
 
 
-@pytest.mark.skipif(not keepalived_available(), reason="keepalived is not installed")
+@needs_tools("keepalived")
 def test_demo_with_keepalived(lab_root: None) -> None:
     check_timeline(run_demo("--version", "3", "--keepalived"), backup_is_halo=False)
 

@@ -38,15 +38,12 @@ from vrrp_peers import (
 )
 
 from halo_core.lab.capture import VrrpAdvert
-from halo_core.lab.keepalived import keepalived_available
 from halo_core.lab.netns import Host
+from tool_probes import needs_tools
 
 pytestmark = pytest.mark.lab
 
-KEEPALIVED = [
-    pytest.mark.keepalived,
-    pytest.mark.skipif(not keepalived_available(), reason="keepalived is not installed"),
-]
+KEEPALIVED = [pytest.mark.keepalived, needs_tools("keepalived")]
 
 # (implementation of the preferred node, implementation of the other one)
 PAIRS = [
@@ -222,6 +219,7 @@ def test_nopreempt(interop: InteropFactory, pair: tuple[str, str], proto: Proto)
 
 @pytest.mark.parametrize("proto", V3_PROTOS)
 @pytest.mark.parametrize("pair", PAIRS)
+@needs_tools("nft")  # the split brain is a partition (nftables)
 def test_equal_priority_higher_address_wins(
     interop: InteropFactory, pair: tuple[str, str], proto: Proto
 ) -> None:

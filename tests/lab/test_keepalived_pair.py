@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from halo_core.lab.capture import VrrpAdvert, arp_packets, vrrp_adverts
-from halo_core.lab.keepalived import Keepalived, keepalived_available
+from halo_core.lab.keepalived import Keepalived
 from halo_core.lab.netns import Lab
+from tool_probes import needs_tools
 
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.keepalived,
-    pytest.mark.skipif(not keepalived_available(), reason="keepalived is not installed"),
+    needs_tools("keepalived"),
 ]
 
 VIP = "192.0.2.100"

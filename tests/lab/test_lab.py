@@ -18,6 +18,7 @@ import pytest
 
 from halo_core.lab.capture import arp_packets, parse_ip, read_pcap, vrrp_adverts
 from halo_core.lab.netns import Host, Lab, LabError, sweep_stale_labs, wait_until
+from tool_probes import needs_tools
 
 pytestmark = pytest.mark.lab
 
@@ -248,6 +249,7 @@ def test_capture_in_host_with_filter(lab: LabFactory, tmp_path: Path) -> None:
     assert read_pcap(tmp_path / "h2.pcap") == frames
 
 
+@needs_tools("nft")  # partitions are nftables chains in the switch
 def test_partition_drops_vrrp_only(lab: LabFactory, tmp_path: Path) -> None:
     lb = lab(3)
     h1, h2, h3 = lb.hosts
@@ -276,6 +278,7 @@ def test_partition_drops_vrrp_only(lab: LabFactory, tmp_path: Path) -> None:
     assert at_h2 == [(str(h3.ipv4), str(h2.ipv4))] * 3 + [(str(h1.ipv4), str(h2.ipv4))] * 3
 
 
+@needs_tools("nft")
 def test_partition_one_direction_and_everything(lab: LabFactory) -> None:
     lb = lab(2)
     h1, h2 = lb.hosts

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from halo_core import watch
-from halo_core.lab.keepalived import Keepalived, keepalived_available
+from halo_core.lab.keepalived import Keepalived
 from halo_core.lab.netns import Lab, wait_until
 from halo_core.vrrp import packet
 from halo_core.watch import Invalid, Observation, Watch
+from tool_probes import needs_tools
 
 GROUP4 = IPv4Address("224.0.0.18")
 GROUP6 = IPv6Address("ff02::12")
@@ -279,7 +280,7 @@ ROGUE = """  VI_51:
 
 @pytest.mark.lab
 @pytest.mark.keepalived
-@pytest.mark.skipif(not keepalived_available(), reason="keepalived is not installed")
+@needs_tools("keepalived")
 def test_watch_sees_keepalived_and_halo_and_flags_the_conflict(
     lab: Callable[..., Lab], tmp_path: Path
 ) -> None:

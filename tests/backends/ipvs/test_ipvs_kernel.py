@@ -21,7 +21,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
@@ -36,12 +35,13 @@ from typing import Any, TypeVar
 import pytest
 
 from halo_core.lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
+from tool_probes import needs_tools, tool_path, uses_tools
 
 FARM = Path(__file__).resolve().parents[1] / "nftables" / "farm.py"
 IN_VM = os.environ.get("HALO_IPVS_VM") == "1"
 SLOW = 1.0 if IN_VM else 0.1  # a factor for waits: Python is ~15x slower under emulation
 CHECK_INTERVAL = 1.0 if IN_VM else 0.3  # 17 TCP checks: keep their load small in the VM
-IPVSADM = shutil.which("ipvsadm")
+IPVSADM = tool_path("ipvsadm")  # a cross-check where installed
 
 VIP = "203.0.113.10"
 VIP6 = "2001:db8:ffff::10"
@@ -63,7 +63,11 @@ def ipvs_unavailable_reason() -> str | None:
 
 
 _reason = ipvs_unavailable_reason()
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(_reason is not None, reason=_reason or ""),
+    uses_tools("ipvsadm"),
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,9 +490,8 @@ def test_netlink_error_stays_with_its_service_and_vrrp_carries_on(scenario: Scen
     assert s.director.has_address(VIP)
 
 
+@needs_tools("ipvsadm")
 def test_changes_made_behind_halos_back_are_repaired(scenario: Scenario) -> None:
-    if not IPVSADM:
-        pytest.skip("ipvsadm not installed")
     s = scenario
     want = dests("rs1=1", "rs2=2", "rs3=3", port=PORTS["wrr"])
     s.director.run(
@@ -500,9 +503,8 @@ def test_changes_made_behind_halos_back_are_repaired(scenario: Scenario) -> None
     assert s.daemon.wait_log(r"wrr differed from the wanted state .*; repaired", 10)
 
 
+@needs_tools("ipvsadm")
 def test_foreign_services_untouched_and_stale_ones_removed(scenario: Scenario) -> None:
-    if not IPVSADM:
-        pytest.skip("ipvsadm not installed")
     s = scenario
     assert s.director.run(IPVSADM, "-Ln", "-t", "203.0.113.99:80").stdout == s.foreign_before
     assert f"TCP {STALE}" not in s.table()

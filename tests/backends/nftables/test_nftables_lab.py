@@ -29,8 +29,9 @@ from typing import Any
 import pytest
 
 from halo_core.lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
+from tool_probes import needs_tools
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, needs_tools("nft")]
 
 FARM = Path(__file__).with_name("farm.py")
 VIP = "203.0.113.10"

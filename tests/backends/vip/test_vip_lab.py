@@ -23,6 +23,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from halo_core.lab.capture import Frame, vrrp_adverts
 from halo_core.lab.netns import Host, Lab, Proc, wait_until
+from tool_probes import needs_tools
 
 pytestmark = pytest.mark.lab
 
@@ -272,6 +273,7 @@ def test_failover_and_leftover_after_kill9(lab: LabFactory, tmp_path: Path) -> N
     assert [(x, p) for x, p, _ in kernel_addresses(h2) if x == vip] == [(vip, 24)]
 
 
+@needs_tools("nft")  # the split brain is a partition (nftables)
 def test_split_brain_heal_reannounces(lab: LabFactory, tmp_path: Path) -> None:
     """Two masters meet: the winner hears the loser's lower-priority advert and re-announces
     at once (garp_lower_prio_repeat frames); the loser withdraws when it hears the winner.

@@ -877,6 +877,8 @@ class Lab:
     # -- impairments (nftables in the switch namespace) ----------------------------------------
 
     def _nft(self, script: str) -> None:
+        if shutil.which(NFT) is None:
+            raise LabError(f"{NFT} not found: partitions and losses need nftables")
         self.switch_node.run(NFT, "-f", "-", input=script)
 
     def _add_chain(self, description: str, rules: Sequence[str]) -> Impairment:

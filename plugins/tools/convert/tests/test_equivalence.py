@@ -40,14 +40,15 @@ import yaml
 
 from halo_core import plugins as plugin_loader
 from halo_core.lab.capture import Capture, VrrpAdvert, vrrp_adverts
-from halo_core.lab.keepalived import Keepalived, keepalived_available
+from halo_core.lab.keepalived import Keepalived
 from halo_core.lab.netns import Host, Lab, Proc, wait_until
 from halo_tool_convert import convert_text
+from tool_probes import needs_tools
 
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.keepalived,
-    pytest.mark.skipif(not keepalived_available(), reason="keepalived is not installed"),
+    needs_tools("keepalived"),
     pytest.mark.timeout(120),
 ]
 
