@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from halo_core.lab.netns import Lab, lab_unavailable_reason
+from halo_tool_lab.netns import Lab, lab_unavailable_reason
 
 # ---------------------------------------------------------------------------------------------
-# network-namespace lab (halo_core.lab): needs root and working `ip netns`
+# network-namespace lab (halo_tool_lab): needs root and working `ip netns`
 
 
 @pytest.fixture(scope="session")

@@ -40,9 +40,9 @@ import yaml
 
 from halo_core import plugins as plugin_loader
 from halo_core.convert import convert_text
-from halo_core.lab.capture import Capture, VrrpAdvert, vrrp_adverts
-from halo_core.lab.keepalived import Keepalived, keepalived_available
-from halo_core.lab.netns import Host, Lab, Proc, wait_until
+from halo_tool_lab.capture import Capture, VrrpAdvert, vrrp_adverts
+from halo_tool_lab.keepalived import Keepalived, keepalived_available
+from halo_tool_lab.netns import Host, Lab, Proc, wait_until
 
 pytestmark = [
     pytest.mark.lab,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from halo_core.lab.keepalived import keepalived_available
+from halo_tool_lab.keepalived import keepalived_available
 
 
 def run_demo(*args: str) -> str:

@@ -1,8 +1,8 @@
 """VRRP peers in a lab - halo or the real keepalived - and what they put on the wire.
 
 Shared by the interop tests (``tests/interop``) and the failover benchmark
-(``bench/failover/run.py``). Only :mod:`halo_core.lab` and the standard library are used, so
-this module could move into :mod:`halo_core.lab` unchanged.
+(``bench/failover/run.py``). Only :mod:`halo_tool_lab` and the standard library are used, so
+this module could move into :mod:`halo_tool_lab` unchanged.
 
 * :class:`Proto` - a protocol setting (VRRPv2 with PASS at 1 s, VRRPv3 over IPv4 or IPv6 at
   100 ms) with the RFC timers: Master_Down_Interval and Skew_Time.
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_interface
 from pathlib import Path
 
-from halo_core.lab.capture import (
+from halo_tool_lab.capture import (
     PCAP_MAGIC_NS,
     PCAP_MAGIC_US,
     Capture,
@@ -40,8 +40,8 @@ from halo_core.lab.capture import (
     VrrpAdvert,
     parse_vrrp,
 )
-from halo_core.lab.keepalived import Keepalived
-from halo_core.lab.netns import Host, Lab, Proc, wait_until
+from halo_tool_lab.keepalived import Keepalived
+from halo_tool_lab.netns import Host, Lab, Proc, wait_until
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -314,7 +314,7 @@ class HaloNode(Node):
 
 
 class KeepalivedNode(Node):
-    """keepalived 2.2.7 with ``-P`` (see :class:`halo_core.lab.keepalived.Keepalived`)."""
+    """keepalived 2.2.7 with ``-P`` (see :class:`halo_tool_lab.keepalived.Keepalived`)."""
 
     impl = "keepalived"
     _STATE = re.compile(rf"\({INSTANCE}\) Entering (\w+) STATE")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from halo_core.lab.capture import VrrpAdvert, arp_packets, vrrp_adverts
-from halo_core.lab.keepalived import Keepalived, keepalived_available
-from halo_core.lab.netns import Lab
+from halo_tool_lab.capture import VrrpAdvert, arp_packets, vrrp_adverts
+from halo_tool_lab.keepalived import Keepalived, keepalived_available
+from halo_tool_lab.netns import Lab
 
 pytestmark = [
     pytest.mark.lab,

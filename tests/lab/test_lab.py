@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from halo_core.lab.capture import arp_packets, parse_ip, read_pcap, vrrp_adverts
-from halo_core.lab.netns import Host, Lab, LabError, sweep_stale_labs, wait_until
+from halo_tool_lab.capture import arp_packets, parse_ip, read_pcap, vrrp_adverts
+from halo_tool_lab.netns import Host, Lab, LabError, sweep_stale_labs, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -157,7 +157,7 @@ def test_existing_namespaces_are_never_adopted(lab: LabFactory) -> None:
 
 CHILD = r"""
 import signal, sys, time
-from halo_core.lab import Lab
+from halo_tool_lab import Lab
 # A background job may inherit SIGINT ignored; this test is about KeyboardInterrupt.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 lab = Lab(1, prefix=sys.argv[1])

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from notify_helpers import write_script
 
-from halo_core.lab.capture import vrrp_adverts
-from halo_core.lab.netns import Host, Lab, Proc, wait_until
+from halo_tool_lab.capture import vrrp_adverts
+from halo_tool_lab.netns import Host, Lab, Proc, wait_until
 
 pytestmark = pytest.mark.lab
 

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from halo_core.lab import capture as cap
-from halo_core.lab.netns import Host, Lab, wait_until
+from halo_tool_lab import capture as cap
+from halo_tool_lab.netns import Host, Lab, wait_until
 
 VIP = "192.0.2.100"
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from halo_core import watch
-from halo_core.lab.keepalived import Keepalived, keepalived_available
-from halo_core.lab.netns import Lab, wait_until
 from halo_core.vrrp import packet
 from halo_core.watch import Invalid, Observation, Watch
+from halo_tool_lab.keepalived import Keepalived, keepalived_available
+from halo_tool_lab.netns import Lab, wait_until
 
 GROUP4 = IPv4Address("224.0.0.18")
 GROUP6 = IPv6Address("ff02::12")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from halo_core.lab.netns import Host, Lab, wait_until
+from halo_tool_lab.netns import Host, Lab, wait_until
 
 VIP = "192.0.2.100"
 PORT = 8080

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from halo_core.lab.netns import Host, Lab, wait_until
+from halo_tool_lab.netns import Host, Lab, wait_until
 
 V3 = "    version: 3\n    advert_int: 0.1\n"
 

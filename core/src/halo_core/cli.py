@@ -225,37 +225,44 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
 
     _add_operations(sub)
 
-    from halo_core import demo
-
-    demo.add_command(sub)
     from halo_core import convert
 
     convert.add_command(sub)
     if plugins is not None:
-        plugins.hook.halo_add_commands(subparsers=sub)
+        _add_plugin_commands(plugins, sub)
     return parser
+
+
+def _add_plugin_commands(plugins: Plugins, sub: Any) -> None:
+    """Each plugin adds its commands on its own: one that fails (say, a name already taken)
+    is reported against that plugin and the other plugins' commands are still there."""
+    for impl in plugins.hook.halo_add_commands.get_hookimpls():
+        try:
+            impl.function(subparsers=sub)
+        except Exception as exc:  # a plugin's command code is plugin territory
+            print(
+                f"halo: plugin {impl.plugin_name}: halo_add_commands failed: {exc}", file=sys.stderr
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     plugins = None
     # Plugins may add sub-commands; only load them when the command is not a core one, so the
-    # core commands stay light and a broken plugin cannot break `halo check`.
+    # core commands stay light and a broken plugin cannot break `halo check`. Help lists every
+    # command, so it loads them.
     core = {
         "run",
         "check",
         "reload",
         "plugins",
         "schema",
-        "demo",
         "convert",
         "status",
         "watch",
-        "-h",
-        "--help",
         "--version",
     }
-    if args_list and args_list[0] not in core and not args_list[0].startswith("-"):
+    if not args_list or args_list[0] not in core:
         plugins = _load_plugins()
     parser = build_parser(plugins)
     args = parser.parse_args(args_list)

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from halo_core.lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
+from halo_tool_lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
 
 FARM = Path(__file__).resolve().parents[1] / "nftables" / "farm.py"
 IN_VM = os.environ.get("HALO_IPVS_VM") == "1"

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from halo_core.lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
+from halo_tool_lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
 
 pytestmark = pytest.mark.lab
 

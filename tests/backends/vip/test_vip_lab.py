@@ -21,8 +21,8 @@ import pytest
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from halo_core.lab.capture import Frame, vrrp_adverts
-from halo_core.lab.netns import Host, Lab, Proc, wait_until
+from halo_tool_lab.capture import Frame, vrrp_adverts
+from halo_tool_lab.netns import Host, Lab, Proc, wait_until
 
 pytestmark = pytest.mark.lab
 

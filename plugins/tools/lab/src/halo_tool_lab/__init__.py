@@ -1,12 +1,12 @@
 """The network-namespace lab used by the tests, the benchmarks and ``halo demo``.
 
-* :mod:`halo_core.lab.netns` - :class:`Lab` (hosts on a bridged segment), :class:`Host`,
+* :mod:`halo_tool_lab.netns` - :class:`Lab` (hosts on a bridged segment), :class:`Host`,
   :class:`Proc`, impairments (partition, loss, unplug).
-* :mod:`halo_core.lab.capture` - AF_PACKET capture to pcap in a helper process, pcap reader
+* :mod:`halo_tool_lab.capture` - AF_PACKET capture to pcap in a helper process, pcap reader
   and small VRRP / ARP / neighbour-advertisement parsers.
-* :mod:`halo_core.lab.keepalived` - run the real keepalived inside a lab host.
+* :mod:`halo_tool_lab.keepalived` - run the real keepalived inside a lab host.
 
-Names are imported lazily so that ``python -m halo_core.lab.capture`` (started inside a
+Names are imported lazily so that ``python -m halo_tool_lab.capture`` (started inside a
 namespace for every capture) stays quick to start and free of runpy warnings.
 """
 
@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from halo_core.lab.capture import (
+    from halo_tool_lab.capture import (
         ArpPacket,
         Capture,
         Frame,
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
         read_pcap,
         vrrp_adverts,
     )
-    from halo_core.lab.keepalived import Keepalived, keepalived_available
-    from halo_core.lab.netns import (
+    from halo_tool_lab.keepalived import Keepalived, keepalived_available
+    from halo_tool_lab.netns import (
         Address,
         Host,
         Impairment,
