@@ -14,7 +14,6 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,11 @@ import pytest
 from notify_helpers import write_script
 
 from halo_tool_lab.capture import vrrp_adverts
-from halo_tool_lab.netns import Host, Lab, Proc, wait_until
+from halo_tool_lab.netns import Host, Proc, wait_until
+from halo_tool_lab.pytest_plugin import LabFactory
 
 pytestmark = pytest.mark.lab
 
-LabFactory = Callable[..., Lab]
 VIP = "192.0.2.100"
 
 

@@ -13,7 +13,6 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,11 @@ from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
 from halo_tool_lab.capture import Frame, vrrp_adverts
-from halo_tool_lab.netns import Host, Lab, Proc, wait_until
+from halo_tool_lab.netns import Host, Proc, wait_until
+from halo_tool_lab.pytest_plugin import LabFactory
 
 pytestmark = pytest.mark.lab
 
-LabFactory = Callable[..., Lab]
 PROTO = 0xA1  # halo_backend_vip.runtime.IFA_PROTO_HALO
 
 # Dump a namespace's addresses with their IFA_PROTO (iproute2 6.1 does not show it).

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,9 @@ import pytest
 
 from halo_tool_lab.capture import arp_packets, parse_ip, read_pcap, vrrp_adverts
 from halo_tool_lab.netns import Host, Lab, LabError, sweep_stale_labs, wait_until
+from halo_tool_lab.pytest_plugin import LabFactory
 
 pytestmark = pytest.mark.lab
-
-LabFactory = Callable[..., Lab]
 
 # Sends N raw IP protocol-112 packets (a VRRPv3-looking header) to DST, v4 or v6.
 SEND_112 = r"""

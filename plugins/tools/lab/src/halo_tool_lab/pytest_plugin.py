@@ -1,4 +1,9 @@
-"""Shared pytest fixtures."""
+"""pytest fixtures for tests that need a network-namespace lab.
+
+Installed with halo-tool-lab and loaded by pytest through the ``pytest11`` entry point, so
+the tests of any distribution in the same environment can ask for ``lab_root`` and ``lab``
+without a conftest.py. The ``lab`` and ``keepalived`` markers are registered here too.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,12 @@ import pytest
 
 from halo_tool_lab.netns import Lab, lab_unavailable_reason
 
-# ---------------------------------------------------------------------------------------------
-# network-namespace lab (halo_tool_lab): needs root and working `ip netns`
+LabFactory = Callable[..., Lab]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: needs root and network namespaces (skipped otherwise)")
+    config.addinivalue_line("markers", "keepalived: needs the keepalived binary")
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +28,6 @@ def lab_root() -> None:
     reason = lab_unavailable_reason()
     if reason is not None:
         pytest.skip(f"lab unavailable: {reason}")
-
-
-LabFactory = Callable[..., Lab]
 
 
 @pytest.fixture
