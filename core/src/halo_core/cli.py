@@ -152,14 +152,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     return status(args)
 
 
-def cmd_watch(args: argparse.Namespace) -> int:
-    from halo_core.watch import cmd_watch as watch
-
-    return watch(args)
-
-
 def _add_operations(sub: Any) -> None:
-    """`halo status` and `halo watch`: their modules load only when they run."""
+    """`halo status`: its modules load only when it runs."""
     p_status = sub.add_parser(
         "status",
         help="show the running daemon's instances, checks and pools",
@@ -176,21 +170,6 @@ def _add_operations(sub: Any) -> None:
     )
     p_status.add_argument("--json", action="store_true", help="print the daemon's JSON")
     p_status.set_defaults(func=cmd_status)
-
-    p_watch = sub.add_parser(
-        "watch",
-        help="show every VRRP router heard on an interface and flag conflicts",
-        description="Listen to VRRP adverts on IFACE (nothing is sent) and report every "
-        "router heard and any conflict between them: two masters, mismatched intervals, "
-        "addresses, versions or authentication. Exit status 1 when a conflict was seen.",
-    )
-    p_watch.add_argument("interface", metavar="IFACE")
-    p_watch.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
-    p_watch.add_argument("--json", action="store_true", help="JSON lines instead of text")
-    p_watch.add_argument(
-        "--promisc", action="store_true", help="promiscuous mode (default: all-multicast)"
-    )
-    p_watch.set_defaults(func=cmd_watch)
 
 
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
@@ -259,7 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schema",
         "convert",
         "status",
-        "watch",
         "--version",
     }
     if not args_list or args_list[0] not in core:

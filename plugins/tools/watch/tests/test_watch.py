@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from halo_core import watch
 from halo_core.vrrp import packet
-from halo_core.watch import Invalid, Observation, Watch
 from halo_tool_lab.keepalived import Keepalived, keepalived_available
 from halo_tool_lab.netns import Lab, wait_until
+from halo_tool_watch import watch
+from halo_tool_watch.watch import Invalid, Observation, Watch
 
 GROUP4 = IPv4Address("224.0.0.18")
 GROUP6 = IPv6Address("ff02::12")
