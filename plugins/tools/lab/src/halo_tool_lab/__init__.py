@@ -5,6 +5,8 @@
 * :mod:`halo_tool_lab.capture` - AF_PACKET capture to pcap in a helper process, pcap reader
   and small VRRP / ARP / neighbour-advertisement parsers.
 * :mod:`halo_tool_lab.keepalived` - run the real keepalived inside a lab host.
+* :mod:`halo_tool_lab.halo` - run halo itself inside a lab host and follow its log.
+* :mod:`halo_tool_lab.pytest_plugin` - the ``lab_root``, ``lab`` and ``start_halo`` fixtures.
 
 Names are imported lazily so that ``python -m halo_tool_lab.capture`` (started inside a
 namespace for every capture) stays quick to start and free of runpy warnings.
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
         read_pcap,
         vrrp_adverts,
     )
+    from halo_tool_lab.halo import Halo
     from halo_tool_lab.keepalived import Keepalived, keepalived_available
     from halo_tool_lab.netns import (
         Address,
@@ -64,6 +67,7 @@ _WHERE = {
     "read_pcap": "capture",
     "vrrp_adverts": "capture",
     "Keepalived": "keepalived",
+    "Halo": "halo",
     "keepalived_available": "keepalived",
 }
 
@@ -72,6 +76,7 @@ __all__ = [
     "ArpPacket",
     "Capture",
     "Frame",
+    "Halo",
     "Host",
     "Impairment",
     "Keepalived",

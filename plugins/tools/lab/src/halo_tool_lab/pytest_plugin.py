@@ -1,20 +1,24 @@
-"""pytest fixtures for tests that need a network-namespace lab.
+"""pytest fixtures for tests that need a network-namespace lab, and halo running in it.
 
 Installed with halo-tool-lab and loaded by pytest through the ``pytest11`` entry point, so
-the tests of any distribution in the same environment can ask for ``lab_root`` and ``lab``
-without a conftest.py. The ``lab`` and ``keepalived`` markers are registered here too.
+the tests of any distribution in the same environment can ask for ``lab_root``, ``lab`` and
+``start_halo`` without a conftest.py. The ``lab`` and ``keepalived`` markers are registered
+here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from halo_tool_lab.netns import Lab, lab_unavailable_reason
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.netns import Host, Lab, lab_unavailable_reason, wait_until
 
 LabFactory = Callable[..., Lab]
+HaloFactory = Callable[..., Halo]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,3 +53,40 @@ def lab(lab_root: None) -> Iterator[LabFactory]:
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def start_halo(lab_root: None, tmp_path: Path) -> Iterator[HaloFactory]:
+    """Factory: ``start_halo(host, config, *, name=None, state=None, timeout=10.0,
+    log_level=None)`` starts halo in a lab host (see :class:`Halo`); with
+    ``state={"VI_1": "MASTER"}`` it waits until every instance named is in its state, and
+    fails the test with the log if that takes longer than *timeout*. Daemons still running
+    after the test are stopped."""
+    started: list[Halo] = []
+
+    def start(
+        host: Host,
+        config: str,
+        *,
+        name: str | None = None,
+        state: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        log_level: str | None = None,
+    ) -> Halo:
+        daemon = Halo(host, config, tmp_path, name=name, log_level=log_level)
+        started.append(daemon)
+        wanted = dict(state or {})
+
+        def reached() -> bool:
+            return all(daemon.states(i)[-1:] == [s] for i, s in wanted.items())
+
+        if wanted and not wait_until(reached, timeout):
+            pytest.fail(
+                f"{daemon.name}: not in {wanted} after {timeout} s:\n{daemon.log}", pytrace=False
+            )
+        return daemon
+
+    yield start
+    for daemon in reversed(started):
+        if daemon.running:
+            daemon.stop()
