@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args.algo = args.algo or (["wrr", "sh"] if args.backend == "nftables" else ["wrr"])
     if args.inner:
         return inner(args)
-    from halo_core.lab.netns import Lab, lab_unavailable_reason
+    from halo_tool_lab.netns import Lab, lab_unavailable_reason
 
     reason = lab_unavailable_reason()
     if reason is not None:

@@ -109,8 +109,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def bench(args: argparse.Namespace) -> dict[str, object]:
-    from halo_core.lab import capture as cap
-    from halo_core.lab.netns import Lab, lab_unavailable_reason
+    from halo_tool_lab import capture as cap
+    from halo_tool_lab.netns import Lab, lab_unavailable_reason
 
     reason = lab_unavailable_reason()
     if reason:

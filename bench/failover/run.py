@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT / "tests" / "interop"))
 from vrrp_peers import V2_PASS, V3_IPV4, V3_IPV6, Node, Proto, Spec, Wire, start_node  # noqa: E402
 
 from halo_core import __version__ as halo_version  # noqa: E402
-from halo_core.lab.keepalived import keepalived_version  # noqa: E402
-from halo_core.lab.netns import Lab, lab_unavailable_reason  # noqa: E402
+from halo_tool_lab.keepalived import keepalived_version  # noqa: E402
+from halo_tool_lab.netns import Lab, lab_unavailable_reason  # noqa: E402
 
 MASTER_PRIO, BACKUP_PRIO = 100, 90
 PROTOS = {"v2": V2_PASS, "v3": V3_IPV4, "v3-ipv6": V3_IPV6}

@@ -59,9 +59,11 @@ class Node:
         self.host = host
         self.ka: Any = None
         self.proc: Any = None
-        host.spawn(sys.executable, "-m", "halo_core.demo", "serve", host.name, "--port", str(PORT))
+        host.spawn(
+            sys.executable, "-m", "halo_tool_lab.demo", "serve", host.name, "--port", str(PORT)
+        )
         if kind == "keepalived":
-            from halo_core.lab.keepalived import Keepalived
+            from halo_tool_lab.keepalived import Keepalived
 
             self.ka = Keepalived(host, keepalived_config(priority, version, interval), work)
         else:
@@ -85,8 +87,8 @@ class Node:
 
 
 def trial(kind: str, version: int, interval: float, work: Path) -> dict[str, float]:
-    from halo_core.lab import capture as cap
-    from halo_core.lab.netns import Lab, wait_until
+    from halo_tool_lab import capture as cap
+    from halo_tool_lab.netns import Lab, wait_until
 
     work.mkdir(parents=True, exist_ok=True)
     with Lab(["a", "b", "client"]) as lab:
@@ -99,7 +101,7 @@ def trial(kind: str, version: int, interval: float, work: Path) -> dict[str, flo
         log = work / "client.jsonl"
         log.unlink(missing_ok=True)
         client.spawn(
-            sys.executable, "-m", "halo_core.demo", "client", VIP, "--port", str(PORT),
+            sys.executable, "-m", "halo_tool_lab.demo", "client", VIP, "--port", str(PORT),
             "--interval", "0.01", "--duration", str(8 * interval + 6), "--out", str(log),
         )  # fmt: skip
         capture = lab.capture(work / "wire.pcap", filter="arp,vrrp")
@@ -149,14 +151,14 @@ def trial(kind: str, version: int, interval: float, work: Path) -> dict[str, flo
 
 def memory(kind: str, work: Path) -> float:
     """RSS in MB of a node running the seeds' master config, after it became master."""
-    from halo_core.lab.netns import Lab, wait_until
+    from halo_tool_lab.netns import Lab, wait_until
 
     seed_vips = ["192.0.2.16", "192.0.2.17", "192.0.2.18"]
     work.mkdir(parents=True, exist_ok=True)
     with Lab(1) as lab:
         host = lab.hosts[0]
         if kind == "keepalived":
-            from halo_core.lab.keepalived import Keepalived
+            from halo_tool_lab.keepalived import Keepalived
 
             conf = keepalived_config(100, 2, 1).replace(
                 f"    {VIP}/24\n", "".join(f"    {v}\n" for v in seed_vips)
@@ -196,8 +198,8 @@ def main() -> int:
     p.add_argument("--pairs", default="keepalived,halo")
     p.add_argument("--workdir", default="bench/results/outage")
     args = p.parse_args()
-    from halo_core.lab.keepalived import keepalived_available
-    from halo_core.lab.netns import lab_unavailable_reason
+    from halo_tool_lab.keepalived import keepalived_available
+    from halo_tool_lab.netns import lab_unavailable_reason
 
     reason = lab_unavailable_reason()
     if reason:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from packaging_helpers import ROOT, Built, run_uv
 
+from halo_tool_lab.tools import uses_tools
+
 VRRP_PLUGINS = {
     "backend-vip": "halo-backend-vip",
     "checker-http": "halo-checker-http",
@@ -45,6 +47,7 @@ def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@uses_tools("systemd-analyze")
 def test_uv_tool_install_vrrp(built: Built, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["UV_TOOL_DIR"] = str(tmp_path / "tools")

@@ -6,9 +6,10 @@ Three nets, cheapest first:
   module it uses) visibly runs a tool (``x.run("nft", ...)``, ``["systemd-analyze", ...]``,
   ``Keepalived(...)``, a lab's ``partition``/``loss``) declares it;
 - a child pytest running every test that declares a tool (``needs_tools`` / ``uses_tools``,
-  see tests/tool_probes.py) with the traced tools hidden from ``PATH``: 0 failed;
-- the tool trace of conftest.py, in every session where the tools are installed (CI): a test
-  running a tool it did not declare fails, whatever path (a fixture, a child) ran it.
+  see halo_tool_lab.tools) with the traced tools hidden from ``PATH``: 0 failed;
+- the tool trace of the lab's pytest plugin, in every session where the tools are installed
+  (CI): a test running a tool it did not declare fails, whatever path (a fixture, a child)
+  ran it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tool_probes import (
+from halo_tool_lab.tools import (
     MARKERS,
     NOT_YET_DECLARED,
     TRACED,
@@ -152,7 +153,7 @@ def path_without(tools: tuple[str, ...], bindir: Path) -> str:
 def test_hidden_tools_skip_and_never_fail(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": path_without(TRACED, tmp_path / "bin")}
     env.pop("PYTEST_ADDOPTS", None)
-    argv = [sys.executable, "-m", "pytest", "tests", "--tool-tests-only", "-q", "-rs"]
+    argv = [sys.executable, "-m", "pytest", "--tool-tests-only", "-q", "-rs"]
     argv += ["-p", "no:cacheprovider", "--basetemp", str(tmp_path / "inner")]
     proc = subprocess.run(
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
@@ -176,7 +177,9 @@ def test_unknown_tool_is_refused() -> None:
 
 
 def test_every_visible_tool_run_is_declared() -> None:
-    files = sorted((ROOT / "tests").rglob("test_*.py"))
+    files = sorted(
+        [*(ROOT / "tests").rglob("test_*.py"), *ROOT.glob("plugins/*/*/tests/test_*.py")]
+    )
     checked = [
         f
         for f in files

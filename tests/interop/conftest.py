@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from vrrp_peers import Interop, InteropFactory, Proto, Wire
 
-from halo_core.lab.netns import Lab
+from halo_tool_lab.netns import Lab
 
 
 @pytest.hookimpl(hookwrapper=True)

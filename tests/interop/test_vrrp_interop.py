@@ -37,9 +37,9 @@ from vrrp_peers import (
     Spec,
 )
 
-from halo_core.lab.capture import VrrpAdvert
-from halo_core.lab.netns import Host
-from tool_probes import needs_tools
+from halo_tool_lab.capture import VrrpAdvert
+from halo_tool_lab.netns import Host
+from halo_tool_lab.tools import needs_tools
 
 pytestmark = pytest.mark.lab
 

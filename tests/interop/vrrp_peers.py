@@ -1,8 +1,8 @@
 """VRRP peers in a lab - halo or the real keepalived - and what they put on the wire.
 
 Shared by the interop tests (``tests/interop``) and the failover benchmark
-(``bench/failover/run.py``). Only :mod:`halo_core.lab` and the standard library are used, so
-this module could move into :mod:`halo_core.lab` unchanged.
+(``bench/failover/run.py``). Only :mod:`halo_tool_lab` and the standard library are used, so
+this module could move into :mod:`halo_tool_lab` unchanged.
 
 * :class:`Proto` - a protocol setting (VRRPv2 with PASS at 1 s, VRRPv3 over IPv4 or IPv6 at
   100 ms) with the RFC timers: Master_Down_Interval and Skew_Time.
@@ -21,18 +21,15 @@ master's first advert" is measured on one clock, outside both implementations.
 
 from __future__ import annotations
 
-import json
 import re
-import signal
 import struct
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_interface
 from pathlib import Path
 
-from halo_core.lab.capture import (
+from halo_tool_lab.capture import (
     PCAP_MAGIC_NS,
     PCAP_MAGIC_US,
     Capture,
@@ -40,8 +37,9 @@ from halo_core.lab.capture import (
     VrrpAdvert,
     parse_vrrp,
 )
-from halo_core.lab.keepalived import Keepalived
-from halo_core.lab.netns import Host, Lab, Proc, wait_until
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.keepalived import Keepalived
+from halo_tool_lab.netns import Host, Lab, wait_until
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -252,69 +250,36 @@ class Node:
 
 
 class HaloNode(Node):
-    """``python -m halo_core.cli run -c CONFIG --log-level debug`` in the host."""
+    """``halo run -c CONFIG --log-level debug`` in the host (:class:`halo_tool_lab.Halo`)."""
 
     impl = "halo"
-    _STATE = re.compile(rf"^{INSTANCE}: entering (\w+) state")
 
     def __init__(self, host: Host, proto: Proto, spec: Spec, workdir: Path, name: str) -> None:
         super().__init__(host, proto, spec, workdir, name)
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.conf_path = workdir / f"halo-{name}.yaml"
-        self.log_path = workdir / f"halo-{name}.log"
-        self.state_dir = workdir / f"halo-{host.name}.state"  # per machine, as on a real one
-        self.conf_path.write_text(halo_config(name, proto, spec, self.state_dir))
-        self.log_path.unlink(missing_ok=True)
-        self.proc: Proc = host.spawn(
-            sys.executable,
-            "-m",
-            "halo_core.cli",
-            "run",
-            "-c",
-            str(self.conf_path),
-            "--log-level",
-            "debug",
-            log=self.log_path,
-        )
+        state_dir = workdir / f"halo-{host.name}.state"  # per machine, as on a real one
+        config = halo_config(name, proto, spec, state_dir)
+        self.halo = Halo(host, config, workdir, name=f"halo-{name}", log_level="debug")
+        self.log_path = self.halo.log_path
 
     @property
     def running(self) -> bool:
-        return self.proc.running
-
-    def records(self) -> list[dict[str, object]]:
-        """The JSON log records (anything else, e.g. a traceback, is skipped)."""
-        out = []
-        for line in self.log.splitlines():
-            if line.startswith("{"):
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict):
-                    out.append(rec)
-        return out
+        return self.halo.running
 
     def messages(self) -> list[str]:
-        return [str(r.get("message", "")) for r in self.records()]
+        return self.halo.messages()
 
     def states(self) -> list[str]:
-        out = []
-        for msg in self.messages():
-            m = self._STATE.match(msg)
-            if m:
-                out.append(m.group(1))
-        return out
+        return self.halo.states(INSTANCE)
 
     def kill9(self) -> None:
-        self.proc.kill_group(signal.SIGKILL)
-        self.proc.wait(10)
+        self.halo.kill9()
 
     def stop(self) -> None:
-        self.proc.terminate_and_wait(10)
+        self.halo.stop()
 
 
 class KeepalivedNode(Node):
-    """keepalived 2.2.7 with ``-P`` (see :class:`halo_core.lab.keepalived.Keepalived`)."""
+    """keepalived 2.2.7 with ``-P`` (see :class:`halo_tool_lab.keepalived.Keepalived`)."""
 
     impl = "keepalived"
     _STATE = re.compile(rf"\({INSTANCE}\) Entering (\w+) STATE")

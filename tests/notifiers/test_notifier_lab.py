@@ -9,24 +9,19 @@ VRRPv3 at 0.1 s keeps elections well under a second; addresses are documentation
 from __future__ import annotations
 
 import itertools
-import json
-import re
-import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from notify_helpers import write_script
 
-from halo_core.lab.capture import vrrp_adverts
-from halo_core.lab.netns import Host, Lab, Proc, wait_until
+from halo_tool_lab.capture import vrrp_adverts
+from halo_tool_lab.netns import wait_until
+from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
 
 pytestmark = pytest.mark.lab
 
-LabFactory = Callable[..., Lab]
 VIP = "192.0.2.100"
 
 
@@ -49,38 +44,8 @@ notifiers:
 {notifier}"""
 
 
-class Halo:
-    """One halo daemon in a lab host, logging JSON lines to a file."""
-
-    def __init__(self, host: Host, tmp: Path, name: str, text: str) -> None:
-        conf = tmp / f"{name}.yaml"
-        conf.write_text(text)
-        self.proc: Proc = host.spawn(
-            sys.executable, "-m", "halo_core.cli", "run", "-c", conf, log=tmp / f"{name}.log"
-        )
-
-    @property
-    def log(self) -> str:
-        out = []
-        for line in self.proc.log_text().splitlines():
-            try:
-                rec: dict[str, Any] = json.loads(line)
-            except ValueError:
-                out.append(line)
-            else:
-                out.append(str(rec.get("message")))
-        return "\n".join(out)
-
-    def wait_log(self, pattern: str, timeout: float = 5.0) -> bool:
-        return wait_until(lambda: re.search(pattern, self.log) is not None, timeout, 0.02)
-
-    def kill9(self) -> None:
-        self.proc.kill_group(signal.SIGKILL)
-        self.proc.wait(5)
-
-
 def test_hanging_notify_master_is_killed_and_adverts_keep_their_pace(
-    lab: LabFactory, public_dir: Path, tmp_path: Path
+    lab: LabFactory, start_halo: HaloFactory, public_dir: Path, tmp_path: Path
 ) -> None:
     out = public_dir / "out"
     hang = write_script(
@@ -90,9 +55,7 @@ def test_hanging_notify_master_is_killed_and_adverts_keep_their_pace(
     lb = lab(1, ipv6=False)
     (h1,) = lb.hosts
     cap = lb.capture(tmp_path / "vrrp.pcap", filter="vrrp")
-    halo = Halo(
-        h1, tmp_path, "h1", config("h1", 200, f"    notify_master: {hang}\n    timeout: 2s\n")
-    )
+    halo = start_halo(h1, config("h1", 200, f"    notify_master: {hang}\n    timeout: 2s\n"))
     try:
         assert wait_until(lambda: (out / "child.pid").exists(), 10, 0.01), halo.log
         hang_start = time.time()
@@ -137,7 +100,7 @@ echo "$HALO_INSTANCE $HALO_STATE" >> "$dir/restarts"
 
 
 def test_new_master_restarts_the_service_behind_the_vip(
-    lab: LabFactory, public_dir: Path, tmp_path: Path
+    lab: LabFactory, start_halo: HaloFactory, public_dir: Path, tmp_path: Path
 ) -> None:
     out = public_dir / "out"
     restart = write_script(
@@ -148,9 +111,8 @@ def test_new_master_restarts_the_service_behind_the_vip(
     hook = f"    notify_master: {restart}\n    script_user: root\n    timeout: 10s\n"
     # lb1 becomes master before lb2 starts: otherwise lb2 may win the first election for
     # a moment (whoever starts first) and its hook would run before the test's failover.
-    first = Halo(lb1, tmp_path, "lb1", config("lb1", 200, hook))
-    assert first.wait_log(r"VI_1: entering MASTER state", 10), first.log
-    second = Halo(lb2, tmp_path, "lb2", config("lb2", 100, hook))
+    first = start_halo(lb1, config("lb1", 200, hook), state={"VI_1": "MASTER"}, timeout=10)
+    second = start_halo(lb2, config("lb2", 100, hook))
 
     def answer() -> str:
         res = client.run(

@@ -15,15 +15,12 @@ SIGHUP, then checks the wire and the kernel:
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import sys
 import time
 from pathlib import Path
 
-from halo_core.lab import capture as cap
-from halo_core.lab.netns import Host, Lab, wait_until
+from halo_tool_lab import capture as cap
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.netns import Host, Lab, wait_until
 
 VIP = "192.0.2.100"
 
@@ -55,45 +52,24 @@ SECOND = """  VI_2:
 """
 
 
-class Node:
+class Node(Halo):
+    """halo in *host*, its files in ``WORK/HOST``; :meth:`reload` waits until it is done."""
+
     def __init__(self, host: Host, work: Path, priority: int) -> None:
-        self.host = host
         self.dir = work / host.name
-        self.dir.mkdir()
-        self.file = self.dir / "halo.yaml"
-        self.log = self.dir / "halo.log"
-        self.priority = priority
-        self.file.write_text(config(self.dir / "state", priority, [VIP]))
-        self.proc = host.spawn(
-            sys.executable, "-m", "halo_core.cli", "run", "-c", str(self.file), log=self.log
-        )
+        super().__init__(host, config(self.dir / "state", priority, [VIP]), self.dir, name="halo")
 
-    def reload(self, text: str) -> None:
-        mark = self.lines()
-        self.file.write_text(text)
-        os.kill(self.proc.pid, signal.SIGHUP)
-        assert wait_until(lambda: any("reload" in m for m in self.messages()[len(mark) :]), 10), (
-            self.log.read_text()
-        )
+    def reload(self, config: str | None = None) -> None:
+        mark = len(self.records())
+        super().reload(config)
+        assert wait_until(lambda: any("reload" in m for m in self.messages()[mark:]), 10), self.log
         time.sleep(0.5)  # let the wire show what the reload did (five advert intervals)
-
-    def lines(self) -> list[dict[str, object]]:
-        out = []
-        for line in self.log.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
-
-    def messages(self) -> list[str]:
-        return [str(r.get("message", "")) for r in self.lines()]
 
 
 def test_reload_matrix(lab_root: None, tmp_path: Path) -> None:
     with Lab(["a", "b", "client"]) as lab:
         a = Node(lab.host("a"), tmp_path, 150)
-        assert wait_until(lambda: a.host.has_address(VIP), 10), a.log.read_text()
+        assert wait_until(lambda: a.host.has_address(VIP), 10), a.log
         b = Node(lab.host("b"), tmp_path, 100)
         time.sleep(1)
         client = lab.host("client")
@@ -110,7 +86,7 @@ def test_reload_matrix(lab_root: None, tmp_path: Path) -> None:
         before = states()
 
         # 1. Unchanged: nothing on the wire but adverts at priority 150, no address change.
-        frames = window(lambda: a.reload(a.file.read_text()))
+        frames = window(lambda: a.reload(a.config_path.read_text()))
         assert not [p for p in cap.arp_packets(frames) if p.gratuitous]
         assert {ad.priority for ad in cap.vrrp_adverts(frames, vrid=51)} == {150}
         assert "reload: configuration unchanged" in a.messages()
@@ -139,7 +115,7 @@ def test_reload_matrix(lab_root: None, tmp_path: Path) -> None:
 
         # 5. An instance added: it starts and becomes master; VI_1 is not disturbed.
         frames = window(lambda: a.reload(config(a.dir / "state", 160, [VIP], SECOND)))
-        assert wait_until(lambda: a.host.has_address("192.0.2.110"), 5), a.log.read_text()
+        assert wait_until(lambda: a.host.has_address("192.0.2.110"), 5), a.log
         assert {ad.priority for ad in cap.vrrp_adverts(frames, vrid=51)} == {160}
         assert [m for m in states() if m.startswith("VI_1")] == [
             m for m in before if m.startswith("VI_1")

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from halo_core.lab.netns import Host, Lab, wait_until
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.netns import Host, Lab, wait_until
 
 VIP = "192.0.2.100"
 PORT = 8080
@@ -155,12 +156,7 @@ def test_check_script_restarts_then_fails_over(lab_root: None, public_dir: Path)
             ):
                 (node / fname).write_text(text)
                 (node / fname).chmod(0o755)
-            (node / "halo.yaml").write_text(config(node, prio, state))
-            host = lab.host(name)
-            halos[name] = host.spawn(
-                sys.executable, "-m", "halo_core.cli", "run", "-c", str(node / "halo.yaml"),
-                log=node / "halo.log",
-            )  # fmt: skip
+            halos[name] = Halo(lab.host(name), config(node, prio, state), node, name="halo")
             if name == "node1":
                 assert wait_until(lambda: lab.host("node1").has_address(VIP), 15)
         node1, node2 = lab.host("node1"), lab.host("node2")
@@ -197,5 +193,5 @@ def test_check_script_restarts_then_fails_over(lab_root: None, public_dir: Path)
         (public_dir / "node1" / "broken").unlink()
         assert wait_until(lambda: node1.has_address(VIP), 20), logs["node1"].read_text()
         assert wait_until(lambda: get(client) == "node1", 10)
-        for proc in halos.values():
-            proc.terminate_and_wait()
+        for halo in halos.values():
+            halo.stop()

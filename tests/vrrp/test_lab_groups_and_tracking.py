@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 
-from halo_core.lab.netns import Host, Lab, wait_until
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.netns import Host, Lab, wait_until
+from halo_tool_lab.pytest_plugin import HaloFactory
 
 V3 = "    version: 3\n    advert_int: 0.1\n"
 
@@ -26,22 +26,8 @@ def instance(name: str, vrid: int, prio: int, vip: str, dev: str = "eth0", extra
     )
 
 
-def start(host: Host, work: Path, text: str) -> Path:
-    cfg = work / f"{host.name}.yaml"
-    cfg.write_text(f"global: {{state_dir: {work}/{host.name}, log_format: json}}\n" + text)
-    log = work / f"{host.name}.log"
-    host.spawn(sys.executable, "-m", "halo_core.cli", "run", "-c", str(cfg), log=log)
-    return log
-
-
-def messages(log: Path) -> list[str]:
-    out = []
-    for line in log.read_text().splitlines():
-        try:
-            out.append(json.loads(line)["message"])
-        except (ValueError, KeyError):
-            continue
-    return out
+def start(start_halo: HaloFactory, host: Host, work: Path, text: str) -> Halo:
+    return start_halo(host, f"global: {{state_dir: {work}/{host.name}, log_format: json}}\n" + text)
 
 
 def add_second_link(lab: Lab, host: Host) -> str:
@@ -53,20 +39,22 @@ def add_second_link(lab: Lab, host: Host) -> str:
     return "up1"
 
 
-def test_sync_group_moves_together_on_interface_fault(lab_root: None, tmp_path: Path) -> None:
+def test_sync_group_moves_together_on_interface_fault(
+    start_halo: HaloFactory, tmp_path: Path
+) -> None:
     with Lab(["a", "b"]) as lab:
         a, b = lab.hosts
         add_second_link(lab, a)
         track = "    track:\n      - interface: up0\n"
         groups = "vrrp_sync_groups:\n  G1:\n    group: [VI_1, VI_2]\n"
-        log_a = start(
-            a, tmp_path,
+        halo_a = start(
+            start_halo, a, tmp_path,
             "vrrp_instances:\n" + instance("VI_1", 51, 150, "192.0.2.100", extra=track)
             + instance("VI_2", 52, 150, "192.0.2.110") + groups,
         )  # fmt: skip
         assert wait_until(lambda: a.has_address("192.0.2.100") and a.has_address("192.0.2.110"), 10)
-        log_b = start(
-            b, tmp_path,
+        halo_b = start(
+            start_halo, b, tmp_path,
             "vrrp_instances:\n" + instance("VI_1", 51, 100, "192.0.2.100")
             + instance("VI_2", 52, 100, "192.0.2.110") + groups,
         )  # fmt: skip
@@ -76,13 +64,13 @@ def test_sync_group_moves_together_on_interface_fault(lab_root: None, tmp_path: 
         a.ip("link", "set", "up1", "down")
         assert wait_until(lambda: b.has_address("192.0.2.100") and b.has_address("192.0.2.110"), 5)
         assert not a.has_address("192.0.2.100") and not a.has_address("192.0.2.110")
-        msgs = messages(log_a)
+        msgs = halo_a.messages()
         assert any(m.startswith("VI_1: entering FAULT state") for m in msgs), msgs
         assert any(
             m.startswith("VI_2: entering FAULT state (sync group G1: VI_1 is FAULT)") for m in msgs
         )
         assert any(m == "G1: group entering FAULT state" for m in msgs)
-        assert any(m == "G1: group entering MASTER state" for m in messages(log_b))
+        assert any(m == "G1: group entering MASTER state" for m in halo_b.messages())
         # The uplink comes back: the group preempts back together.
         a.ip("link", "set", "up1", "up")
         assert wait_until(lambda: a.has_address("192.0.2.100") and a.has_address("192.0.2.110"), 5)
@@ -91,7 +79,9 @@ def test_sync_group_moves_together_on_interface_fault(lab_root: None, tmp_path: 
         )
 
 
-def test_interface_weight_file_weight_and_own_carrier(lab_root: None, tmp_path: Path) -> None:
+def test_interface_weight_file_weight_and_own_carrier(
+    start_halo: HaloFactory, tmp_path: Path
+) -> None:
     with Lab(["a", "b"]) as lab:
         a, b = lab.hosts
         add_second_link(lab, a)
@@ -101,26 +91,31 @@ def test_interface_weight_file_weight_and_own_carrier(lab_root: None, tmp_path: 
             "    track:\n      - interface: up0\n        weight: -60\n"
             f"      - file: {prio_file}\n        weight: 10\n"
         )
-        log_a = start(
-            a, tmp_path, "vrrp_instances:\n" + instance("VI_1", 51, 150, "192.0.2.100", extra=track)
+        halo_a = start(
+            start_halo,
+            a,
+            tmp_path,
+            "vrrp_instances:\n" + instance("VI_1", 51, 150, "192.0.2.100", extra=track),
         )
         assert wait_until(lambda: a.has_address("192.0.2.100"), 10)
-        start(b, tmp_path, "vrrp_instances:\n" + instance("VI_1", 51, 100, "192.0.2.100"))
+        start(
+            start_halo, b, tmp_path, "vrrp_instances:\n" + instance("VI_1", 51, 100, "192.0.2.100")
+        )
         time.sleep(0.5)
         # Weighted interface down: 150 - 60 = 90 < 100, b preempts; no FAULT on a.
         a.ip("link", "set", "up1", "down")
         assert wait_until(lambda: b.has_address("192.0.2.100"), 5)
-        assert any("priority 150 -> 90" in m for m in messages(log_a))
-        assert not any("entering FAULT" in m for m in messages(log_a))
+        assert any("priority 150 -> 90" in m for m in halo_a.messages())
+        assert not any("entering FAULT" in m for m in halo_a.messages())
         # The file says 2: 90 + 2 x 10 = 110 > 100, a preempts back (polled every second).
         prio_file.write_text("2\n")
         assert wait_until(lambda: a.has_address("192.0.2.100"), 5)
-        assert any("priority 90 -> 110" in m for m in messages(log_a))
+        assert any("priority 90 -> 110" in m for m in halo_a.messages())
         # a's own interface loses carrier: FAULT, b takes over.
         cable = lab.unplug(a)
         assert wait_until(lambda: b.has_address("192.0.2.100"), 5)
         assert wait_until(
-            lambda: any(m.startswith("VI_1: entering FAULT state") for m in messages(log_a)), 5
+            lambda: any(m.startswith("VI_1: entering FAULT state") for m in halo_a.messages()), 5
         )
         cable.remove()
         assert wait_until(lambda: a.has_address("192.0.2.100"), 10)

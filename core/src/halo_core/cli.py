@@ -156,12 +156,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return status(args)
 
 
-def cmd_watch(args: argparse.Namespace) -> int:
-    from halo_core.watch import cmd_watch as watch
-
-    return watch(args)
-
-
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     """``-c/--config``, the same for every command that reads the configuration."""
     parser.add_argument(
@@ -174,7 +168,7 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_operations(sub: Any) -> None:
-    """`halo status` and `halo watch`: their modules load only when they run."""
+    """`halo status`: its modules load only when it runs."""
     p_status = sub.add_parser(
         "status",
         help="show the running daemon's instances, checks and pools",
@@ -198,31 +192,6 @@ def _add_operations(sub: Any) -> None:
         "--json", action="store_true", help="print the daemon's JSON instead of tables"
     )
     p_status.set_defaults(func=cmd_status)
-
-    p_watch = sub.add_parser(
-        "watch",
-        help="show every VRRP router heard on an interface and flag conflicts",
-        description="Listen to VRRP adverts on IFACE (nothing is sent) and report every "
-        "router heard and any conflict between them: two masters, mismatched intervals, "
-        "addresses, versions or authentication. Exit status 1 when a conflict was seen. "
-        "Needs root (CAP_NET_RAW) for its raw socket.",
-    )
-    p_watch.add_argument("interface", metavar="IFACE", help="the interface to listen on")
-    p_watch.add_argument(
-        "--seconds",
-        type=float,
-        default=None,
-        help="stop after this many seconds (default: run until Ctrl-C)",
-    )
-    p_watch.add_argument(
-        "--json", action="store_true", help="one JSON object per line instead of text"
-    )
-    p_watch.add_argument(
-        "--promisc",
-        action="store_true",
-        help="put IFACE in promiscuous mode while listening (default: all-multicast only)",
-    )
-    p_watch.set_defaults(func=cmd_watch)
 
 
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
@@ -306,16 +275,15 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
 
     _add_operations(sub)
 
-    from halo_core import demo
-
-    demo.add_command(sub)
     if plugins is not None:
         _add_plugin_commands(plugins, sub)
     return parser
 
 
 def _add_plugin_commands(plugins: Plugins, sub: Any) -> None:
-    for impl in reversed(plugins.hook.halo_add_commands.get_hookimpls()):
+    # registration order: an installed plugin keeps its command, a later one clashing with it
+    # is the one reported
+    for impl in plugins.hook.halo_add_commands.get_hookimpls():
         try:
             impl.function(subparsers=sub)
         except Exception as exc:  # plugin territory: halo's own commands must keep working
@@ -332,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Plugins may add commands. They are loaded for those commands and for the overview
     # (`halo`, `halo -h`), not for the core commands: those stay light, and a broken plugin
     # cannot break `halo check` or `halo --version`.
-    core = {"run", "check", "reload", "plugins", "schema", "demo", "status", "watch"}
+    core = {"run", "check", "reload", "plugins", "schema", "status"}
     first = args_list[0] if args_list else None
     if (
         first is None

@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from halo_core.lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
-from tool_probes import needs_tools, tool_path, uses_tools
+from halo_tool_lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
+from halo_tool_lab.tools import needs_tools, tool_path, uses_tools
 
 FARM = Path(__file__).resolve().parents[1] / "nftables" / "farm.py"
 IN_VM = os.environ.get("HALO_IPVS_VM") == "1"

@@ -78,7 +78,7 @@ def _warm_bytecode(env: dict[str, str]) -> None:
     # seconds here instead of a minute of emulated compiling.
     code = (
         "import pytest, _pytest.python, pyroute2, yaml, halo_core.cli, halo_core.daemon,"
-        " halo_core.lab.netns, halo_core.vrrp.engine, halo_backend_ipvs.runtime,"
+        " halo_tool_lab.netns, halo_core.vrrp.engine, halo_backend_ipvs.runtime,"
         " halo_backend_vip.runtime, halo_checker_tcp.runtime"
     )
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=False, timeout=300)

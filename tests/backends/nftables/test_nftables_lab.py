@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -28,8 +27,9 @@ from typing import Any
 
 import pytest
 
-from halo_core.lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
-from tool_probes import needs_tools
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
+from halo_tool_lab.tools import needs_tools
 
 pytestmark = [pytest.mark.lab, needs_tools("nft")]
 
@@ -158,41 +158,13 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
         yield Farm(lab, client, director, servers, ctls, tmp)
 
 
-class Halo:
-    """The halo daemon in the director, JSON log lines in a file."""
-
-    def __init__(self, farm: Farm, name: str, config: dict[str, Any]) -> None:
-        conf = farm.tmp / f"{name}.yaml"
-        config.setdefault("global", {}).update(
-            {"log_format": "json", "state_dir": str(farm.tmp / f"{name}-state")}
-        )
-        conf.write_text(json.dumps(config, indent=1))  # JSON is YAML
-        self.log_path = farm.tmp / f"{name}.log"
-        self.proc: Proc = farm.director.spawn(
-            sys.executable, "-m", "halo_core.cli", "run", "-c", conf, log=self.log_path
-        )
-
-    @property
-    def log(self) -> str:
-        out = []
-        for line in self.proc.log_text().splitlines():
-            try:
-                out.append(str(json.loads(line).get("message")))
-            except ValueError:
-                out.append(line)
-        return "\n".join(out)
-
-    def wait_log(self, pattern: str, timeout: float = 10.0) -> bool:
-        return wait_until(lambda: re.search(pattern, self.log) is not None, timeout, 0.05)
-
-    def stop(self) -> int:
-        self.proc.kill(signal.SIGTERM)
-        return self.proc.wait(15)
-
-
 @contextmanager
 def halo(farm: Farm, name: str, config: dict[str, Any]) -> Iterator[Halo]:
-    daemon = Halo(farm, name, config)
+    config.setdefault("global", {}).update(
+        {"log_format": "json", "state_dir": str(farm.tmp / f"{name}-state")}
+    )
+    # JSON is YAML
+    daemon = Halo(farm.director, json.dumps(config, indent=1), farm.tmp, name=name)
     try:
         yield daemon
     finally:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +19,13 @@ import pytest
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from halo_core.lab.capture import Frame, vrrp_adverts
-from halo_core.lab.netns import Host, Lab, Proc, wait_until
-from tool_probes import needs_tools
+from halo_tool_lab.capture import Frame, vrrp_adverts
+from halo_tool_lab.netns import Host, wait_until
+from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
+from halo_tool_lab.tools import needs_tools
 
 pytestmark = pytest.mark.lab
 
-LabFactory = Callable[..., Lab]
 PROTO = 0xA1  # halo_backend_vip.runtime.IFA_PROTO_HALO
 
 # Dump a namespace's addresses with their IFA_PROTO (iproute2 6.1 does not show it).
@@ -108,39 +106,6 @@ def config(router: str, instances: list[str], backend: dict[str, Any] | None = N
     return text + "vrrp_instances:\n" + "".join(instances)
 
 
-class Halo:
-    """One halo daemon in a lab host, logging JSON lines to a file."""
-
-    def __init__(self, host: Host, tmp: Path, name: str, text: str) -> None:
-        self.host = host
-        conf = tmp / f"{name}.yaml"
-        conf.write_text(text)
-        self.log_path = tmp / f"{name}.log"
-        self.proc: Proc = host.spawn(
-            sys.executable, "-m", "halo_core.cli", "run", "-c", conf, log=self.log_path
-        )
-
-    def lines(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.proc.log_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"time": 0.0, "level": "raw", "message": line})
-        return out
-
-    @property
-    def log(self) -> str:
-        return "\n".join(str(rec.get("message")) for rec in self.lines())
-
-    def wait_log(self, pattern: str, timeout: float = 5.0) -> bool:
-        return wait_until(lambda: re.search(pattern, self.log) is not None, timeout, 0.02)
-
-    def kill9(self) -> None:
-        self.proc.kill_group(signal.SIGKILL)
-        self.proc.wait(5)
-
-
 def garps(frames: list[Frame], mac: str) -> list[tuple[float, Any]]:
     out = []
     for f in frames:
@@ -162,7 +127,9 @@ def nas(frames: list[Frame], mac: str) -> list[tuple[float, Any]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_master_holds_vips_and_announces_them(lab: LabFactory, tmp_path: Path) -> None:
+def test_master_holds_vips_and_announces_them(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
     """VIPs (v4 with label and scope, a bare /32, v6) on the master only; the GARPs and NAs
     on the wire are exactly right, with keepalived's bursts (repeat, delay, per-instance
     delay override)."""
@@ -178,11 +145,12 @@ def test_master_holds_vips_and_announces_them(lab: LabFactory, tmp_path: Path) -
             instance("VI_6", 52, prio, ["2001:db8::100/64"], garp_master_delay="0"),
         ]
 
-    a = Halo(h1, tmp_path, "h1", config("h1", instances(150), backend))
+    a = start_halo(h1, config("h1", instances(150), backend))
     for vip in ("192.0.2.100", "192.0.2.101", "2001:db8::100"):
         assert h1.wait_address(vip, timeout=10), a.log
-    b = Halo(h2, tmp_path, "h2", config("h2", instances(100), backend))
-    assert b.wait_log(r"VI_4: entering BACKUP") and b.wait_log(r"VI_6: entering BACKUP"), b.log
+    start_halo(
+        h2, config("h2", instances(100), backend), state={"VI_4": "BACKUP", "VI_6": "BACKUP"}
+    )
     # Both bursts of the v4 instance: 2 VIPs x 3 x 2.
     assert wait_until(lambda: len(garps(cap.frames(), h1.mac)) >= 12, 5.0, 0.05), a.log
     time.sleep(0.3)  # room for anything that should not come
@@ -236,7 +204,9 @@ def test_master_holds_vips_and_announces_them(lab: LabFactory, tmp_path: Path) -
     assert 0 <= n[0][0] - first6 < 0.1
 
 
-def test_failover_and_leftover_after_kill9(lab: LabFactory, tmp_path: Path) -> None:
+def test_failover_and_leftover_after_kill9(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
     """kill -9 of the master: the backup takes the VIP; the dead master's VIP stays behind
     (nobody removed it) until halo starts there again and cleans it up."""
     lb = lab(2, ipv6=False)
@@ -246,10 +216,9 @@ def test_failover_and_leftover_after_kill9(lab: LabFactory, tmp_path: Path) -> N
     def conf(name: str, prio: int) -> str:
         return config(name, [instance("VI_1", 51, prio, [f"{vip}/24"], nopreempt=True)])
 
-    a = Halo(h1, tmp_path, "h1", conf("h1", 150))
+    a = start_halo(h1, conf("h1", 150))
     assert h1.wait_address(vip, timeout=10), a.log
-    b = Halo(h2, tmp_path, "h2", conf("h2", 100))
-    assert b.wait_log(r"VI_1: entering BACKUP"), b.log
+    b = start_halo(h2, conf("h2", 100), state={"VI_1": "BACKUP"})
     cap = lb.capture(tmp_path / "failover.pcap", filter="vrrp,arp")
     time.sleep(0.3)  # a warm backup, as in real life
     a.kill9()
@@ -262,7 +231,7 @@ def test_failover_and_leftover_after_kill9(lab: LabFactory, tmp_path: Path) -> N
     assert 0 <= first_garp - first_advert < 0.1
     assert (vip, 24, PROTO) in kernel_addresses(h1)  # the crashed run's leftover
 
-    again = Halo(h1, tmp_path, "h1-again", conf("h1", 150))
+    again = start_halo(h1, conf("h1", 150), name="h1-again")
     assert again.wait_log(r"192\.0\.2\.100/24 .* left behind by a previous run"), again.log
     assert again.wait_log(r"VI_1: entering BACKUP"), again.log
     assert h1.wait_address(vip, present=False, timeout=2)
@@ -274,7 +243,9 @@ def test_failover_and_leftover_after_kill9(lab: LabFactory, tmp_path: Path) -> N
 
 
 @needs_tools("nft")  # the split brain is a partition (nftables)
-def test_split_brain_heal_reannounces(lab: LabFactory, tmp_path: Path) -> None:
+def test_split_brain_heal_reannounces(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
     """Two masters meet: the winner hears the loser's lower-priority advert and re-announces
     at once (garp_lower_prio_repeat frames); the loser withdraws when it hears the winner.
     The partition is one-way (h1's adverts are lost) so that h1 surely hears h2 as master."""
@@ -282,10 +253,11 @@ def test_split_brain_heal_reannounces(lab: LabFactory, tmp_path: Path) -> None:
     h1, h2 = lb.hosts
     vip = "192.0.2.100"
     backend = {"garp_master_repeat": 3, "garp_lower_prio_repeat": 2, "garp_master_delay": 0}
-    a = Halo(h1, tmp_path, "h1", config("h1", [instance("VI_1", 51, 150, [vip])], backend))
+    a = start_halo(h1, config("h1", [instance("VI_1", 51, 150, [vip])], backend))
     assert h1.wait_address(vip, timeout=10), a.log
-    b = Halo(h2, tmp_path, "h2", config("h2", [instance("VI_1", 51, 100, [vip])], backend))
-    assert b.wait_log(r"VI_1: entering BACKUP"), b.log
+    b = start_halo(
+        h2, config("h2", [instance("VI_1", 51, 100, [vip])], backend), state={"VI_1": "BACKUP"}
+    )
     cap = lb.capture(tmp_path / "heal.pcap", filter="vrrp,arp")
     with lb.partition(h1, 112, direction="from"):
         assert h2.wait_address(vip, timeout=5), b.log  # split brain: both hold it
@@ -299,7 +271,9 @@ def test_split_brain_heal_reannounces(lab: LabFactory, tmp_path: Path) -> None:
     assert len([t for t in after if t - after[0] < 0.005]) == 2  # one lower-priority burst
 
 
-def test_vip_deleted_by_hand_is_restored_and_reannounced(lab: LabFactory, tmp_path: Path) -> None:
+def test_vip_deleted_by_hand_is_restored_and_reannounced(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
     """``ip addr del`` of a VIP while MASTER: it is back within milliseconds (the address
     event, not the periodic reconcile, which is set to a minute here) and announced."""
     lb = lab(1)
@@ -309,7 +283,7 @@ def test_vip_deleted_by_hand_is_restored_and_reannounced(lab: LabFactory, tmp_pa
         instance("VI_4", 51, 150, ["192.0.2.100/24", "192.0.2.101/24"]),
         instance("VI_6", 52, 150, ["2001:db8::100/64"]),
     ]
-    a = Halo(h1, tmp_path, "h1", config("h1", insts, backend))
+    a = start_halo(h1, config("h1", insts, backend))
     assert h1.wait_address("192.0.2.101", timeout=10), a.log
     assert h1.wait_address("2001:db8::100", timeout=10), a.log
     cap = lb.capture(tmp_path / "restore.pcap", filter="arp,nd")
@@ -327,7 +301,9 @@ def test_vip_deleted_by_hand_is_restored_and_reannounced(lab: LabFactory, tmp_pa
     assert [p[ICMPv6ND_NA].tgt for _, p in nas(frames, h1.mac)] == ["2001:db8::100"] * 2
 
 
-def test_addresses_added_by_hand_are_never_removed(lab: LabFactory, tmp_path: Path) -> None:
+def test_addresses_added_by_hand_are_never_removed(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
     """An operator's address equal to a VIP is announced but stays theirs; so does one with
     the same IP and another prefix added while MASTER. promote_secondaries is restored."""
     lb = lab(1, ipv6=False)
@@ -336,7 +312,7 @@ def test_addresses_added_by_hand_are_never_removed(lab: LabFactory, tmp_path: Pa
     sysctl = ("cat", "/proc/sys/net/ipv4/conf/eth0/promote_secondaries")
     assert h1.run(*sysctl).stdout.strip() == "0"
     vips = ["192.0.2.100/24", "192.0.2.101/24"]
-    a = Halo(h1, tmp_path, "h1", config("h1", [instance("VI_1", 51, 150, vips)]))
+    a = start_halo(h1, config("h1", [instance("VI_1", 51, 150, vips)]))
     assert h1.wait_address("192.0.2.101", timeout=10), a.log
     assert a.wait_log(r"192\.0\.2\.100/24 dev eth0 is already configured by someone else")
     assert h1.run(*sysctl).stdout.strip() == "1"
@@ -353,7 +329,9 @@ def test_addresses_added_by_hand_are_never_removed(lab: LabFactory, tmp_path: Pa
     assert h1.run(*sysctl).stdout.strip() == "0"
 
 
-def test_netlink_failure_puts_the_instance_in_fault(lab: LabFactory, tmp_path: Path) -> None:
+def test_netlink_failure_puts_the_instance_in_fault(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
     """A VIP that cannot be added (no such device) is reported and the instance goes to
     FAULT, holding nothing: a missing device is found before anything is added. (A label
     the kernel would refuse, longer than 15 characters, is now a config error.)"""
@@ -363,19 +341,17 @@ def test_netlink_failure_puts_the_instance_in_fault(lab: LabFactory, tmp_path: P
         instance("VI_A", 60, 150, ["192.0.2.150 dev nosuch0"]),
         instance("VI_B", 61, 150, ["192.0.2.151/24", "192.0.2.152/24 dev nosuch1"]),
     ]
-    a = Halo(h1, tmp_path, "h1", config("h1", insts))
-    assert a.wait_log(r"VI_A: entering FAULT state"), a.log
-    assert a.wait_log(r"VI_B: entering FAULT state"), a.log
+    a = start_halo(h1, config("h1", insts), state={"VI_A": "FAULT", "VI_B": "FAULT"})
     assert re.search(r"cannot add 192\.0\.2\.150/32 dev nosuch0: no interface named nosuch0", a.log)
     assert re.search(r"cannot add 192\.0\.2\.152/24 dev nosuch1: no interface named nosuch1", a.log)
-    errors = [r["message"] for r in a.lines() if r.get("level") == "error"]
+    errors = [r["message"] for r in a.records() if r.get("level") == "error"]
     assert any("VI_A" in m for m in errors) and any("VI_B" in m for m in errors)
     for vip in ("192.0.2.150", "192.0.2.151", "192.0.2.152"):
         assert not h1.has_address(vip)
     assert not any(proto == PROTO for _, _, proto in kernel_addresses(h1))
 
 
-def test_refresh_and_pacing(lab: LabFactory, tmp_path: Path) -> None:
+def test_refresh_and_pacing(lab: LabFactory, start_halo: HaloFactory, tmp_path: Path) -> None:
     """garp_master_refresh re-announces periodically while MASTER (refresh_repeat frames,
     garp_interval apart); stopping halo cancels it and withdraws the VIP."""
     lb = lab(1, ipv6=False)
@@ -389,7 +365,7 @@ def test_refresh_and_pacing(lab: LabFactory, tmp_path: Path) -> None:
         "garp_interval": "40ms",
     }
     cap = lb.capture(tmp_path / "refresh.pcap", filter="arp")
-    a = Halo(h1, tmp_path, "h1", config("h1", [instance("VI_1", 51, 150, [vip])], backend))
+    a = start_halo(h1, config("h1", [instance("VI_1", 51, 150, [vip])], backend))
     assert h1.wait_address(vip, timeout=10), a.log
     assert wait_until(lambda: len(garps(cap.frames(), h1.mac)) >= 7, 3.0, 0.02), a.log
     assert a.proc.terminate_and_wait(10) == 0

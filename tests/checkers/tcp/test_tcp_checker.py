@@ -11,8 +11,8 @@ from halo_core.api import CheckTarget
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import load_text
-from halo_core.lab.netns import Lab
 from halo_core.scheduler import Scheduler
+from halo_tool_lab.netns import Lab
 
 
 def runner(text: str, target: CheckTarget | None = None) -> CheckRunner:

@@ -141,4 +141,4 @@ def test_a_plugin_whose_commands_fail_leaves_the_others(
         cli.main(["--help"])
     out, err = capsys.readouterr()
     assert "convert a keepalived.conf to halo's YAML" in out
-    assert "halo: plugin clash: commands not added: " in err
+    assert "halo: plugin clash: cannot add its commands: " in err

@@ -22,11 +22,9 @@ has no ``keepalived_script`` user).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import stat
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,11 +37,12 @@ import pytest
 import yaml
 
 from halo_core import plugins as plugin_loader
-from halo_core.lab.capture import Capture, VrrpAdvert, vrrp_adverts
-from halo_core.lab.keepalived import Keepalived
-from halo_core.lab.netns import Host, Lab, Proc, wait_until
 from halo_tool_convert import convert_text
-from tool_probes import needs_tools
+from halo_tool_lab.capture import Capture, VrrpAdvert, vrrp_adverts
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.keepalived import Keepalived
+from halo_tool_lab.netns import Host, Lab, wait_until
+from halo_tool_lab.tools import needs_tools
 
 pytestmark = [
     pytest.mark.lab,
@@ -156,50 +155,22 @@ class HaloNode(Node):
 
     def __init__(self, host: Host, conf: str, workdir: Path, plugins: Any) -> None:
         super().__init__(host)
-        workdir.mkdir(parents=True, exist_ok=True)
         result = convert_text(conf, f"{host.name}.conf", config_id=host.name, plugins=plugins)
         data = yaml.safe_load(result.yaml)
         g = data.setdefault("global", {})
         g["log_format"] = "json"  # the test reads the state changes from the log
         g["state_dir"] = str(workdir / f"halo-{host.name}.state")  # one per machine
-        self.conf_path = workdir / f"halo-{host.name}.yaml"
-        self.conf_path.write_text(yaml.safe_dump(data, sort_keys=False))
-        self.log_path = workdir / f"halo-{host.name}.log"
-        self.proc: Proc = host.spawn(
-            sys.executable,
-            "-m",
-            "halo_core.cli",
-            "run",
-            "-c",
-            str(self.conf_path),
-            "--log-level",
-            "debug",
-            log=self.log_path,
-        )
+        config = yaml.safe_dump(data, sort_keys=False)
+        self.halo = Halo(host, config, workdir, name=f"halo-{host.name}", log_level="debug")
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self.halo.proc.log_text()
 
     def states(self) -> list[str]:
-        out = []
-        for line in self.log().splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                msg = str(json.loads(line).get("message", ""))
-            except ValueError:
-                continue
-            m = re.match(rf"{INSTANCE}: entering (\w+) state", msg)
-            if m:
-                out.append(m.group(1))
-        return out
+        return self.halo.states(INSTANCE)
 
     def kill9(self) -> None:
-        self.proc.kill_group(9)
-        self.proc.wait(10)
+        self.halo.kill9()
 
 
 @dataclass

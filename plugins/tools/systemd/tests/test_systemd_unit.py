@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from halo_tool_lab.tools import needs_tools
 from halo_tool_systemd.unit import exec_quote, halo_command, project_url, render
 
 HALO = Path(sys.executable).with_name("halo")  # this environment's console script
 ANALYZE = shutil.which("systemd-analyze")
-needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="no systemd-analyze on this machine")
+needs_analyze = needs_tools("systemd-analyze")
 MAX_EXPOSURE = 4.0
 
 

@@ -1,14 +1,24 @@
-"""Shared pytest fixtures."""
+"""pytest fixtures for tests that need a network-namespace lab, and halo running in it.
+
+Installed with halo-tool-lab and loaded by pytest through the ``pytest11`` entry point, so
+the tests of any distribution in the same environment can ask for ``lab_root``, ``lab`` and
+``start_halo`` without a conftest.py. The ``lab`` and ``keepalived`` markers are registered
+here too, and the external-tool probes of :mod:`halo_tool_lab.tools`: a test marked
+``needs_tools("nft")`` skips with a one-line reason where nft is missing, and a test that
+runs a traced tool it did not declare fails.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from halo_core.lab.netns import Lab, lab_unavailable_reason
-from tool_probes import (
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.netns import Host, Lab, lab_unavailable_reason, wait_until
+from halo_tool_lab.tools import (
     NOT_YET_DECLARED,
     ToolTrace,
     declared_tools,
@@ -16,9 +26,8 @@ from tool_probes import (
     tool_missing_reason,
 )
 
-# ---------------------------------------------------------------------------------------------
-# external tools (tool_probes.py): skip where a declared tool is missing, fail a test that
-# runs a tool it did not declare
+LabFactory = Callable[..., Lab]
+HaloFactory = Callable[..., Halo]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +43,8 @@ _trace: ToolTrace | None = None
 
 def pytest_configure(config: pytest.Config) -> None:
     global _trace
+    config.addinivalue_line("markers", "lab: needs root and network namespaces (skipped otherwise)")
+    config.addinivalue_line("markers", "keepalived: needs the keepalived binary")
     config.addinivalue_line(
         "markers", "needs_tools(*tools): runs these tools; skipped where one is missing"
     )
@@ -84,13 +95,9 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     if undeclared:
         pytest.fail(
             f"{'; '.join(sorted(undeclared))} without declaring it: add needs_tools(...) "
-            "(tests/tool_probes.py) so it skips where the tool is missing",
+            "(halo_tool_lab.tools) so it skips where the tool is missing",
             pytrace=False,
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# network-namespace lab (halo_core.lab): needs root and working `ip netns`
 
 
 @pytest.fixture(scope="session")
@@ -99,9 +106,6 @@ def lab_root() -> None:
     reason = lab_unavailable_reason()
     if reason is not None:
         pytest.skip(f"lab unavailable: {reason}")
-
-
-LabFactory = Callable[..., Lab]
 
 
 @pytest.fixture
@@ -123,3 +127,40 @@ def lab(lab_root: None) -> Iterator[LabFactory]:
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def start_halo(lab_root: None, tmp_path: Path) -> Iterator[HaloFactory]:
+    """Factory: ``start_halo(host, config, *, name=None, state=None, timeout=10.0,
+    log_level=None)`` starts halo in a lab host (see :class:`Halo`); with
+    ``state={"VI_1": "MASTER"}`` it waits until every instance named is in its state, and
+    fails the test with the log if that takes longer than *timeout*. Daemons still running
+    after the test are stopped."""
+    started: list[Halo] = []
+
+    def start(
+        host: Host,
+        config: str,
+        *,
+        name: str | None = None,
+        state: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        log_level: str | None = None,
+    ) -> Halo:
+        daemon = Halo(host, config, tmp_path, name=name, log_level=log_level)
+        started.append(daemon)
+        wanted = dict(state or {})
+
+        def reached() -> bool:
+            return all(daemon.states(i)[-1:] == [s] for i, s in wanted.items())
+
+        if wanted and not wait_until(reached, timeout):
+            pytest.fail(
+                f"{daemon.name}: not in {wanted} after {timeout} s:\n{daemon.log}", pytrace=False
+            )
+        return daemon
+
+    yield start
+    for daemon in reversed(started):
+        if daemon.running:
+            daemon.stop()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tool_probes import needs_tools
+from halo_tool_lab.tools import needs_tools
 
 
 def run_demo(*args: str) -> str:

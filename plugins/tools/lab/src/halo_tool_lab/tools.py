@@ -1,13 +1,13 @@
 """The external tools the tests run, one probe each, and a trace of who runs them.
 
 A test declares the tools it cannot do without with ``@needs_tools("nft")`` (or a module's
-``pytestmark``); conftest.py skips it with a one-line reason when one is missing. A test
-that runs a tool only when it is there (an extra cross-check) declares it with
-``@uses_tools(...)`` and never skips for it.
+``pytestmark``); the lab's pytest plugin (:mod:`halo_tool_lab.pytest_plugin`) skips it
+with a one-line reason when one is missing. A test that runs a tool only when it is there
+(an extra cross-check) declares it with ``@uses_tools(...)`` and never skips for it.
 
 :class:`ToolTrace` puts a shim for every watched tool in front of ``PATH`` for the session:
 each run is logged with ``PYTEST_CURRENT_TEST`` (inherited by every child, so a tool run by a
-halo daemon the test started counts too), and conftest.py fails a test that ran a tool it
+halo daemon the test started counts too), and the pytest plugin fails a test that ran a tool it
 did not declare. That keeps the declarations complete where the tools are installed (CI),
 which is what makes a machine without them skip instead of fail.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from halo_core.lab.keepalived import keepalived_version
+from halo_tool_lab.keepalived import keepalived_version
 
 # tool -> the Debian package providing it (scripts/test installs them as root on Debian)
 TOOLS: dict[str, str] = {
@@ -45,7 +45,6 @@ MARKERS = ("needs_tools", "uses_tools")
 # Test files that run a traced tool but are being rewritten on other branches; they probe
 # their tools themselves for now. Whoever merges: declare needs_tools there, drop the entry.
 NOT_YET_DECLARED = (
-    "tests/operations/test_systemd.py",  # systemd-analyze (branch w12-install)
     "tests/backends/ipvs/test_ipvs_vm.py",  # qemu-system-x86_64 (branch w12-vm)
 )
 

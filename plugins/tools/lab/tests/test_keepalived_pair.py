@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from halo_core.lab.capture import VrrpAdvert, arp_packets, vrrp_adverts
-from halo_core.lab.keepalived import Keepalived
-from halo_core.lab.netns import Lab
-from tool_probes import needs_tools
+from halo_tool_lab.capture import VrrpAdvert, arp_packets, vrrp_adverts
+from halo_tool_lab.keepalived import Keepalived
+from halo_tool_lab.netns import Lab
+from halo_tool_lab.tools import needs_tools
 
 pytestmark = [
     pytest.mark.lab,

@@ -17,9 +17,9 @@ which is idempotent, runs from ``with`` blocks, ``atexit`` and SIGTERM/SIGHUP ha
 only ever signals processes the lab started itself or processes living in namespaces it
 created. This module is stdlib-only and has no pytest dependency: ``halo demo`` uses it.
 
-Run ``python -m halo_core.lab.netns ping [--count N] DST`` inside a namespace for a small,
+Run ``python -m halo_tool_lab.netns ping [--count N] DST`` inside a namespace for a small,
 bounded ICMP echo client (used by :meth:`Host.ping`; no ``ping`` binary needed), and
-``python -m halo_core.lab.netns sweep`` to delete namespaces left by killed lab owners.
+``python -m halo_tool_lab.netns sweep`` to delete namespaces left by killed lab owners.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
-    from halo_core.lab.capture import Capture
+    from halo_tool_lab.capture import Capture
 
 __all__ = [
     "Address",
@@ -566,7 +566,7 @@ class Host(Namespace):
         cp = self.run(
             sys.executable,
             "-m",
-            "halo_core.lab.netns",
+            "halo_tool_lab.netns",
             "ping",
             "--count",
             str(count),
@@ -986,7 +986,7 @@ class Lab:
         chains (a partitioned host's frames are still captured there; capture in the
         receiving host to see what got through). *filter*: see ``capture.FILTERS``.
         """
-        from halo_core.lab.capture import Capture
+        from halo_tool_lab.capture import Capture
 
         node: Namespace = host if host is not None else self.switch_node
         dev = iface or (host.ifname if host is not None else self.bridge)
@@ -1029,7 +1029,7 @@ class Lab:
 
 
 # ---------------------------------------------------------------------------------------------
-# ``python -m halo_core.lab.netns ping``: a bounded ICMP echo client
+# ``python -m halo_tool_lab.netns ping``: a bounded ICMP echo client
 
 
 def _checksum(data: bytes) -> int:
@@ -1095,7 +1095,7 @@ def _ping(dst: str, count: int, interval: float, timeout: float) -> PingResult:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m halo_core.lab.netns")
+    parser = argparse.ArgumentParser(prog="python -m halo_tool_lab.netns")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("ping", help="bounded ICMP echo; prints a JSON summary")
     p.add_argument("--count", type=int, default=3)

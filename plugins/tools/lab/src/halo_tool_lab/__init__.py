@@ -1,12 +1,14 @@
 """The network-namespace lab used by the tests, the benchmarks and ``halo demo``.
 
-* :mod:`halo_core.lab.netns` - :class:`Lab` (hosts on a bridged segment), :class:`Host`,
+* :mod:`halo_tool_lab.netns` - :class:`Lab` (hosts on a bridged segment), :class:`Host`,
   :class:`Proc`, impairments (partition, loss, unplug).
-* :mod:`halo_core.lab.capture` - AF_PACKET capture to pcap in a helper process, pcap reader
+* :mod:`halo_tool_lab.capture` - AF_PACKET capture to pcap in a helper process, pcap reader
   and small VRRP / ARP / neighbour-advertisement parsers.
-* :mod:`halo_core.lab.keepalived` - run the real keepalived inside a lab host.
+* :mod:`halo_tool_lab.keepalived` - run the real keepalived inside a lab host.
+* :mod:`halo_tool_lab.halo` - run halo itself inside a lab host and follow its log.
+* :mod:`halo_tool_lab.pytest_plugin` - the ``lab_root``, ``lab`` and ``start_halo`` fixtures.
 
-Names are imported lazily so that ``python -m halo_core.lab.capture`` (started inside a
+Names are imported lazily so that ``python -m halo_tool_lab.capture`` (started inside a
 namespace for every capture) stays quick to start and free of runpy warnings.
 """
 
@@ -16,7 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from halo_core.lab.capture import (
+    from halo_tool_lab.capture import (
         ArpPacket,
         Capture,
         Frame,
@@ -27,8 +29,9 @@ if TYPE_CHECKING:
         read_pcap,
         vrrp_adverts,
     )
-    from halo_core.lab.keepalived import Keepalived, keepalived_available
-    from halo_core.lab.netns import (
+    from halo_tool_lab.halo import Halo
+    from halo_tool_lab.keepalived import Keepalived, keepalived_available
+    from halo_tool_lab.netns import (
         Address,
         Host,
         Impairment,
@@ -64,6 +67,7 @@ _WHERE = {
     "read_pcap": "capture",
     "vrrp_adverts": "capture",
     "Keepalived": "keepalived",
+    "Halo": "halo",
     "keepalived_available": "keepalived",
 }
 
@@ -72,6 +76,7 @@ __all__ = [
     "ArpPacket",
     "Capture",
     "Frame",
+    "Halo",
     "Host",
     "Impairment",
     "Keepalived",

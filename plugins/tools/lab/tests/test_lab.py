@@ -10,19 +10,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from halo_core.lab.capture import arp_packets, parse_ip, read_pcap, vrrp_adverts
-from halo_core.lab.netns import Host, Lab, LabError, sweep_stale_labs, wait_until
-from tool_probes import needs_tools
+from halo_tool_lab.capture import arp_packets, parse_ip, read_pcap, vrrp_adverts
+from halo_tool_lab.netns import Host, Lab, LabError, sweep_stale_labs, wait_until
+from halo_tool_lab.pytest_plugin import LabFactory
+from halo_tool_lab.tools import needs_tools
 
 pytestmark = pytest.mark.lab
-
-LabFactory = Callable[..., Lab]
 
 # Sends N raw IP protocol-112 packets (a VRRPv3-looking header) to DST, v4 or v6.
 SEND_112 = r"""
@@ -158,7 +156,7 @@ def test_existing_namespaces_are_never_adopted(lab: LabFactory) -> None:
 
 CHILD = r"""
 import signal, sys, time
-from halo_core.lab import Lab
+from halo_tool_lab import Lab
 # A background job may inherit SIGINT ignored; this test is about KeyboardInterrupt.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 lab = Lab(1, prefix=sys.argv[1])

@@ -8,7 +8,7 @@ answers switch, brings the master back, watches it take over again, and prints a
 service). Everything lives in namespaces it creates and removes again, also on Ctrl-C.
 
 The same module provides the two helper programs the demo runs inside the namespaces:
-``python -m halo_core.demo serve NAME`` and ``python -m halo_core.demo client URL``.
+``python -m halo_tool_lab.demo serve NAME`` and ``python -m halo_tool_lab.demo client URL``.
 """
 
 from __future__ import annotations
@@ -165,11 +165,13 @@ class Node:
         self.proc: Any = None
         self.ka: Any = None
         self.log = workdir / f"{self.name}.log"
-        host.spawn(sys.executable, "-m", "halo_core.demo", "serve", self.name, "--port", str(PORT))
+        host.spawn(
+            sys.executable, "-m", "halo_tool_lab.demo", "serve", self.name, "--port", str(PORT)
+        )
 
     def start(self) -> None:
         if self.keepalived:
-            from halo_core.lab.keepalived import Keepalived
+            from halo_tool_lab.keepalived import Keepalived
 
             conf = keepalived_config(
                 self.priority, self.state, self.args.version, self.args.advert_int
@@ -211,8 +213,8 @@ class Node:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from halo_core.lab import capture as cap
-    from halo_core.lab.netns import Lab, lab_unavailable_reason, wait_until
+    from halo_tool_lab import capture as cap
+    from halo_tool_lab.netns import Lab, lab_unavailable_reason, wait_until
 
     reason = lab_unavailable_reason()
     if reason is not None:
@@ -250,7 +252,7 @@ def run_demo(args: argparse.Namespace) -> int:
         lab.host("client").spawn(
             sys.executable,
             "-m",
-            "halo_core.demo",
+            "halo_tool_lab.demo",
             "client",
             VIP,
             "--port",
@@ -421,7 +423,7 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m halo_core.demo")
+    parser = argparse.ArgumentParser(prog="python -m halo_tool_lab.demo")
     sub = parser.add_subparsers(dest="what", required=True)
     ps = sub.add_parser("serve")
     ps.add_argument("name")

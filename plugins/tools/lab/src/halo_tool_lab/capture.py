@@ -1,6 +1,6 @@
 """Packet capture for the lab: AF_PACKET to pcap in a helper process, and a pcap reader.
 
-The capture runs as ``ip netns exec NS python -m halo_core.lab.capture --iface IF --out F``
+The capture runs as ``ip netns exec NS python -m halo_tool_lab.capture --iface IF --out F``
 (:class:`Capture` starts it through the lab so it is always cleaned up). It binds a raw
 AF_PACKET socket to the interface (promiscuous, so on the switch bridge it sees every frame
 crossing the segment, each exactly once), stamps frames with kernel receive times
@@ -33,7 +33,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
-    from halo_core.lab.netns import Namespace, Proc
+    from halo_tool_lab.netns import Namespace, Proc
 
 __all__ = [
     "FILTERS",
@@ -535,7 +535,7 @@ def run_capture(
 
 def _main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m halo_core.lab.capture", description="AF_PACKET capture to a ns pcap"
+        prog="python -m halo_tool_lab.capture", description="AF_PACKET capture to a ns pcap"
     )
     ap.add_argument("--iface", required=True)
     ap.add_argument("--out", required=True, type=Path)
@@ -595,7 +595,7 @@ class Capture:
         argv = [
             sys.executable,
             "-m",
-            "halo_core.lab.capture",
+            "halo_tool_lab.capture",
             "--iface",
             iface,
             "--out",

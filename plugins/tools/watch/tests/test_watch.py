@@ -9,19 +9,19 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from halo_core import watch
-from halo_core.lab.keepalived import Keepalived
-from halo_core.lab.netns import Lab, wait_until
 from halo_core.vrrp import packet
-from halo_core.watch import Invalid, Observation, Watch
-from tool_probes import needs_tools
+from halo_tool_lab.keepalived import Keepalived
+from halo_tool_lab.netns import wait_until
+from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
+from halo_tool_lab.tools import needs_tools
+from halo_tool_watch import watch
+from halo_tool_watch.watch import Invalid, Observation, Watch
 
 GROUP4 = IPv4Address("224.0.0.18")
 GROUP6 = IPv6Address("ff02::12")
@@ -282,17 +282,13 @@ ROGUE = """  VI_51:
 @pytest.mark.keepalived
 @needs_tools("keepalived")
 def test_watch_sees_keepalived_and_halo_and_flags_the_conflict(
-    lab: Callable[..., Lab], tmp_path: Path
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
 ) -> None:
     lb = lab(4)
     h1, h2, h3, h4 = (lb.host(f"h{i}") for i in range(1, 5))
     ka = Keepalived(h1, KEEPALIVED, tmp_path)
     for host, name, instances in ((h2, "halo", HALO), (h3, "rogue", ROGUE)):
-        cfg = tmp_path / f"{name}.yaml"
-        cfg.write_text(halo_config(tmp_path / f"{name}-state", instances))
-        host.spawn(
-            sys.executable, "-m", "halo_core.cli", "run", "-c", cfg, log=tmp_path / f"{name}.log"
-        )
+        start_halo(host, halo_config(tmp_path / f"{name}-state", instances), name=name)
     # Watch until the split brain shows (bounded), then stop it as an operator would.
     log = tmp_path / "watch.jsonl"
     proc = h4.spawn(

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from halo_core.lab.netns import Host, Proc
+    from halo_tool_lab.netns import Host, Proc
 
 __all__ = ["Keepalived", "keepalived_available", "keepalived_version"]
 
