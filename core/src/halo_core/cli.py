@@ -80,6 +80,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                     "distribution": i.distribution,
                     "version": i.version,
                     "types": [{"kind": k, "name": n} for k, n in i.types],
+                    "sections": [f"global.{n}" for n in i.sections],
                 }
                 for i in p.infos
             ],
@@ -91,13 +92,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, indent=2))
         return 0
-    rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES")]
+    rows = []
     for i in sorted(p.infos, key=lambda i: i.name):
-        provides = ", ".join(f"{k} {n}" for k, n in i.types) or "-"
-        rows.append((i.name, i.distribution or "-", i.version or "-", provides))
-    widths = [max(len(r[c]) for r in rows) for c in range(3)]
-    for r in rows:
-        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+        provided = [f"{k} {n}" for k, n in i.types] + [f"settings global.{n}" for n in i.sections]
+        rows.append((i.name, i.distribution, i.version, ", ".join(provided) or None))
+    print("\n".join(table(("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES"), rows)))
     for name in p.blocked:
         print(f"{name}: blocked")
     for err in p.errors:
@@ -105,12 +104,25 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Aligned columns, two spaces apart; the last column is not padded."""
+    cells = [[str(c) for c in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    out = []
+    for r in cells:
+        line = "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:-1]))
+        out.append((line + "  " + r[-1]).rstrip() if len(r) > 1 else r[0])
+    return out
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from halo_core.config.model import HaloConfig
     from halo_core.schema import json_schema
 
     p = _load_plugins()
-    doc = json_schema(HaloConfig, plugins=p.schemas, title="halo configuration")
+    doc = json_schema(
+        HaloConfig, plugins=p.schemas, sections=p.sections, title="halo configuration"
+    )
     print(json.dumps(doc, indent=2 if not args.compact else None))
     return 0
 
@@ -232,8 +244,19 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
 
     convert.add_command(sub)
     if plugins is not None:
-        plugins.hook.halo_add_commands(subparsers=sub)
+        _add_plugin_commands(plugins, sub)
     return parser
+
+
+def _add_plugin_commands(plugins: Plugins, sub: Any) -> None:
+    """Each plugin adds its commands on its own: one that fails (a name already taken, a
+    bug) is reported and the others' commands, and the core's, still work."""
+    for impl in reversed(plugins.hook.halo_add_commands.get_hookimpls()):
+        try:
+            impl.function(subparsers=sub)
+        except Exception as exc:  # plugin territory: report, never break the command line
+            name = plugins.manager.get_name(impl.plugin)
+            print(f"halo: plugin {name}: cannot add its commands: {exc}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,11 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "convert",
         "status",
         "watch",
-        "-h",
-        "--help",
         "--version",
     }
-    if args_list and args_list[0] not in core and not args_list[0].startswith("-"):
+    # Help lists the plugins' commands too.
+    if not args_list or args_list[0] not in core:
         plugins = _load_plugins()
     parser = build_parser(plugins)
     args = parser.parse_args(args_list)

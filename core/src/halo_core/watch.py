@@ -491,7 +491,7 @@ class Output:
             }
             print(json.dumps(doc), file=self.stream)
             return
-        from halo_core.status.client import table
+        from halo_core.cli import table
 
         print(file=self.stream)
         print(

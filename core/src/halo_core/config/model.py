@@ -21,6 +21,7 @@ from halo_core.schema import (
     Length,
     Pattern,
     PluginRef,
+    PluginSections,
     Range,
     Seconds,
 )
@@ -492,6 +493,11 @@ class GlobalConfig:
     status_api: Annotated[StatusApi, Doc("the status API (halo status, /metrics, events)")] = field(
         default_factory=StatusApi
     )
+    sections: Annotated[
+        dict[str, Any],
+        PluginSections(),
+        Doc("the settings sections plugins declare (halo_config_sections), by name"),
+    ] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

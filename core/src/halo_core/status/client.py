@@ -12,9 +12,9 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Sequence
 from typing import Any
 
+from halo_core.cli import table
 from halo_core.status.endpoint import Endpoint, parse, read_token, resolve
 
 DEFAULT_STATE_DIR = "/run/halo"
@@ -101,17 +101,6 @@ def settings_from_config(config_path: str) -> tuple[Endpoint, str | None]:
 
 
 # ---------------------------------------------------------------------------------- tables
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """Aligned columns, two spaces apart; the last column is not padded."""
-    cells = [[str(c) for c in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    out = []
-    for r in cells:
-        line = "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:-1]))
-        out.append((line + "  " + r[-1]).rstrip() if len(r) > 1 else r[0])
-    return out
 
 
 def _seconds(value: float | None) -> str:
