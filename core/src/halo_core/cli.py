@@ -158,12 +158,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(args.config, log_level=args.log_level)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from halo_core.status.client import cmd_status as status
-
-    return status(args)
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
     from halo_core.watch import cmd_watch as watch
 
@@ -171,24 +165,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _add_operations(sub: Any) -> None:
-    """`halo status` and `halo watch`: their modules load only when they run."""
-    p_status = sub.add_parser(
-        "status",
-        help="show the running daemon's instances, checks and pools",
-        description="Ask the running halo, through its status API, for its state.",
-    )
-    p_status.add_argument("-c", "--config", default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
-    p_status.add_argument(
-        "--api",
-        metavar="ENDPOINT",
-        help="unix:/PATH or HOST:PORT of the status API (default: from the configuration)",
-    )
-    p_status.add_argument(
-        "--token", default=os.environ.get("HALO_TOKEN"), help="bearer token (or $HALO_TOKEN)"
-    )
-    p_status.add_argument("--json", action="store_true", help="print the daemon's JSON")
-    p_status.set_defaults(func=cmd_status)
-
+    """`halo watch`: its module loads only when it runs."""
     p_watch = sub.add_parser(
         "watch",
         help="show every VRRP router heard on an interface and flag conflicts",
@@ -272,7 +249,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schema",
         "demo",
         "convert",
-        "status",
         "watch",
         "--version",
     }

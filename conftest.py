@@ -1,4 +1,4 @@
-"""Shared pytest fixtures."""
+"""Pytest fixtures shared by tests/ and the plugin distributions' own tests (plugins/*/*/tests)."""
 
 from __future__ import annotations
 
