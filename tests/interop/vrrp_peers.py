@@ -297,6 +297,15 @@ class HaloNode(Node):
     def messages(self) -> list[str]:
         return [str(r.get("message", "")) for r in self.records()]
 
+    def counters(self, instance: str = INSTANCE) -> dict[str, int]:
+        """The instance's counters (adverts sent, received, dropped by reason), as the
+        daemon's status API reports them."""
+        from halo_tool_status.client import get_json
+        from halo_tool_status.endpoint import resolve
+
+        doc = get_json(resolve(None, str(self.state_dir)), f"/v1/instances/{instance}")
+        return {str(k): int(v) for k, v in doc["counters"].items()}
+
     def states(self) -> list[str]:
         out = []
         for msg in self.messages():
