@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import types
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from halo_core import plugins as plugin_loader
 from halo_core.config import ConfigError, load, load_text
 from halo_core.daemon import Daemon
 from halo_core.events import PoolChanged, PoolMember, VrrpStateChanged
+from halo_core.hookspecs import hookimpl
 from halo_tool_status.endpoint import parse
 from halo_tool_status.plugin import server_of, settings
 
@@ -312,6 +314,40 @@ async def test_unix_socket_taken_over_only_when_stale(tmp_path: Path, listener: 
     finally:
         await r.daemon.stop()
     assert not os.path.exists(r.sock)
+
+
+async def test_answers_wait_for_a_fully_started_daemon(tmp_path: Path, listener: int) -> None:
+    """The API listens from halo_startup on (before VRRP, checks and pools exist) but
+    answers only once the daemon has started every part: nobody sees a half-built one."""
+    release = asyncio.Event()
+
+    @hookimpl(trylast=True)  # called after the status plugin's: the daemon is mid-start
+    async def halo_startup(daemon: Daemon) -> None:
+        await release.wait()
+
+    slow = types.SimpleNamespace(halo_startup=halo_startup, __name__="slow_start")
+    state = tmp_path / "state"
+    path = tmp_path / "halo.yaml"
+    path.write_text(config_text(state, listener))
+    plugins = plugin_loader.load(modules=[("slow-start", slow)])
+    daemon = Daemon(load(str(path), plugins), plugins)
+    starting = asyncio.ensure_future(daemon.start())
+    try:
+        for _ in range(100):
+            if (state / "halo.sock").exists():
+                break
+            await asyncio.sleep(0.05)
+        sock = str(state / "halo.sock")
+        early = asyncio.ensure_future(asyncio.to_thread(get_json, sock, "/v1/pools"))
+        done, _ = await asyncio.wait({early}, timeout=0.5)
+        assert not done  # held, not answered with a daemon that has no pools yet
+        release.set()
+        await starting
+        assert [p["name"] for p in await early] == ["web"]
+    finally:
+        release.set()
+        await starting
+        await daemon.stop()
 
 
 async def test_disabled(tmp_path: Path, listener: int) -> None:
