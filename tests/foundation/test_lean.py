@@ -1,4 +1,5 @@
-"""`halo --version` and `halo check` stay light: no network library is imported."""
+"""`halo --version`, `halo check`, `halo plugins` and `halo watch` stay light: no network
+library is imported."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ print('HEAVY=' + ','.join(heavy), file=sys.stderr)
 """
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["check", "-c", str(CONFIG)], ["plugins"]])
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["check", "-c", str(CONFIG)], ["plugins"], ["watch", "nosuchif0"]]
+)
 def test_no_heavy_imports(argv: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", PROBE.format(heavy=set(HEAVY)), *argv],

@@ -5,15 +5,16 @@ from __future__ import annotations
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 
-from halo_core import plugins
+from halo_core import cli, plugins
 from halo_core.api import CheckerConfig, NotifierConfig, PluginType
 from halo_core.config import ConfigError, load_text
+from halo_core.config.model import HaloConfig
 from halo_core.hookspecs import hookimpl
-from halo_core.schema import Doc
+from halo_core.schema import Doc, Range, json_schema
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,3 +131,95 @@ def test_config_block_list_is_honoured(tmp_path: Path, capsys: pytest.CaptureFix
     )
     assert cli.main(["check", "-c", str(path)]) == 1
     assert "unknown checker type 'tcp' (installed:" in capsys.readouterr().err
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSettings:
+    """A plugin's own settings section."""
+
+    size: Annotated[int, Range(1, 100), Doc("entries kept")] = 10
+
+
+def sections_plugin(sections: dict[str, type]) -> types.SimpleNamespace:
+    @hookimpl
+    def halo_config_sections() -> dict[str, type]:
+        return sections
+
+    return types.SimpleNamespace(halo_config_sections=halo_config_sections, __name__="test_sec")
+
+
+def test_plugin_settings_section() -> None:
+    """A plugin's section under global: is validated like the core's settings, has its
+    defaults when absent, is in the JSON Schema, and is an unknown key without the plugin."""
+    p = plugins.load(
+        entry_points=False, modules=[("cache", sections_plugin({"cache": CacheSettings}))]
+    )
+    assert next(i for i in p.infos if i.name == "cache").sections == ("cache",)
+    cfg = load_text("global:\n  cache: {size: 5}\n", plugins=p)
+    assert cfg.model.global_.sections == {"cache": CacheSettings(size=5)}
+    assert load_text("{}", plugins=p).model.global_.sections == {"cache": CacheSettings()}
+    with pytest.raises(ConfigError) as exc:
+        load_text("global:\n  cache:\n    size: 500\n    sise: 1\n", "f.yaml", plugins=p)
+    assert exc.value.lines == [
+        "f.yaml:3:11: global.cache.size: must be between 1 and 100, not 500",
+        "f.yaml:4:5: global.cache.sise: unknown key (did you mean 'size'?)",
+    ]
+    with pytest.raises(ConfigError, match=r"global\.cach: unknown key \(did you mean 'cache'"):
+        load_text("global:\n  cach: {}\n", plugins=p)
+    with pytest.raises(ConfigError, match=r"global\.cache: unknown key"):
+        load_text("global:\n  cache: {}\n", plugins=plugins.load(entry_points=False))
+    doc = json_schema(HaloConfig, sections=p.sections)
+    props = doc["$defs"][doc["properties"]["global"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert "cache" in props and "sections" not in props
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"state_dir": CacheSettings}, "global.state_dir is the core's"),
+        ({"Bad-Name": CacheSettings}, "lower-case letters"),
+        ({"cache": int}, "must be a dataclass"),
+    ],
+)
+def test_bad_settings_section_is_a_load_error(sections: dict[str, type], message: str) -> None:
+    p = plugins.load(
+        entry_points=False, modules=[("bad", sections_plugin(sections)), ("ping", make_plugin())]
+    )
+    assert [e.name for e in p.errors] == ["bad"] and message in p.errors[0].message
+    assert p.sections == {} and "ping" in p.names("checker")
+
+
+def test_settings_section_declared_twice() -> None:
+    first, second = (sections_plugin({"cache": CacheSettings}) for _ in range(2))
+    p = plugins.load(entry_points=False, modules=[("first", first), ("second", second)])
+    assert [e.name for e in p.errors] == ["second"]
+    assert "already declared" in p.errors[0].message
+
+
+def test_a_failing_add_commands_breaks_no_other_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`halo --help` loads plugins: one whose commands fail (a bug, a name already taken)
+    is reported and the core's and the other plugins' commands stay."""
+
+    @hookimpl
+    def halo_add_commands(subparsers: Any) -> None:
+        subparsers.add_parser("ping-now", help="ping")
+
+    @hookimpl
+    def raising(subparsers: Any) -> None:
+        raise RuntimeError("boom")
+
+    @hookimpl
+    def clashing(subparsers: Any) -> None:
+        subparsers.add_parser("check")
+
+    mods = [
+        ("bug", make_plugin("bug", halo_add_commands=raising)),
+        ("clash", make_plugin("clash", halo_add_commands=clashing)),
+        ("ping", make_plugin("ping", halo_add_commands=halo_add_commands)),
+    ]
+    parser = cli.build_parser(plugins.load(entry_points=False, modules=mods))
+    err = capsys.readouterr().err
+    assert "plugin bug: cannot add its commands: RuntimeError: boom" in err
+    assert "plugin clash: cannot add its commands" in err
+    help_text = parser.format_help()
+    assert "ping-now" in help_text and "check" in help_text

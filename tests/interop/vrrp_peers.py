@@ -268,6 +268,15 @@ class HaloNode(Node):
     def messages(self) -> list[str]:
         return self.halo.messages()
 
+    def counters(self, instance: str = INSTANCE) -> dict[str, int]:
+        """The instance's counters (adverts sent, received, dropped by reason), as the
+        daemon's status API reports them."""
+        from halo_tool_status.client import get_json
+        from halo_tool_status.endpoint import resolve
+
+        doc = get_json(resolve(None, str(self.state_dir)), f"/v1/instances/{instance}")
+        return {str(k): int(v) for k, v in doc["counters"].items()}
+
     def states(self) -> list[str]:
         return self.halo.states(INSTANCE)
 

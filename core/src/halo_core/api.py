@@ -10,7 +10,9 @@ when a config actually uses the type.
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
@@ -206,3 +208,20 @@ class PluginsConfig:
         Doc("plugin names (entry-point or distribution names) not to load"),
         Length(max=1000),
     ] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- commands
+
+DEFAULT_CONFIG = "/etc/halo/halo.yaml"
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``-c/--config``, the same for every command that reads the configuration (the core's
+    and the ones plugins add through ``halo_add_commands``)."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG),
+        help="the configuration file (default: %(default)s; $HALO_CONFIG sets another)",
+    )

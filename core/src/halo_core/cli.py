@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from halo_core import version
+from halo_core.api import add_config_option
+from halo_core.text_table import table
 
 if TYPE_CHECKING:
     from halo_core.config import Config
     from halo_core.plugins import Plugins
-
-DEFAULT_CONFIG = "/etc/halo/halo.yaml"
 
 
 def _load_plugins(config_path: str | None = None) -> Plugins:
@@ -82,6 +82,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                     "distribution": i.distribution,
                     "version": i.version,
                     "types": [{"kind": k, "name": n} for k, n in i.types],
+                    "sections": [f"global.{n}" for n in i.sections],
                 }
                 for i in p.infos
             ],
@@ -93,13 +94,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, indent=2))
         return 0
-    rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES")]
+    rows = []
     for i in sorted(p.infos, key=lambda i: i.name):
-        provides = ", ".join(f"{k} {n}" for k, n in i.types) or "-"
-        rows.append((i.name, i.distribution or "-", i.version or "-", provides))
-    widths = [max(len(r[c]) for r in rows) for c in range(3)]
-    for r in rows:
-        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+        provided = [f"{k} {n}" for k, n in i.types] + [f"settings global.{n}" for n in i.sections]
+        rows.append((i.name, i.distribution, i.version, ", ".join(provided) or None))
+    print("\n".join(table(("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES"), rows)))
     for name in p.blocked:
         print(f"{name}: blocked")
     for err in p.errors:
@@ -112,7 +111,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from halo_core.schema import json_schema
 
     p = _load_plugins()
-    doc = json_schema(HaloConfig, plugins=p.schemas, title="halo configuration")
+    doc = json_schema(
+        HaloConfig, plugins=p.schemas, sections=p.sections, title="halo configuration"
+    )
     print(json.dumps(doc, indent=2 if not args.compact else None))
     return 0
 
@@ -146,52 +147,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from halo_core.daemon import run
 
     return run(args.config, log_level=args.log_level, log_format=args.log_format)
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from halo_core.status.client import cmd_status as status
-
-    if args.token is None:
-        args.token = os.environ.get("HALO_TOKEN")
-    return status(args)
-
-
-def add_config_option(parser: argparse.ArgumentParser) -> None:
-    """``-c/--config``, the same for every command that reads the configuration."""
-    parser.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        default=os.environ.get("HALO_CONFIG", DEFAULT_CONFIG),
-        help="the configuration file (default: %(default)s; $HALO_CONFIG sets another)",
-    )
-
-
-def _add_operations(sub: Any) -> None:
-    """`halo status`: its modules load only when it runs."""
-    p_status = sub.add_parser(
-        "status",
-        help="show the running daemon's instances, checks and pools",
-        description="Ask the running halo, through its status API, for its VRRP instances,"
-        " checks and virtual servers, and print them as a table (or its JSON).",
-    )
-    add_config_option(p_status)
-    p_status.add_argument(
-        "--api",
-        metavar="ENDPOINT",
-        help="unix:/PATH or HOST:PORT of the status API (default: global.status_api.listen"
-        " from the configuration)",
-    )
-    # The default is read when the command runs: --help must never print a secret.
-    p_status.add_argument(
-        "--token",
-        help="bearer token for the status API (default: $HALO_TOKEN, else the token file"
-        " named in the configuration)",
-    )
-    p_status.add_argument(
-        "--json", action="store_true", help="print the daemon's JSON instead of tables"
-    )
-    p_status.set_defaults(func=cmd_status)
 
 
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
@@ -273,8 +228,6 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     )
     p_schema.set_defaults(func=cmd_schema)
 
-    _add_operations(sub)
-
     if plugins is not None:
         _add_plugin_commands(plugins, sub)
     return parser
@@ -300,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Plugins may add commands. They are loaded for those commands and for the overview
     # (`halo`, `halo -h`), not for the core commands: those stay light, and a broken plugin
     # cannot break `halo check` or `halo --version`.
-    core = {"run", "check", "reload", "plugins", "schema", "status"}
+    core = {"run", "check", "reload", "plugins", "schema"}
     first = args_list[0] if args_list else None
     if (
         first is None

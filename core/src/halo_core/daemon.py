@@ -43,6 +43,7 @@ class Daemon:
         self.bus = EventBus()
         self.scheduler = Scheduler(self.clock)
         self.stopping = asyncio.Event()
+        self.started = asyncio.Event()  # set once start() has built every part
         self.hook_failures: dict[str, int] = {}
         self.vrrp: VrrpEngine | None = None
         self.backends: dict[str, Any] = {}
@@ -51,7 +52,6 @@ class Daemon:
         self.notifiers: dict[str, Any] = {}
         self.failed_backends: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
-        self.status_api: Any = None  # halo_core.status.server.StatusServer, once started
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
         """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
@@ -87,12 +87,7 @@ class Daemon:
             )
             pool.start()
             self.pools.append(pool)
-        # --- status API (halo_core.status), started last: it never shows a half-built daemon.
-        from halo_core.status.server import StatusServer
-
-        self.status_api = StatusServer(self)
-        await self.status_api.start()  # logs and carries on when it cannot listen
-        # --- end status API
+        self.started.set()
 
     def _start_vrrp(self) -> None:
         from halo_core.vrrp.engine import VrrpEngine
@@ -260,10 +255,6 @@ class Daemon:
                 await asyncio.wait_for(backend.stop(), HOOK_TIMEOUT)
             except Exception as exc:
                 backend_error(name, "stop failed", exc)
-        # --- status API: closed after the STOP transitions went out on its event streams.
-        if self.status_api is not None:
-            await self.status_api.close()
-        # --- end status API
         self.scheduler.close()
         await self.bus.drain(timeout=5.0)
         await self.bus.close()

@@ -45,6 +45,21 @@ def halo_plugin_types() -> list[PluginType]:
 
 
 @hookspec
+def halo_config_sections() -> dict[str, type]:
+    """Declare this plugin's own settings: sections of the ``global:`` mapping, by name.
+
+    Called once, when plugins are loaded (like :func:`halo_plugin_types`, it must be cheap).
+    Returns ``{name: schema}``, ``schema`` a frozen dataclass described with the markers of
+    :mod:`halo_core.schema`. ``global: {name: {...}}`` is then validated against it like the
+    core's settings (``file:line:col`` errors, defaults when the section is absent) and is
+    in ``halo schema``; the plugin reads the validated object from
+    ``config.model.global_.sections[name]``. A name the core uses or another plugin already
+    declared is a load error for this plugin.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def halo_subscribe(bus: EventBus) -> None:
     """Subscribe to the event bus with ``bus.subscribe(handler, ...)``.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -29,8 +30,11 @@ from halo_core.api import (
     PluginKind,
     PluginType,
 )
+from halo_core.config.model import GlobalConfig
+from halo_core.schema import fields_of
 
 BLOCK_ENV = "HALO_BLOCK_PLUGINS"
+NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 _BASES: dict[str, type] = {
     "checker": CheckerConfig,
     "notifier": NotifierConfig,
@@ -47,6 +51,7 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     types: tuple[tuple[str, str], ...] = ()  # (kind, type name)
+    sections: tuple[str, ...] = ()  # settings sections under global:, by name
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class Plugins:
     errors: list[LoadError] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     types: dict[str, dict[str, PluginType]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    sections: dict[str, type] = field(default_factory=dict)  # global: sections, by name
 
     @property
     def hook(self) -> Any:
@@ -160,6 +166,7 @@ def _register(
         )
         return
     declared: list[tuple[str, str]] = []
+    types: list[PluginType] = []
     impl = getattr(module, "halo_plugin_types", None)
     if impl is not None:
         try:
@@ -172,11 +179,33 @@ def _register(
             pm.unregister(module)
             plugins.errors.append(LoadError(name, dist, problem))
             return
-        for t in types:
-            plugins.types[t.kind][t.name] = t
-            declared.append((t.kind, t.name))
+    sections: dict[str, type] = {}
+    impl = getattr(module, "halo_config_sections", None)
+    if impl is not None:
+        try:
+            sections = dict(impl() or {})
+            problem = next(
+                filter(None, (_check_section(plugins, *s) for s in sections.items())), None
+            )
+        except Exception as exc:  # a plugin's declaration code is plugin territory
+            problem = f"halo_config_sections failed: {_one_line(exc)}"
+        if problem:
+            pm.unregister(module)
+            plugins.errors.append(LoadError(name, dist, problem))
+            return
+    for t in types:
+        plugins.types[t.kind][t.name] = t
+        declared.append((t.kind, t.name))
+    plugins.sections.update(sections)
     plugins.infos.append(
-        PluginInfo(name, getattr(module, "__name__", repr(module)), dist, version, tuple(declared))
+        PluginInfo(
+            name,
+            getattr(module, "__name__", repr(module)),
+            dist,
+            version,
+            tuple(declared),
+            tuple(sections),
+        )
     )
 
 
@@ -190,6 +219,19 @@ def _check_type(plugins: Plugins, t: object) -> str | None:
     base = _BASES[t.kind]
     if not (dataclasses.is_dataclass(t.schema) and issubclass(t.schema, base)):
         return f"{t.kind} type {t.name!r}: schema must be a dataclass deriving from {base.__name__}"
+    return None
+
+
+def _check_section(plugins: Plugins, name: object, schema: object) -> str | None:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        return f"settings section {name!r}: the name must be lower-case letters, digits and _"
+    core = {k for f in fields_of(GlobalConfig) for k in (f.key, *f.aliases)}
+    if name in core:
+        return f"settings section {name!r}: global.{name} is the core's"
+    if name in plugins.sections:
+        return f"settings section {name!r} is already declared by another plugin"
+    if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
+        return f"settings section {name!r}: the schema must be a dataclass"
     return None
 
 

@@ -90,6 +90,15 @@ class PluginRef:
 
 
 @dataclass(frozen=True)
+class PluginSections:
+    """Marks the ``dict[str, Any]`` field that collects the sections plugins declare (the
+    ``halo_config_sections`` hook): a key of the enclosing mapping that is not one of its
+    fields is validated against the schema a plugin declared under that name and stored
+    here by name. The field itself is not a key; a declared section that is absent from
+    the file gets its schema's defaults."""
+
+
+@dataclass(frozen=True)
 class Configured:
     """A validated plugin config: which plugin type, and its validated schema object."""
 
@@ -240,11 +249,15 @@ PluginResolver = Callable[[str, str], type | None]
 
 class _Validator:
     def __init__(
-        self, resolve_plugin: PluginResolver | None, plugin_names: Callable[[str], list[str]] | None
+        self,
+        resolve_plugin: PluginResolver | None,
+        plugin_names: Callable[[str], list[str]] | None,
+        sections: Mapping[str, type] | None = None,
     ) -> None:
         self.problems: list[Problem] = []
         self.resolve_plugin = resolve_plugin
         self.plugin_names = plugin_names
+        self.sections: Mapping[str, type] = sections or {}
 
     def fail(self, path: Path, message: str, *, at_key: bool = False) -> Any:
         self.problems.append(Problem(path, message, at_key))
@@ -354,7 +367,7 @@ class _Validator:
         candidates = [a for a in args if a is not type(None)]
         # Try each alternative silently; report one combined message if none fits.
         for alt in candidates:
-            trial = _Validator(self.resolve_plugin, self.plugin_names)
+            trial = _Validator(self.resolve_plugin, self.plugin_names, self.sections)
             result = trial._value(alt, data, path)
             if result is not _INVALID:
                 return result
@@ -413,19 +426,30 @@ class _Validator:
         if not isinstance(data, dict):
             return self.fail(path, f"must be a mapping, not {_kind(data)}")
         fields = fields_of(cls)
+        collector = next((f for f in fields if _is_sections(f)), None)
+        sections = self.sections if collector is not None else {}
         by_name: dict[str, FieldInfo] = {}
         for f in fields:
+            if f is collector:
+                continue
             by_name[f.key] = f
             for alias in f.aliases:
                 by_name[alias] = f
         kwargs: dict[str, Any] = {}
+        found: dict[str, Any] = {}
         ok = True
         for key, raw in data.items():
             if key in skip:
                 continue
             info = by_name.get(key) if isinstance(key, str) else None
+            if info is None and key in sections:
+                found[key] = self.dataclass(sections[key], raw, (*path, key))
+                ok = ok and found[key] is not _INVALID
+                continue
             if info is None:
-                hint = _suggest(str(key), [f.key for f in fields])
+                hint = _suggest(
+                    str(key), [f.key for f in fields if f is not collector] + [*sections]
+                )
                 self.fail((*path, str(key)), f"unknown key{hint}", at_key=True)
                 ok = False
                 continue
@@ -437,7 +461,17 @@ class _Validator:
             if val is _INVALID:
                 ok = False
             kwargs[info.name] = val
+        if collector is not None:
+            for name, section in sections.items():
+                if name not in found:  # absent: the section's defaults
+                    found[name] = self.dataclass(section, {}, (*path, name))
+                    ok = ok and found[name] is not _INVALID
+            kwargs[collector.name] = found
         for f in fields:
+            if f.name not in kwargs and self.sections and _collects_sections(f.type):
+                # an absent global: still gets the plugins' sections with their defaults
+                kwargs[f.name] = self.dataclass(f.type, {}, (*path, f.key))
+                ok = ok and kwargs[f.name] is not _INVALID
             if f.required and f.name not in kwargs:
                 self.fail(path, f"missing required key {f.key!r}")
                 ok = False
@@ -493,6 +527,18 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+def _is_sections(f: FieldInfo) -> bool:
+    return any(isinstance(m, PluginSections) for m in f.meta)
+
+
+def _collects_sections(tp: Any) -> bool:
+    return (
+        isinstance(tp, type)
+        and dataclasses.is_dataclass(tp)
+        and any(_is_sections(f) for f in fields_of(tp))
+    )
+
+
 def _plausible(tp: Any, data: Any) -> bool:
     tp, _ = _split_annotated(tp)
     if dataclasses.is_dataclass(tp):
@@ -545,14 +591,16 @@ def validate(
     path: Path = (),
     resolve_plugin: PluginResolver | None = None,
     plugin_names: Callable[[str], list[str]] | None = None,
+    sections: Mapping[str, type] | None = None,
 ) -> T:
     """Validate parsed YAML ``data`` against schema class ``cls``.
 
     Returns the constructed object, or raises :class:`SchemaError` listing every problem.
     ``resolve_plugin`` maps ``(kind, type)`` to a plugin's schema class for fields marked
-    with :class:`PluginRef`.
+    with :class:`PluginRef`; ``sections`` are the plugin-declared sections (name → schema
+    class) a :class:`PluginSections` field collects.
     """
-    v = _Validator(resolve_plugin, plugin_names)
+    v = _Validator(resolve_plugin, plugin_names, sections)
     result = v.dataclass(cls, data, path)
     if v.problems or result is _INVALID:
         raise SchemaError(v.problems or [Problem(path, "invalid")])
@@ -566,12 +614,15 @@ def json_schema(
     cls: type,
     *,
     plugins: Callable[[str], Mapping[str, type]] | None = None,
+    sections: Mapping[str, type] | None = None,
     title: str | None = None,
 ) -> dict[str, Any]:
     """Render ``cls`` as a JSON Schema (draft 2020-12) document.
 
     ``plugins(kind)`` returns the installed plugin schema classes of a kind by type name;
     each becomes one alternative of a ``oneOf`` keyed on its ``type`` constant.
+    ``sections`` (name → schema class) become properties where a :class:`PluginSections`
+    field is.
     """
     defs: dict[str, Any] = {}
 
@@ -586,6 +637,9 @@ def json_schema(
         props: dict[str, Any] = dict(extra or {})
         required: list[str] = list(extra or {})
         for f in fields_of(tp):
+            if _is_sections(f):
+                props.update({name: ref(c) for name, c in sorted((sections or {}).items())})
+                continue
             s = field(f.type, f.meta)
             if f.doc:
                 s = {**s, "description": f.doc}

@@ -21,6 +21,7 @@ from halo_core.schema import (
     Length,
     Pattern,
     PluginRef,
+    PluginSections,
     Range,
     Seconds,
 )
@@ -441,35 +442,6 @@ class VirtualServer:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StatusApi:
-    """The read-only status API that ``halo status`` reads: JSON state, Prometheus
-    ``/metrics`` and an event stream (see docs/operations.md)."""
-
-    enabled: Annotated[bool, Doc("serve the status API")] = True
-    listen: Annotated[
-        str | None,
-        Doc("unix:/PATH or HOST:PORT (default: unix socket halo.sock in state_dir)"),
-    ] = None
-    token: Annotated[str | None, Length(min=1), Doc("bearer token every request must carry")] = None
-    token_file: Annotated[
-        str | None, Doc("file whose first line is the token (instead of `token`)")
-    ] = None
-
-    def __check__(self) -> list[tuple[tuple[str, ...], str]]:
-        from halo_core.status.endpoint import parse
-
-        problems: list[tuple[tuple[str, ...], str]] = []
-        if self.token is not None and self.token_file is not None:
-            problems.append(((), "give either 'token' or 'token_file', not both"))
-        if self.listen is not None:
-            try:
-                parse(self.listen)
-            except ValueError as exc:
-                problems.append((("listen",), str(exc)))
-        return problems
-
-
-@dataclass(frozen=True, kw_only=True)
 class GlobalConfig:
     """Settings for the whole daemon (keepalived's ``global_defs``)."""
 
@@ -489,9 +461,11 @@ class GlobalConfig:
     ] = "info"
     plugins: Annotated[PluginsConfig, Doc("plugin loading")] = field(default_factory=PluginsConfig)
     state_dir: Annotated[str, Doc("where halo keeps its run-time state")] = "/run/halo"
-    status_api: Annotated[StatusApi, Doc("the status API (halo status, /metrics, events)")] = field(
-        default_factory=StatusApi
-    )
+    sections: Annotated[
+        dict[str, Any],
+        PluginSections(),
+        Doc("the settings sections plugins declare (halo_config_sections), by name"),
+    ] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
-from halo_core.status import openapi
+from halo_tool_status import openapi
 
 
 def connect(where: str | tuple[str, int], timeout: float = 5.0) -> socket.socket:

@@ -14,8 +14,9 @@ import socket
 import sys
 from typing import Any
 
-from halo_core.status.endpoint import Endpoint, parse, read_token, resolve
 from halo_core.text_table import table
+from halo_tool_status.endpoint import Endpoint, parse, read_token, resolve
+from halo_tool_status.plugin import SECTION, StatusApi
 
 DEFAULT_STATE_DIR = "/run/halo"
 
@@ -79,25 +80,28 @@ def get_json(endpoint: Endpoint, path: str, *, token: str | None = None) -> Any:
 
 
 def settings_from_config(config_path: str) -> tuple[Endpoint, str | None]:
-    """The API endpoint and token a config file sets. Only the ``global`` section is read
-    (no plugins needed): the command must work even when a plugin is broken."""
+    """The API endpoint and token a config file sets. Only ``global.state_dir`` and
+    ``global.status_api`` are read (no other plugin is needed): the command must work even
+    when a plugin is broken."""
     from halo_core.config.loader import load_file
     from halo_core.config.model import GlobalConfig
     from halo_core.schema import SchemaError, validate
 
     raw, _ = load_file(config_path)
-    section = None
-    if isinstance(raw, dict):
-        section = raw.get("global") or raw.get("global_defs")
+    section = raw.get("global") or raw.get("global_defs") if isinstance(raw, dict) else None
+    if not isinstance(section, dict):
+        section = {}
+    state_dir = {"state_dir": section["state_dir"]} if "state_dir" in section else {}
     try:
-        g = validate(GlobalConfig, section if isinstance(section, dict) else {})
+        g = validate(GlobalConfig, state_dir, path=("global",))
+        api = validate(StatusApi, section.get(SECTION), path=("global", SECTION))
     except SchemaError as exc:
         raise ApiError(f"{config_path}: invalid global section: {exc}") from None
     try:
-        token = read_token(g.status_api)
+        token = read_token(api)
     except (OSError, ValueError) as exc:
         raise ApiError(f"cannot read the API token: {exc}") from None
-    return resolve(g.status_api.listen, g.state_dir), token
+    return resolve(api.listen, g.state_dir), token
 
 
 # ---------------------------------------------------------------------------------- tables

@@ -10,18 +10,21 @@ import os
 import socket
 import subprocess
 import sys
+import types
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ops_helpers import families, get_json, http, metrics, raw, response_schema, split, validate
+from status_helpers import families, get_json, http, metrics, raw, response_schema, split, validate
 
 from halo_core import plugins as plugin_loader
 from halo_core.config import ConfigError, load, load_text
 from halo_core.daemon import Daemon
 from halo_core.events import PoolChanged, PoolMember, VrrpStateChanged
-from halo_core.status.endpoint import parse
+from halo_core.hookspecs import hookimpl
+from halo_tool_status.endpoint import parse
+from halo_tool_status.plugin import server_of, settings
 
 
 def config_text(state_dir: Path, port: int, status_api: str = "") -> str:
@@ -110,7 +113,11 @@ async def test_status_checks_and_pools(running: Running) -> None:
     assert servers[f"127.0.0.1:{running.port}"]["state"] == "UP"
     assert servers["127.0.0.2:9"]["state"] == "DOWN"
     one = await running.get_json("/v1/pools/web")
-    assert one == pool | {"live_weight": one["live_weight"]}  # type: ignore[index,operator]
+    # Checks keep running between the two requests: compare what does not count runs.
+    assert one["name"] == "web" and one["quorum"] is True  # type: ignore[index]
+    assert [(s["server"], s["weight"]) for s in one["servers"]] == [  # type: ignore[index]
+        (s["server"], s["weight"]) for s in pool["servers"]
+    ]
     assert (await running.get_json("/v1/checks/always_up"))["name"] == "always_up"  # type: ignore[index]
 
 
@@ -300,12 +307,47 @@ async def test_unix_socket_taken_over_only_when_stale(tmp_path: Path, listener: 
         assert (await r.get("/healthz"))[0] == 200
         # A second daemon with the same state_dir must not steal the live socket.
         second = await start(tmp_path / "b", listener, state_dir=state)
-        assert second.daemon.status_api.endpoint is None  # not listening
+        server = server_of(second.daemon)
+        assert server is not None and server.endpoint is None  # not listening
         await second.daemon.stop()
         assert (await r.get("/healthz"))[0] == 200  # and it did not remove ours on stop
     finally:
         await r.daemon.stop()
     assert not os.path.exists(r.sock)
+
+
+async def test_answers_wait_for_a_fully_started_daemon(tmp_path: Path, listener: int) -> None:
+    """The API listens from halo_startup on (before VRRP, checks and pools exist) but
+    answers only once the daemon has started every part: nobody sees a half-built one."""
+    release = asyncio.Event()
+
+    @hookimpl(trylast=True)  # called after the status plugin's: the daemon is mid-start
+    async def halo_startup(daemon: Daemon) -> None:
+        await release.wait()
+
+    slow = types.SimpleNamespace(halo_startup=halo_startup, __name__="slow_start")
+    state = tmp_path / "state"
+    path = tmp_path / "halo.yaml"
+    path.write_text(config_text(state, listener))
+    plugins = plugin_loader.load(modules=[("slow-start", slow)])
+    daemon = Daemon(load(str(path), plugins), plugins)
+    starting = asyncio.ensure_future(daemon.start())
+    try:
+        for _ in range(100):
+            if (state / "halo.sock").exists():
+                break
+            await asyncio.sleep(0.05)
+        sock = str(state / "halo.sock")
+        early = asyncio.ensure_future(asyncio.to_thread(get_json, sock, "/v1/pools"))
+        done, _ = await asyncio.wait({early}, timeout=0.5)
+        assert not done  # held, not answered with a daemon that has no pools yet
+        release.set()
+        await starting
+        assert [p["name"] for p in await early] == ["web"]
+    finally:
+        release.set()
+        await starting
+        await daemon.stop()
 
 
 async def test_disabled(tmp_path: Path, listener: int) -> None:
@@ -329,21 +371,57 @@ def test_listen_values() -> None:
 
 
 def test_config_validation() -> None:
+    """The plugin's own section, validated by the core like its own settings."""
+    plugins = plugin_loader.load()
     base = "global:\n  status_api:\n"
-    with pytest.raises(ConfigError, match=r"global\.status_api\.listen: port"):
-        load_text(base + "    listen: localhost:99999\n")
+    with pytest.raises(ConfigError, match=r"^x.yaml:3:13: global\.status_api\.listen: port"):
+        load_text(base + "    listen: localhost:99999\n", "x.yaml", plugins)
     with pytest.raises(ConfigError, match="either 'token' or 'token_file'"):
-        load_text(base + "    token: a\n    token_file: /b\n")
-    cfg = load_text(base + "    listen: 127.0.0.1:9201\n    token: t\n")
-    assert cfg.model.global_.status_api.listen == "127.0.0.1:9201"
-    assert load_text("{}").model.global_.status_api.enabled is True
+        load_text(base + "    token: a\n    token_file: /b\n", plugins=plugins)
+    cfg = load_text(base + "    listen: 127.0.0.1:9201\n    token: t\n", plugins=plugins)
+    assert settings(cfg.model).listen == "127.0.0.1:9201"
+    assert settings(load_text("{}", plugins=plugins).model).enabled is True
 
 
-@pytest.mark.parametrize(
-    "argv", [["status", "--api", "unix:/nonexistent/halo.sock"], ["watch", "nosuchif0"]]
-)
-def test_operator_commands_stay_light(argv: list[str]) -> None:
-    """Like `halo check`: no network library comes in with `halo status` or `halo watch`."""
+def test_settings_without_the_plugin(tmp_path: Path) -> None:
+    """Blocked (or not installed), the plugin's section is an unknown key and a daemon runs
+    without any API."""
+    plugins = plugin_loader.load(block=["tool-status"])
+    with pytest.raises(ConfigError, match=r"global\.status_api: unknown key"):
+        load_text("global:\n  status_api: {enabled: true}\n", plugins=plugins)
+
+    async def run() -> None:
+        state = tmp_path / "state"
+        path = tmp_path / "halo.yaml"
+        path.write_text(f"global:\n  state_dir: {state}\n")
+        daemon = Daemon(load(str(path), plugins), plugins)
+        await daemon.start()
+        try:
+            assert server_of(daemon) is None and not (state / "halo.sock").exists()
+        finally:
+            await daemon.stop()
+
+    asyncio.run(run())
+
+
+def test_schema_shows_the_section() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "halo_core.cli", "schema"], capture_output=True, text=True
+    )
+    doc = json.loads(proc.stdout)
+    global_ = doc["$defs"][doc["properties"]["global"]["$ref"].rsplit("/", 1)[1]]
+    section = doc["$defs"][global_["properties"]["status_api"]["$ref"].rsplit("/", 1)[1]]
+    assert set(section["properties"]) == {"enabled", "listen", "token", "token_file"}
+    assert "sections" not in global_["properties"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "halo_core.cli", "plugins"], capture_output=True, text=True
+    )
+    assert "halo-tool-status" in listed.stdout and "settings global.status_api" in listed.stdout
+
+
+def test_status_command_stays_light() -> None:
+    """Like `halo check`: no network library comes in with `halo status`."""
+    argv = ["status", "--api", "unix:/nonexistent/halo.sock"]
     probe = (
         "import sys\nfrom halo_core import cli\nrc = cli.main(sys.argv[1:])\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "

@@ -132,7 +132,7 @@ def _process(out: Exposition) -> None:
 
 
 def render(snap: Mapping[str, Any]) -> str:
-    """The exposition text for a :func:`halo_core.status.snapshot.full` snapshot."""
+    """The exposition text for a :func:`halo_tool_status.snapshot.full` snapshot."""
     out = Exposition()
     info = snap["halo"]
     out.add(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from halo_core.config.model import StatusApi
+    from halo_tool_status.plugin import StatusApi
 
 SOCKET_NAME = "halo.sock"
 

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from ops_helpers import DOC, families, get_json, http, metrics, response_schema, validate
+from status_helpers import DOC, families, get_json, http, metrics, response_schema, validate
 
 from halo_tool_lab.capture import vrrp_adverts
 from halo_tool_lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the status API, served at ``/openapi.json``.
 
-The schemas describe what :mod:`halo_core.status.snapshot` returns; the tests validate every
+The schemas describe what :mod:`halo_tool_status.snapshot` returns; the tests validate every
 live response against them, so the description cannot drift from the server.
 """
 

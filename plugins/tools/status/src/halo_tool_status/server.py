@@ -34,12 +34,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from halo_core import version
 from halo_core.events import Event
-from halo_core.status import metrics, snapshot
-from halo_core.status.endpoint import Endpoint, read_token, resolve
+from halo_tool_status import metrics, snapshot
+from halo_tool_status.endpoint import Endpoint, read_token, resolve
+from halo_tool_status.plugin import StatusApi, settings
 
 if TYPE_CHECKING:
     from halo_core.bus import Subscription
-    from halo_core.config.model import StatusApi
+    from halo_core.config.model import HaloConfig
     from halo_core.daemon import Daemon
 
 log = logging.getLogger("halo.status")
@@ -160,7 +161,8 @@ class EventStream:
 
 
 class StatusServer:
-    """The daemon's status API: started by :meth:`Daemon.start`, closed by ``stop``."""
+    """The daemon's status API: started at ``halo_startup``, moved at ``halo_reload``,
+    closed at ``halo_shutdown`` (see :mod:`.plugin`)."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -168,7 +170,7 @@ class StatusServer:
         self.reloads = 0
         self.endpoint: Endpoint | None = None
         self.token: str | None = None
-        self._settings: StatusApi | None = None
+        self._settings: tuple[StatusApi, str] | None = None  # and the state_dir
         self._server: asyncio.Server | None = None
         self._socket_id: tuple[int, int] | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -176,7 +178,6 @@ class StatusServer:
         self._subscription: Subscription | None = None
         self._feed: Subscription | None = None  # all events, while a stream is connected
         self._seq = 0
-        self._restart: asyncio.Task[None] | None = None
         self._routes: list[tuple[str, Callable[[Request, str], Response]]] = [
             ("/v1/instances/", self._instance),
             ("/v1/checks/", self._check),
@@ -199,27 +200,23 @@ class StatusServer:
 
     # ------------------------------------------------------------------ life cycle
 
-    @property
-    def settings(self) -> StatusApi:
-        return self.daemon.config.model.global_.status_api
-
-    async def start(self) -> bool:
-        """Listen as configured. Never raises: the API failing to start is logged and VRRP
-        runs on without it."""
+    async def start(self, config: HaloConfig | None = None) -> bool:
+        """Listen as ``config`` (default: the daemon's) says. Never raises: the API failing
+        to start is logged and VRRP runs on without it."""
         if self._subscription is None:
             self._subscription = self.daemon.bus.subscribe(
                 self._on_reload, kinds=["config_reloaded"], name="status-api", timeout=5.0
             )
-        settings = self._settings = self.settings
-        if not settings.enabled:
+        model = config or self.daemon.config.model
+        wanted, state_dir = self._settings = (settings(model), model.global_.state_dir)
+        if not wanted.enabled:
             return False
         try:
-            self.token = read_token(settings)
+            self.token = read_token(wanted)
         except (OSError, ValueError) as exc:
             log.error("status API not started: cannot read its token: %s", exc)
             return False
-        state_dir = self.daemon.config.model.global_.state_dir
-        endpoint = resolve(settings.listen, state_dir)
+        endpoint = resolve(wanted.listen, state_dir)
         try:
             if endpoint.path is not None:
                 self._server = await self._listen_unix(endpoint.path)
@@ -262,8 +259,6 @@ class StatusServer:
             if sub is not None:
                 self.daemon.bus.unsubscribe(sub)
         self._subscription = self._feed = None
-        if self._restart is not None and self._restart is not asyncio.current_task():
-            self._restart.cancel()
         await self._stop_listening()
 
     async def _stop_listening(self) -> None:
@@ -293,8 +288,6 @@ class StatusServer:
 
     def _on_reload(self, event: Event) -> None:
         self.reloads += 1
-        if self.settings != self._settings:
-            self._restart = asyncio.get_running_loop().create_task(self._reconfigure())
 
     def _on_event(self, event: Event) -> None:
         """Subscribed to every event while a stream is connected, and only then: a busy
@@ -303,10 +296,13 @@ class StatusServer:
         for stream in list(self._streams):
             stream.offer(self._seq, event)
 
-    async def _reconfigure(self) -> None:
+    async def reconfigure(self, new: HaloConfig) -> None:
+        """Apply a reloaded configuration: restart the API if its settings changed."""
+        if (settings(new), new.global_.state_dir) == self._settings:
+            return
         log.info("status API: settings changed; restarting it")
         await self._stop_listening()
-        await self.start()
+        await self.start(new)
 
     # ------------------------------------------------------------------ connections
 
@@ -334,6 +330,9 @@ class StatusServer:
             return
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+            # Listening starts with the daemon; answers wait until every part of it is up,
+            # so no client ever sees a half-built daemon.
+            await self.daemon.started.wait()
         except (asyncio.LimitOverrunError, ValueError):
             await self._write(writer, error_response(431, "request head too large"), head=False)
             return
@@ -407,7 +406,7 @@ class StatusServer:
         )
 
     def _openapi(self, request: Request) -> Response:
-        from halo_core.status.openapi import document
+        from halo_tool_status.openapi import document
 
         return json_response(document())
 

@@ -1,7 +1,0 @@
-"""The operator's view of a running daemon: the status API (JSON, Prometheus ``/metrics``,
-server-sent events, an OpenAPI description) and the ``halo status`` client.
-
-Standard library only. :mod:`.server` runs inside the daemon; :mod:`.client` is the
-command; :mod:`.snapshot` turns the daemon's objects into data both of them, and
-:mod:`.metrics`, share. Nothing here is imported unless the API or the command is used.
-"""

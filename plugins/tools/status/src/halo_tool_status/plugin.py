@@ -1,0 +1,131 @@
+"""Hooks of the status API: its settings (``global: status_api:``), the server's life in the
+daemon (started at ``halo_startup``, moved at ``halo_reload``, closed at ``halo_shutdown``)
+and the ``halo status`` command. The server and the client are imported only when used."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+from halo_core.api import add_config_option
+from halo_core.hookspecs import hookimpl
+from halo_core.schema import Doc, Length
+
+if TYPE_CHECKING:
+    from halo_core.config import Config
+    from halo_core.config.model import HaloConfig
+    from halo_core.daemon import Daemon
+    from halo_tool_status.server import StatusServer
+
+SECTION = "status_api"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusApi:
+    """The read-only status API that ``halo status`` reads: JSON state, Prometheus
+    ``/metrics`` and an event stream (see docs/operations.md)."""
+
+    enabled: Annotated[bool, Doc("serve the status API")] = True
+    listen: Annotated[
+        str | None,
+        Doc("unix:/PATH or HOST:PORT (default: unix socket halo.sock in state_dir)"),
+    ] = None
+    token: Annotated[str | None, Length(min=1), Doc("bearer token every request must carry")] = None
+    token_file: Annotated[
+        str | None, Doc("file whose first line is the token (instead of `token`)")
+    ] = None
+
+    def __check__(self) -> list[tuple[tuple[str, ...], str]]:
+        from halo_tool_status.endpoint import parse
+
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if self.token is not None and self.token_file is not None:
+            problems.append(((), "give either 'token' or 'token_file', not both"))
+        if self.listen is not None:
+            try:
+                parse(self.listen)
+            except ValueError as exc:
+                problems.append((("listen",), str(exc)))
+        return problems
+
+
+def settings(config: HaloConfig) -> StatusApi:
+    """The validated ``global.status_api`` of ``config`` (its defaults when absent)."""
+    value = config.global_.sections.get(SECTION)
+    return value if isinstance(value, StatusApi) else StatusApi()
+
+
+# The server of each running daemon (a process has one; tests run several side by side).
+_servers: weakref.WeakKeyDictionary[Daemon, StatusServer] = weakref.WeakKeyDictionary()
+
+
+def server_of(daemon: Daemon) -> StatusServer | None:
+    """The status API server of a running ``daemon``, if it has one."""
+    return _servers.get(daemon)
+
+
+@hookimpl
+def halo_config_sections() -> dict[str, type]:
+    return {SECTION: StatusApi}
+
+
+@hookimpl
+async def halo_startup(daemon: Daemon) -> None:
+    from halo_tool_status.server import StatusServer
+
+    server = StatusServer(daemon)
+    _servers[daemon] = server
+    await server.start()  # logs and carries on when it cannot listen
+
+
+@hookimpl
+async def halo_reload(daemon: Daemon, old: Config, new: Config) -> None:
+    server = _servers.get(daemon)
+    if server is not None:
+        await server.reconfigure(new.model)
+
+
+@hookimpl
+async def halo_shutdown(daemon: Daemon) -> None:
+    # Called after the STOP transitions went out on the bus: the event streams get them.
+    server = _servers.pop(daemon, None)
+    if server is not None:
+        await server.close()
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from halo_tool_status.client import cmd_status
+
+    if args.token is None:
+        args.token = os.environ.get("HALO_TOKEN")
+    return cmd_status(args)
+
+
+@hookimpl
+def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    p_status = subparsers.add_parser(
+        "status",
+        help="show the running daemon's instances, checks and pools",
+        description="Ask the running halo, through its status API, for its VRRP instances,"
+        " checks and virtual servers, and print them as a table (or its JSON).",
+    )
+    add_config_option(p_status)
+    p_status.add_argument(
+        "--api",
+        metavar="ENDPOINT",
+        help="unix:/PATH or HOST:PORT of the status API (default: global.status_api.listen"
+        " from the configuration)",
+    )
+    # The default is read when the command runs: --help must never print a secret.
+    p_status.add_argument(
+        "--token",
+        help="bearer token for the status API (default: $HALO_TOKEN, else the token file"
+        " named in the configuration)",
+    )
+    p_status.add_argument(
+        "--json", action="store_true", help="print the daemon's JSON instead of tables"
+    )
+    p_status.set_defaults(func=_run_status)
