@@ -2,8 +2,7 @@
 and one pool change (a real server down) in that table.
 
     uv run python bench/backends/bench_backends.py nftables
-    ../shared/tools/run-in-ipvs-vm.sh \
-        "uv run --no-sync python bench/backends/bench_backends.py ipvs"
+    scripts/ipvs-vm "uv run --no-sync python bench/backends/bench_backends.py ipvs"
 
 Each run builds a one-host lab (a network namespace it creates and removes) and measures
 inside it, with the backend in-process as the daemon runs it (its ``handle`` awaited, so a

@@ -1,13 +1,14 @@
 """Run ``test_ipvs_kernel.py`` inside a QEMU VM whose kernel has IPVS, on hosts without it.
 
-One VM boots for the whole module (``../shared/tools/run-in-ipvs-vm.sh``, see
-``../shared/notes/ipvs-vm.md``); inside it an inner pytest session runs the kernel tests
-and writes a JUnit XML report to a directory shared read-write with the host. Each inner
-test is then reported here as its own test (``test_in_vm[NAME]``) with its outcome and
-message, so a failure names the scenario step that failed.
+One VM boots for the whole module (``scripts/ipvs-vm``: Debian's kernel over the host's
+root filesystem); inside it an inner pytest session runs the kernel tests and writes a
+JUnit XML report to a directory shared read-write with the host. Each inner test is then
+reported here as its own test (``test_in_vm[NAME]``) with its outcome and message, so a
+failure names the scenario step that failed.
 
 Where the host kernel has IPVS the kernel tests run directly and this module skips, as it
-does (with the reason) when the tool, QEMU or a kernel image is missing.
+does (with the runner's one-line reason) when it needs what this host lacks: root, QEMU,
+a kernel image with ip_vs, a static busybox or kmod.
 
 Python under emulation is ~15x slower, and it spends most of that compiling and importing:
 the VM gets a bytecode cache (``PYTHONPYCACHEPREFIX``) kept between runs and warmed on the
@@ -17,9 +18,7 @@ host first, which halves each process's start-up in the guest.
 from __future__ import annotations
 
 import ast
-import glob
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-TOOL = ROOT.parent / "shared" / "tools" / "run-in-ipvs-vm.sh"
+RUNNER = ROOT / "scripts" / "ipvs-vm"
 INNER = Path(__file__).with_name("test_ipvs_kernel.py")
 PYCACHE = Path(os.environ.get("HALO_IPVS_VM_PYCACHE", "/var/tmp/halo-ipvs-vm-pycache"))
 VM_TIMEOUT = 900  # seconds for the whole VM (boot + inner session); ~2-3 min measured
@@ -46,16 +45,12 @@ def inner_tests() -> list[str]:
 def vm_unavailable_reason() -> str | None:
     if os.path.exists("/proc/net/ip_vs"):
         return "the host kernel has IPVS: test_ipvs_kernel.py runs directly"
-    if os.geteuid() != 0:
-        return "the IPVS VM needs root"
-    if not TOOL.exists():
-        return f"{TOOL} not found"
-    if shutil.which("qemu-system-x86_64") is None:
-        return "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"
-    if not os.path.exists("/bin/busybox"):
-        return "/bin/busybox not installed (apt-get install busybox-static)"
-    if not glob.glob("/lib/modules/*/kernel/net/netfilter/ipvs/ip_vs.ko*"):
-        return "no kernel image with ip_vs to boot (apt-get install linux-image-amd64)"
+    # the runner knows what it needs; it prints one line when something is missing
+    check = subprocess.run(
+        [sys.executable, RUNNER, "--check"], capture_output=True, text=True, check=False
+    )
+    if check.returncode != 0:
+        return (check.stdout.strip() or check.stderr.strip() or "IPVS VM unusable").splitlines()[0]
     return None
 
 
@@ -129,7 +124,7 @@ def vm_run(tmp_path_factory: pytest.TempPathFactory) -> VmRun:
     }
     t0 = time.monotonic()
     cp = subprocess.run(
-        [str(TOOL), inner],
+        [sys.executable, RUNNER, inner],
         cwd=ROOT,
         env=env,
         capture_output=True,

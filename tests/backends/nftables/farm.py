@@ -39,13 +39,18 @@ def _peer(writer: asyncio.StreamWriter) -> str:
     return host.removeprefix("::ffff:")
 
 
+# Seconds a kept-alive connection may wait for its next request. The IPVS tests hold one
+# through a daemon restart, which under emulation on a busy host takes a minute or more.
+KEEP_ALIVE = 600.0
+
+
 async def serve(name: str, ports: list[int], ctl: Path | None) -> None:
     async def handler(
         port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
             while True:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), KEEP_ALIVE)
                 body = json.dumps({"server": name, "port": port, "peer": _peer(writer)}) + "\n"
                 close = b"connection: close" in head.lower()
                 writer.write(
