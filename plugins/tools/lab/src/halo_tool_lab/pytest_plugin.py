@@ -19,7 +19,6 @@ import pytest
 from halo_tool_lab.halo import Halo
 from halo_tool_lab.netns import Host, Lab, lab_unavailable_reason, wait_until
 from halo_tool_lab.tools import (
-    NOT_YET_DECLARED,
     ToolTrace,
     declared_tools,
     selected_for_probes,
@@ -88,8 +87,6 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     for tool, nodeid in runs:
         runner = by_id.get(nodeid)
         if runner is None or tool in declared_tools(runner):
-            continue
-        if nodeid.split("::")[0] in NOT_YET_DECLARED:
             continue
         undeclared.add(f"{nodeid} ran {tool}")
     if undeclared:

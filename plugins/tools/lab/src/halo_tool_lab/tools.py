@@ -42,12 +42,6 @@ TOOLS: dict[str, str] = {
 TRACED = tuple(t for t in TOOLS if t != "ip")
 MARKERS = ("needs_tools", "uses_tools")
 
-# Test files that run a traced tool but are being rewritten on other branches; they probe
-# their tools themselves for now. Whoever merges: declare needs_tools there, drop the entry.
-NOT_YET_DECLARED = (
-    "tests/backends/ipvs/test_ipvs_vm.py",  # qemu-system-x86_64 (branch w12-vm)
-)
-
 
 def _known(tools: Iterable[str]) -> tuple[str, ...]:
     tools = tuple(tools)
@@ -89,9 +83,8 @@ def declared_tools(item: pytest.Item) -> set[str]:
 
 
 def selected_for_probes(item: pytest.Item) -> bool:
-    """True for the tests the hidden-tools guard runs: those declaring a tool, and the files
-    not converted yet."""
-    return bool(declared_tools(item)) or item.nodeid.split("::")[0] in NOT_YET_DECLARED
+    """True for the tests the hidden-tools guard runs: those declaring a tool."""
+    return bool(declared_tools(item))
 
 
 class ToolTrace:
