@@ -130,3 +130,104 @@ def test_config_block_list_is_honoured(tmp_path: Path, capsys: pytest.CaptureFix
     )
     assert cli.main(["check", "-c", str(path)]) == 1
     assert "unknown checker type 'tcp' (installed:" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- capabilities and instance options
+
+INSTANCE = (
+    "vrrp_instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n"
+    "    virtual_ipaddress: [192.0.2.10/24]\n"
+)
+
+
+def holder_plugin(name: str = "holder", option: str = "hold_delay") -> types.SimpleNamespace:
+    from halo_core.api import BackendConfig
+
+    @dataclass(frozen=True, kw_only=True)
+    class HolderConfig(BackendConfig):
+        pass
+
+    options = dataclass(frozen=True, kw_only=True)(
+        type("Opts", (), {"__annotations__": {option: "int | None"}, option: None})
+    )
+
+    @hookimpl
+    def halo_plugin_types() -> list[PluginType]:
+        return [
+            PluginType(
+                "backend",
+                name,
+                HolderConfig,
+                "nowhere:Nothing",
+                provides=frozenset({"addresses"}),
+                extends={"vrrp_instance": options},
+            )
+        ]
+
+    return types.SimpleNamespace(halo_plugin_types=halo_plugin_types, __name__=f"test_{name}")
+
+
+def test_addresses_need_a_backend_that_provides_them() -> None:
+    """The error names the distribution to install, as before the capability existed."""
+    p = plugins.load(entry_points=False, modules=[("ping", make_plugin())])
+    with pytest.raises(ConfigError) as exc:
+        load_text(INSTANCE, "t.yaml", p)
+    assert exc.value.lines == [
+        "t.yaml:5:24: vrrp_instances.VI_1.virtual_ipaddress: needs a backend that holds these"
+        " addresses (pip install halo-backend-vip)"
+    ]
+    p = plugins.load(entry_points=False, modules=[("holder", holder_plugin())])
+    assert p.providers("addresses") == ["holder"]
+    load_text(INSTANCE, "t.yaml", p)
+
+
+def test_an_instance_carries_the_options_plugins_add() -> None:
+    p = plugins.load(entry_points=False, modules=[("holder", holder_plugin())])
+    cfg = load_text(INSTANCE + "    hold_delay: 3\n", "t.yaml", p)
+    assert cfg.instances["VI_1"].options["holder"].hold_delay == 3
+    assert load_text(INSTANCE, "t.yaml", p).instances["VI_1"].options == {}
+    with pytest.raises(ConfigError) as exc:
+        load_text(INSTANCE + "    hold_delay: soon\n    hold_dealy: 1\n", "t.yaml", p)
+    assert exc.value.lines == [
+        "t.yaml:6:17: vrrp_instances.VI_1.hold_delay: must be an integer, not a string ('soon')",
+        "t.yaml:7:5: vrrp_instances.VI_1.hold_dealy: unknown key (did you mean 'hold_delay'?)",
+    ]
+
+
+def test_vip_adds_garp_master_delay_to_instances() -> None:
+    from halo_backend_vip.plugin import VipInstanceOptions
+
+    cfg = load_text(INSTANCE + "    garp_master_delay: 0\n", "t.yaml", plugins.load())
+    assert cfg.instances["VI_1"].options["vip"] == VipInstanceOptions(garp_master_delay=0.0)
+
+
+def test_clashing_instance_options_and_unknown_capabilities_are_load_errors() -> None:
+    p = plugins.load(
+        entry_points=False,
+        modules=[("holder", holder_plugin()), ("other", holder_plugin("other"))],
+    )
+    assert [(e.name, e.message) for e in p.errors] == [
+        ("other", "vrrp_instance option 'hold_delay' is already added by 'holder'")
+    ]
+
+    @hookimpl
+    def halo_plugin_types() -> list[PluginType]:
+        return [PluginType("checker", "x", PingCheck, "a:b", provides=frozenset({"coffee"}))]
+
+    p = plugins.load(
+        entry_points=False,
+        modules=[("x", types.SimpleNamespace(halo_plugin_types=halo_plugin_types))],
+    )
+    assert [e.message for e in p.errors] == [
+        "checker type 'x' provides unknown capability 'coffee'"
+    ]
+
+
+def test_json_schema_shows_instance_options_as_instance_keys() -> None:
+    from halo_core.config.model import HaloConfig
+    from halo_core.schema import json_schema
+
+    p = plugins.load()
+    doc = json_schema(HaloConfig, plugins=p.schemas, extensions=p.extensions)
+    props = next(d for n, d in doc["$defs"].items() if n.endswith("VrrpInstance"))["properties"]
+    assert "garp_master_delay" in props and "options" not in props

@@ -11,7 +11,7 @@ when a config actually uses the type.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -26,14 +26,31 @@ if TYPE_CHECKING:
 PluginKind = Literal["checker", "notifier", "backend"]
 KINDS: tuple[PluginKind, ...] = ("checker", "notifier", "backend")
 
+CAPABILITIES: dict[str, str] = {
+    # put VRRP instances' virtual addresses in the kernel and announce them
+    "addresses": "halo-backend-vip",
+}
+"""Capabilities the core asks of backends (:attr:`PluginType.provides`), each with the
+distribution that provides it: the install hint of the error a config gets when no
+installed plugin provides what it needs."""
+
+EXTENSION_POINTS: tuple[str, ...] = ("vrrp_instance",)
+"""Core sections a plugin type may add options to (:attr:`PluginType.extends`)."""
+
 
 @dataclass(frozen=True)
 class PluginType:
-    """One type a plugin provides, e.g. the ``http`` checker.
+    """One type a plugin provides, e.g. a checker type named in checks' ``type:``.
 
     ``schema`` is a frozen dataclass deriving from :class:`CheckerConfig`,
     :class:`NotifierConfig` or :class:`BackendConfig`. ``factory`` builds the runtime object
     from a validated config and a context; give it as ``"module:attr"`` to import lazily.
+
+    ``provides`` names capabilities the core relies on (see :data:`CAPABILITIES`): a
+    backend that provides ``"addresses"`` puts VRRP instances' virtual addresses in the
+    kernel. ``extends`` adds options to a core section: ``{"vrrp_instance": Schema}`` lets
+    every VRRP instance carry ``Schema``'s fields, validated with the config and read back
+    with ``instance.options[type name]`` (absent when the instance sets none of them).
     """
 
     kind: PluginKind
@@ -41,6 +58,8 @@ class PluginType:
     schema: type
     factory: str | Callable[..., Any]
     summary: str = ""
+    provides: frozenset[str] = frozenset()
+    extends: Mapping[str, type] = field(default_factory=dict)
 
     def load_factory(self) -> Callable[..., Any]:
         if callable(self.factory):

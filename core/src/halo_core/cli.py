@@ -110,7 +110,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from halo_core.schema import json_schema
 
     p = _load_plugins()
-    doc = json_schema(HaloConfig, plugins=p.schemas, title="halo configuration")
+    doc = json_schema(
+        HaloConfig, plugins=p.schemas, title="halo configuration", extensions=p.extensions
+    )
     print(json.dumps(doc, indent=2 if not args.compact else None))
     return 0
 

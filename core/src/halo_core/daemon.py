@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from halo_core import log as halo_log
 from halo_core import version
-from halo_core.api import CheckResult, CheckTarget, NotifierConfig
+from halo_core.api import CAPABILITIES, CheckResult, CheckTarget, NotifierConfig
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
@@ -100,25 +100,27 @@ class Daemon:
         self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock)
         self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
         self.vrrp.start()
-        self._fault_without_vip_backend()
+        self._fault_without_address_backend()
 
-    def _fault_without_vip_backend(self) -> None:
+    def _fault_without_address_backend(self) -> None:
         """An instance whose addresses nobody can put in the kernel must not claim MASTER:
-        without a working vip backend it stays in FAULT (it would black-hole traffic)."""
+        without a working backend that provides addresses it stays in FAULT (it would
+        black-hole traffic)."""
         from halo_core.vrrp import fsm
 
         assert self.vrrp is not None
         configs = self.backend_configs()
-        vip_ok = any(c.type == "vip" and n in self.backends for n, c in configs.items())
-        if vip_ok:
+        providers = self.plugins.providers("addresses")
+        holders = [n for n, c in configs.items() if c.type in providers]
+        if any(n in self.backends for n in holders):
             return
         why = next(
             (
-                f"vip backend failed: {e}"
-                for n, e in self.failed_backends.items()
-                if configs[n].type == "vip"
+                f"{configs[n].type} backend failed: {self.failed_backends[n]}"
+                for n in holders
+                if n in self.failed_backends
             ),
-            "no vip backend installed (pip install halo-backend-vip)",
+            f"no backend for addresses installed (pip install {CAPABILITIES['addresses']})",
         )
         for inst in self.vrrp.instances.values():
             if inst.cfg.virtual_ipaddress:
@@ -177,18 +179,19 @@ class Daemon:
             log.warning("check %s: notify %s: %s", name, command, res.describe())
 
     def backend_configs(self) -> dict[str, Configured]:
-        """The configured backends, plus a default ``vip`` backend when instances have
-        virtual addresses and none was configured (what a keepalived user expects)."""
+        """The configured backends, plus a default one providing addresses (with its
+        defaults) when instances have virtual addresses and none was configured (what a
+        keepalived user expects)."""
         out = dict(self.config.model.backends)
-        wants_vip = any(i.virtual_ipaddress for i in self.config.model.vrrp_instances.values())
-        if (
-            wants_vip
-            and not any(c.type == "vip" for c in out.values())
-            and "vip" in self.plugins.names("backend")
-        ):
-            schema = self.plugins.schema_for("backend", "vip")
+        wants_addresses = any(
+            i.virtual_ipaddress for i in self.config.model.vrrp_instances.values()
+        )
+        providers = self.plugins.providers("addresses")
+        if wants_addresses and providers and not any(c.type in providers for c in out.values()):
+            name = providers[0]
+            schema = self.plugins.schema_for("backend", name)
             assert schema is not None
-            out.setdefault("vip", Configured("backend", "vip", schema()))
+            out.setdefault(name, Configured("backend", name, schema()))
         return out
 
     def _start_notifiers(self) -> None:

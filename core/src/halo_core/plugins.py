@@ -22,6 +22,8 @@ import pluggy
 
 from halo_core import hookspecs
 from halo_core.api import (
+    CAPABILITIES,
+    EXTENSION_POINTS,
     KINDS,
     BackendConfig,
     CheckerConfig,
@@ -29,6 +31,7 @@ from halo_core.api import (
     PluginKind,
     PluginType,
 )
+from halo_core.schema import fields_of
 
 BLOCK_ENV = "HALO_BLOCK_PLUGINS"
 _BASES: dict[str, type] = {
@@ -81,6 +84,19 @@ class Plugins:
 
     def schemas(self, kind: str) -> Mapping[str, type]:
         return {n: t.schema for n, t in self.types.get(kind, {}).items()}
+
+    def providers(self, capability: str, kind: str = "backend") -> list[str]:
+        """Names of the installed types of ``kind`` that provide ``capability``, sorted."""
+        return sorted(n for n, t in self.types.get(kind, {}).items() if capability in t.provides)
+
+    def extensions(self, point: str) -> dict[str, type]:
+        """The option schemas plugin types add to core section ``point``, by type name."""
+        return {
+            t.name: t.extends[point]
+            for by_name in self.types.values()
+            for t in by_name.values()
+            if point in t.extends
+        }
 
     def type(self, kind: str, name: str) -> PluginType:
         return self.types[kind][name]
@@ -190,6 +206,17 @@ def _check_type(plugins: Plugins, t: object) -> str | None:
     base = _BASES[t.kind]
     if not (dataclasses.is_dataclass(t.schema) and issubclass(t.schema, base)):
         return f"{t.kind} type {t.name!r}: schema must be a dataclass deriving from {base.__name__}"
+    unknown = sorted(set(t.provides) - set(CAPABILITIES))
+    if unknown:
+        return f"{t.kind} type {t.name!r} provides unknown capability {unknown[0]!r}"
+    for point, schema in t.extends.items():
+        if point not in EXTENSION_POINTS or not dataclasses.is_dataclass(schema):
+            return f"{t.kind} type {t.name!r}: cannot extend {point!r}"
+        taken = {k for f in fields_of(schema) for k in (f.key, *f.aliases)}
+        for other, other_schema in plugins.extensions(point).items():
+            clash = taken & {k for f in fields_of(other_schema) for k in (f.key, *f.aliases)}
+            if clash:
+                return f"{point} option {min(clash)!r} is already added by {other!r}"
     return None
 
 

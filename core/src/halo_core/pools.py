@@ -7,7 +7,7 @@ until their checks pass; the service has quorum while the live weight reaches ``
 (with ``hysteresis`` either side against flapping), runs ``quorum_up``/``quorum_down`` when
 that changes, and uses the ``sorry_server`` while it has none. Each change is published as a
 :class:`~halo_core.events.PoolChanged` carrying the whole desired state, which the
-load-balancer backends (IPVS, nftables) apply.
+load-balancer backends apply.
 """
 
 from __future__ import annotations

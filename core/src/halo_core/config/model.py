@@ -17,6 +17,7 @@ from halo_core.schema import (
     Alias,
     Configured,
     Doc,
+    Extensions,
     IPAddress,
     Length,
     Pattern,
@@ -213,9 +214,11 @@ class VrrpInstance:
             " (RFC 9568 option, keepalived ≥ 2.2.8)"
         ),
     ] = False
-    garp_master_delay: Annotated[
-        Seconds | None, Doc("override the vip backend's delay for the second burst")
-    ] = None
+    options: Annotated[
+        dict[str, Any],
+        Extensions("vrrp_instance"),
+        Doc("options plugins add to an instance, by plugin type name (written as its own keys)"),
+    ] = field(default_factory=dict)
 
     def __check__(self) -> list[tuple[tuple[str, ...], str]]:
         problems: list[tuple[tuple[str, ...], str]] = []
@@ -370,7 +373,7 @@ class VirtualServer:
             "hash",
         ],
         Alias(("lvs_sched",)),
-        Doc("scheduler (IPVS names; the nftables backend supports rr, wrr, random, sh)"),
+        Doc("scheduler (IPVS names; a load-balancer backend may support only some)"),
     ] = "wlc"
     lb_kind: Annotated[
         Literal["NAT", "DR", "TUN"], Alias(("lvs_method",)), Doc("forwarding method")

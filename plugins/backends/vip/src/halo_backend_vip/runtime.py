@@ -4,7 +4,7 @@ What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` an
 ``virtual_ipaddress_excluded``; ``dev`` defaults to the instance's interface):
 
 * **Entering MASTER**: add every address through rtnetlink (core's struct-built
-  :class:`~halo_core.netlink.AddressClient`, one socket; pyroute2 would cost 12.5 MB of a
+  :class:`~halo_backend_vip.netlink.AddressClient`, one socket; pyroute2 would cost 12.5 MB of a
   35 MB budget and ten times the add latency) and announce it ``garp_master_repeat``
   times with gratuitous ARP / unsolicited neighbour advertisements. Each address's first
   frame leaves as soon as its add returns (keepalived's round order: one frame per
@@ -25,7 +25,7 @@ What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` an
   when halo leaves MASTER). At :meth:`start` every address carrying the marker is deleted:
   nothing can be MASTER yet, so such an address is a leftover of a crashed run.
 * **Reconcile**: deletions are heard at once through rtnetlink multicast
-  (:mod:`.addrmon`); a VIP that disappears while MASTER is added back and re-announced.
+  (:mod:`.netlink`); a VIP that disappears while MASTER is added back and re-announced.
   A periodic reconcile (``reconcile_interval``) repeats the whole comparison as a safety
   net, also removing marked addresses no MASTER instance wants and re-reading MACs.
 * **Failures**: an address that cannot be added (interface missing, kernel refusal) is
@@ -63,8 +63,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
 from halo_backend_vip import frames
-from halo_backend_vip.addrmon import AddressEvent, AddressMonitor
-from halo_backend_vip.plugin import VipBackendConfig
+from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
+from halo_backend_vip.plugin import VipBackendConfig, VipInstanceOptions
 from halo_core.api import PluginContext
 from halo_core.config.model import HaloConfig
 from halo_core.events import (
@@ -74,7 +74,6 @@ from halo_core.events import (
     VrrpAnnounce,
     VrrpStateChanged,
 )
-from halo_core.netlink import AddressClient, NetlinkError
 from halo_core.scheduler import Job, Timer
 from halo_core.schema import IPAddress
 
@@ -274,7 +273,8 @@ class VipBackend:
                 for v in (*icfg.virtual_ipaddress, *icfg.virtual_ipaddress_excluded)
             )
             if vips:
-                delay = icfg.garp_master_delay
+                own: VipInstanceOptions = icfg.options.get("vip", VipInstanceOptions())
+                delay = own.garp_master_delay
                 out[name] = (vips, float(self.config.garp_master_delay if delay is None else delay))
         return out
 
@@ -325,7 +325,7 @@ class VipBackend:
                 f"Linux {os.uname().release} does not keep IFA_PROTO on addresses (needs"
                 " 5.18 or later), so halo could not tell its addresses from others'"
             )
-        self.ipr = AddressClient()  # requests only; events come through addrmon
+        self.ipr = AddressClient()  # requests only; events come through the AddressMonitor
         try:
             for addr in await self._dump():
                 if addr.ours:
