@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 
@@ -231,3 +231,115 @@ def test_json_schema_shows_instance_options_as_instance_keys() -> None:
     doc = json_schema(HaloConfig, plugins=p.schemas, extensions=p.extensions)
     props = next(d for n, d in doc["$defs"].items() if n.endswith("VrrpInstance"))["properties"]
     assert "garp_master_delay" in props and "options" not in props
+
+
+# ------------------------------------------------------------- sub-commands, one plugin at a time
+
+
+def commands_plugin(*names: str, fail: bool = False) -> types.SimpleNamespace:
+    @hookimpl
+    def halo_add_commands(subparsers: Any) -> None:
+        for n in names:
+            subparsers.add_parser(n, help=f"the {n} command").set_defaults(func=lambda a: 0)
+        if fail:
+            raise RuntimeError("broken")
+
+    return types.SimpleNamespace(halo_add_commands=halo_add_commands)
+
+
+def test_a_clashing_or_failing_command_plugin_is_a_load_error_and_others_load(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from halo_core.cli import build_parser
+
+    p = plugins.load(
+        entry_points=False,
+        modules=[
+            ("good", commands_plugin("hello")),
+            ("clash", commands_plugin("extra", "check")),
+            ("broken", commands_plugin("half", fail=True)),
+            ("typed", make_plugin()),
+        ],
+    )
+    parser = build_parser(p)
+    assert sorted((e.name, e.message) for e in p.errors) == [
+        ("broken", "halo_add_commands failed: RuntimeError: broken"),
+        (
+            "clash",
+            "halo_add_commands failed: ArgumentError: argument COMMAND: conflicting"
+            " subparser: check",
+        ),
+    ]
+    assert parser.parse_args(["hello"]).command == "hello"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["extra"])  # the clashing plugin's other command went with it
+    with pytest.raises(SystemExit):
+        parser.parse_args(["half"])
+    assert parser.parse_args(["check", "-q"]).quiet  # the core's own check is untouched
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "hello" in out and "extra" not in out and "half" not in out
+    assert [i.name for i in p.infos] == ["good", "typed"]
+    assert "ping" in p.names("checker")
+
+
+def test_a_factory_product_that_is_no_backend_is_refused() -> None:
+    import asyncio
+
+    from halo_core.api import Backend, BackendConfig
+    from halo_core.config import load_text as load_config
+    from halo_core.daemon import Daemon
+
+    @dataclass(frozen=True, kw_only=True)
+    class Cfg(BackendConfig):
+        pass
+
+    class Good(Backend):
+        def __init__(self, config: Any, ctx: Any) -> None:
+            pass
+
+        async def start(self) -> None:
+            pass
+
+        async def handle(self, event: Any) -> None:
+            pass
+
+        async def stop(self) -> None:
+            pass
+
+    class Partial:  # no kinds, reload or status, and does not derive from Backend
+        def __init__(self, config: Any, ctx: Any) -> None:
+            pass
+
+        async def start(self) -> None:
+            pass
+
+    @hookimpl
+    def halo_plugin_types() -> list[PluginType]:
+        return [
+            PluginType("backend", "good", Cfg, Good),
+            PluginType("backend", "part", Cfg, Partial),
+        ]
+
+    p = plugins.load(
+        entry_points=False,
+        modules=[("b", types.SimpleNamespace(halo_plugin_types=halo_plugin_types))],
+    )
+    cfg = load_config("backends:\n  g: {type: good}\n  p: {type: part}\n", "t.yaml", p)
+
+    async def run() -> Daemon:
+        d = Daemon(cfg, p)
+        await d._start_backends()
+        assert d.backends["g"].kinds is None
+        await d.backends["g"].reload(cfg.model)  # the default: nothing
+        assert d.backends["g"].status() == {}
+        await d.bus.close()
+        return d
+
+    d = asyncio.run(run())
+    assert list(d.backends) == ["g"]
+    assert d.failed_backends == {
+        "p": "TypeError: the factory built a Partial, which is not a halo_core.api.Backend"
+        " (derive from it)"
+    }

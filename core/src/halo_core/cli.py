@@ -234,7 +234,7 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
 
     convert.add_command(sub)
     if plugins is not None:
-        plugins.hook.halo_add_commands(subparsers=sub)
+        plugins.add_commands(sub)
     return parser
 
 

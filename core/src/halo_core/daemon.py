@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from halo_core import log as halo_log
 from halo_core import version
-from halo_core.api import CAPABILITIES, CheckResult, CheckTarget, NotifierConfig
+from halo_core.api import (
+    CAPABILITIES,
+    Backend,
+    CheckResult,
+    CheckTarget,
+    Notifier,
+    NotifierConfig,
+)
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
@@ -45,10 +52,10 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.hook_failures: dict[str, int] = {}
         self.vrrp: VrrpEngine | None = None
-        self.backends: dict[str, Any] = {}
+        self.backends: dict[str, Backend] = {}
         self.checks: dict[str, CheckRunner] = {}
         self.pools: list[Pool] = []
-        self.notifiers: dict[str, Any] = {}
+        self.notifiers: dict[str, Notifier] = {}
         self.failed_backends: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
         self.status_api: Any = None  # halo_core.status.server.StatusServer, once started
@@ -202,6 +209,8 @@ class Daemon:
             ctx = PluginContext(name, self.config.model, self.bus, self.clock, self.scheduler)
             try:
                 notifier = ptype.load_factory()(configured.config, ctx)
+                if not isinstance(notifier, Notifier):
+                    raise TypeError(_not_a(notifier, Notifier))
             except Exception as exc:  # reported, never fatal: VRRP must run without its mailer
                 log.error(
                     "notifier %s (%s): cannot start: %s: %s",
@@ -213,14 +222,18 @@ class Daemon:
                 continue
             self.notifiers[name] = notifier
             wanted = event_filter(configured.config)
-            timeout = float(getattr(notifier, "timeout", 60.0))
 
-            async def deliver(event: Event, notifier: Any = notifier, wanted: Any = wanted) -> None:
+            async def deliver(
+                event: Event, notifier: Notifier = notifier, wanted: Any = wanted
+            ) -> None:
                 if wanted(event):
                     await notifier.notify(event)
 
             self.bus.subscribe(
-                deliver, name=f"notifier:{name}", timeout=timeout, kinds=configured.config.events
+                deliver,
+                name=f"notifier:{name}",
+                timeout=float(notifier.timeout),
+                kinds=configured.config.events,
             )
 
     async def _start_backends(self) -> None:
@@ -231,6 +244,8 @@ class Daemon:
             ctx = PluginContext(name, self.config.model, self.bus, self.clock, self.scheduler)
             try:
                 backend = ptype.load_factory()(configured.config, ctx)
+                if not isinstance(backend, Backend):
+                    raise TypeError(_not_a(backend, Backend))
                 await asyncio.wait_for(backend.start(), HOOK_TIMEOUT)
             except Exception as exc:  # a backend's failure is reported, never fatal to VRRP
                 self.failed_backends[name] = f"{type(exc).__name__}: {exc}"
@@ -243,10 +258,7 @@ class Daemon:
                 )
                 continue
             self.backends[name] = backend
-            # A backend may say which event kinds it wants: a VIP backend has no business
-            # with the thousands of check results a second a big pool produces.
-            kinds = getattr(backend, "kinds", None)
-            self.bus.subscribe(backend.handle, name=f"backend:{name}", kinds=kinds)
+            self.bus.subscribe(backend.handle, name=f"backend:{name}", kinds=backend.kinds)
 
     async def stop(self) -> None:
         for runner in self.checks.values():
@@ -304,11 +316,10 @@ class Daemon:
         self.config = new
         done: list[str] = []
         for name, backend in self.backends.items():
-            if hasattr(backend, "reload"):
-                try:
-                    await asyncio.wait_for(backend.reload(new.model), HOOK_TIMEOUT)
-                except Exception as exc:
-                    log.error("backend %s: reload failed: %s: %s", name, type(exc).__name__, exc)
+            try:
+                await asyncio.wait_for(backend.reload(new.model), HOOK_TIMEOUT)
+            except Exception as exc:
+                log.error("backend %s: reload failed: %s: %s", name, type(exc).__name__, exc)
         done += await self._reload_checks(old.model, new.model)
         if self.vrrp is None and new.model.vrrp_instances:
             self._start_vrrp()
@@ -436,6 +447,15 @@ def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:
         return True
 
     return wanted
+
+
+def _not_a(obj: object, protocol: type) -> str:
+    """Why a factory's product is refused: it neither derives from the plugin API's
+    protocol nor has all its members."""
+    return (
+        f"the factory built a {type(obj).__name__}, which is not a"
+        f" {protocol.__module__}.{protocol.__name__} (derive from it)"
+    )
 
 
 def pid_file(config: Config) -> str:

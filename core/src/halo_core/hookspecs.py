@@ -94,5 +94,6 @@ def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     Called when the command line is built, before arguments are parsed. Add a parser with
     ``subparsers.add_parser(name, help=...)`` and set ``func`` (a callable taking the parsed
     ``argparse.Namespace`` and returning an exit status) with ``set_defaults``. Every plugin
-    is called; a name already taken is a load error for that plugin.
+    is called on its own: a name already taken, or an exception, is a load error for that
+    plugin (its commands are left out) and the other plugins' commands are added.
     """

@@ -10,6 +10,7 @@ load normally. Plugins can be blocked by name with ``HALO_BLOCK_PLUGINS=a,b`` or
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.metadata
 import os
@@ -97,6 +98,34 @@ class Plugins:
             for t in by_name.values()
             if point in t.extends
         }
+
+    def add_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None:
+        """Call each plugin's ``halo_add_commands`` on its own. A plugin whose hook raises
+        or adds a command name already taken (argparse refuses it) loses the commands it
+        added and becomes a load error; the other plugins' commands are added."""
+        for impl in reversed(self.hook.halo_add_commands.get_hookimpls()):
+            name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
+            parsers = dict(subparsers._name_parser_map)
+            helps = list(subparsers._choices_actions)
+            try:
+                impl.function(subparsers=subparsers)
+            except Exception as exc:  # plugin territory: drop this plugin, keep the others
+                subparsers._name_parser_map.clear()
+                subparsers._name_parser_map.update(parsers)
+                subparsers._choices_actions[:] = helps
+                self.drop(name, f"halo_add_commands failed: {_one_line(exc)}")
+
+    def drop(self, name: str, message: str) -> None:
+        """Unload plugin ``name`` after the fact, recording ``message`` as its load error."""
+        info = next((i for i in self.infos if i.name == name), None)
+        module = self.manager.get_plugin(name)
+        if module is not None:
+            self.manager.unregister(module)
+        if info is not None:
+            self.infos.remove(info)
+            for kind, type_name in info.types:
+                self.types[kind].pop(type_name, None)
+        self.errors.append(LoadError(name, info.distribution if info else None, message))
 
     def type(self, kind: str, name: str) -> PluginType:
         return self.types[kind][name]

@@ -65,7 +65,7 @@ from typing import Any
 from halo_backend_vip import frames
 from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
 from halo_backend_vip.plugin import VipBackendConfig, VipInstanceOptions
-from halo_core.api import PluginContext
+from halo_core.api import Backend, PluginContext
 from halo_core.config.model import HaloConfig
 from halo_core.events import (
     BackendApplied,
@@ -244,7 +244,7 @@ class Port:
 # the backend
 
 
-class VipBackend:
+class VipBackend(Backend):
     """The ``vip`` backend: ``factory(config, context)`` of :class:`~halo_core.api.Backend`."""
 
     def __init__(self, config: VipBackendConfig, context: PluginContext) -> None:

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from halo_core.api import PluginContext
+from halo_core.api import Notifier, PluginContext
 from halo_core.events import Event, RealServerChanged, SyncGroupStateChanged, VrrpStateChanged
 from halo_core.process import RunAs, run_script
 from halo_notifier_script.plugin import ScriptNotifierConfig
@@ -169,7 +169,7 @@ class NotifyFifo:
                 os.unlink(self.path)
 
 
-class ScriptNotifier:
+class ScriptNotifier(Notifier):
     """Runs the configured commands for VRRP instance, sync group and real server changes."""
 
     def __init__(self, config: ScriptNotifierConfig, context: PluginContext) -> None:
