@@ -17,7 +17,6 @@ from halo_core import version
 from halo_core.api import (
     CAPABILITIES,
     Backend,
-    CheckResult,
     CheckTarget,
     Notifier,
     NotifierConfig,
@@ -26,9 +25,10 @@ from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
 from halo_core.config.model import HaloConfig
-from halo_core.events import ConfigReloaded, Event
+from halo_core.events import CheckStateChanged, ConfigReloaded, Event
 from halo_core.plugins import Plugins
 from halo_core.pools import Pool
+from halo_core.process import ScriptRunner
 from halo_core.scheduler import Clock, LoopClock, Scheduler
 from halo_core.schema import Configured
 
@@ -58,6 +58,7 @@ class Daemon:
         self.notifiers: dict[str, Notifier] = {}
         self.failed_backends: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
+        self.scripts = ScriptRunner(logger=log)
         self.status_api: Any = None  # halo_core.status.server.StatusServer, once started
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
@@ -79,6 +80,7 @@ class Daemon:
     async def start(self) -> None:
         await self.call_hook("halo_subscribe", bus=self.bus)
         await self.call_hook("halo_startup", daemon=self)
+        self.bus.subscribe(self._notify_check, kinds=["check_state"], name="check-notify")
         self._start_notifiers()
         await self._start_backends()
         if self.config.model.vrrp_instances:
@@ -104,7 +106,7 @@ class Daemon:
     def _start_vrrp(self) -> None:
         from halo_core.vrrp.engine import VrrpEngine
 
-        self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock)
+        self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock, check_up=self._check_up)
         self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
         self.vrrp.start()
         self._fault_without_address_backend()
@@ -144,7 +146,6 @@ class Daemon:
                 target=CheckTarget(name, global_config=self.config.model.global_),
                 scheduler=self.scheduler,
                 bus=self.bus,
-                on_change=self._check_changed,
             )
             try:
                 runner.start()
@@ -159,31 +160,24 @@ class Daemon:
                 continue
             self.checks[name] = runner
 
-    def _check_changed(self, name: str, up: bool, result: CheckResult) -> None:
-        if self.vrrp is not None:
-            self.vrrp.set_check(name, up)
+    def _check_up(self, name: str) -> bool | None:
+        """A named check's state (after rise/fall), None before it runs: what the VRRP
+        engine reads when it (re)builds tracking; changes reach it on the bus."""
         runner = self.checks.get(name)
-        command = None
-        if runner is not None:
-            command = runner.config.notify_up if up else runner.config.notify_down
-        if command:
-            asyncio.get_running_loop().create_task(self._notify_check(name, command, up))
+        return runner.up if runner is not None else None
 
-    async def _notify_check(self, name: str, command: str, up: bool) -> None:
-        from halo_core.process import RunAs, run_script
-
-        g = self.config.model.global_
-        env = {"HALO_CHECK": name, "HALO_STATE": "UP" if up else "DOWN"}
-        try:
-            run_as = RunAs.resolve(g.script_user)
-        except ValueError as exc:
-            log.error("check %s: notify: %s", name, exc)
+    def _notify_check(self, event: Event) -> None:
+        """A named check's notify_up / notify_down, run in the background."""
+        runner = self.checks.get(event.check) if isinstance(event, CheckStateChanged) else None
+        if runner is None:
             return
-        res = await run_script(
-            command, timeout=30, run_as=run_as, env=env, secure=g.enable_script_security
-        )
-        if not res.ok:
-            log.warning("check %s: notify %s: %s", name, command, res.describe())
+        assert isinstance(event, CheckStateChanged)
+        command = runner.config.notify_up if event.up else runner.config.notify_down
+        if command:
+            g = self.config.model.global_  # the settings in force now, after any reload
+            self.scripts.user, self.scripts.secure = g.script_user, g.enable_script_security
+            env = {"HALO_CHECK": event.check, "HALO_STATE": "UP" if event.up else "DOWN"}
+            self.scripts.spawn(command, env=env, what=f"check {event.check}: notify")
 
     def backend_configs(self) -> dict[str, Configured]:
         """The configured backends, plus a default one providing addresses (with its
@@ -326,9 +320,6 @@ class Daemon:
             done.append("VRRP started")
         elif self.vrrp is not None:
             done += self.vrrp.reload(new.model)
-        for name, runner in self.checks.items():
-            if self.vrrp is not None:
-                self.vrrp.set_check(name, runner.up)
         done += await self._reload_pools(old.model, new.model)
         summary = "; ".join(done) or "no runtime change"
         log.info("reload: %s", summary)

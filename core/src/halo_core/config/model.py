@@ -25,6 +25,7 @@ from halo_core.schema import (
     Range,
     Seconds,
 )
+from halo_core.vrrp.packet import interval_problem
 
 NAME = Pattern(r"[A-Za-z0-9_.:@-]+", "must be a name of letters, digits and _ . : @ -")
 IFNAME = Pattern(r"[^\s/]{1,15}", "must be an interface name (1 to 15 characters, no / or space)")
@@ -222,14 +223,11 @@ class VrrpInstance:
 
     def __check__(self) -> list[tuple[tuple[str, ...], str]]:
         problems: list[tuple[tuple[str, ...], str]] = []
-        if self.version == 2:
-            if float(self.advert_int) != int(self.advert_int) or not 1 <= self.advert_int <= 255:
-                problems.append((("advert_int",), "must be whole seconds from 1 to 255 in VRRPv2"))
-        else:
-            if not 0.01 <= self.advert_int <= 40.95:
-                problems.append((("advert_int",), "must be from 0.01 to 40.95 seconds in VRRPv3"))
-            if self.authentication is not None:
-                problems.append((("authentication",), "VRRPv3 has no authentication (RFC 5798 §9)"))
+        interval = interval_problem(self.version, float(self.advert_int))
+        if interval:
+            problems.append((("advert_int",), interval))
+        if self.version == 3 and self.authentication is not None:
+            problems.append((("authentication",), "VRRPv3 has no authentication (RFC 5798 §9)"))
         if not self.virtual_ipaddress:
             problems.append(
                 (
