@@ -145,7 +145,10 @@ def cmd_reload(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from halo_core.daemon import run
 
-    return run(args.config, log_level=args.log_level)
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return 1
+    return run(*loaded, log_level=args.log_level)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -457,13 +457,8 @@ async def _as_coro(aw: Awaitable[Any]) -> Any:
     return await aw
 
 
-def run(config_path: str, *, log_level: str | None = None) -> int:
-    from halo_core.cli import load_or_report
-
-    loaded = load_or_report(config_path)
-    if loaded is None:
-        return 1
-    config, plugins = loaded
+def run(config: Config, plugins: Plugins, *, log_level: str | None = None) -> int:
+    """Run a daemon for a loaded configuration until it is told to stop."""
     g = config.model.global_
     halo_log.setup(log_level or g.log_level, g.log_format)
     for err in plugins.errors:
