@@ -205,10 +205,11 @@ def _register(
         )
         return
     declared: list[tuple[str, str]] = []
-    impl = getattr(module, "halo_plugin_types", None)
+    impl = next((i for i in pm.hook.halo_plugin_types.get_hookimpls() if i.plugin is module), None)
     if impl is not None:
         try:
-            types = list(impl() or [])
+            declared_types: Any = impl.function()
+            types = list(declared_types or [])
             problems = [_check_type(plugins, t) for t in types]
         except Exception as exc:  # a plugin's declaration code is plugin territory
             problems, types = [f"halo_plugin_types failed: {_one_line(exc)}"], []
