@@ -92,3 +92,58 @@ async def test_insecure_script_is_refused(public_dir: Path) -> None:
     os.chown(good, 65534, 65534)
     assert "not root" in (security_problem(str(good)) or "")
     assert stat.S_IMODE(os.stat(good).st_mode) == 0o755
+
+
+# ------------------------------------------------------------- ScriptRunner: one runner for all
+
+
+async def test_script_runner_logs_failures_as_what_command_why(
+    public_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from halo_core.process import ScriptRunner
+
+    failing = script(public_dir / "fail.sh", "echo broken >&2; exit 2\n")
+    runner = ScriptRunner(secure=True, timeout=5)
+    res = await runner.run(str(failing), env={"HALO_X": "1"}, what="check web: notify")
+    assert res.returncode == 2
+    assert f"check web: notify: {failing}: exit status 2: broken" in caplog.messages
+    caplog.clear()
+    res = await runner.run(str(failing))  # without `what` the caller reports
+    assert res.returncode == 2 and caplog.messages == []
+
+
+@pytest.mark.skipif(not ROOT, reason="script users apply to root only")
+async def test_script_runner_resolves_the_user_at_each_run(
+    public_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from halo_core.process import ScriptRunner
+
+    ok = script(public_dir / "ok.sh", "exit 0\n")
+    runner = ScriptRunner(user="no-such-user-halo", secure=True, timeout=5)
+    res = await runner.run(str(ok), what="vs: quorum lost")
+    assert res.error == "script user 'no-such-user-halo' does not exist"
+    assert caplog.messages == ["vs: quorum lost: script user 'no-such-user-halo' does not exist"]
+    runner.user = None  # e.g. after a reload: the next run uses the new setting
+    assert (await runner.run(str(ok), what="vs: quorum lost")).ok
+
+
+async def test_script_runner_spawn_runs_in_the_background_and_cancel_kills(
+    public_dir: Path,
+) -> None:
+    import asyncio
+
+    from halo_core.process import ScriptRunner
+
+    mark = public_dir / "ran"
+    slow = script(public_dir / "slow.sh", f"touch {mark}; sleep 30\n")
+    public_dir.chmod(0o777)  # the script user writes the mark
+    runner = ScriptRunner(secure=False, timeout=60)
+    runner.spawn(str(slow), what="test")
+    assert len(runner.tasks) == 1
+    deadline = time.monotonic() + 5
+    while not mark.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert mark.exists()
+    runner.cancel()
+    await asyncio.sleep(0.1)
+    assert not runner.tasks

@@ -223,3 +223,216 @@ def test_a_failing_add_commands_breaks_no_other_command(capsys: pytest.CaptureFi
     assert "plugin clash: cannot add its commands" in err
     help_text = parser.format_help()
     assert "ping-now" in help_text and "check" in help_text
+
+
+# ------------------------------------------------------------- capabilities and instance options
+
+INSTANCE = (
+    "vrrp_instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n"
+    "    virtual_ipaddress: [192.0.2.10/24]\n"
+)
+
+
+def holder_plugin(name: str = "holder", option: str = "hold_delay") -> types.SimpleNamespace:
+    from halo_core.api import BackendConfig
+
+    @dataclass(frozen=True, kw_only=True)
+    class HolderConfig(BackendConfig):
+        pass
+
+    options = dataclass(frozen=True, kw_only=True)(
+        type("Opts", (), {"__annotations__": {option: "int | None"}, option: None})
+    )
+
+    @hookimpl
+    def halo_plugin_types() -> list[PluginType]:
+        return [
+            PluginType(
+                "backend",
+                name,
+                HolderConfig,
+                "nowhere:Nothing",
+                provides=frozenset({"addresses"}),
+                extends={"vrrp_instance": options},
+            )
+        ]
+
+    return types.SimpleNamespace(halo_plugin_types=halo_plugin_types, __name__=f"test_{name}")
+
+
+def test_addresses_need_a_backend_that_provides_them() -> None:
+    """The error names the distribution to install, as before the capability existed."""
+    p = plugins.load(entry_points=False, modules=[("ping", make_plugin())])
+    with pytest.raises(ConfigError) as exc:
+        load_text(INSTANCE, "t.yaml", p)
+    assert exc.value.lines == [
+        "t.yaml:5:24: vrrp_instances.VI_1.virtual_ipaddress: needs a backend that holds these"
+        " addresses (pip install halo-backend-vip)"
+    ]
+    p = plugins.load(entry_points=False, modules=[("holder", holder_plugin())])
+    assert p.providers("addresses") == ["holder"]
+    load_text(INSTANCE, "t.yaml", p)
+
+
+def test_an_instance_carries_the_options_plugins_add() -> None:
+    p = plugins.load(entry_points=False, modules=[("holder", holder_plugin())])
+    cfg = load_text(INSTANCE + "    hold_delay: 3\n", "t.yaml", p)
+    assert cfg.instances["VI_1"].options["holder"].hold_delay == 3
+    assert load_text(INSTANCE, "t.yaml", p).instances["VI_1"].options == {}
+    with pytest.raises(ConfigError) as exc:
+        load_text(INSTANCE + "    hold_delay: soon\n    hold_dealy: 1\n", "t.yaml", p)
+    assert exc.value.lines == [
+        "t.yaml:6:17: vrrp_instances.VI_1.hold_delay: must be an integer, not a string ('soon')",
+        "t.yaml:7:5: vrrp_instances.VI_1.hold_dealy: unknown key (did you mean 'hold_delay'?)",
+    ]
+
+
+def test_vip_adds_garp_master_delay_to_instances() -> None:
+    from halo_backend_vip.plugin import VipInstanceOptions
+
+    cfg = load_text(INSTANCE + "    garp_master_delay: 0\n", "t.yaml", plugins.load())
+    assert cfg.instances["VI_1"].options["vip"] == VipInstanceOptions(garp_master_delay=0.0)
+
+
+def test_clashing_instance_options_and_unknown_capabilities_are_load_errors() -> None:
+    p = plugins.load(
+        entry_points=False,
+        modules=[("holder", holder_plugin()), ("other", holder_plugin("other"))],
+    )
+    assert [(e.name, e.message) for e in p.errors] == [
+        ("other", "vrrp_instance option 'hold_delay' is already added by 'holder'")
+    ]
+
+    @hookimpl
+    def halo_plugin_types() -> list[PluginType]:
+        return [PluginType("checker", "x", PingCheck, "a:b", provides=frozenset({"coffee"}))]
+
+    p = plugins.load(
+        entry_points=False,
+        modules=[("x", types.SimpleNamespace(halo_plugin_types=halo_plugin_types))],
+    )
+    assert [e.message for e in p.errors] == [
+        "checker type 'x' provides unknown capability 'coffee'"
+    ]
+
+
+def test_json_schema_shows_instance_options_as_instance_keys() -> None:
+    from halo_core.config.model import HaloConfig
+    from halo_core.schema import json_schema
+
+    p = plugins.load()
+    doc = json_schema(HaloConfig, plugins=p.schemas, extensions=p.extensions)
+    props = next(d for n, d in doc["$defs"].items() if n.endswith("VrrpInstance"))["properties"]
+    assert "garp_master_delay" in props and "options" not in props
+
+
+# ------------------------------------------------------------- sub-commands, one plugin at a time
+
+
+def commands_plugin(*names: str, fail: bool = False) -> types.SimpleNamespace:
+    @hookimpl
+    def halo_add_commands(subparsers: Any) -> None:
+        for n in names:
+            subparsers.add_parser(n, help=f"the {n} command").set_defaults(func=lambda a: 0)
+        if fail:
+            raise RuntimeError("broken")
+
+    return types.SimpleNamespace(halo_add_commands=halo_add_commands)
+
+
+def test_a_clashing_or_failing_command_plugin_is_a_load_error_and_others_load(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from halo_core.cli import build_parser
+
+    p = plugins.load(
+        entry_points=False,
+        modules=[
+            ("good", commands_plugin("hello")),
+            ("clash", commands_plugin("extra", "check")),
+            ("broken", commands_plugin("half", fail=True)),
+            ("typed", make_plugin()),
+        ],
+    )
+    parser = build_parser(p)
+    assert sorted((e.name, e.message) for e in p.errors) == [
+        ("broken", "cannot add its commands: RuntimeError: broken"),
+        (
+            "clash",
+            "cannot add its commands: ArgumentError: argument COMMAND: conflicting"
+            " subparser: check",
+        ),
+    ]
+    assert parser.parse_args(["hello"]).command == "hello"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["extra"])  # the clashing plugin's other command went with it
+    with pytest.raises(SystemExit):
+        parser.parse_args(["half"])
+    assert parser.parse_args(["check", "-q"]).quiet  # the core's own check is untouched
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "hello" in out and "extra" not in out and "half" not in out
+    assert [i.name for i in p.infos] == ["good", "typed"]
+    assert "ping" in p.names("checker")
+
+
+def test_a_factory_product_that_is_no_backend_is_refused() -> None:
+    import asyncio
+
+    from halo_core.api import Backend, BackendConfig
+    from halo_core.config import load_text as load_config
+    from halo_core.daemon import Daemon
+
+    @dataclass(frozen=True, kw_only=True)
+    class Cfg(BackendConfig):
+        pass
+
+    class Good(Backend):
+        def __init__(self, config: Any, ctx: Any) -> None:
+            pass
+
+        async def start(self) -> None:
+            pass
+
+        async def handle(self, event: Any) -> None:
+            pass
+
+        async def stop(self) -> None:
+            pass
+
+    class Partial:  # no kinds, reload or status, and does not derive from Backend
+        def __init__(self, config: Any, ctx: Any) -> None:
+            pass
+
+        async def start(self) -> None:
+            pass
+
+    @hookimpl
+    def halo_plugin_types() -> list[PluginType]:
+        return [
+            PluginType("backend", "good", Cfg, Good),
+            PluginType("backend", "part", Cfg, Partial),
+        ]
+
+    p = plugins.load(
+        entry_points=False,
+        modules=[("b", types.SimpleNamespace(halo_plugin_types=halo_plugin_types))],
+    )
+    cfg = load_config("backends:\n  g: {type: good}\n  p: {type: part}\n", "t.yaml", p)
+
+    async def run() -> Daemon:
+        d = Daemon(cfg, p)
+        await d._start_backends()
+        assert d.backends["g"].kinds is None
+        await d.backends["g"].reload(cfg.model)  # the default: nothing
+        assert d.backends["g"].status() == {}
+        await d.bus.close()
+        return d
+
+    d = asyncio.run(run())
+    assert list(d.backends) == ["g"]
+    assert d.failed_backends == {
+        "p": "TypeError: the factory built a Partial, which is not a halo_core.api.Backend"
+        " (derive from it)"
+    }

@@ -84,7 +84,7 @@ async def test_keepalived_arguments_and_environment(public_dir: Path) -> None:
     assert abs(float(env["HALO_TIME"]) - time.time()) < 60
     if ROOT:  # the default script user (keepalived_script, else nobody), never root
         assert env["uid"] != "0"
-        assert env["uid"] == str(pwd.getpwnam(n.run_as.name.split(":")[0]).pw_uid)
+        assert env["uid"] == str(pwd.getpwnam(n.scripts.run_as.name.split(":")[0]).pw_uid)
     assert n.status()["succeeded"] == 2
 
 

@@ -52,7 +52,7 @@ def config(**overrides: Any) -> Config:
         "version": 2,
         "vrid": 51,
         "priority": 100,
-        "advert_interval_cs": 100,
+        "interval_cs": 100,
         "primary_address": US,
     }
     values.update(overrides)
@@ -100,7 +100,7 @@ def test_v2_skew_and_master_down_interval() -> None:
     """RFC 3768 §6.1: Skew_Time = (256 - Priority) / 256 s; Master_Down_Interval =
     3 * Advertisement_Interval + Skew_Time.  keepalived measured: 1 s, priority 90 ->
     3.6484 s, no truncation."""
-    m = initial(config(priority=90, advert_interval_cs=100))
+    m = initial(config(priority=90, interval_cs=100))
     assert m.skew_time == 166 / 256 == 0.6484375
     assert m.master_down_interval == 3.6484375
 
@@ -109,7 +109,7 @@ def test_v3_skew_and_master_down_interval() -> None:
     """RFC 9568 §6.1: Skew_Time = ((256 - Priority) * Active_Adver_Interval) / 256 cs;
     Active_Down_Interval = 3 * Active_Adver_Interval + Skew_Time.  keepalived measured:
     0.1 s, priority 90 -> 0.3648 s (skew 0.0648 s, not truncated to whole centiseconds)."""
-    m = initial(config(version=3, priority=90, advert_interval_cs=10))
+    m = initial(config(version=3, priority=90, interval_cs=10))
     assert m.skew_time == pytest.approx(0.06484375, abs=1e-12)
     assert m.master_down_interval == pytest.approx(0.36484375, abs=1e-12)
 
@@ -117,7 +117,7 @@ def test_v3_skew_and_master_down_interval() -> None:
 def test_v3_timers_use_the_learned_master_interval() -> None:
     """RFC 9568 §6.1: both formulas use Active_Adver_Interval, the interval learned from the
     master, not our own Advertisement_Interval."""
-    m = backup(version=3, priority=90, advert_interval_cs=10)
+    m = backup(version=3, priority=90, interval_cs=10)
     m, _ = step(m, advert(100, interval_cs=200), 1.0)
     assert m.master_adver_interval_cs == 200
     assert m.skew_time == pytest.approx(166 * 2 / 256)
@@ -127,7 +127,7 @@ def test_v3_timers_use_the_learned_master_interval() -> None:
 def test_v2_timers_use_the_configured_interval() -> None:
     """RFC 3768 §6.1: v2 uses the configured Advertisement_Interval, and its Skew_Time does
     not depend on the interval at all."""
-    m = initial(config(priority=90, advert_interval_cs=300))
+    m = initial(config(priority=90, interval_cs=300))
     assert m.skew_time == 0.6484375
     assert m.master_down_interval == 9.6484375
 
@@ -143,14 +143,14 @@ def test_skew_uses_the_effective_priority() -> None:
 
 
 def test_owner_starts_master() -> None:
-    """RFC 9568 §6.4.1, "If the Priority = 255": priority 255 sends an ADVERTISEMENT, announces the
-    addresses, sets the Adver_Timer and goes to Active (MASTER)."""
+    """RFC 9568 §6.4.1, "If the Priority = 255": priority 255 sends an ADVERTISEMENT (the
+    backends announce the addresses on the state change), sets the Adver_Timer and goes to
+    Active (MASTER)."""
     m, actions = step(initial(config(priority=255)), Startup(), 5.0)
     assert m.state is MASTER
     assert actions == [
         StateChanged(INIT, MASTER, "startup as address owner (priority 255)"),
         SendAdvert(255),
-        Announce("startup as address owner (priority 255)"),
     ]
     assert m.adver_timer == 6.0
     assert m.master_down_timer is None
@@ -161,7 +161,7 @@ def test_non_owner_starts_backup_with_master_down_timer() -> None:
     """RFC 9568 §6.4.1, "else // Router is not the address owner": a non-owner sets
     Active_Adver_Interval to its own Advertisement_Interval, the Active_Down_Timer to
     Active_Down_Interval, goes to Backup, and sends nothing."""
-    m, actions = step(initial(config(version=3, advert_interval_cs=50)), Startup(), 10.0)
+    m, actions = step(initial(config(version=3, interval_cs=50)), Startup(), 10.0)
     assert actions == [StateChanged(INIT, BACKUP, "startup")]
     assert m.master_adver_interval_cs == 50
     assert m.adver_timer is None
@@ -171,8 +171,9 @@ def test_non_owner_starts_backup_with_master_down_timer() -> None:
 
 def test_state_master_below_255_still_starts_backup() -> None:
     """RFC 9568 §6.4.1 / keepalived 2.2.7 measured: ``state MASTER`` at priority 100 starts
-    in BACKUP and waits a full Master_Down_Interval (3.609 s at 1 s adverts)."""
-    m, actions = step(initial(config(start_state=MASTER)), Startup(), 0.0)
+    in BACKUP and waits a full Master_Down_Interval (3.609 s at 1 s adverts): the configured
+    state is not an input of the FSM at all."""
+    m, actions = step(initial(config()), Startup(), 0.0)
     assert changes(actions) == [(INIT, BACKUP)]
     assert m.master_down_timer == 3.609375
 
@@ -180,7 +181,7 @@ def test_state_master_below_255_still_starts_backup() -> None:
 def test_owner_starts_master_whatever_the_start_state() -> None:
     """RFC 9568 §6.4.1: the rule is "If the Priority = 255"; the configured state
     does not enter into it."""
-    m, _ = step(initial(config(priority=255, start_state=BACKUP)), Startup(), 0.0)
+    m, _ = step(initial(config(priority=255)), Startup(), 0.0)
     assert m.state is MASTER
 
 
@@ -216,7 +217,7 @@ def test_backup_master_down_timer_fires() -> None:
     assert m.master_down_timer == 3.6484375
     reason = "master down timer expired, no master heard"
     m, actions = step(m, Tick(), 3.6484375)
-    assert actions == [StateChanged(BACKUP, MASTER, reason), SendAdvert(90), Announce(reason)]
+    assert actions == [StateChanged(BACKUP, MASTER, reason), SendAdvert(90)]
     assert m.adver_timer == 4.6484375
     assert m.master_down_timer is None
 
@@ -247,7 +248,7 @@ def test_backup_priority_zero_sets_timer_to_skew_time_v3() -> None:
     """RFC 9568 §6.4.2 "Set the Active_Down_Timer to Skew_Time", §6.1: Skew_Time with the
     learned Active_Adver_Interval.  keepalived measured: 0.0648 s at 0.1 s adverts,
     priority 90."""
-    m = backup(version=3, priority=90, advert_interval_cs=10)
+    m = backup(version=3, priority=90, interval_cs=10)
     m, _ = run(m, (1.0, advert(200, interval_cs=10)), (1.05, advert(0, interval_cs=10)))
     assert m.master_down_timer == pytest.approx(1.05 + 0.06484375)
 
@@ -300,7 +301,7 @@ def test_backup_nopreempt_accepts_lower_priority() -> None:
 def test_backup_nopreempt_with_state_master() -> None:
     """keepalived.conf(5) says nopreempt needs an initial state other than MASTER; halo
     honours it in any start state, as a non-owner always starts in BACKUP anyway."""
-    m = backup(priority=200, preempt=False, start_state=MASTER)
+    m = backup(priority=200, preempt=False)
     m, _ = step(m, advert(100), 1.0)
     assert m.master_down_timer == 1.0 + 3.21875
 
@@ -319,7 +320,7 @@ def test_backup_v3_learns_master_interval() -> None:
     """RFC 9568 §6.4.2: set Active_Adver_Interval to the Max Advertise
     Interval in the ADVERTISEMENT, recompute Skew_Time and Active_Down_Interval, reset
     the timer.  keepalived measured: a v3 backup adopts the master's interval."""
-    m = backup(version=3, priority=100, advert_interval_cs=100)
+    m = backup(version=3, priority=100, interval_cs=100)
     m, _ = step(m, advert(200, interval_cs=50), 1.0)
     assert m.master_adver_interval_cs == 50
     assert m.master_down_timer == pytest.approx(1.0 + 1.5 + 156 * 50 / 256 / 100)
@@ -328,7 +329,7 @@ def test_backup_v3_learns_master_interval() -> None:
 def test_backup_v2_does_not_learn_master_interval() -> None:
     """RFC 3768 §6.4.2 has no step learning the interval: v2 keeps its configured one
     (keepalived measured)."""
-    m = backup(version=2, priority=100, advert_interval_cs=100)
+    m = backup(version=2, priority=100, interval_cs=100)
     m, _ = step(m, advert(200, interval_cs=300), 1.0)
     assert m.master_adver_interval_cs == 100
     assert m.master_down_timer == 1.0 + 3.609375
@@ -384,7 +385,7 @@ def test_master_higher_priority_goes_backup(version: int) -> None:
     """RFC 9568 §6.4.3: a greater priority: cancel the Adver_Timer,
     learn the interval (v3), set the Active_Down_Timer, go to Backup - without a
     priority-0 advert."""
-    m, t = master(version=version, priority=100, advert_interval_cs=100)
+    m, t = master(version=version, priority=100, interval_cs=100)
     m, actions = step(m, advert(150, interval_cs=200), t + 0.5)
     assert actions == [
         StateChanged(MASTER, BACKUP, f"higher priority advert from {HIGHER} (150 > 100)")
@@ -477,7 +478,7 @@ def test_master_takes_own_interval_after_learning() -> None:
     """RFC 9568 §6.4.2 "Set the Adver_Timer to Advertisement_Interval": a new Active
     advertises its own Advertisement_Interval, so the interval learned as Backup is dropped
     on taking over."""
-    m = backup(version=3, advert_interval_cs=100)
+    m = backup(version=3, interval_cs=100)
     m, _ = step(m, advert(200, interval_cs=50), 1.0)
     m, _ = step(m, Tick(), m.master_down_timer or 0.0)
     assert m.state is MASTER
@@ -526,7 +527,7 @@ def test_fault_reasons_are_a_set() -> None:
 def test_leaving_fault_starts_over_as_backup() -> None:
     """RFC 9568 §6.4.1 (non-owner) applied on leaving FAULT (keepalived): own interval,
     full Active_Down_Interval."""
-    m = backup(version=3, advert_interval_cs=100)
+    m = backup(version=3, interval_cs=100)
     m, _ = run(m, (1.0, advert(200, interval_cs=50)), (1.5, FaultSet("x")))
     assert m.master_adver_interval_cs == 100
     m, _ = step(m, FaultCleared("x"), 10.0)
@@ -540,7 +541,7 @@ def test_owner_leaves_fault_as_master() -> None:
     m, _ = step(initial(config(priority=255)), Startup(), 0.0)
     m, actions = run(m, (1.0, FaultSet("x")), (2.0, FaultCleared("x")))
     assert changes(actions) == [(MASTER, FAULT), (FAULT, MASTER)]
-    assert actions[-2:] == [SendAdvert(255), Announce("fault cleared: x")]
+    assert actions[-2:] == [StateChanged(FAULT, MASTER, "fault cleared: x"), SendAdvert(255)]
 
 
 def test_fault_before_startup() -> None:
@@ -582,7 +583,6 @@ def test_force_backup_to_master() -> None:
     assert actions == [
         StateChanged(BACKUP, MASTER, "sync group G1 is MASTER"),
         SendAdvert(100),
-        Announce("sync group G1 is MASTER"),
     ]
     assert m.adver_timer == 2.0
 
@@ -796,9 +796,8 @@ def test_preempt_delay_with_nopreempt() -> None:
         ({"vrid": 256}, "VRID"),
         ({"priority": 0}, "priority"),
         ({"priority": 256}, "priority"),
-        ({"advert_interval_cs": 0}, "interval"),
+        ({"interval_cs": 0}, "interval"),
         ({"preempt_delay": -1.0}, "preempt_delay"),
-        ({"start_state": FAULT}, "start state"),
     ],
 )
 def test_config_validation(overrides: dict[str, Any], message: str) -> None:
@@ -812,7 +811,6 @@ def test_config_validation(overrides: dict[str, Any], message: str) -> None:
     [
         lambda: AdvertReceived(-1, HIGHER, 100),
         lambda: AdvertReceived(256, HIGHER, 100),
-        lambda: AdvertReceived(100, HIGHER, 0),
         lambda: PriorityChanged(0),
         lambda: PriorityChanged(256),
     ],
@@ -855,7 +853,7 @@ class Net:
         for action in actions:
             self.log.append((self.now, name, action))
             if isinstance(action, SendAdvert) and self.connected:
-                sent = AdvertReceived(action.priority, me.primary_address, me.advert_interval_cs)
+                sent = AdvertReceived(action.priority, me.primary_address, me.interval_cs)
                 for other in self.nodes:
                     if other != name:
                         heapq.heappush(self.queue, (self.now, next(self._seq), other, sent))
@@ -904,14 +902,14 @@ def two_routers(version: int, interval_a: int = 100, interval_b: int = 100) -> N
         name="A",
         version=version,
         priority=200,
-        advert_interval_cs=interval_a,
+        interval_cs=interval_a,
         primary_address=IPv4Address("10.0.0.1"),
     )
     b = config(
         name="B",
         version=version,
         priority=100,
-        advert_interval_cs=interval_b,
+        interval_cs=interval_b,
         primary_address=IPv4Address("10.0.0.2"),
     )
     return Net([a, b])

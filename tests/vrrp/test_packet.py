@@ -288,8 +288,8 @@ def _v2_over_ipv6() -> bytes:
     return with_checksum(msg, SRC6, VRRP_GROUP_V6, pseudo=False)
 
 
-EXP2 = Expectation(2, 51, 100, VIPS4, AUTH_PASS, b"1111")
-EXP3 = Expectation(3, 51, 100, VIPS4)
+EXP2 = Expectation(2, 51, 100, 100, VIPS4, AUTH_PASS, b"1111")
+EXP3 = Expectation(3, 51, 100, 100, VIPS4)
 OTHER4 = (IPv4Address("198.51.100.1"),)
 
 
@@ -522,8 +522,8 @@ def test_invalid_advertisements_are_refused_on_construction() -> None:
         lambda: replace(V2, auth_type=2),
         lambda: replace(V2, auth_type=AUTH_NONE),  # with a password
         lambda: replace(V3, auth_type=AUTH_PASS, auth_data=b"x"),
-        lambda: Expectation(2, 51, 100, VIPS4, AUTH_PASS, b"toolongpw"),
-        lambda: Expectation(3, 0, 100, VIPS4),
+        lambda: Expectation(2, 51, 100, 100, VIPS4, AUTH_PASS, b"toolongpw"),
+        lambda: Expectation(3, 0, 100, 100, VIPS4),
     ]
     for make in bad:
         with pytest.raises((ValueError, TypeError)):

@@ -198,7 +198,7 @@ def _config(priority: int) -> Config:
         version=2,
         vrid=1,
         priority=priority,
-        advert_interval_cs=100,
+        interval_cs=100,
         primary_address=IPv4Address("192.0.2.1"),
     )
 

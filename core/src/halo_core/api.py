@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
 from halo_core.schema import Alias, Doc, IPAddress, Length, Range, Seconds
 
@@ -28,14 +28,31 @@ if TYPE_CHECKING:
 PluginKind = Literal["checker", "notifier", "backend"]
 KINDS: tuple[PluginKind, ...] = ("checker", "notifier", "backend")
 
+CAPABILITIES: dict[str, str] = {
+    # put VRRP instances' virtual addresses in the kernel and announce them
+    "addresses": "halo-backend-vip",
+}
+"""Capabilities the core asks of backends (:attr:`PluginType.provides`), each with the
+distribution that provides it: the install hint of the error a config gets when no
+installed plugin provides what it needs."""
+
+EXTENSION_POINTS: tuple[str, ...] = ("vrrp_instance",)
+"""Core sections a plugin type may add options to (:attr:`PluginType.extends`)."""
+
 
 @dataclass(frozen=True)
 class PluginType:
-    """One type a plugin provides, e.g. the ``http`` checker.
+    """One type a plugin provides, e.g. a checker type named in checks' ``type:``.
 
     ``schema`` is a frozen dataclass deriving from :class:`CheckerConfig`,
     :class:`NotifierConfig` or :class:`BackendConfig`. ``factory`` builds the runtime object
     from a validated config and a context; give it as ``"module:attr"`` to import lazily.
+
+    ``provides`` names capabilities the core relies on (see :data:`CAPABILITIES`): a
+    backend that provides ``"addresses"`` puts VRRP instances' virtual addresses in the
+    kernel. ``extends`` adds options to a core section: ``{"vrrp_instance": Schema}`` lets
+    every VRRP instance carry ``Schema``'s fields, validated with the config and read back
+    with ``instance.options[type name]`` (absent when the instance sets none of them).
     """
 
     kind: PluginKind
@@ -43,6 +60,8 @@ class PluginType:
     schema: type
     factory: str | Callable[..., Any]
     summary: str = ""
+    provides: frozenset[str] = frozenset()
+    extends: Mapping[str, type] = field(default_factory=dict)
 
     def load_factory(self) -> Callable[..., Any]:
         if callable(self.factory):
@@ -131,6 +150,7 @@ class CheckResult:
     warning: str | None = None
 
 
+@runtime_checkable
 class Checker(Protocol):
     """The runtime of a checker type: built once per configured check by its factory
     ``factory(config, target) -> Checker``."""
@@ -138,10 +158,12 @@ class Checker(Protocol):
     async def check(self) -> CheckResult:
         """Probe once. May raise; the scheduler counts an exception or a timeout as a failed
         check with the reason."""
+        ...
 
     async def close(self) -> None:
         """Release sockets, sessions, processes. Called on shutdown and when a reload drops
         the check."""
+        ...
 
 
 # --------------------------------------------------------------------------- notifiers
@@ -163,15 +185,28 @@ class NotifierConfig:
     ] = None
 
 
+@runtime_checkable
 class Notifier(Protocol):
-    """The runtime of a notifier type: ``factory(config, context) -> Notifier``."""
+    """The runtime of a notifier type: ``factory(config, context) -> Notifier``.
+
+    Derive your class from this one to inherit the defaults of the optional members
+    (``timeout``, ``status``); an object that does not derive from it must have them all."""
+
+    timeout: float = 60.0
+    """How long one :meth:`notify` may take before the bus gives up on it, in seconds."""
 
     async def notify(self, event: Event) -> None:
         """Deliver one event. Runs on the event bus, isolated from VRRP: may be slow, may
         raise; the bus times it out, logs and counts failures."""
+        ...
 
     async def close(self) -> None:
         """Flush and release resources."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Counters and state for the status API (JSON-able); none by default."""
+        return {}
 
 
 # --------------------------------------------------------------------------- backends
@@ -182,21 +217,39 @@ class BackendConfig:
     """Base of every backend's schema."""
 
 
+@runtime_checkable
 class Backend(Protocol):
     """The runtime of a backend type: ``factory(config, context) -> Backend``. It receives
-    bus events (VRRP state changes, pool changes) and applies them to the kernel. An
-    optional ``kinds`` attribute (a collection of event kinds) limits what it is sent;
-    without it, it gets every event. An optional ``async reload(config: HaloConfig)`` is
-    called when the daemon reloads a changed configuration."""
+    bus events (VRRP state changes, pool changes) and applies them to the kernel.
+
+    Derive your class from this one to inherit the defaults of the optional members
+    (``kinds``, ``reload``, ``status``); an object that does not derive from it must have
+    them all."""
+
+    kinds: Collection[str] | None = None
+    """The event kinds this backend is sent (``None``: every event). A backend that holds
+    addresses has no business with the thousands of check results a big pool produces."""
 
     async def start(self) -> None:
         """Reconcile with the kernel at start-up (e.g. clean up what a crashed run left)."""
+        ...
 
     async def handle(self, event: Event) -> None:
         """Apply one event. Errors are published as BackendFailed, never raised at VRRP."""
+        ...
 
     async def stop(self) -> None:
         """Withdraw what this backend put in the kernel."""
+        ...
+
+    async def reload(self, config: HaloConfig) -> None:
+        """The daemon reloaded a changed configuration (called before the VRRP engine
+        applies it). Nothing by default."""
+        return None
+
+    def status(self) -> dict[str, Any]:
+        """Counters and state for the status API (JSON-able); none by default."""
+        return {}
 
 
 @dataclass(frozen=True)

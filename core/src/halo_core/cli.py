@@ -112,7 +112,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     p = _load_plugins()
     doc = json_schema(
-        HaloConfig, plugins=p.schemas, sections=p.sections, title="halo configuration"
+        HaloConfig,
+        plugins=p.schemas,
+        sections=p.sections,
+        extensions=p.extensions,
+        title="halo configuration",
     )
     print(json.dumps(doc, indent=2 if not args.compact else None))
     return 0
@@ -144,9 +148,20 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
+    from halo_core import log as halo_log
     from halo_core.daemon import run
 
-    return run(args.config, log_level=args.log_level, log_format=args.log_format)
+    # Logging first, so that a configuration that cannot be loaded is reported as errors
+    # (priority 3 in the journal); the daemon sets it again with the configuration's settings.
+    halo_log.setup(args.log_level or "info", args.log_format or "text")
+    log = logging.getLogger("halo")
+    loaded = load_or_report(args.config, report=log.error)
+    if loaded is None:
+        log.error("not started: the configuration %s is invalid", args.config)
+        return 1
+    return run(*loaded, log_level=args.log_level, log_format=args.log_format)
 
 
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
@@ -234,17 +249,12 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
 
 
 def _add_plugin_commands(plugins: Plugins, sub: Any) -> None:
-    # registration order: an installed plugin keeps its command, a later one clashing with it
-    # is the one reported
-    for impl in plugins.hook.halo_add_commands.get_hookimpls():
-        try:
-            impl.function(subparsers=sub)
-        except Exception as exc:  # plugin territory: halo's own commands must keep working
-            name = plugins.manager.get_name(impl.plugin) or repr(impl.plugin)
-            print(
-                f"halo: plugin {name}: cannot add its commands: {type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
+    """Each plugin adds its commands on its own (:meth:`Plugins.add_commands`); one that
+    cannot is a load error, shown here, and the others' commands and the core's stay."""
+    before = len(plugins.errors)
+    plugins.add_commands(sub)
+    for err in plugins.errors[before:]:
+        print(f"halo: plugin {err.name}: {err.message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,14 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 from halo_core import log as halo_log
 from halo_core import version
-from halo_core.api import CheckResult, CheckTarget, NotifierConfig
+from halo_core.api import (
+    CAPABILITIES,
+    Backend,
+    CheckTarget,
+    Notifier,
+    NotifierConfig,
+)
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
 from halo_core.config.model import HaloConfig
-from halo_core.events import ConfigReloaded, Event
+from halo_core.events import CheckStateChanged, ConfigReloaded, Event
 from halo_core.plugins import Plugins
 from halo_core.pools import Pool
+from halo_core.process import ScriptRunner
 from halo_core.scheduler import Clock, LoopClock, Scheduler
 from halo_core.schema import Configured
 
@@ -46,12 +53,13 @@ class Daemon:
         self.started = asyncio.Event()  # set once start() has built every part
         self.hook_failures: dict[str, int] = {}
         self.vrrp: VrrpEngine | None = None
-        self.backends: dict[str, Any] = {}
+        self.backends: dict[str, Backend] = {}
         self.checks: dict[str, CheckRunner] = {}
         self.pools: list[Pool] = []
-        self.notifiers: dict[str, Any] = {}
+        self.notifiers: dict[str, Notifier] = {}
         self.failed_backends: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
+        self.scripts = ScriptRunner(logger=log)
 
     async def call_hook(self, name: str, **kwargs: Any) -> None:
         """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
@@ -72,6 +80,7 @@ class Daemon:
     async def start(self) -> None:
         await self.call_hook("halo_subscribe", bus=self.bus)
         await self.call_hook("halo_startup", daemon=self)
+        self.bus.subscribe(self._notify_check, kinds=["check_state"], name="check-notify")
         self._start_notifiers()
         await self._start_backends()
         if self.config.model.vrrp_instances:
@@ -92,28 +101,30 @@ class Daemon:
     def _start_vrrp(self) -> None:
         from halo_core.vrrp.engine import VrrpEngine
 
-        self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock)
+        self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock, check_up=self._check_up)
         self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
         self.vrrp.start()
-        self._fault_without_vip_backend()
+        self._fault_without_address_backend()
 
-    def _fault_without_vip_backend(self) -> None:
+    def _fault_without_address_backend(self) -> None:
         """An instance whose addresses nobody can put in the kernel must not claim MASTER:
-        without a working vip backend it stays in FAULT (it would black-hole traffic)."""
+        without a working backend that provides addresses it stays in FAULT (it would
+        black-hole traffic)."""
         from halo_core.vrrp import fsm
 
         assert self.vrrp is not None
         configs = self.backend_configs()
-        vip_ok = any(c.type == "vip" and n in self.backends for n, c in configs.items())
-        if vip_ok:
+        providers = self.plugins.providers("addresses")
+        holders = [n for n, c in configs.items() if c.type in providers]
+        if any(n in self.backends for n in holders):
             return
         why = next(
             (
-                f"vip backend failed: {e}"
-                for n, e in self.failed_backends.items()
-                if configs[n].type == "vip"
+                f"{configs[n].type} backend failed: {self.failed_backends[n]}"
+                for n in holders
+                if n in self.failed_backends
             ),
-            "no vip backend installed (pip install halo-backend-vip)",
+            f"no backend for addresses installed (pip install {CAPABILITIES['addresses']})",
         )
         for inst in self.vrrp.instances.values():
             if inst.cfg.virtual_ipaddress:
@@ -130,7 +141,6 @@ class Daemon:
                 target=CheckTarget(name, global_config=self.config.model.global_),
                 scheduler=self.scheduler,
                 bus=self.bus,
-                on_change=self._check_changed,
             )
             try:
                 runner.start()
@@ -146,45 +156,39 @@ class Daemon:
                 continue
             self.checks[name] = runner
 
-    def _check_changed(self, name: str, up: bool, result: CheckResult) -> None:
-        if self.vrrp is not None:
-            self.vrrp.set_check(name, up)
+    def _check_up(self, name: str) -> bool | None:
+        """A named check's state (after rise/fall), None before it runs: what the VRRP
+        engine reads when it (re)builds tracking; changes reach it on the bus."""
         runner = self.checks.get(name)
-        command = None
-        if runner is not None:
-            command = runner.config.notify_up if up else runner.config.notify_down
-        if command:
-            asyncio.get_running_loop().create_task(self._notify_check(name, command, up))
+        return runner.up if runner is not None else None
 
-    async def _notify_check(self, name: str, command: str, up: bool) -> None:
-        from halo_core.process import RunAs, run_script
-
-        g = self.config.model.global_
-        env = {"HALO_CHECK": name, "HALO_STATE": "UP" if up else "DOWN"}
-        try:
-            run_as = RunAs.resolve(g.script_user)
-        except ValueError as exc:
-            log.error("check %s: notify: %s", name, exc)
+    def _notify_check(self, event: Event) -> None:
+        """A named check's notify_up / notify_down, run in the background."""
+        runner = self.checks.get(event.check) if isinstance(event, CheckStateChanged) else None
+        if runner is None:
             return
-        res = await run_script(
-            command, timeout=30, run_as=run_as, env=env, secure=g.enable_script_security
-        )
-        if not res.ok:
-            log.warning("check %s: notify %s: %s", name, command, res.describe())
+        assert isinstance(event, CheckStateChanged)
+        command = runner.config.notify_up if event.up else runner.config.notify_down
+        if command:
+            g = self.config.model.global_  # the settings in force now, after any reload
+            self.scripts.user, self.scripts.secure = g.script_user, g.enable_script_security
+            env = {"HALO_CHECK": event.check, "HALO_STATE": "UP" if event.up else "DOWN"}
+            self.scripts.spawn(command, env=env, what=f"check {event.check}: notify")
 
     def backend_configs(self) -> dict[str, Configured]:
-        """The configured backends, plus a default ``vip`` backend when instances have
-        virtual addresses and none was configured (what a keepalived user expects)."""
+        """The configured backends, plus a default one providing addresses (with its
+        defaults) when instances have virtual addresses and none was configured (what a
+        keepalived user expects)."""
         out = dict(self.config.model.backends)
-        wants_vip = any(i.virtual_ipaddress for i in self.config.model.vrrp_instances.values())
-        if (
-            wants_vip
-            and not any(c.type == "vip" for c in out.values())
-            and "vip" in self.plugins.names("backend")
-        ):
-            schema = self.plugins.schema_for("backend", "vip")
+        wants_addresses = any(
+            i.virtual_ipaddress for i in self.config.model.vrrp_instances.values()
+        )
+        providers = self.plugins.providers("addresses")
+        if wants_addresses and providers and not any(c.type in providers for c in out.values()):
+            name = providers[0]
+            schema = self.plugins.schema_for("backend", name)
             assert schema is not None
-            out.setdefault("vip", Configured("backend", "vip", schema()))
+            out.setdefault(name, Configured("backend", name, schema()))
         return out
 
     def _start_notifiers(self) -> None:
@@ -195,6 +199,8 @@ class Daemon:
             ctx = PluginContext(name, self.config.model, self.bus, self.clock, self.scheduler)
             try:
                 notifier = ptype.load_factory()(configured.config, ctx)
+                if not isinstance(notifier, Notifier):
+                    raise TypeError(_not_a(notifier, Notifier))
             except Exception as exc:  # reported, never fatal: VRRP must run without its mailer
                 log.error(
                     "notifier %s (%s): cannot start: %s: %s",
@@ -206,14 +212,18 @@ class Daemon:
                 continue
             self.notifiers[name] = notifier
             wanted = event_filter(configured.config)
-            timeout = float(getattr(notifier, "timeout", 60.0))
 
-            async def deliver(event: Event, notifier: Any = notifier, wanted: Any = wanted) -> None:
+            async def deliver(
+                event: Event, notifier: Notifier = notifier, wanted: Any = wanted
+            ) -> None:
                 if wanted(event):
                     await notifier.notify(event)
 
             self.bus.subscribe(
-                deliver, name=f"notifier:{name}", timeout=timeout, kinds=configured.config.events
+                deliver,
+                name=f"notifier:{name}",
+                timeout=float(notifier.timeout),
+                kinds=configured.config.events,
             )
 
     async def _start_backends(self) -> None:
@@ -224,6 +234,8 @@ class Daemon:
             ctx = PluginContext(name, self.config.model, self.bus, self.clock, self.scheduler)
             try:
                 backend = ptype.load_factory()(configured.config, ctx)
+                if not isinstance(backend, Backend):
+                    raise TypeError(_not_a(backend, Backend))
                 await asyncio.wait_for(backend.start(), HOOK_TIMEOUT)
             except Exception as exc:  # a backend's failure is reported, never fatal to VRRP
                 self.failed_backends[name] = backend_error(
@@ -231,10 +243,7 @@ class Daemon:
                 )
                 continue
             self.backends[name] = backend
-            # A backend may say which event kinds it wants: a VIP backend has no business
-            # with the thousands of check results a second a big pool produces.
-            kinds = getattr(backend, "kinds", None)
-            self.bus.subscribe(backend.handle, name=f"backend:{name}", kinds=kinds)
+            self.bus.subscribe(backend.handle, name=f"backend:{name}", kinds=backend.kinds)
 
     async def stop(self) -> None:
         for runner in self.checks.values():
@@ -288,20 +297,16 @@ class Daemon:
         self.config = new
         done: list[str] = []
         for name, backend in self.backends.items():
-            if hasattr(backend, "reload"):
-                try:
-                    await asyncio.wait_for(backend.reload(new.model), HOOK_TIMEOUT)
-                except Exception as exc:
-                    backend_error(name, "reload failed", exc)
+            try:
+                await asyncio.wait_for(backend.reload(new.model), HOOK_TIMEOUT)
+            except Exception as exc:
+                backend_error(name, "reload failed", exc)
         done += await self._reload_checks(old.model, new.model)
         if self.vrrp is None and new.model.vrrp_instances:
             self._start_vrrp()
             done.append("VRRP started")
         elif self.vrrp is not None:
             done += self.vrrp.reload(new.model)
-        for name, runner in self.checks.items():
-            if self.vrrp is not None:
-                self.vrrp.set_check(name, runner.up)
         done += await self._reload_pools(old.model, new.model)
         summary = "; ".join(done) or "no runtime change"
         log.info("reload: %s", summary)
@@ -429,6 +434,15 @@ def backend_error(name: str, what: str, exc: Exception) -> str:
     return why
 
 
+def _not_a(obj: object, protocol: type) -> str:
+    """Why a factory's product is refused: it neither derives from the plugin API's
+    protocol nor has all its members."""
+    return (
+        f"the factory built a {type(obj).__name__}, which is not a"
+        f" {protocol.__module__}.{protocol.__name__} (derive from it)"
+    )
+
+
 def pid_file(config: Config) -> str:
     return os.path.join(config.model.global_.state_dir, "halo.pid")
 
@@ -437,19 +451,12 @@ async def _as_coro(aw: Awaitable[Any]) -> Any:
     return await aw
 
 
-def run(config_path: str, *, log_level: str | None = None, log_format: str | None = None) -> int:
-    """``halo run``: ``log_level`` and ``log_format`` (from the command line) win over the
-    configuration's ``global.log_level`` and ``global.log_format``."""
-    from halo_core.cli import load_or_report
-
-    # Logging first, so that a configuration that cannot be loaded is reported as errors
-    # (priority 3 in the journal), then again with the configuration's settings.
-    halo_log.setup(log_level or "info", log_format or "text")
-    loaded = load_or_report(config_path, report=log.error)
-    if loaded is None:
-        log.error("not started: the configuration %s is invalid", config_path)
-        return 1
-    config, plugins = loaded
+def run(
+    config: Config, plugins: Plugins, *, log_level: str | None = None, log_format: str | None = None
+) -> int:
+    """Run a daemon for a loaded configuration until it is told to stop. ``log_level`` and
+    ``log_format`` (from the command line) win over ``global.log_level`` and
+    ``global.log_format``."""
     g = config.model.global_
     halo_log.setup(log_level or g.log_level, log_format or g.log_format)
     for err in plugins.errors:

@@ -111,8 +111,9 @@ def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     ``subparsers.add_parser(name, help=..., description=...)``, give every option a ``help=``
     that names its default when it has one (``%(default)s``), and set ``func`` (a callable
     taking the parsed ``argparse.Namespace`` and returning an exit status) with
-    ``set_defaults``. Every plugin is called; one that raises (a name already taken, say) is
-    reported on stderr and its commands are left out.
+    ``set_defaults``. Every plugin is called on its own: a name already taken, or an
+    exception, is a load error for that plugin (its commands are left out) and the other
+    plugins' commands are added.
     """
 
 

@@ -10,6 +10,7 @@ load normally. Plugins can be blocked by name with ``HALO_BLOCK_PLUGINS=a,b`` or
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.metadata
 import os
@@ -23,6 +24,8 @@ import pluggy
 
 from halo_core import hookspecs
 from halo_core.api import (
+    CAPABILITIES,
+    EXTENSION_POINTS,
     KINDS,
     BackendConfig,
     CheckerConfig,
@@ -87,6 +90,49 @@ class Plugins:
 
     def schemas(self, kind: str) -> Mapping[str, type]:
         return {n: t.schema for n, t in self.types.get(kind, {}).items()}
+
+    def providers(self, capability: str, kind: str = "backend") -> list[str]:
+        """Names of the installed types of ``kind`` that provide ``capability``, sorted."""
+        return sorted(n for n, t in self.types.get(kind, {}).items() if capability in t.provides)
+
+    def extensions(self, point: str) -> dict[str, type]:
+        """The option schemas plugin types add to core section ``point``, by type name."""
+        return {
+            t.name: t.extends[point]
+            for by_name in self.types.values()
+            for t in by_name.values()
+            if point in t.extends
+        }
+
+    def add_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None:
+        """Call each plugin's ``halo_add_commands`` on its own. A plugin whose hook raises
+        or adds a command name already taken (argparse refuses it) loses the commands it
+        added and becomes a load error; the other plugins' commands are added."""
+        # registration order: an installed plugin keeps its command, a later one clashing with
+        # it is the one dropped
+        for impl in self.hook.halo_add_commands.get_hookimpls():
+            name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
+            parsers = dict(subparsers._name_parser_map)
+            helps = list(subparsers._choices_actions)
+            try:
+                impl.function(subparsers=subparsers)
+            except Exception as exc:  # plugin territory: drop this plugin, keep the others
+                subparsers._name_parser_map.clear()
+                subparsers._name_parser_map.update(parsers)
+                subparsers._choices_actions[:] = helps
+                self.drop(name, f"cannot add its commands: {_one_line(exc)}")
+
+    def drop(self, name: str, message: str) -> None:
+        """Unload plugin ``name`` after the fact, recording ``message`` as its load error."""
+        info = next((i for i in self.infos if i.name == name), None)
+        module = self.manager.get_plugin(name)
+        if module is not None:
+            self.manager.unregister(module)
+        if info is not None:
+            self.infos.remove(info)
+            for kind, type_name in info.types:
+                self.types[kind].pop(type_name, None)
+        self.errors.append(LoadError(name, info.distribution if info else None, message))
 
     def type(self, kind: str, name: str) -> PluginType:
         return self.types[kind][name]
@@ -167,10 +213,11 @@ def _register(
         return
     declared: list[tuple[str, str]] = []
     types: list[PluginType] = []
-    impl = getattr(module, "halo_plugin_types", None)
+    impl = next((i for i in pm.hook.halo_plugin_types.get_hookimpls() if i.plugin is module), None)
     if impl is not None:
         try:
-            types = list(impl() or [])
+            declared_types: Any = impl.function()
+            types = list(declared_types or [])
             problems = [_check_type(plugins, t) for t in types]
         except Exception as exc:  # a plugin's declaration code is plugin territory
             problems, types = [f"halo_plugin_types failed: {_one_line(exc)}"], []
@@ -180,10 +227,13 @@ def _register(
             plugins.errors.append(LoadError(name, dist, problem))
             return
     sections: dict[str, type] = {}
-    impl = getattr(module, "halo_config_sections", None)
+    impl = next(
+        (i for i in pm.hook.halo_config_sections.get_hookimpls() if i.plugin is module), None
+    )
     if impl is not None:
         try:
-            sections = dict(impl() or {})
+            declared_sections: Any = impl.function()
+            sections = dict(declared_sections or {})
             problem = next(
                 filter(None, (_check_section(plugins, *s) for s in sections.items())), None
             )
@@ -219,6 +269,17 @@ def _check_type(plugins: Plugins, t: object) -> str | None:
     base = _BASES[t.kind]
     if not (dataclasses.is_dataclass(t.schema) and issubclass(t.schema, base)):
         return f"{t.kind} type {t.name!r}: schema must be a dataclass deriving from {base.__name__}"
+    unknown = sorted(set(t.provides) - set(CAPABILITIES))
+    if unknown:
+        return f"{t.kind} type {t.name!r} provides unknown capability {unknown[0]!r}"
+    for point, schema in t.extends.items():
+        if point not in EXTENSION_POINTS or not dataclasses.is_dataclass(schema):
+            return f"{t.kind} type {t.name!r}: cannot extend {point!r}"
+        taken = {k for f in fields_of(schema) for k in (f.key, *f.aliases)}
+        for other, other_schema in plugins.extensions(point).items():
+            clash = taken & {k for f in fields_of(other_schema) for k in (f.key, *f.aliases)}
+            if clash:
+                return f"{point} option {min(clash)!r} is already added by {other!r}"
     return None
 
 

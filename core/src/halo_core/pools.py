@@ -7,12 +7,11 @@ until their checks pass; the service has quorum while the live weight reaches ``
 (with ``hysteresis`` either side against flapping), runs ``quorum_up``/``quorum_down`` when
 that changes, and uses the ``sorry_server`` while it has none. Each change is published as a
 :class:`~halo_core.events.PoolChanged` carrying the whole desired state, which the
-load-balancer backends (IPVS, nftables) apply.
+load-balancer backends apply.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from halo_core.checks import CheckRunner
 from halo_core.config.model import GlobalConfig, RealServer, VirtualServer
 from halo_core.events import PoolChanged, PoolMember, RealServerChanged
 from halo_core.plugins import Plugins
+from halo_core.process import ScriptRunner
 from halo_core.scheduler import Scheduler
 
 log = logging.getLogger("halo.pools")
@@ -62,6 +62,8 @@ class Pool:
         self.label = vs.label
         self.bus = bus
         self.global_config = global_config
+        g = global_config or GlobalConfig()
+        self.scripts = ScriptRunner(user=g.script_user, secure=g.enable_script_security, logger=log)
         self.servers: list[ServerState] = []
         for rs in vs.real_servers:
             port = rs.port if rs.port is not None else vs.port
@@ -86,7 +88,6 @@ class Pool:
                 )
             self.servers.append(state)
         self.quorum = self.live_weight() >= vs.quorum
-        self.tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ state
 
@@ -133,9 +134,12 @@ class Pool:
             for runner in s.checks.values():
                 await runner.stop()
         if self.vs.omega and self.vs.quorum_down:
-            await self._run(self.vs.quorum_down, "omega: quorum_down on stop")
-        for task in list(self.tasks):
-            task.cancel()
+            await self.scripts.run(
+                self.vs.quorum_down,
+                env=self._env("omega: quorum_down on stop"),
+                what=f"{self.label}: omega: quorum_down on stop",
+            )
+        self.scripts.cancel()
 
     # ------------------------------------------------------------------ reactions
 
@@ -205,25 +209,10 @@ class Pool:
                 self._spawn(self.vs.quorum_up, "quorum gained")
 
     def _spawn(self, command: str, why: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(command, why))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.scripts.spawn(command, env=self._env(why), what=f"{self.label}: {why}")
 
-    async def _run(self, command: str, why: str) -> None:
-        from halo_core.process import RunAs, run_script
-
-        g = self.global_config or GlobalConfig()
-        try:
-            run_as = RunAs.resolve(g.script_user)
-        except ValueError as exc:
-            log.error("%s: %s: %s", self.label, why, exc)
-            return
-        env = {"HALO_VIRTUAL_SERVER": self.label, "HALO_REASON": why}
-        res = await run_script(
-            command, timeout=30, run_as=run_as, env=env, secure=g.enable_script_security
-        )
-        if not res.ok:
-            log.warning("%s: %s: %s: %s", self.label, why, command, res.describe())
+    def _env(self, why: str) -> dict[str, str]:
+        return {"HALO_VIRTUAL_SERVER": self.label, "HALO_REASON": why}
 
     def status(self) -> dict[str, Any]:
         return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
+import logging
 import os
 import pwd
 import shlex
@@ -23,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 OUTPUT_LIMIT = 64 * 1024
+log = logging.getLogger("halo.scripts")
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,68 @@ async def run_script(
         out.decode(errors="replace"),
         err.decode(errors="replace"),
     )
+
+
+class ScriptRunner:
+    """Runs operators' scripts with one owner's settings: the daemon's checks' notify_up and
+    notify_down, a virtual server's quorum and real-server commands, a notifier's hooks.
+
+    ``run_as`` is the resolved user, or None to resolve ``user`` (keepalived's
+    ``script_user``) at each run, so that a missing user is an error of that run, logged,
+    not of the owner's start. With ``what`` a failure is logged as ``what: command: why``;
+    without it the caller reports the :class:`ScriptResult` itself.
+    """
+
+    def __init__(
+        self,
+        *,
+        user: str | None = None,
+        run_as: RunAs | None = None,
+        secure: bool = True,
+        timeout: float = 30.0,
+        logger: logging.Logger = log,
+    ) -> None:
+        self.user = user
+        self.run_as = run_as
+        self.secure = secure
+        self.timeout = timeout
+        self.log = logger
+        self.tasks: set[asyncio.Task[ScriptResult]] = set()
+
+    async def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        what: str | None = None,
+    ) -> ScriptResult:
+        """Run ``command`` and wait for it; never raises."""
+        try:
+            run_as = self.run_as or RunAs.resolve(self.user)
+        except ValueError as exc:
+            if what is not None:
+                self.log.error("%s: %s", what, exc)
+            return ScriptResult(None, error=str(exc))
+        res = await run_script(
+            command, timeout=self.timeout, run_as=run_as, env=env, secure=self.secure
+        )
+        if not res.ok and what is not None:
+            shown = command if isinstance(command, str) else shlex.join(command)
+            self.log.warning("%s: %s: %s", what, shown, res.describe())
+        return res
+
+    def spawn(
+        self, command: str | Sequence[str], *, env: Mapping[str, str] | None = None, what: str
+    ) -> None:
+        """Run ``command`` in the background (the caller must not wait for an operator's
+        script); :meth:`cancel` kills what is still running."""
+        task = asyncio.get_running_loop().create_task(self.run(command, env=env, what=what))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def cancel(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
 
 
 class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):

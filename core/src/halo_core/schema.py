@@ -99,6 +99,18 @@ class PluginSections:
 
 
 @dataclass(frozen=True)
+class Extensions:
+    """Marks a ``dict[str, Any]`` field holding the options plugins add to its section.
+
+    A key of the section that is not one of its own fields is looked up in the option schemas
+    plugins declared for ``point`` (``PluginType.extends``); the keys each plugin owns are
+    validated against its schema and stored under the plugin type's name. The field itself
+    is not a key of the section."""
+
+    point: str
+
+
+@dataclass(frozen=True)
 class Configured:
     """A validated plugin config: which plugin type, and its validated schema object."""
 
@@ -246,6 +258,18 @@ def _describe(tp: Any) -> str:
 PluginResolver = Callable[[str, str], type | None]
 """(kind, type name) → the plugin's schema class, or None when no such type is installed."""
 
+ExtensionResolver = Callable[[str], Mapping[str, type]]
+"""An extension point's name → the option schemas plugins add there, by plugin type name."""
+
+
+def extension_point(cls: type) -> tuple[str, str] | None:
+    """(field name, point) of ``cls``'s :class:`Extensions` field, if it has one."""
+    for f in fields_of(cls):
+        for m in f.meta:
+            if isinstance(m, Extensions):
+                return f.name, m.point
+    return None
+
 
 class _Validator:
     def __init__(
@@ -253,11 +277,13 @@ class _Validator:
         resolve_plugin: PluginResolver | None,
         plugin_names: Callable[[str], list[str]] | None,
         sections: Mapping[str, type] | None = None,
+        extensions: ExtensionResolver | None = None,
     ) -> None:
         self.problems: list[Problem] = []
         self.resolve_plugin = resolve_plugin
         self.plugin_names = plugin_names
         self.sections: Mapping[str, type] = sections or {}
+        self.extensions = extensions
 
     def fail(self, path: Path, message: str, *, at_key: bool = False) -> Any:
         self.problems.append(Problem(path, message, at_key))
@@ -367,7 +393,9 @@ class _Validator:
         candidates = [a for a in args if a is not type(None)]
         # Try each alternative silently; report one combined message if none fits.
         for alt in candidates:
-            trial = _Validator(self.resolve_plugin, self.plugin_names, self.sections)
+            trial = _Validator(
+                self.resolve_plugin, self.plugin_names, self.sections, self.extensions
+            )
             result = trial._value(alt, data, path)
             if result is not _INVALID:
                 return result
@@ -425,7 +453,8 @@ class _Validator:
             data = {}
         if not isinstance(data, dict):
             return self.fail(path, f"must be a mapping, not {_kind(data)}")
-        fields = fields_of(cls)
+        point = extension_point(cls)
+        fields = [f for f in fields_of(cls) if point is None or f.name != point[0]]
         collector = next((f for f in fields if _is_sections(f)), None)
         sections = self.sections if collector is not None else {}
         by_name: dict[str, FieldInfo] = {}
@@ -435,6 +464,14 @@ class _Validator:
             by_name[f.key] = f
             for alias in f.aliases:
                 by_name[alias] = f
+        ext_schemas = self.extensions(point[1]) if point and self.extensions else {}
+        ext_owner = {
+            k: owner
+            for owner, schema in ext_schemas.items()
+            for f in fields_of(schema)
+            for k in (f.key, *f.aliases)
+        }
+        ext_data: dict[str, dict[str, Any]] = {}
         kwargs: dict[str, Any] = {}
         found: dict[str, Any] = {}
         ok = True
@@ -446,9 +483,13 @@ class _Validator:
                 found[key] = self.dataclass(sections[key], raw, (*path, key))
                 ok = ok and found[key] is not _INVALID
                 continue
+            if info is None and key in ext_owner:
+                ext_data.setdefault(ext_owner[key], {})[key] = raw
+                continue
             if info is None:
                 hint = _suggest(
-                    str(key), [f.key for f in fields if f is not collector] + [*sections]
+                    str(key),
+                    [f.key for f in fields if f is not collector] + [*sections] + list(ext_owner),
                 )
                 self.fail((*path, str(key)), f"unknown key{hint}", at_key=True)
                 ok = False
@@ -475,6 +516,10 @@ class _Validator:
             if f.required and f.name not in kwargs:
                 self.fail(path, f"missing required key {f.key!r}")
                 ok = False
+        if point is not None:
+            options = {o: self.dataclass(ext_schemas[o], d, path) for o, d in ext_data.items()}
+            ok = ok and _INVALID not in options.values()
+            kwargs[point[0]] = options
         if not ok:
             return _INVALID
         try:
@@ -592,15 +637,17 @@ def validate(
     resolve_plugin: PluginResolver | None = None,
     plugin_names: Callable[[str], list[str]] | None = None,
     sections: Mapping[str, type] | None = None,
+    extensions: ExtensionResolver | None = None,
 ) -> T:
     """Validate parsed YAML ``data`` against schema class ``cls``.
 
     Returns the constructed object, or raises :class:`SchemaError` listing every problem.
     ``resolve_plugin`` maps ``(kind, type)`` to a plugin's schema class for fields marked
     with :class:`PluginRef`; ``sections`` are the plugin-declared sections (name → schema
-    class) a :class:`PluginSections` field collects.
+    class) a :class:`PluginSections` field collects; ``extensions`` gives the plugins' options
+    for fields marked with :class:`Extensions`.
     """
-    v = _Validator(resolve_plugin, plugin_names, sections)
+    v = _Validator(resolve_plugin, plugin_names, sections, extensions)
     result = v.dataclass(cls, data, path)
     if v.problems or result is _INVALID:
         raise SchemaError(v.problems or [Problem(path, "invalid")])
@@ -616,6 +663,7 @@ def json_schema(
     plugins: Callable[[str], Mapping[str, type]] | None = None,
     sections: Mapping[str, type] | None = None,
     title: str | None = None,
+    extensions: ExtensionResolver | None = None,
 ) -> dict[str, Any]:
     """Render ``cls`` as a JSON Schema (draft 2020-12) document.
 
@@ -623,6 +671,8 @@ def json_schema(
     each becomes one alternative of a ``oneOf`` keyed on its ``type`` constant.
     ``sections`` (name → schema class) become properties where a :class:`PluginSections`
     field is.
+    ``extensions(point)`` gives the plugins' options added to sections with an
+    :class:`Extensions` field; they are shown as that section's own keys.
     """
     defs: dict[str, Any] = {}
 
@@ -636,7 +686,10 @@ def json_schema(
     def obj(tp: type, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         props: dict[str, Any] = dict(extra or {})
         required: list[str] = list(extra or {})
-        for f in fields_of(tp):
+        point = extension_point(tp)
+        added = extensions(point[1]) if point and extensions else {}
+        own = [f for f in fields_of(tp) if point is None or f.name != point[0]]
+        for f in own + [f for schema in added.values() for f in fields_of(schema)]:
             if _is_sections(f):
                 props.update({name: ref(c) for name, c in sorted((sections or {}).items())})
                 continue

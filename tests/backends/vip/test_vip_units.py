@@ -13,8 +13,8 @@ import pytest
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from halo_backend_vip.addrmon import RTM_DELADDR, RTM_NEWADDR, parse_address_messages
 from halo_backend_vip.frames import garp_frame, icmpv6_checksum, mac_bytes, unsolicited_na_frame
+from halo_backend_vip.netlink import RTM_DELADDR, RTM_NEWADDR, parse_address_messages
 from halo_backend_vip.plugin import VipBackendConfig
 from halo_core import plugins
 from halo_core.config import ConfigError, load_text

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from halo_core.api import CAPABILITIES
 from halo_core.config.loader import LoadProblem, Mark, load_file, locate, parse_text, path_of
 from halo_core.config.model import NAME, HaloConfig, SyncGroup, VrrpInstance
 from halo_core.schema import Path, Problem, SchemaError, dotted, validate
@@ -110,20 +111,21 @@ def _finish(
             resolve_plugin=plugins.schema_for if plugins else None,
             plugin_names=plugins.names if plugins else None,
             sections=plugins.sections if plugins else None,
+            extensions=plugins.extensions if plugins else None,
         )
     except SchemaError as exc:
         located += [where(p) for p in exc.problems]
         raise ConfigError(located) from None
     located += [where(p) for p in cross_check(model)]
-    if plugins is not None and "vip" not in plugins.names("backend"):
+    if plugins is not None and not plugins.providers("addresses"):
         for name, inst in model.vrrp_instances.items():
             if inst.virtual_ipaddress:
                 located.append(
                     where(
                         Problem(
                             ("vrrp_instances", name, "virtual_ipaddress"),
-                            "needs the vip backend to hold these addresses"
-                            " (pip install halo-backend-vip)",
+                            "needs a backend that holds these addresses"
+                            f" (pip install {CAPABILITIES['addresses']})",
                         )
                     )
                 )

@@ -17,6 +17,7 @@ from halo_core.schema import (
     Alias,
     Configured,
     Doc,
+    Extensions,
     IPAddress,
     Length,
     Pattern,
@@ -25,6 +26,7 @@ from halo_core.schema import (
     Range,
     Seconds,
 )
+from halo_core.vrrp.packet import interval_problem
 
 NAME = Pattern(r"[A-Za-z0-9_.:@-]+", "must be a name of letters, digits and _ . : @ -")
 IFNAME = Pattern(r"[^\s/]{1,15}", "must be an interface name (1 to 15 characters, no / or space)")
@@ -214,20 +216,19 @@ class VrrpInstance:
             " (RFC 9568 option, keepalived ≥ 2.2.8)"
         ),
     ] = False
-    garp_master_delay: Annotated[
-        Seconds | None, Doc("override the vip backend's delay for the second burst")
-    ] = None
+    options: Annotated[
+        dict[str, Any],
+        Extensions("vrrp_instance"),
+        Doc("options plugins add to an instance, by plugin type name (written as its own keys)"),
+    ] = field(default_factory=dict)
 
     def __check__(self) -> list[tuple[tuple[str, ...], str]]:
         problems: list[tuple[tuple[str, ...], str]] = []
-        if self.version == 2:
-            if float(self.advert_int) != int(self.advert_int) or not 1 <= self.advert_int <= 255:
-                problems.append((("advert_int",), "must be whole seconds from 1 to 255 in VRRPv2"))
-        else:
-            if not 0.01 <= self.advert_int <= 40.95:
-                problems.append((("advert_int",), "must be from 0.01 to 40.95 seconds in VRRPv3"))
-            if self.authentication is not None:
-                problems.append((("authentication",), "VRRPv3 has no authentication (RFC 5798 §9)"))
+        interval = interval_problem(self.version, float(self.advert_int))
+        if interval:
+            problems.append((("advert_int",), interval))
+        if self.version == 3 and self.authentication is not None:
+            problems.append((("authentication",), "VRRPv3 has no authentication (RFC 5798 §9)"))
         if not self.virtual_ipaddress:
             problems.append(
                 (
@@ -371,7 +372,7 @@ class VirtualServer:
             "hash",
         ],
         Alias(("lvs_sched",)),
-        Doc("scheduler (IPVS names; the nftables backend supports rr, wrr, random, sh)"),
+        Doc("scheduler (IPVS names; a load-balancer backend may support only some)"),
     ] = "wlc"
     lb_kind: Annotated[
         Literal["NAT", "DR", "TUN"], Alias(("lvs_method",)), Doc("forwarding method")

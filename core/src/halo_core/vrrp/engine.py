@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halo_core import log as halo_log
-from halo_core.bus import EventBus
+from halo_core.api import CheckerConfig
+from halo_core.bus import EventBus, Subscription
 from halo_core.config.model import HaloConfig, Track, VrrpInstance
 from halo_core.events import (
     BackendFailed,
+    CheckStateChanged,
     Event,
     SyncGroupStateChanged,
     VrrpAnnounce,
@@ -129,14 +131,6 @@ class InstanceRuntime:
         auth = cfg.authentication
         auth_type = packet.AUTH_PASS if auth is not None else packet.AUTH_NONE
         auth_data = auth.auth_pass.encode()[:8] if auth is not None else b""
-        self.expectation = packet.Expectation(
-            version=cfg.version,
-            vrid=cfg.virtual_router_id,
-            interval_cs=self.interval_cs,
-            addresses=self.addresses,  # type: ignore[arg-type]
-            auth_type=auth_type,
-            auth_data=auth_data,
-        )
         self.destinations: list[IPAddress] = list(cfg.unicast_peer) or [
             GROUP4 if self.family == socket.AF_INET else GROUP6
         ]
@@ -149,6 +143,7 @@ class InstanceRuntime:
             auth_type=auth_type,
             auth_data=auth_data,
         )
+        self.expectation = packet.Expectation(*dataclasses.astuple(advert))
         # Adverts are pre-encoded per destination; only the priority changes at run time.
         self.templates = [
             (
@@ -165,11 +160,10 @@ class InstanceRuntime:
                 version=cfg.version,
                 vrid=cfg.virtual_router_id,
                 priority=cfg.priority,
-                advert_interval_cs=self.interval_cs,
+                interval_cs=self.interval_cs,
                 preempt=not cfg.nopreempt,
                 preempt_delay=float(cfg.preempt_delay),
                 primary_address=self.source,
-                start_state=fsm.State.MASTER if cfg.state == "MASTER" else fsm.State.BACKUP,
             )
         )
         self.local_addresses = {
@@ -186,17 +180,14 @@ class InstanceRuntime:
         now = self.clock.now()
         self.machine, actions = fsm.step(self.machine, event, now)
         self._forced = forced
-        entered_master = any(
-            isinstance(a, fsm.StateChanged) and a.new is fsm.State.MASTER for a in actions
-        )
         for action in actions:
             if isinstance(action, fsm.SendAdvert):
                 self._send(action.priority)
             elif isinstance(action, fsm.StateChanged):
                 self._state_changed(action)
-            elif isinstance(action, fsm.Announce) and not entered_master:
+            elif isinstance(action, fsm.Announce):
                 # Entering MASTER is itself the request to announce (backends act on the
-                # state change); a separate request means "again, now": a split brain healed.
+                # state change); this one means "again, now": a split brain healed.
                 self.counters["announce_requests"] += 1
                 self.bus.publish(VrrpAnnounce(instance=self.name, reason=action.reason))
         self._forced = False
@@ -372,10 +363,21 @@ class InstanceRuntime:
 class VrrpEngine:
     """Every VRRP instance of one daemon, their sockets, sync groups and tracked inputs."""
 
-    def __init__(self, config: HaloConfig, bus: EventBus, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: HaloConfig,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        check_up: Callable[[str], bool | None] = lambda name: None,
+    ) -> None:
         self.config = config
         self.bus = bus
         self.clock = clock
+        # A tracked check's state is read once when tracking is (re)built; every change
+        # after that arrives on the bus (CheckStateChanged), the one route for it.
+        self.check_up = check_up
+        self._check_sub: Subscription | None = None
         self.transport = Transport()
         self.instances: dict[str, InstanceRuntime] = {}
         self.group_of = {m: g for g, sg in config.vrrp_sync_groups.items() for m in sg.group}
@@ -413,6 +415,9 @@ class VrrpEngine:
         from halo_core.netlink import LinkMonitor
 
         self.links = LinkMonitor(self._link_changed)
+        self._check_sub = self.bus.subscribe(
+            self.on_check_state, kinds=[CheckStateChanged.kind], name="vrrp:checks"
+        )
         for name, cfg in self.config.vrrp_instances.items():
             self._create(name, cfg)
         for inst in self.instances.values():
@@ -537,7 +542,11 @@ class VrrpEngine:
                 up = self.links.watch(t.interface)
                 inst.set_input(t, f"interface {t.interface}", up)
             elif t.check is not None:
-                self.check_watchers.setdefault(t.check, []).append((inst, t))
+                tracked = self._with_check_weight(t)
+                self.check_watchers.setdefault(t.check, []).append((inst, tracked))
+                up = self.check_up(t.check)
+                if up is not None:
+                    inst.set_input(tracked, f"check {t.check}", up)
             elif t.file is not None:
                 inst.set_input(t, f"file {t.file}", read_track_file(t.file))
                 self.track_files.append((inst, t))
@@ -559,16 +568,22 @@ class VrrpEngine:
                 if t.interface == name:
                     inst.set_input(t, f"interface {name}", up)
 
-    def set_check(self, check: str, up: bool) -> None:
+    def _with_check_weight(self, t: Track) -> Track:
+        """``t`` with its weight resolved, once, when tracking is built: the track's own,
+        else the check's default (keepalived's vrrp_script weight)."""
+        if t.weight is not None:
+            return t
+        configured = self.config.checks.get(t.check or "")
+        config = configured.config if configured is not None else None
+        weight = config.weight if isinstance(config, CheckerConfig) else 0
+        return Track(check=t.check, weight=weight, reverse=t.reverse)
+
+    def on_check_state(self, event: Event) -> None:
         """Feed a check's state (after rise/fall) to every instance tracking it."""
-        for inst, t in self.check_watchers.get(check, []):
-            weight = t.weight
-            if weight is None:
-                configured = self.config.checks.get(check)
-                weight = getattr(configured.config, "weight", 0) if configured else 0
-            inst.set_input(
-                Track(check=t.check, weight=weight, reverse=t.reverse), f"check {check}", up
-            )
+        if not isinstance(event, CheckStateChanged):
+            return
+        for inst, t in self.check_watchers.get(event.check, []):
+            inst.set_input(t, f"check {event.check}", event.up)
 
     BACKEND_RETRY = 10.0
     """Seconds an instance stays in FAULT after a backend could not apply its state."""
@@ -644,6 +659,8 @@ class VrrpEngine:
             inst.cancel_timer()
         if self._file_timer is not None:
             self._file_timer.cancel()
+        if self._check_sub is not None:
+            self.bus.unsubscribe(self._check_sub)
         if self.links is not None:
             self.links.close()
         self.transport.close()

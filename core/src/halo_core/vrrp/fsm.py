@@ -8,7 +8,8 @@ One function does all the work::
 router), ``event`` one of the event classes below, ``now`` a float in seconds from a
 monotonic clock that the *caller* reads.  The FSM never reads a clock, never sleeps, never
 logs and never touches a socket: it returns :class:`SendAdvert`, :class:`StateChanged` and
-:class:`Announce` actions and the runtime performs them, in list order.  Timers are
+:class:`Announce` actions and the runtime performs them, in list order (entering MASTER
+is itself the request to announce the addresses; :class:`Announce` asks for it again).  Timers are
 absolute deadlines stored in the machine; :meth:`Machine.next_deadline` tells the runtime
 when to wake up and deliver :class:`Tick`.  That makes every rule testable with a fake
 clock (plain numbers), and a whole election can be simulated in microseconds.
@@ -55,8 +56,8 @@ Rules beyond the RFC text (keepalived 2.2.7's behaviour unless said otherwise):
   Faults reported while INITIALIZE are remembered, and Startup then goes to FAULT.
 * **Start-up.**  Only the priority-255 address owner starts MASTER (RFC 9568 §6.4.1).  A
   configured ``state MASTER`` below 255 still starts BACKUP and waits a full
-  Master_Down_Interval, as keepalived does (measured: ~3.6 s at 1 s / priority 100).
-  ``Config.start_state`` is therefore carried for display only; the FSM does not read it.
+  Master_Down_Interval, as keepalived does (measured: ~3.6 s at 1 s / priority 100), so
+  the configured ``state`` is not an input of the FSM.
 * **Preempt_Mode** is ``config.preempt``, except that the address owner always preempts
   (RFC 9568 §6.1).  ``nopreempt`` works whatever the start state (keepalived ignores it
   with ``state MASTER``; halo has no reason to).
@@ -111,6 +112,8 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Final, TypeAlias
 
+from halo_core.vrrp.packet import interval_problem
+
 __all__ = [
     "OWNER_PRIORITY",
     "STOP_PRIORITY",
@@ -161,15 +164,13 @@ class Config:
     vrid: int
     priority: int
     """Base priority 1..255; 255 is the address owner."""
-    advert_interval_cs: int
+    interval_cs: int
     """Advertisement_Interval in centiseconds (v2: a whole number of seconds × 100)."""
     preempt: bool = True
     preempt_delay: float = 0.0
     """Seconds; see the module docstring for the exact rule."""
     primary_address: IPAddress
     """Our advert source address, compared for the equal-priority tie-break."""
-    start_state: State = State.BACKUP
-    """The configured ``state`` keyword.  Informational: only an owner starts MASTER."""
 
     def __post_init__(self) -> None:
         if self.version not in (2, 3):
@@ -178,12 +179,11 @@ class Config:
             raise ValueError(f"{self.name}: VRID must be 1..255, not {self.vrid}")
         if not 1 <= self.priority <= OWNER_PRIORITY:
             raise ValueError(f"{self.name}: priority must be 1..255, not {self.priority}")
-        if self.advert_interval_cs < 1:
-            raise ValueError(f"{self.name}: advert interval must be positive")
+        interval = interval_problem(self.version, self.interval_cs / 100)
+        if interval:
+            raise ValueError(f"{self.name}: advert interval {interval}")
         if self.preempt_delay < 0:
             raise ValueError(f"{self.name}: preempt_delay must not be negative")
-        if self.start_state not in (State.BACKUP, State.MASTER):
-            raise ValueError(f"{self.name}: start state must be BACKUP or MASTER")
 
 
 # --- events -------------------------------------------------------------------------------
@@ -217,8 +217,6 @@ class AdvertReceived:
     def __post_init__(self) -> None:
         if not STOP_PRIORITY <= self.priority <= OWNER_PRIORITY:
             raise ValueError(f"advert priority must be 0..255, not {self.priority}")
-        if self.interval_cs < 1:
-            raise ValueError("advert interval must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +327,7 @@ class Machine:
     @property
     def advert_interval(self) -> float:
         """Our Advertisement_Interval in seconds."""
-        return self.config.advert_interval_cs / 100
+        return self.config.interval_cs / 100
 
     @property
     def skew_time(self) -> float:
@@ -371,7 +369,7 @@ def initial(config: Config) -> Machine:
     return Machine(
         config=config,
         priority=config.priority,
-        master_adver_interval_cs=config.advert_interval_cs,
+        master_adver_interval_cs=config.interval_cs,
     )
 
 
@@ -396,19 +394,20 @@ def _goto(m: Machine, new: State, now: float, reason: str) -> Step:
 
 def _enter_master(m: Machine, old: State, now: float, reason: str) -> Step:
     # RFC 9568 §6.4.1 (owner) and §6.4.2 (Active_Down_Timer fires): "Send an ADVERTISEMENT";
-    # for each address a gratuitous ARP / unsolicited ND Neighbor Advertisement (Announce);
-    # "Set the Adver_Timer to Advertisement_Interval"; "Transition to the {Active} state".
+    # for each address a gratuitous ARP / unsolicited ND Neighbor Advertisement (the
+    # backends announce on the state change itself); "Set the Adver_Timer to
+    # Advertisement_Interval"; "Transition to the {Active} state".
     # A master advertises its own interval, so the learned one is dropped.
     m = replace(
         m,
         adver_timer=now + m.advert_interval,
         master_down_timer=None,
         preempt_deadline=None,
-        master_adver_interval_cs=m.config.advert_interval_cs,
+        master_adver_interval_cs=m.config.interval_cs,
         master_address=None,
         master_priority=None,
     )
-    return m, [SendAdvert(m.priority), Announce(reason)]
+    return m, [SendAdvert(m.priority)]
 
 
 def _enter_backup(m: Machine, old: State, now: float, reason: str) -> Step:
@@ -436,7 +435,7 @@ def _enter_stopped(m: Machine, old: State, now: float, reason: str) -> Step:
         adver_timer=None,
         master_down_timer=None,
         preempt_deadline=None,
-        master_adver_interval_cs=m.config.advert_interval_cs,
+        master_adver_interval_cs=m.config.interval_cs,
     )
     return m, [SendAdvert(STOP_PRIORITY)] if old is State.MASTER else []
 

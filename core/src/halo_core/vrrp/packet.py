@@ -41,7 +41,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from typing import Final, TypeAlias
+from typing import ClassVar, Final, TypeAlias
 
 __all__ = [
     "AUTH_NONE",
@@ -130,6 +130,18 @@ class PacketError(Exception):
         return f"{self.reason.value}: {self.detail}" if self.detail else self.reason.value
 
 
+def interval_problem(version: int, seconds: float) -> str | None:
+    """What is wrong with an advertisement interval of ``seconds`` in VRRP ``version``, or
+    None: v2 carries whole seconds 1..255 (RFC 3768 §5.3.7), v3 centiseconds 1..4095 (RFC
+    9568 §5.2.7). The one range check: the config, the codec and the FSM all ask here."""
+    if version == 2:
+        if seconds != int(seconds) or not 1 <= seconds <= 255:
+            return "must be whole seconds from 1 to 255 in VRRPv2"
+    elif not 0.01 <= seconds <= 40.95:
+        return "must be from 0.01 to 40.95 seconds in VRRPv3"
+    return None
+
+
 def _check_fields(
     version: int,
     vrid: int,
@@ -154,9 +166,10 @@ def _check_fields(
             raise TypeError("addresses must all be IPv4Address or all IPv6Address")
         if version == 2 and family is not IPv4Address:
             raise ValueError("VRRPv2 is IPv4 only (RFC 3768)")
+    problem = interval_problem(version, interval_cs / 100)
+    if problem:
+        raise ValueError(f"advert interval {interval_cs!r} cs: {problem}")
     if version == 2:
-        if not (100 <= interval_cs <= 25500 and interval_cs % 100 == 0):
-            raise ValueError(f"v2 interval is whole seconds 1..255, not {interval_cs!r} cs")
         if auth_type == AUTH_NONE:
             if auth_data:
                 raise ValueError("auth_data must be empty without authentication")
@@ -167,8 +180,6 @@ def _check_fields(
         else:
             raise ValueError(f"unsupported v2 auth type {auth_type!r} (0 none, 1 PASS)")
     else:
-        if not 1 <= interval_cs <= 0x0FFF:
-            raise ValueError(f"v3 interval must be 1..4095 cs, not {interval_cs!r}")
         if auth_type != AUTH_NONE or auth_data:
             raise ValueError("VRRPv3 has no authentication fields (RFC 9568 §5.2)")
 
@@ -190,6 +201,8 @@ class Advertisement:
     auth_type: int = AUTH_NONE
     auth_data: bytes = b""
 
+    NEEDS_ADDRESSES: ClassVar[bool] = True
+
     def __post_init__(self) -> None:
         _check_fields(
             self.version,
@@ -198,33 +211,18 @@ class Advertisement:
             self.addresses,
             self.auth_type,
             self.auth_data,
-            need_addresses=True,
+            need_addresses=self.NEEDS_ADDRESSES,
         )
         if not 0 <= self.priority <= 255:
             raise ValueError(f"priority must be 0..255, not {self.priority!r}")
 
 
 @dataclass(frozen=True, slots=True)
-class Expectation:
-    """What the receiving virtual router is configured with, for :func:`check`."""
+class Expectation(Advertisement):
+    """What the receiving virtual router is configured with, for :func:`check`: the advert
+    it would send itself. Its priority is not compared, and it may list no addresses."""
 
-    version: int
-    vrid: int
-    interval_cs: int
-    addresses: Addresses
-    auth_type: int = AUTH_NONE
-    auth_data: bytes = b""
-
-    def __post_init__(self) -> None:
-        _check_fields(
-            self.version,
-            self.vrid,
-            self.interval_cs,
-            self.addresses,
-            self.auth_type,
-            self.auth_data,
-            need_addresses=False,
-        )
+    NEEDS_ADDRESSES: ClassVar[bool] = False
 
 
 def _csum_fold(total: int) -> int:

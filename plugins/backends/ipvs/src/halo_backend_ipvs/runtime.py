@@ -56,7 +56,7 @@ from halo_backend_ipvs.model import (
     ServiceKey,
 )
 from halo_backend_ipvs.plugin import IpvsBackendConfig
-from halo_core.api import PluginContext
+from halo_core.api import Backend, PluginContext
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged
 from halo_core.log import fields
 from halo_core.scheduler import Job
@@ -304,7 +304,7 @@ class KernelIpvs:
             raise
 
 
-class IpvsBackend:
+class IpvsBackend(Backend):
     """The ``ipvs`` backend: ``factory(config, context)`` of :class:`~halo_core.api.Backend`."""
 
     def __init__(self, config: IpvsBackendConfig, context: PluginContext) -> None:

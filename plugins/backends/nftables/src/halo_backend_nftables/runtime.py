@@ -41,7 +41,7 @@ from typing import Any
 from halo_backend_nftables import ruleset
 from halo_backend_nftables.plugin import NftablesBackendConfig
 from halo_backend_nftables.ruleset import Dest, Json, Mode, Options, Service, State
-from halo_core.api import PluginContext
+from halo_core.api import Backend, PluginContext
 from halo_core.config.model import HaloConfig, VirtualServer
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged, VrrpStateChanged
 from halo_core.log import fields
@@ -181,7 +181,7 @@ def _describe(dests: Sequence[Dest] | None) -> str:
     return ", ".join(f"{d} w{d.weight}" for d in live) or "no real server"
 
 
-class NftablesBackend:
+class NftablesBackend(Backend):
     """The ``nftables`` backend: ``factory(config, context)`` of
     :class:`~halo_core.api.Backend`."""
 

@@ -88,6 +88,15 @@ class VipBackendConfig(BackendConfig):
     ] = True
 
 
+@dataclass(frozen=True, kw_only=True)
+class VipInstanceOptions:
+    """What this backend adds to every VRRP instance (written among the instance's keys)."""
+
+    garp_master_delay: Annotated[
+        Seconds | None, Doc("override the vip backend's delay for the second burst")
+    ] = None
+
+
 @hookimpl
 def halo_plugin_types() -> list[PluginType]:
     return [
@@ -97,6 +106,8 @@ def halo_plugin_types() -> list[PluginType]:
             schema=VipBackendConfig,
             factory="halo_backend_vip.runtime:VipBackend",
             summary="virtual addresses with gratuitous ARP / unsolicited NA",
+            provides=frozenset({"addresses"}),
+            extends={"vrrp_instance": VipInstanceOptions},
         )
     ]
 

@@ -3,9 +3,9 @@
 What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` and
 ``virtual_ipaddress_excluded``; ``dev`` defaults to the instance's interface):
 
-* **Entering MASTER**: add every address through rtnetlink (core's struct-built
-  :class:`~halo_core.netlink.AddressClient`, one socket; pyroute2 would cost 12.5 MB of a
-  35 MB budget and ten times the add latency) and announce it ``garp_master_repeat``
+* **Entering MASTER**: add every address through rtnetlink (the struct-built
+  :class:`~halo_backend_vip.netlink.AddressClient`, one socket; pyroute2 would cost 12.5 MB
+  of a 35 MB budget and ten times the add latency) and announce it ``garp_master_repeat``
   times with gratuitous ARP / unsolicited neighbour advertisements. Each address's first
   frame leaves as soon as its add returns (keepalived's round order: one frame per
   address per round), with no sleep in between, because every millisecond here is a
@@ -25,7 +25,7 @@ What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` an
   when halo leaves MASTER). At :meth:`start` every address carrying the marker is deleted:
   nothing can be MASTER yet, so such an address is a leftover of a crashed run.
 * **Reconcile**: deletions are heard at once through rtnetlink multicast
-  (:mod:`.addrmon`); a VIP that disappears while MASTER is added back and re-announced.
+  (:mod:`.netlink`); a VIP that disappears while MASTER is added back and re-announced.
   A periodic reconcile (``reconcile_interval``) repeats the whole comparison as a safety
   net, also removing marked addresses no MASTER instance wants and re-reading MACs.
 * **Failures**: an address that cannot be added (interface missing, kernel refusal) is
@@ -34,9 +34,9 @@ What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` an
   FAULT, rather than have it claim an address it does not hold. Nothing is raised at the
   bus.
 
-Frames are prebuilt per (interface, address) by :mod:`.frames` and sent on one
-non-blocking ``AF_PACKET`` socket per interface; a full socket buffer (EAGAIN / ENOBUFS)
-counts as a send error rather than blocking the loop.
+This module owns the addresses (adding, withdrawing, reconciling with the kernel); when
+and how often they are announced is :mod:`.announce`'s (bursts, second burst, refreshes,
+pacing, the per-interface sockets and prebuilt frames).
 
 Each instance's netlink changes run under its own lock, so a restore never interleaves with
 a state change of the same instance while two instances becoming MASTER together overlap
@@ -49,12 +49,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import re
 import socket
-import struct
 from asyncio import Task
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
@@ -62,10 +60,10 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
-from halo_backend_vip import frames
-from halo_backend_vip.addrmon import AddressEvent, AddressMonitor
-from halo_backend_vip.plugin import VipBackendConfig
-from halo_core.api import PluginContext
+from halo_backend_vip.announce import Announcer, Port, link_info
+from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
+from halo_backend_vip.plugin import VipBackendConfig, VipInstanceOptions
+from halo_core.api import Backend, PluginContext
 from halo_core.config.model import HaloConfig
 from halo_core.events import (
     BackendApplied,
@@ -75,8 +73,7 @@ from halo_core.events import (
     VrrpStateChanged,
 )
 from halo_core.log import fields
-from halo_core.netlink import AddressClient, NetlinkError
-from halo_core.scheduler import Job, Timer
+from halo_core.scheduler import Job
 from halo_core.schema import IPAddress
 
 log = logging.getLogger("halo.backend.vip")
@@ -89,8 +86,6 @@ loopback, router advertisement, link-local); iproute2 versions that know IFA_PRO
 as ``proto 0xa1``."""
 
 IFA_F_NODAD = 0x02  # IPv6: usable at once, no duplicate address detection (keepalived too)
-ARPHRD_ETHER = 1
-SIOCGIFHWADDR = 0x8927
 SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
 COUNTERS = (
     "added",
@@ -167,9 +162,6 @@ class Instance:
     owned: set[Vip] = field(default_factory=set)  # added by us and (as far as we know) there
     foreign: set[Vip] = field(default_factory=set)  # present without our marker: not ours
     noted_foreign: set[Vip] = field(default_factory=set)  # logged once
-    second_burst: Timer | None = None
-    refresh: Timer | None = None
-    bursts: set[asyncio.Task[None]] = field(default_factory=set)
     restore_wanted: bool = False
     restore_task: asyncio.Task[None] | None = None
     counters: Counter[str] = field(default_factory=Counter)
@@ -182,71 +174,10 @@ class Instance:
 
 
 # ---------------------------------------------------------------------------------------------
-# interfaces: one AF_PACKET socket and a frame cache each
-
-
-def link_info(dev: str) -> tuple[int, bytes | None]:
-    """(ifindex, MAC) of ``dev``; the MAC is None on a non-Ethernet link (nothing to
-    announce there). Raises OSError when the interface does not exist."""
-    index = socket.if_nametoindex(dev)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        # struct ifreq: the name, then a sockaddr whose family is the ARPHRD type.
-        res = fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, struct.pack("16s16x", dev.encode()))
-    hatype = struct.unpack_from("H", res, 16)[0]
-    return index, res[18:24] if hatype == ARPHRD_ETHER else None
-
-
-class Port:
-    """One interface: index, MAC, an AF_PACKET socket bound to it and its prebuilt frames."""
-
-    def __init__(self, name: str, index: int, mac: bytes | None) -> None:
-        self.name = name
-        self.index = index
-        self.mac = mac
-        self.frames: dict[IPAddress, bytes] = {}
-        self.sock: socket.socket | None = None
-        if mac is not None:
-            # Protocol 0: this socket only sends; the kernel queues nothing to it.
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-            try:
-                self.sock.bind((name, 0))
-                self.sock.setblocking(False)
-            except BaseException:
-                self.sock.close()
-                raise
-
-    def frame(self, ip: IPAddress) -> bytes | None:
-        if self.mac is None:
-            return None
-        data = self.frames.get(ip)
-        if data is None:
-            data = self.frames[ip] = (
-                frames.unsolicited_na_frame(self.mac, ip)
-                if isinstance(ip, IPv6Address)
-                else frames.garp_frame(self.mac, ip)
-            )
-        return data
-
-    def send(self, data: bytes) -> str | None:
-        """Send one frame; the error text if it could not be sent (never blocks)."""
-        if self.sock is None:
-            return "not an Ethernet interface"
-        try:
-            self.sock.send(data)
-        except OSError as exc:  # EAGAIN/ENOBUFS when the queue is full, ENETDOWN, ENXIO
-            return exc.strerror or str(exc)
-        return None
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-
-
-# ---------------------------------------------------------------------------------------------
 # the backend
 
 
-class VipBackend:
+class VipBackend(Backend):
     """The ``vip`` backend: ``factory(config, context)`` of :class:`~halo_core.api.Backend`."""
 
     def __init__(self, config: VipBackendConfig, context: PluginContext) -> None:
@@ -259,6 +190,7 @@ class VipBackend:
         }
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
         self.ports: dict[str, Port] = {}
+        self.announcer = Announcer(config, context.clock, self.ports.get)
         self.promoted: dict[str, str] = {}  # dev → promote_secondaries before we set it
         self.ipr: AddressClient | None = None
         self.monitor: AddressMonitor | None = None
@@ -275,7 +207,8 @@ class VipBackend:
                 for v in (*icfg.virtual_ipaddress, *icfg.virtual_ipaddress_excluded)
             )
             if vips:
-                delay = icfg.garp_master_delay
+                own: VipInstanceOptions = icfg.options.get("vip", VipInstanceOptions())
+                delay = own.garp_master_delay
                 out[name] = (vips, float(self.config.garp_master_delay if delay is None else delay))
         return out
 
@@ -313,7 +246,7 @@ class VipBackend:
             if failures:
                 self._fail(inst, "; ".join(failures))
             elif new:
-                self._announce(inst, self.config.garp_master_repeat, only=new)
+                self.announcer.announce(inst, self.config.garp_master_repeat, only=new)
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
 
     # ------------------------------------------------------------------ lifecycle
@@ -326,7 +259,7 @@ class VipBackend:
                 f"Linux {os.uname().release} does not keep IFA_PROTO on addresses (needs"
                 " 5.18 or later), so halo could not tell its addresses from others'"
             )
-        self.ipr = AddressClient()  # requests only; events come through addrmon
+        self.ipr = AddressClient()  # requests only; events come through the AddressMonitor
         try:
             for addr in await self._dump():
                 if addr.ours:
@@ -364,7 +297,7 @@ class VipBackend:
             self.monitor.close()
             self.monitor = None
         for inst in self.instances.values():
-            self._cancel(inst)
+            self.announcer.cancel(inst)
         if self.ipr is not None:
             async with self._all_locks():
                 for inst in self.instances.values():
@@ -404,7 +337,9 @@ class VipBackend:
                     return
                 log.info("%s: announcing again (%s)", inst.name, event.reason)
                 repeat = self.config.garp_lower_prio_repeat
-                self._announce(inst, self.config.garp_master_repeat if repeat is None else repeat)
+                self.announcer.announce(
+                    inst, self.config.garp_master_repeat if repeat is None else repeat
+                )
         except Exception as exc:  # never raise at the bus; report instead
             instance = getattr(event, "instance", None)
             log.exception(
@@ -422,17 +357,17 @@ class VipBackend:
     # ------------------------------------------------------------------ state changes
 
     async def _become_master(self, inst: Instance) -> None:
-        self._cancel(inst)
+        self.announcer.cancel(inst)
         repeat = self.config.garp_master_repeat
         # Without pacing, each address's first announcement leaves right after its own add
         # (keepalived's round order is kept: round one interleaved with the adds, then the
         # other rounds), so the first frame does not wait for the remaining adds.
-        interleave = repeat > 0 and not any(self._gap(v.v6) for v in inst.vips)
+        interleave = repeat > 0 and not any(self.announcer.gap(v.v6) for v in inst.vips)
         first_round: set[Vip] = set()
 
         def held(vip: Vip) -> None:
             if interleave:
-                self._announce(inst, 1, only=(vip,))
+                self.announcer.announce(inst, 1, only=(vip,))
                 first_round.add(vip)
 
         async with inst.lock:
@@ -461,17 +396,11 @@ class VipBackend:
             self._fail(inst, "; ".join(failures))
             return
         if interleave:
-            self._announce(inst, 1, only=set(inst.held) - first_round)
-            self._announce(inst, repeat - 1)
+            self.announcer.announce(inst, 1, only=set(inst.held) - first_round)
+            self.announcer.announce(inst, repeat - 1)
         else:
-            self._announce(inst, repeat)
-        now = self.context.clock.now()
-        if inst.delay > 0 and repeat > 0:
-            inst.second_burst = self.context.clock.call_at(
-                now + inst.delay, lambda: self._announce(inst, repeat)
-            )
-        if self.config.garp_master_refresh > 0:
-            self._arm_refresh(inst, now + float(self.config.garp_master_refresh))
+            self.announcer.announce(inst, repeat)
+        self.announcer.follow_up(inst, inst.delay, repeat)
         log.info(
             "%s: MASTER: added %s", inst.name, ", ".join(str(v) for v in added) or "nothing new"
         )
@@ -480,7 +409,7 @@ class VipBackend:
         )
 
     async def _withdraw(self, inst: Instance, why: str) -> None:
-        self._cancel(inst)
+        self.announcer.cancel(inst)
         async with inst.lock:
             inst.master = False
             inst.owned.clear()
@@ -497,15 +426,6 @@ class VipBackend:
             )
         if failures:
             self._fail(inst, "; ".join(failures))
-
-    def _cancel(self, inst: Instance) -> None:
-        for timer in (inst.second_burst, inst.refresh):
-            if timer is not None:
-                timer.cancel()
-        inst.second_burst = inst.refresh = None
-        for task in inst.bursts:
-            task.cancel()
-        inst.bursts.clear()
 
     def _fail(self, inst: Instance, error: str) -> None:
         log.error(
@@ -674,69 +594,6 @@ class VipBackend:
                     return True
         return False
 
-    # ------------------------------------------------------------------ announcements
-
-    def _announce(self, inst: Instance, repeat: int, only: Iterable[Vip] | None = None) -> None:
-        """Send ``repeat`` rounds of announcements for the held VIPs (keepalived's order:
-        one frame per address per round). Back to back when no interval is configured,
-        else paced by a task that leaving MASTER cancels."""
-        if repeat <= 0 or not inst.master:
-            return
-        wanted = set(only) if only is not None else None
-        packets: list[tuple[Port, bytes, bool]] = []
-        for vip in inst.held:
-            if wanted is not None and vip not in wanted:
-                continue
-            port = self.ports.get(vip.dev)
-            data = port.frame(vip.ip) if port is not None else None
-            if port is not None and data is not None:
-                packets.append((port, data, vip.v6))
-        if not packets:
-            return
-        rounds = packets * repeat
-        if not any(self._gap(v6) for _, _, v6 in packets):
-            self._send_all(inst, rounds)
-            return
-        task = asyncio.get_running_loop().create_task(self._paced(inst, rounds))
-        inst.bursts.add(task)
-        task.add_done_callback(inst.bursts.discard)
-
-    def _gap(self, v6: bool) -> float:
-        return float(self.config.gna_interval if v6 else self.config.garp_interval)
-
-    def _send_all(self, inst: Instance, packets: list[tuple[Port, bytes, bool]]) -> None:
-        errors: dict[str, int] = {}
-        for port, data, v6 in packets:
-            err = self._send_one(inst, port, data, v6)
-            if err is not None:
-                errors[f"{port.name}: {err}"] = errors.get(f"{port.name}: {err}", 0) + 1
-        for what, n in errors.items():
-            log.warning("%s: %d announcements not sent (%s)", inst.name, n, what)
-
-    def _send_one(self, inst: Instance, port: Port, data: bytes, v6: bool) -> str | None:
-        err = port.send(data)
-        if err is None:
-            inst.counters["na_sent" if v6 else "garp_sent"] += 1
-        else:
-            inst.counters["send_errors"] += 1
-        return err
-
-    async def _paced(self, inst: Instance, packets: list[tuple[Port, bytes, bool]]) -> None:
-        for i, (port, data, v6) in enumerate(packets):
-            if i:
-                await self.context.clock.sleep(self._gap(packets[i - 1][2]))
-            err = self._send_one(inst, port, data, v6)
-            if err is not None:
-                log.warning("%s: announcement not sent on %s: %s", inst.name, port.name, err)
-
-    def _arm_refresh(self, inst: Instance, when: float) -> None:
-        def due() -> None:
-            if inst.master:
-                self._announce(inst, self.config.garp_master_refresh_repeat)
-                self._arm_refresh(inst, when + float(self.config.garp_master_refresh))
-
-        inst.refresh = self.context.clock.call_at(when, due)
-
     # ------------------------------------------------------------------ reconcile
 
     def _on_address_event(self, event: AddressEvent) -> None:
@@ -811,7 +668,7 @@ class VipBackend:
 
     def _after_repair(self, inst: Instance, restored: list[Vip], failures: list[str]) -> None:
         if restored:
-            self._announce(inst, self.config.garp_master_repeat, only=restored)
+            self.announcer.announce(inst, self.config.garp_master_repeat, only=restored)
             log.warning(
                 "%s: %s removed by someone else; restored and announced",
                 inst.name,

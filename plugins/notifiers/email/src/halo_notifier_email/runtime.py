@@ -23,7 +23,7 @@ from typing import Any
 import aiosmtplib
 
 from halo_core import __version__
-from halo_core.api import PluginContext
+from halo_core.api import Notifier, PluginContext
 from halo_core.eventfields import render, summary, text, values
 from halo_core.events import Event
 from halo_notifier_email.plugin import DEFAULT_EVENTS, EmailNotifierConfig
@@ -38,7 +38,7 @@ class Undeliverable(Exception):
     """A message the server refused for good (5xx): retrying would not help."""
 
 
-class EmailNotifier:
+class EmailNotifier(Notifier):
     """Coalesces events into messages and delivers them over SMTP."""
 
     # notify() only queues: the bus may cancel it quickly if something is badly wrong.

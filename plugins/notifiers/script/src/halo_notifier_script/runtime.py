@@ -22,9 +22,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from halo_core.api import PluginContext
+from halo_core.api import Notifier, PluginContext
 from halo_core.events import Event, RealServerChanged, SyncGroupStateChanged, VrrpStateChanged
-from halo_core.process import RunAs, run_script
+from halo_core.process import RunAs, ScriptRunner
 from halo_notifier_script.plugin import ScriptNotifierConfig
 
 log = logging.getLogger("halo.notifier.script")
@@ -169,7 +169,7 @@ class NotifyFifo:
                 os.unlink(self.path)
 
 
-class ScriptNotifier:
+class ScriptNotifier(Notifier):
     """Runs the configured commands for VRRP instance, sync group and real server changes."""
 
     def __init__(self, config: ScriptNotifierConfig, context: PluginContext) -> None:
@@ -179,9 +179,12 @@ class ScriptNotifier:
         self.router_id = g.router_id or socket.gethostname()
         # Raises ValueError for an unknown user: the daemon then reports the notifier as not
         # started instead of running hooks as the wrong user.
-        self.run_as = RunAs.resolve(config.script_user or g.script_user)
-        self.secure = g.enable_script_security
         self.script_timeout = float(config.timeout)
+        self.scripts = ScriptRunner(
+            run_as=RunAs.resolve(config.script_user or g.script_user),
+            secure=g.enable_script_security,
+            timeout=self.script_timeout,
+        )
         # The bus cancels a notify() that runs longer than this: allow the state's script,
         # the generic one and a margin.
         self.timeout = 2 * self.script_timeout + 5.0
@@ -240,9 +243,7 @@ class ScriptNotifier:
     async def _run(self, label: str, argv: list[str], env: dict[str, str], change: Change) -> None:
         started = time.monotonic()
         self.counters["runs"] += 1
-        res = await run_script(
-            argv, timeout=self.script_timeout, run_as=self.run_as, env=env, secure=self.secure
-        )
+        res = await self.scripts.run(argv, env=env)  # reported below, with counters
         took = time.monotonic() - started
         what = f"notifier {self.name}: {label} for {change.name} {change.state}"
         if res.ok:

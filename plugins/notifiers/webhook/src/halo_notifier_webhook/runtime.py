@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from halo_core import __version__
-from halo_core.api import PluginContext
+from halo_core.api import Notifier, PluginContext
 from halo_core.eventfields import (
     detail,
     event_data,
@@ -76,7 +76,7 @@ def retry_after(value: str | None) -> float | None:
         return None
 
 
-class WebhookNotifier:
+class WebhookNotifier(Notifier):
     """POSTs (or PUTs) each event to one URL."""
 
     def __init__(self, config: WebhookNotifierConfig, context: PluginContext) -> None:
