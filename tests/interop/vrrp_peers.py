@@ -256,8 +256,8 @@ class HaloNode(Node):
 
     def __init__(self, host: Host, proto: Proto, spec: Spec, workdir: Path, name: str) -> None:
         super().__init__(host, proto, spec, workdir, name)
-        state_dir = workdir / f"halo-{host.name}.state"  # per machine, as on a real one
-        config = halo_config(name, proto, spec, state_dir)
+        self.state_dir = workdir / f"halo-{host.name}.state"  # per machine, as on a real one
+        config = halo_config(name, proto, spec, self.state_dir)
         self.halo = Halo(host, config, workdir, name=f"halo-{name}", log_level="debug")
         self.log_path = self.halo.log_path
 

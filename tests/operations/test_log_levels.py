@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from halo_core import plugins
-from halo_core.api import BackendConfig, CheckTarget, PluginType
+from halo_core.api import Backend, BackendConfig, CheckTarget, PluginType
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import load_text
@@ -215,12 +215,18 @@ class BrokenBackendConfig(BackendConfig):
     """A backend that cannot start."""
 
 
-class BrokenBackend:
+class BrokenBackend(Backend):
     def __init__(self, config: BrokenBackendConfig, context: object) -> None:
         pass
 
     async def start(self) -> None:
         raise OSError(errno.EPROTONOSUPPORT, "no such kernel feature")
+
+    async def handle(self, event: object) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
 
 @hookimpl

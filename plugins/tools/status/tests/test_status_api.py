@@ -95,7 +95,18 @@ async def start(
 @pytest.fixture
 async def running(tmp_path: Path, listener: int) -> AsyncIterator[Running]:
     r = await start(tmp_path, listener)
-    await asyncio.sleep(0.6)  # a few check rounds
+    # A few check rounds, until every check and real server has its first verdict; on a
+    # loaded machine that takes longer than the 0.6 s it takes on a quiet one.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    await asyncio.sleep(0.6)
+    while loop.time() < deadline:
+        snap = await r.get_json("/v1/status")
+        states = [c["state"] for c in snap["checks"]]  # type: ignore[index]
+        states += [s["state"] for p in snap["pools"] for s in p["servers"]]  # type: ignore[index]
+        if {"UP", "DOWN"} >= set(states) and states.count("UP") == 2:
+            break
+        await asyncio.sleep(0.1)
     yield r
     await r.daemon.stop()
 
