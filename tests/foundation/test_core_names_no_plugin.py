@@ -2,7 +2,8 @@
 appears in ``core/src``. The names come from the installed plugins themselves (entry
 points, declared types and their schemas), so a new plugin is covered without editing this
 test. What the core must know of a plugin it learns through the plugin API: capabilities a
-type provides (``PluginType.provides``) and options it adds (``PluginType.extends``)."""
+type provides (``PluginType.provides``) and options a plugin adds to the core's sections
+(``halo_config_extensions``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from halo_core import api, hookspecs, plugins
 from halo_core.config import model
-from halo_core.schema import fields_of
+from halo_core.schema import fields_of, keys_of
 
 CORE = Path(__file__).resolve().parents[2] / "core" / "src" / "halo_core"
 
@@ -64,11 +65,14 @@ def _plugin_vocabulary() -> tuple[dict[str, str], dict[str, str]]:
     for kind, by_name in loaded.types.items():
         for name, ptype in by_name.items():
             names[name] = f"{kind} type"
-            for schema in (ptype.schema, *ptype.extends.values()):
-                for f in fields_of(schema):
-                    for key in (f.key, *f.aliases):
-                        if key not in core_keys:
-                            options[key] = f"option of the {name} {kind}"
+            for f in fields_of(ptype.schema):
+                for key in (f.key, *f.aliases):
+                    if key not in core_keys:
+                        options[key] = f"option of the {name} {kind}"
+    for point, by_plugin in loaded.extensions.items():
+        for name, schema in by_plugin.items():
+            for key in keys_of(schema) - core_keys:
+                options[key] = f"{point} option added by {name}"
     for word in GENERIC:
         names.pop(word, None)
         options.pop(word, None)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from halo_core.api import CheckerConfig, NotifierConfig, PluginType
 from halo_core.config import ConfigError, load_text
 from halo_core.config.model import HaloConfig
 from halo_core.hookspecs import hookimpl
-from halo_core.schema import Doc, Range, json_schema
+from halo_core.schema import Alias, Doc, Range, json_schema
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,69 +134,6 @@ def test_config_block_list_is_honoured(tmp_path: Path, capsys: pytest.CaptureFix
     assert "unknown checker type 'tcp' (installed:" in capsys.readouterr().err
 
 
-@dataclass(frozen=True, kw_only=True)
-class CacheSettings:
-    """A plugin's own settings section."""
-
-    size: Annotated[int, Range(1, 100), Doc("entries kept")] = 10
-
-
-def sections_plugin(sections: dict[str, type]) -> types.SimpleNamespace:
-    @hookimpl
-    def halo_config_sections() -> dict[str, type]:
-        return sections
-
-    return types.SimpleNamespace(halo_config_sections=halo_config_sections, __name__="test_sec")
-
-
-def test_plugin_settings_section() -> None:
-    """A plugin's section under global: is validated like the core's settings, has its
-    defaults when absent, is in the JSON Schema, and is an unknown key without the plugin."""
-    p = plugins.load(
-        entry_points=False, modules=[("cache", sections_plugin({"cache": CacheSettings}))]
-    )
-    assert next(i for i in p.infos if i.name == "cache").sections == ("cache",)
-    cfg = load_text("global:\n  cache: {size: 5}\n", plugins=p)
-    assert cfg.model.global_.sections == {"cache": CacheSettings(size=5)}
-    assert load_text("{}", plugins=p).model.global_.sections == {"cache": CacheSettings()}
-    with pytest.raises(ConfigError) as exc:
-        load_text("global:\n  cache:\n    size: 500\n    sise: 1\n", "f.yaml", plugins=p)
-    assert exc.value.lines == [
-        "f.yaml:3:11: global.cache.size: must be between 1 and 100, not 500",
-        "f.yaml:4:5: global.cache.sise: unknown key (did you mean 'size'?)",
-    ]
-    with pytest.raises(ConfigError, match=r"global\.cach: unknown key \(did you mean 'cache'"):
-        load_text("global:\n  cach: {}\n", plugins=p)
-    with pytest.raises(ConfigError, match=r"global\.cache: unknown key"):
-        load_text("global:\n  cache: {}\n", plugins=plugins.load(entry_points=False))
-    doc = json_schema(HaloConfig, sections=p.sections)
-    props = doc["$defs"][doc["properties"]["global"]["$ref"].rsplit("/", 1)[1]]["properties"]
-    assert "cache" in props and "sections" not in props
-
-
-@pytest.mark.parametrize(
-    ("sections", "message"),
-    [
-        ({"state_dir": CacheSettings}, "global.state_dir is the core's"),
-        ({"Bad-Name": CacheSettings}, "lower-case letters"),
-        ({"cache": int}, "must be a dataclass"),
-    ],
-)
-def test_bad_settings_section_is_a_load_error(sections: dict[str, type], message: str) -> None:
-    p = plugins.load(
-        entry_points=False, modules=[("bad", sections_plugin(sections)), ("ping", make_plugin())]
-    )
-    assert [e.name for e in p.errors] == ["bad"] and message in p.errors[0].message
-    assert p.sections == {} and "ping" in p.names("checker")
-
-
-def test_settings_section_declared_twice() -> None:
-    first, second = (sections_plugin({"cache": CacheSettings}) for _ in range(2))
-    p = plugins.load(entry_points=False, modules=[("first", first), ("second", second)])
-    assert [e.name for e in p.errors] == ["second"]
-    assert "already declared" in p.errors[0].message
-
-
 def test_a_failing_add_commands_breaks_no_other_command(capsys: pytest.CaptureFixture[str]) -> None:
     """`halo --help` loads plugins: one whose commands fail (a bug, a name already taken)
     is reported and the core's and the other plugins' commands stay."""
@@ -225,7 +163,7 @@ def test_a_failing_add_commands_breaks_no_other_command(capsys: pytest.CaptureFi
     assert "ping-now" in help_text and "check" in help_text
 
 
-# ------------------------------------------------------------- capabilities and instance options
+# ------------------------------------------------------------- capabilities
 
 INSTANCE = (
     "vrrp_instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n"
@@ -233,31 +171,27 @@ INSTANCE = (
 )
 
 
-def holder_plugin(name: str = "holder", option: str = "hold_delay") -> types.SimpleNamespace:
+def holder_plugin(
+    name: str = "holder", extensions: dict[str, type] | None = None
+) -> types.SimpleNamespace:
+    """A backend type that provides addresses (and adds ``extensions`` to core sections)."""
     from halo_core.api import BackendConfig
 
     @dataclass(frozen=True, kw_only=True)
     class HolderConfig(BackendConfig):
         pass
 
-    options = dataclass(frozen=True, kw_only=True)(
-        type("Opts", (), {"__annotations__": {option: "int | None"}, option: None})
-    )
-
     @hookimpl
     def halo_plugin_types() -> list[PluginType]:
         return [
             PluginType(
-                "backend",
-                name,
-                HolderConfig,
-                "nowhere:Nothing",
-                provides=frozenset({"addresses"}),
-                extends={"vrrp_instance": options},
+                "backend", name, HolderConfig, "nowhere:Nothing", provides=frozenset({"addresses"})
             )
         ]
 
-    return types.SimpleNamespace(halo_plugin_types=halo_plugin_types, __name__=f"test_{name}")
+    plugin = extending(extensions or {}, f"test_{name}")
+    plugin.halo_plugin_types = halo_plugin_types
+    return plugin
 
 
 def test_addresses_need_a_backend_that_provides_them() -> None:
@@ -274,35 +208,7 @@ def test_addresses_need_a_backend_that_provides_them() -> None:
     load_text(INSTANCE, "t.yaml", p)
 
 
-def test_an_instance_carries_the_options_plugins_add() -> None:
-    p = plugins.load(entry_points=False, modules=[("holder", holder_plugin())])
-    cfg = load_text(INSTANCE + "    hold_delay: 3\n", "t.yaml", p)
-    assert cfg.instances["VI_1"].options["holder"].hold_delay == 3
-    assert load_text(INSTANCE, "t.yaml", p).instances["VI_1"].options == {}
-    with pytest.raises(ConfigError) as exc:
-        load_text(INSTANCE + "    hold_delay: soon\n    hold_dealy: 1\n", "t.yaml", p)
-    assert exc.value.lines == [
-        "t.yaml:6:17: vrrp_instances.VI_1.hold_delay: must be an integer, not a string ('soon')",
-        "t.yaml:7:5: vrrp_instances.VI_1.hold_dealy: unknown key (did you mean 'hold_delay'?)",
-    ]
-
-
-def test_vip_adds_garp_master_delay_to_instances() -> None:
-    from halo_backend_vip.plugin import VipInstanceOptions
-
-    cfg = load_text(INSTANCE + "    garp_master_delay: 0\n", "t.yaml", plugins.load())
-    assert cfg.instances["VI_1"].options["vip"] == VipInstanceOptions(garp_master_delay=0.0)
-
-
-def test_clashing_instance_options_and_unknown_capabilities_are_load_errors() -> None:
-    p = plugins.load(
-        entry_points=False,
-        modules=[("holder", holder_plugin()), ("other", holder_plugin("other"))],
-    )
-    assert [(e.name, e.message) for e in p.errors] == [
-        ("other", "vrrp_instance option 'hold_delay' is already added by 'holder'")
-    ]
-
+def test_unknown_capabilities_are_load_errors() -> None:
     @hookimpl
     def halo_plugin_types() -> list[PluginType]:
         return [PluginType("checker", "x", PingCheck, "a:b", provides=frozenset({"coffee"}))]
@@ -316,14 +222,179 @@ def test_clashing_instance_options_and_unknown_capabilities_are_load_errors() ->
     ]
 
 
-def test_json_schema_shows_instance_options_as_instance_keys() -> None:
-    from halo_core.config.model import HaloConfig
-    from halo_core.schema import json_schema
+# ------------------------------------------------------------- options plugins add to core sections
 
-    p = plugins.load()
-    doc = json_schema(HaloConfig, plugins=p.schemas, extensions=p.extensions)
-    props = next(d for n, d in doc["$defs"].items() if n.endswith("VrrpInstance"))["properties"]
-    assert "garp_master_delay" in props and "options" not in props
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSettings:
+    """A plugin's own settings: a named sub-section of global:."""
+
+    size: Annotated[int, Range(1, 100), Doc("entries kept")] = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheOptions:
+    cache: Annotated[CacheSettings, Doc("the cache")] = field(default_factory=CacheSettings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldOptions:
+    hold_delay: Annotated[int | None, Doc("hold the addresses this long")] = None
+
+
+def extending(extensions: dict[str, type], name: str = "ext") -> types.SimpleNamespace:
+    """A tool plugin (no types) adding ``extensions`` to core sections."""
+
+    @hookimpl
+    def halo_config_extensions() -> dict[str, type]:
+        return extensions
+
+    return types.SimpleNamespace(halo_config_extensions=halo_config_extensions, __name__=name)
+
+
+def with_extensions() -> plugins.Plugins:
+    """A tool plugin adding global.cache, a type plugin adding an instance's hold_delay:
+    both through the same hook."""
+    holder = holder_plugin(extensions={"vrrp_instance": HoldOptions})
+    return plugins.load(
+        entry_points=False,
+        modules=[("cache", extending({"global": CacheOptions})), ("holder", holder)],
+    )
+
+
+def test_added_options_are_validated_with_positions() -> None:
+    p = with_extensions()
+    with pytest.raises(ConfigError) as exc:
+        load_text("global:\n  cache:\n    size: 500\n    sise: 1\n  cach: {}\n", "f.yaml", p)
+    assert exc.value.lines == [
+        "f.yaml:3:11: global.cache.size: must be between 1 and 100, not 500",
+        "f.yaml:4:5: global.cache.sise: unknown key (did you mean 'size'?)",
+        "f.yaml:5:3: global.cach: unknown key (did you mean 'cache'?)",
+    ]
+    with pytest.raises(ConfigError) as exc:
+        load_text(INSTANCE + "    hold_delay: soon\n    hold_dealy: 1\n", "t.yaml", p)
+    assert exc.value.lines == [
+        "t.yaml:6:17: vrrp_instances.VI_1.hold_delay: must be an integer, not a string ('soon')",
+        "t.yaml:7:5: vrrp_instances.VI_1.hold_dealy: unknown key (did you mean 'hold_delay'?)",
+    ]
+
+
+def test_added_options_have_their_defaults_when_absent() -> None:
+    p = with_extensions()
+    for text in ("{}", "global:\n  router_id: a\n", "global:\n  cache:\n"):
+        assert load_text(text, plugins=p).model.global_.extensions[CacheOptions] == CacheOptions()
+    cfg = load_text("global:\n  cache: {size: 5}\n" + INSTANCE + "    hold_delay: 3\n", plugins=p)
+    assert cfg.model.global_.extensions[CacheOptions].cache == CacheSettings(size=5)
+    assert cfg.instances["VI_1"].extensions[HoldOptions].hold_delay == 3
+    plain = load_text(INSTANCE, plugins=p).instances["VI_1"]
+    assert plain.extensions[HoldOptions] == HoldOptions()
+    # only what differs from the defaults is kept: the same meaning compares equal
+    assert load_text(INSTANCE + "    hold_delay: null\n", plugins=p).instances["VI_1"] == plain
+
+
+def test_json_schema_shows_added_options_as_the_sections_keys() -> None:
+    doc = json_schema(HaloConfig, extensions=with_extensions().extensions)
+
+    def props(name: str) -> dict[str, Any]:
+        found = next(d for n, d in doc["$defs"].items() if n.endswith(name))
+        return dict(found["properties"])
+
+    assert "$ref" in props("GlobalConfig")["cache"] and "extensions" not in props("GlobalConfig")
+    assert "size" in props("CacheSettings")
+    assert "hold_delay" in props("VrrpInstance") and "extensions" not in props("VrrpInstance")
+
+
+def test_halo_plugins_lists_added_options(capsys: pytest.CaptureFixture[str]) -> None:
+    p = with_extensions()
+    assert {i.name: i.options for i in p.infos} == {
+        "cache": ("global.cache",),
+        "holder": ("vrrp_instance.hold_delay",),
+    }
+    assert cli.main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "option global.status_api" in out and "option vrrp_instance.garp_master_delay" in out
+    assert cli.main(["plugins", "--json"]) == 0
+    listed = {i["name"]: i["options"] for i in json.loads(capsys.readouterr().out)["plugins"]}
+    assert listed["tool-status"] == ["global.status_api"]
+
+
+def test_added_options_are_unknown_keys_without_the_plugin() -> None:
+    p = with_extensions()
+    p.drop("cache", "dropped")  # as when its commands fail
+    with pytest.raises(ConfigError, match=r"global\.cache: unknown key"):
+        load_text("global:\n  cache: {}\n", plugins=p)
+    with pytest.raises(ConfigError, match=r"VI_1\.hold_delay: unknown key"):
+        load_text(INSTANCE + "    hold_delay: 1\n", plugins=plugins.load(entry_points=False))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateDir:
+    state_dir: str = "/tmp"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Priority:
+    prio: Annotated[int, Alias(("priority",))] = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shouting:
+    Size: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoDefault:
+    size: int
+
+
+@pytest.mark.parametrize(
+    ("extensions", "message"),
+    [
+        ({"global": StateDir}, "global option 'state_dir' is the core's"),
+        ({"vrrp_instance": Priority}, "vrrp_instance option 'priority' is the core's"),
+        ({"nowhere": CacheOptions}, "cannot add options to 'nowhere' (only to global,"),
+        ({"global": int}, "global options: the schema must be a dataclass"),
+        ({"global": Shouting}, "global option 'Size': the name must be lower-case"),
+        ({"global": NoDefault}, "global option 'size' needs a default"),
+    ],
+)
+def test_bad_added_options_are_a_load_error(extensions: dict[str, type], message: str) -> None:
+    p = plugins.load(
+        entry_points=False,
+        modules=[("bad", holder_plugin("bad", extensions)), ("ping", make_plugin())],
+    )
+    assert [e.name for e in p.errors] == ["bad"] and p.errors[0].message.startswith(message)
+    assert "bad" not in p.names("backend") and "ping" in p.names("checker")
+    assert all(not by_plugin for by_plugin in p.extensions.values())
+
+
+def test_an_option_added_twice_is_a_load_error_for_the_second() -> None:
+    @hookimpl
+    def halo_config_extensions() -> dict[str, type]:
+        raise RuntimeError("boom")
+
+    p = plugins.load(
+        entry_points=False,
+        modules=[
+            ("first", extending({"global": CacheOptions, "vrrp_instance": HoldOptions})),
+            ("second", extending({"global": CacheOptions})),
+            ("third", holder_plugin("third", {"vrrp_instance": HoldOptions})),
+            ("fourth", types.SimpleNamespace(halo_config_extensions=halo_config_extensions)),
+        ],
+    )
+    assert [(e.name, e.message) for e in p.errors] == [
+        ("second", "global option 'cache' is already added by 'first'"),
+        ("third", "vrrp_instance option 'hold_delay' is already added by 'first'"),
+        ("fourth", "halo_config_extensions failed: RuntimeError: boom"),
+    ]
+    assert "third" not in p.names("backend")
+
+
+def test_vip_adds_garp_master_delay_to_instances() -> None:
+    from halo_backend_vip.plugin import VipInstanceOptions
+
+    cfg = load_text(INSTANCE + "    garp_master_delay: 0\n", "t.yaml", plugins.load())
+    assert cfg.instances["VI_1"].extensions[VipInstanceOptions].garp_master_delay == 0.0
 
 
 # ------------------------------------------------------------- sub-commands, one plugin at a time

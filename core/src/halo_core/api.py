@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
@@ -36,9 +36,6 @@ CAPABILITIES: dict[str, str] = {
 distribution that provides it: the install hint of the error a config gets when no
 installed plugin provides what it needs."""
 
-EXTENSION_POINTS: tuple[str, ...] = ("vrrp_instance",)
-"""Core sections a plugin type may add options to (:attr:`PluginType.extends`)."""
-
 
 @dataclass(frozen=True)
 class PluginType:
@@ -50,9 +47,8 @@ class PluginType:
 
     ``provides`` names capabilities the core relies on (see :data:`CAPABILITIES`): a
     backend that provides ``"addresses"`` puts VRRP instances' virtual addresses in the
-    kernel. ``extends`` adds options to a core section: ``{"vrrp_instance": Schema}`` lets
-    every VRRP instance carry ``Schema``'s fields, validated with the config and read back
-    with ``instance.options[type name]`` (absent when the instance sets none of them).
+    kernel. (Options a plugin adds to the core's sections, such as a VRRP instance's, are
+    declared with the ``halo_config_extensions`` hook.)
     """
 
     kind: PluginKind
@@ -61,7 +57,6 @@ class PluginType:
     factory: str | Callable[..., Any]
     summary: str = ""
     provides: frozenset[str] = frozenset()
-    extends: Mapping[str, type] = field(default_factory=dict)
 
     def load_factory(self) -> Callable[..., Any]:
         if callable(self.factory):

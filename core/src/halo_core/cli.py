@@ -82,7 +82,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                     "distribution": i.distribution,
                     "version": i.version,
                     "types": [{"kind": k, "name": n} for k, n in i.types],
-                    "sections": [f"global.{n}" for n in i.sections],
+                    "options": list(i.options),
                 }
                 for i in p.infos
             ],
@@ -96,7 +96,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for i in sorted(p.infos, key=lambda i: i.name):
-        provided = [f"{k} {n}" for k, n in i.types] + [f"settings global.{n}" for n in i.sections]
+        provided = [f"{k} {n}" for k, n in i.types] + [f"option {o}" for o in i.options]
         rows.append((i.name, i.distribution, i.version, ", ".join(provided) or None))
     print("\n".join(table(("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES"), rows)))
     for name in p.blocked:
@@ -114,7 +114,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
     doc = json_schema(
         HaloConfig,
         plugins=p.schemas,
-        sections=p.sections,
         extensions=p.extensions,
         title="halo configuration",
     )

@@ -45,16 +45,18 @@ def halo_plugin_types() -> list[PluginType]:
 
 
 @hookspec
-def halo_config_sections() -> dict[str, type]:
-    """Declare this plugin's own settings: sections of the ``global:`` mapping, by name.
+def halo_config_extensions() -> dict[str, type]:
+    """Add options to the core's sections: ``{point: schema}``, ``point`` one of
+    ``"global"`` (the daemon-wide settings) and ``"vrrp_instance"`` (every VRRP instance).
 
     Called once, when plugins are loaded (like :func:`halo_plugin_types`, it must be cheap).
-    Returns ``{name: schema}``, ``schema`` a frozen dataclass described with the markers of
-    :mod:`halo_core.schema`. ``global: {name: {...}}`` is then validated against it like the
-    core's settings (``file:line:col`` errors, defaults when the section is absent) and is
-    in ``halo schema``; the plugin reads the validated object from
-    ``config.model.global_.sections[name]``. A name the core uses or another plugin already
-    declared is a load error for this plugin.
+    ``schema`` is a frozen dataclass described with the markers of :mod:`halo_core.schema`,
+    every field with a default; its fields become keys of that section, validated with the
+    section (``file:line:col`` errors, did-you-mean) and shown in ``halo schema`` as its
+    keys. A field whose type is a dataclass is a named sub-section (``global: status_api:
+    {...}``). Read the validated object with ``section.extensions[schema]`` (its defaults
+    when the section sets none of your keys). A key the core's section has or another
+    plugin added there is a load error for this plugin.
     """
     raise NotImplementedError
 

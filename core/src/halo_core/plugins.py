@@ -25,7 +25,6 @@ import pluggy
 from halo_core import hookspecs
 from halo_core.api import (
     CAPABILITIES,
-    EXTENSION_POINTS,
     KINDS,
     BackendConfig,
     CheckerConfig,
@@ -33,10 +32,13 @@ from halo_core.api import (
     PluginKind,
     PluginType,
 )
-from halo_core.config.model import GlobalConfig
-from halo_core.schema import fields_of
+from halo_core.config.model import EXTENDED_SECTIONS
+from halo_core.schema import extension_point, fields_of, keys_of
 
 BLOCK_ENV = "HALO_BLOCK_PLUGINS"
+EXTENSION_POINTS: dict[str, type] = {
+    point[1]: cls for cls in EXTENDED_SECTIONS if (point := extension_point(cls))
+}
 NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 _BASES: dict[str, type] = {
     "checker": CheckerConfig,
@@ -54,7 +56,7 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     types: tuple[tuple[str, str], ...] = ()  # (kind, type name)
-    sections: tuple[str, ...] = ()  # settings sections under global:, by name
+    options: tuple[str, ...] = ()  # keys added to core sections, as "point.key"
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,10 @@ class Plugins:
     errors: list[LoadError] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     types: dict[str, dict[str, PluginType]] = field(default_factory=lambda: {k: {} for k in KINDS})
-    sections: dict[str, type] = field(default_factory=dict)  # global: sections, by name
+    # the option schemas plugins add to core sections: point → plugin name → schema
+    extensions: dict[str, dict[str, type]] = field(
+        default_factory=lambda: {point: {} for point in EXTENSION_POINTS}
+    )
 
     @property
     def hook(self) -> Any:
@@ -94,15 +99,6 @@ class Plugins:
     def providers(self, capability: str, kind: str = "backend") -> list[str]:
         """Names of the installed types of ``kind`` that provide ``capability``, sorted."""
         return sorted(n for n, t in self.types.get(kind, {}).items() if capability in t.provides)
-
-    def extensions(self, point: str) -> dict[str, type]:
-        """The option schemas plugin types add to core section ``point``, by type name."""
-        return {
-            t.name: t.extends[point]
-            for by_name in self.types.values()
-            for t in by_name.values()
-            if point in t.extends
-        }
 
     def add_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None:
         """Call each plugin's ``halo_add_commands`` on its own. A plugin whose hook raises
@@ -132,6 +128,8 @@ class Plugins:
             self.infos.remove(info)
             for kind, type_name in info.types:
                 self.types[kind].pop(type_name, None)
+            for by_plugin in self.extensions.values():
+                by_plugin.pop(name, None)
         self.errors.append(LoadError(name, info.distribution if info else None, message))
 
     def type(self, kind: str, name: str) -> PluginType:
@@ -226,19 +224,19 @@ def _register(
             pm.unregister(module)
             plugins.errors.append(LoadError(name, dist, problem))
             return
-    sections: dict[str, type] = {}
+    extensions: dict[str, type] = {}
     impl = next(
-        (i for i in pm.hook.halo_config_sections.get_hookimpls() if i.plugin is module), None
+        (i for i in pm.hook.halo_config_extensions.get_hookimpls() if i.plugin is module), None
     )
     if impl is not None:
         try:
-            declared_sections: Any = impl.function()
-            sections = dict(declared_sections or {})
+            declared_extensions: Any = impl.function()
+            extensions = dict(declared_extensions or {})
             problem = next(
-                filter(None, (_check_section(plugins, *s) for s in sections.items())), None
+                filter(None, (_check_extension(plugins, *e) for e in extensions.items())), None
             )
         except Exception as exc:  # a plugin's declaration code is plugin territory
-            problem = f"halo_config_sections failed: {_one_line(exc)}"
+            problem = f"halo_config_extensions failed: {_one_line(exc)}"
         if problem:
             pm.unregister(module)
             plugins.errors.append(LoadError(name, dist, problem))
@@ -246,7 +244,8 @@ def _register(
     for t in types:
         plugins.types[t.kind][t.name] = t
         declared.append((t.kind, t.name))
-    plugins.sections.update(sections)
+    for point, schema in extensions.items():
+        plugins.extensions[point][name] = schema
     plugins.infos.append(
         PluginInfo(
             name,
@@ -254,7 +253,7 @@ def _register(
             dist,
             version,
             tuple(declared),
-            tuple(sections),
+            tuple(f"{p}.{f.key}" for p, schema in extensions.items() for f in fields_of(schema)),
         )
     )
 
@@ -272,27 +271,27 @@ def _check_type(plugins: Plugins, t: object) -> str | None:
     unknown = sorted(set(t.provides) - set(CAPABILITIES))
     if unknown:
         return f"{t.kind} type {t.name!r} provides unknown capability {unknown[0]!r}"
-    for point, schema in t.extends.items():
-        if point not in EXTENSION_POINTS or not dataclasses.is_dataclass(schema):
-            return f"{t.kind} type {t.name!r}: cannot extend {point!r}"
-        taken = {k for f in fields_of(schema) for k in (f.key, *f.aliases)}
-        for other, other_schema in plugins.extensions(point).items():
-            clash = taken & {k for f in fields_of(other_schema) for k in (f.key, *f.aliases)}
-            if clash:
-                return f"{point} option {min(clash)!r} is already added by {other!r}"
     return None
 
 
-def _check_section(plugins: Plugins, name: object, schema: object) -> str | None:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        return f"settings section {name!r}: the name must be lower-case letters, digits and _"
-    core = {k for f in fields_of(GlobalConfig) for k in (f.key, *f.aliases)}
-    if name in core:
-        return f"settings section {name!r}: global.{name} is the core's"
-    if name in plugins.sections:
-        return f"settings section {name!r} is already declared by another plugin"
+def _check_extension(plugins: Plugins, point: object, schema: object) -> str | None:
+    if point not in EXTENSION_POINTS:
+        return f"cannot add options to {point!r} (only to {', '.join(EXTENSION_POINTS)})"
     if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
-        return f"settings section {name!r}: the schema must be a dataclass"
+        return f"{point} options: the schema must be a dataclass"
+    for f in fields_of(schema):
+        if not NAME_RE.fullmatch(f.key):
+            return f"{point} option {f.key!r}: the name must be lower-case letters, digits and _"
+        if f.required:  # most sections leave a plugin's keys out
+            return f"{point} option {f.key!r} needs a default"
+    keys = keys_of(schema)
+    core = keys & keys_of(EXTENSION_POINTS[str(point)])
+    if core:
+        return f"{point} option {min(core)!r} is the core's"
+    for other, other_schema in plugins.extensions[str(point)].items():
+        clash = keys & keys_of(other_schema)
+        if clash:
+            return f"{point} option {min(clash)!r} is already added by {other!r}"
     return None
 
 

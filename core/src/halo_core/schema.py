@@ -90,24 +90,29 @@ class PluginRef:
 
 
 @dataclass(frozen=True)
-class PluginSections:
-    """Marks the ``dict[str, Any]`` field that collects the sections plugins declare (the
-    ``halo_config_sections`` hook): a key of the enclosing mapping that is not one of its
-    fields is validated against the schema a plugin declared under that name and stored
-    here by name. The field itself is not a key; a declared section that is absent from
-    the file gets its schema's defaults."""
+class ExtensionPoint:
+    """Marks the :class:`Extensions` field of a core section that plugins may add options to
+    (the ``halo_config_extensions`` hook). A key of the section that is not one of its own
+    fields is looked up among the options plugins added at ``point``, validated against the
+    declaring plugin's schema and stored in this field. The field itself is not a key."""
+
+    point: str
 
 
 @dataclass(frozen=True)
 class Extensions:
-    """Marks a ``dict[str, Any]`` field holding the options plugins add to its section.
+    """The options plugins added to one section, each plugin's validated as its schema.
 
-    A key of the section that is not one of its own fields is looked up in the option schemas
-    plugins declared for ``point`` (``PluginType.extends``); the keys each plugin owns are
-    validated against its schema and stored under the plugin type's name. The field itself
-    is not a key of the section."""
+    Read yours with ``section.extensions[YourSchema]``: the validated object, or your
+    schema's defaults when the section sets none of your keys (or the config was validated
+    without your plugin). Only objects that differ from the defaults are kept, so two
+    sections compare equal when they mean the same."""
 
-    point: str
+    by_schema: Mapping[type, Any] = dataclasses.field(default_factory=dict)
+
+    def __getitem__(self, schema: type[T]) -> T:
+        found = self.by_schema.get(schema)
+        return found if isinstance(found, schema) else schema()
 
 
 @dataclass(frozen=True)
@@ -258,17 +263,22 @@ def _describe(tp: Any) -> str:
 PluginResolver = Callable[[str, str], type | None]
 """(kind, type name) → the plugin's schema class, or None when no such type is installed."""
 
-ExtensionResolver = Callable[[str], Mapping[str, type]]
-"""An extension point's name → the option schemas plugins add there, by plugin type name."""
+ExtensionSchemas = Mapping[str, Mapping[str, type]]
+"""An extension point's name → the option schemas plugins add there, by plugin name."""
 
 
 def extension_point(cls: type) -> tuple[str, str] | None:
-    """(field name, point) of ``cls``'s :class:`Extensions` field, if it has one."""
+    """(field name, point) of ``cls``'s :class:`ExtensionPoint` field, if it has one."""
     for f in fields_of(cls):
         for m in f.meta:
-            if isinstance(m, Extensions):
+            if isinstance(m, ExtensionPoint):
                 return f.name, m.point
     return None
+
+
+def keys_of(cls: type) -> set[str]:
+    """The keys a schema class accepts: its fields' names and their aliases."""
+    return {k for f in fields_of(cls) for k in (f.key, *f.aliases)}
 
 
 class _Validator:
@@ -276,14 +286,12 @@ class _Validator:
         self,
         resolve_plugin: PluginResolver | None,
         plugin_names: Callable[[str], list[str]] | None,
-        sections: Mapping[str, type] | None = None,
-        extensions: ExtensionResolver | None = None,
+        extensions: ExtensionSchemas | None = None,
     ) -> None:
         self.problems: list[Problem] = []
         self.resolve_plugin = resolve_plugin
         self.plugin_names = plugin_names
-        self.sections: Mapping[str, type] = sections or {}
-        self.extensions = extensions
+        self.extensions: ExtensionSchemas = extensions or {}
 
     def fail(self, path: Path, message: str, *, at_key: bool = False) -> Any:
         self.problems.append(Problem(path, message, at_key))
@@ -393,9 +401,7 @@ class _Validator:
         candidates = [a for a in args if a is not type(None)]
         # Try each alternative silently; report one combined message if none fits.
         for alt in candidates:
-            trial = _Validator(
-                self.resolve_plugin, self.plugin_names, self.sections, self.extensions
-            )
+            trial = _Validator(self.resolve_plugin, self.plugin_names, self.extensions)
             result = trial._value(alt, data, path)
             if result is not _INVALID:
                 return result
@@ -455,42 +461,25 @@ class _Validator:
             return self.fail(path, f"must be a mapping, not {_kind(data)}")
         point = extension_point(cls)
         fields = [f for f in fields_of(cls) if point is None or f.name != point[0]]
-        collector = next((f for f in fields if _is_sections(f)), None)
-        sections = self.sections if collector is not None else {}
         by_name: dict[str, FieldInfo] = {}
         for f in fields:
-            if f is collector:
-                continue
             by_name[f.key] = f
             for alias in f.aliases:
                 by_name[alias] = f
-        ext_schemas = self.extensions(point[1]) if point and self.extensions else {}
-        ext_owner = {
-            k: owner
-            for owner, schema in ext_schemas.items()
-            for f in fields_of(schema)
-            for k in (f.key, *f.aliases)
-        }
-        ext_data: dict[str, dict[str, Any]] = {}
+        added = self.extensions.get(point[1], {}) if point else {}
+        schema_of = {k: schema for schema in added.values() for k in keys_of(schema)}
+        added_data: dict[type, dict[str, Any]] = {}
         kwargs: dict[str, Any] = {}
-        found: dict[str, Any] = {}
         ok = True
         for key, raw in data.items():
             if key in skip:
                 continue
             info = by_name.get(key) if isinstance(key, str) else None
-            if info is None and key in sections:
-                found[key] = self.dataclass(sections[key], raw, (*path, key))
-                ok = ok and found[key] is not _INVALID
-                continue
-            if info is None and key in ext_owner:
-                ext_data.setdefault(ext_owner[key], {})[key] = raw
+            if info is None and key in schema_of:
+                added_data.setdefault(schema_of[key], {})[key] = raw
                 continue
             if info is None:
-                hint = _suggest(
-                    str(key),
-                    [f.key for f in fields if f is not collector] + [*sections] + list(ext_owner),
-                )
+                hint = _suggest(str(key), [f.key for f in fields] + list(schema_of))
                 self.fail((*path, str(key)), f"unknown key{hint}", at_key=True)
                 ok = False
                 continue
@@ -502,24 +491,16 @@ class _Validator:
             if val is _INVALID:
                 ok = False
             kwargs[info.name] = val
-        if collector is not None:
-            for name, section in sections.items():
-                if name not in found:  # absent: the section's defaults
-                    found[name] = self.dataclass(section, {}, (*path, name))
-                    ok = ok and found[name] is not _INVALID
-            kwargs[collector.name] = found
         for f in fields:
-            if f.name not in kwargs and self.sections and _collects_sections(f.type):
-                # an absent global: still gets the plugins' sections with their defaults
-                kwargs[f.name] = self.dataclass(f.type, {}, (*path, f.key))
-                ok = ok and kwargs[f.name] is not _INVALID
             if f.required and f.name not in kwargs:
                 self.fail(path, f"missing required key {f.key!r}")
                 ok = False
         if point is not None:
-            options = {o: self.dataclass(ext_schemas[o], d, path) for o, d in ext_data.items()}
-            ok = ok and _INVALID not in options.values()
-            kwargs[point[0]] = options
+            # the plugins' options: validated at the section's path, since they are its keys
+            options = {s: self.dataclass(s, d, path) for s, d in added_data.items()}
+            ok = ok and all(o is not _INVALID for o in options.values())
+            kept = {s: o for s, o in options.items() if ok and o != s()}
+            kwargs[point[0]] = Extensions(kept)
         if not ok:
             return _INVALID
         try:
@@ -570,18 +551,6 @@ _IP_TYPES = (
 )
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _is_sections(f: FieldInfo) -> bool:
-    return any(isinstance(m, PluginSections) for m in f.meta)
-
-
-def _collects_sections(tp: Any) -> bool:
-    return (
-        isinstance(tp, type)
-        and dataclasses.is_dataclass(tp)
-        and any(_is_sections(f) for f in fields_of(tp))
-    )
 
 
 def _plausible(tp: Any, data: Any) -> bool:
@@ -636,18 +605,16 @@ def validate(
     path: Path = (),
     resolve_plugin: PluginResolver | None = None,
     plugin_names: Callable[[str], list[str]] | None = None,
-    sections: Mapping[str, type] | None = None,
-    extensions: ExtensionResolver | None = None,
+    extensions: ExtensionSchemas | None = None,
 ) -> T:
     """Validate parsed YAML ``data`` against schema class ``cls``.
 
     Returns the constructed object, or raises :class:`SchemaError` listing every problem.
     ``resolve_plugin`` maps ``(kind, type)`` to a plugin's schema class for fields marked
-    with :class:`PluginRef`; ``sections`` are the plugin-declared sections (name → schema
-    class) a :class:`PluginSections` field collects; ``extensions`` gives the plugins' options
-    for fields marked with :class:`Extensions`.
+    with :class:`PluginRef`; ``extensions`` gives the options plugins add to the sections
+    that have an :class:`ExtensionPoint` field.
     """
-    v = _Validator(resolve_plugin, plugin_names, sections, extensions)
+    v = _Validator(resolve_plugin, plugin_names, extensions)
     result = v.dataclass(cls, data, path)
     if v.problems or result is _INVALID:
         raise SchemaError(v.problems or [Problem(path, "invalid")])
@@ -661,18 +628,15 @@ def json_schema(
     cls: type,
     *,
     plugins: Callable[[str], Mapping[str, type]] | None = None,
-    sections: Mapping[str, type] | None = None,
     title: str | None = None,
-    extensions: ExtensionResolver | None = None,
+    extensions: ExtensionSchemas | None = None,
 ) -> dict[str, Any]:
     """Render ``cls`` as a JSON Schema (draft 2020-12) document.
 
     ``plugins(kind)`` returns the installed plugin schema classes of a kind by type name;
     each becomes one alternative of a ``oneOf`` keyed on its ``type`` constant.
-    ``sections`` (name → schema class) become properties where a :class:`PluginSections`
-    field is.
-    ``extensions(point)`` gives the plugins' options added to sections with an
-    :class:`Extensions` field; they are shown as that section's own keys.
+    ``extensions`` gives the options plugins add to sections with an :class:`ExtensionPoint`
+    field; they are shown as that section's own keys.
     """
     defs: dict[str, Any] = {}
 
@@ -687,12 +651,9 @@ def json_schema(
         props: dict[str, Any] = dict(extra or {})
         required: list[str] = list(extra or {})
         point = extension_point(tp)
-        added = extensions(point[1]) if point and extensions else {}
+        added = (extensions or {}).get(point[1], {}) if point else {}
         own = [f for f in fields_of(tp) if point is None or f.name != point[0]]
         for f in own + [f for schema in added.values() for f in fields_of(schema)]:
-            if _is_sections(f):
-                props.update({name: ref(c) for name, c in sorted((sections or {}).items())})
-                continue
             s = field(f.type, f.meta)
             if f.doc:
                 s = {**s, "description": f.doc}

@@ -110,7 +110,6 @@ def _finish(
             raw,
             resolve_plugin=plugins.schema_for if plugins else None,
             plugin_names=plugins.names if plugins else None,
-            sections=plugins.sections if plugins else None,
             extensions=plugins.extensions if plugins else None,
         )
     except SchemaError as exc:

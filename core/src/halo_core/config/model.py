@@ -17,12 +17,12 @@ from halo_core.schema import (
     Alias,
     Configured,
     Doc,
+    ExtensionPoint,
     Extensions,
     IPAddress,
     Length,
     Pattern,
     PluginRef,
-    PluginSections,
     Range,
     Seconds,
 )
@@ -216,11 +216,11 @@ class VrrpInstance:
             " (RFC 9568 option, keepalived ≥ 2.2.8)"
         ),
     ] = False
-    options: Annotated[
-        dict[str, Any],
-        Extensions("vrrp_instance"),
-        Doc("options plugins add to an instance, by plugin type name (written as its own keys)"),
-    ] = field(default_factory=dict)
+    extensions: Annotated[
+        Extensions,
+        ExtensionPoint("vrrp_instance"),
+        Doc("options plugins add to an instance (written as its own keys)"),
+    ] = field(default_factory=Extensions)
 
     def __check__(self) -> list[tuple[tuple[str, ...], str]]:
         problems: list[tuple[tuple[str, ...], str]] = []
@@ -462,11 +462,11 @@ class GlobalConfig:
     ] = "info"
     plugins: Annotated[PluginsConfig, Doc("plugin loading")] = field(default_factory=PluginsConfig)
     state_dir: Annotated[str, Doc("where halo keeps its run-time state")] = "/run/halo"
-    sections: Annotated[
-        dict[str, Any],
-        PluginSections(),
-        Doc("the settings sections plugins declare (halo_config_sections), by name"),
-    ] = field(default_factory=dict)
+    extensions: Annotated[
+        Extensions,
+        ExtensionPoint("global"),
+        Doc("options plugins add to the daemon-wide settings (written as its own keys)"),
+    ] = field(default_factory=Extensions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -500,3 +500,7 @@ class HaloConfig:
         Alias(("virtual_server",)),
         Doc("load-balanced services and their real servers"),
     ] = field(default_factory=list)
+
+
+EXTENDED_SECTIONS: tuple[type, ...] = (GlobalConfig, VrrpInstance)
+"""The core sections plugins may add options to (each has an ``ExtensionPoint`` field)."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from halo_backend_vip.plugin import VipInstanceOptions
 from halo_core import plugins as plugin_loader
 from halo_core.config import load_text
 from halo_core.config.model import HaloConfig
@@ -63,7 +64,7 @@ def test_instance_basics(plugins: Plugins) -> None:
     assert (vi.state, vi.priority, vi.advert_int, vi.version) == ("MASTER", 150, 2, 2)
     assert vi.authentication.auth_pass == "1111"
     assert str(vi.virtual_ipaddress[0]) == "192.0.2.1/24 dev eth0 label eth0:1 scope global"
-    assert vi.options["vip"].garp_master_delay == 1
+    assert vi.extensions[VipInstanceOptions].garp_master_delay == 1
 
 
 def test_nopreempt_is_kept_with_backup_and_dropped_with_master(plugins: Plugins) -> None:

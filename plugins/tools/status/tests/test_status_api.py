@@ -427,7 +427,7 @@ def test_schema_shows_the_section() -> None:
     listed = subprocess.run(
         [sys.executable, "-m", "halo_core.cli", "plugins"], capture_output=True, text=True
     )
-    assert "halo-tool-status" in listed.stdout and "settings global.status_api" in listed.stdout
+    assert "halo-tool-status" in listed.stdout and "option global.status_api" in listed.stdout
 
 
 def test_status_command_stays_light() -> None:

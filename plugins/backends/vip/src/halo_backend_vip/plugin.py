@@ -107,9 +107,13 @@ def halo_plugin_types() -> list[PluginType]:
             factory="halo_backend_vip.runtime:VipBackend",
             summary="virtual addresses with gratuitous ARP / unsolicited NA",
             provides=frozenset({"addresses"}),
-            extends={"vrrp_instance": VipInstanceOptions},
         )
     ]
+
+
+@hookimpl
+def halo_config_extensions() -> dict[str, type]:
+    return {"vrrp_instance": VipInstanceOptions}
 
 
 @hookimpl

@@ -207,7 +207,7 @@ class VipBackend(Backend):
                 for v in (*icfg.virtual_ipaddress, *icfg.virtual_ipaddress_excluded)
             )
             if vips:
-                own: VipInstanceOptions = icfg.options.get("vip", VipInstanceOptions())
+                own = icfg.extensions[VipInstanceOptions]
                 delay = own.garp_master_delay
                 out[name] = (vips, float(self.config.garp_master_delay if delay is None else delay))
         return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from halo_core.api import add_config_option
@@ -52,10 +52,16 @@ class StatusApi:
         return problems
 
 
+@dataclass(frozen=True, kw_only=True)
+class StatusOptions:
+    """What this plugin adds to the ``global:`` settings."""
+
+    status_api: Annotated[StatusApi, Doc("the status API")] = field(default_factory=StatusApi)
+
+
 def settings(config: HaloConfig) -> StatusApi:
     """The validated ``global.status_api`` of ``config`` (its defaults when absent)."""
-    value = config.global_.sections.get(SECTION)
-    return value if isinstance(value, StatusApi) else StatusApi()
+    return config.global_.extensions[StatusOptions].status_api
 
 
 # The server of each running daemon (a process has one; tests run several side by side).
@@ -68,8 +74,8 @@ def server_of(daemon: Daemon) -> StatusServer | None:
 
 
 @hookimpl
-def halo_config_sections() -> dict[str, type]:
-    return {SECTION: StatusApi}
+def halo_config_extensions() -> dict[str, type]:
+    return {"global": StatusOptions}
 
 
 @hookimpl

@@ -3,8 +3,9 @@ is rendered from.
 
 Everything here reads the running objects and copies numbers and strings out; nothing keeps
 a reference, so a response never changes while it is being written, and nothing here can
-change the daemon. Plugin objects (backends, notifiers) report through their optional
-``status()``; whatever they return is made JSON-safe, never trusted to be.
+change the daemon. Plugin objects (backends, notifiers) report through their ``status()``
+(empty unless the plugin overrides it); whatever they return is made JSON-safe, never
+trusted to be.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from halo_core import version
+from halo_core.api import Backend, Notifier
+from halo_core.config.model import VirtualServer
 from halo_core.events import Event
 
 if TYPE_CHECKING:
@@ -51,15 +54,20 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
-def _service_summary(vs: Any) -> Any:
+def _service_summary(vs: object) -> dict[str, Any] | None:
     """PoolChanged.service is the whole VirtualServer config, whose real servers carry
     checker settings (passwords, keys): an event stream gets the service's identity only."""
-    if vs is None:
+    if not isinstance(vs, VirtualServer):
         return None
-    keys = ("address", "port", "fwmark", "protocol", "lb_algo", "lb_kind")
-    out = {k: jsonable(getattr(vs, k, None)) for k in keys}
-    out["name"] = getattr(vs, "label", None)
-    return out
+    return {
+        "address": jsonable(vs.address),
+        "port": vs.port,
+        "fwmark": vs.fwmark,
+        "protocol": vs.protocol,
+        "lb_algo": vs.lb_algo,
+        "lb_kind": vs.lb_kind,
+        "name": vs.label,
+    }
 
 
 def event_dict(event: Event) -> dict[str, Any]:
@@ -166,11 +174,11 @@ def pools(daemon: Daemon) -> list[dict[str, Any]]:
     return out
 
 
-def _plugin_status(kind: str, name: str, obj: Any) -> dict[str, Any]:
+def _plugin_status(kind: str, name: str, obj: Backend | Notifier) -> dict[str, Any]:
     """A plugin object's own ``status()``, isolated: one that raises is reported, not fatal."""
     out: dict[str, Any] = {"name": name, "type": None}
     try:
-        status = obj.status() if callable(getattr(obj, "status", None)) else {}
+        status: object = obj.status()
     except Exception as exc:  # plugin territory: the API must still answer
         log.debug("%s %s: status() failed: %s", kind, name, exc)
         status = {"error": f"status() failed: {type(exc).__name__}: {exc}"}
