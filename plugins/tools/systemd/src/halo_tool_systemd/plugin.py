@@ -7,6 +7,7 @@ import argparse
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from halo_core.api import DEFAULT_CONFIG
 from halo_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
     from halo_core.hookspecs import DaemonState
     from halo_tool_systemd.notify import Integration
 
-DEFAULT_CONFIG = "/etc/halo/halo.yaml"
 
 # Each running daemon's connection to systemd (tests run several daemons in one process).
 _integrations: weakref.WeakKeyDictionary[Daemon, Integration] = weakref.WeakKeyDictionary()
