@@ -2,9 +2,9 @@
 
 Everything in halo that waits for time — VRRP timers, checks, retries, coalescing windows —
 asks a :class:`Clock` rather than the wall clock or ``asyncio.sleep``. In production that is
-:class:`LoopClock` (the event loop's monotonic time); tests use halo-tool-lab's
-:class:`~halo_tool_lab.clock.FakeClock` and ``await clock.advance(3.6)`` to run three and a
-half seconds of timers instantly and in a deterministic order.
+:class:`LoopClock` (the event loop's monotonic time); tests use a fake clock that only
+moves when told to (``await clock.advance(3.6)`` runs three and a half seconds of timers
+instantly and in a deterministic order), which the test tools provide.
 """
 
 from __future__ import annotations
