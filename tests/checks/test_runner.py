@@ -10,8 +10,9 @@ from halo_core.api import CheckerConfig, CheckResult, CheckTarget, PluginType
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.events import CheckStateChanged, Event
-from halo_core.scheduler import FakeClock, Scheduler
+from halo_core.scheduler import Scheduler
 from halo_core.schema import Seconds
+from halo_tool_lab.clock import FakeClock
 
 
 @dataclass(frozen=True, kw_only=True)

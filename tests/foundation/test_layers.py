@@ -21,7 +21,7 @@ PLUGINS = sorted((ROOT / "plugins").glob("*/*/src"))
 # Highest first. A module may import its own layer and those below it.
 LAYERS: list[tuple[str, set[str]]] = [
     ("command line", {"halo_core.cli"}),
-    ("daemon", {"halo_core.daemon", "halo_core.systemd"}),
+    ("daemon", {"halo_core.daemon"}),
     ("runtime", {"halo_core.vrrp.engine", "halo_core.pools", "halo_core.checks"}),
     (
         "configuration and plugin loading",
@@ -32,10 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.plugins",
         },
     ),
-    (
-        "plugin API",
-        {"halo_core.api", "halo_core.hookspecs", "halo_core.bus", "halo_core.eventfields"},
-    ),
+    ("plugin API", {"halo_core.api", "halo_core.hookspecs", "halo_core.bus"}),
     (
         "VRRP protocol",
         {"halo_core.vrrp.fsm", "halo_core.vrrp.transport", "halo_core.vrrp.tracking"},
@@ -65,7 +62,6 @@ PLUGIN_FACING = {
     "halo_core.hookspecs",
     "halo_core.schema",
     "halo_core.events",
-    "halo_core.eventfields",
     "halo_core.scheduler",
     "halo_core.process",
     "halo_core.config.model",

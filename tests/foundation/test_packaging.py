@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed")
 
 
 def test_layout_and_names() -> None:
-    """plugins/<kind>/<name>/ is halo-<kind>-<name>, importing halo_<kind>_<name>."""
+    """plugins/<kind>/<name>/ is halo-<kind>-<name>, importing halo_<kind>_<name>; every one
+    is a plugin except the libraries (plugins/libs/), which plugins depend on."""
     for name, path in source_distributions().items():
         if path.name == "core":
             assert name == "halo-core"
@@ -27,7 +28,11 @@ def test_layout_and_names() -> None:
         assert name == f"halo-{kind}-{path.name}"
         assert (path / "src" / f"halo_{kind}_{path.name}" / "__init__.py").exists()
         assert (path / "README.md").exists()
-        eps = tomllib.loads((path / "pyproject.toml").read_text())["project"]["entry-points"]
+        project = tomllib.loads((path / "pyproject.toml").read_text())["project"]
+        eps = project.get("entry-points", {})
+        if kind == "lib":
+            assert not eps, f"{name}: a library is not a plugin"
+            continue
         assert "halo.plugins" in eps
         assert set(eps) <= {"halo.plugins", "pytest11"}  # pytest11: halo-tool-lab's fixtures
 

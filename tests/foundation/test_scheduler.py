@@ -7,7 +7,8 @@ import itertools
 
 import pytest
 
-from halo_core.scheduler import FakeClock, LoopClock, Scheduler
+from halo_core.scheduler import LoopClock, Scheduler
+from halo_tool_lab.clock import FakeClock
 
 
 async def test_periodic_job_on_fake_clock() -> None:

@@ -23,9 +23,9 @@ from notify_helpers import eventually, free_port, make_context, vrrp
 from halo_core import plugins
 from halo_core.config import ConfigError, load_text
 from halo_core.events import CheckResultEvent, RealServerChanged
-from halo_core.scheduler import FakeClock
 from halo_notifier_email.plugin import EmailNotifierConfig
 from halo_notifier_email.runtime import EmailNotifier
+from halo_tool_lab.clock import FakeClock
 
 PASSWORD = "s3cret-Pa55"
 

@@ -10,15 +10,6 @@ from pathlib import Path
 import pytest
 from notify_helpers import make_context, vrrp
 
-from halo_core.eventfields import (
-    Secret,
-    jsonable,
-    render,
-    render_json,
-    summary,
-    template_problem,
-    values,
-)
 from halo_core.events import (
     BackendApplied,
     BackendFailed,
@@ -32,6 +23,15 @@ from halo_core.events import (
     RealServerChanged,
     SyncGroupStateChanged,
     VrrpAnnounce,
+)
+from halo_lib_eventfields import (
+    Secret,
+    jsonable,
+    render,
+    render_json,
+    summary,
+    template_problem,
+    values,
 )
 from halo_notifier_email.plugin import EmailNotifierConfig
 from halo_notifier_email.runtime import EmailNotifier

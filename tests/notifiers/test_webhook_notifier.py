@@ -22,8 +22,8 @@ from notify_helpers import free_port, make_context, vrrp
 
 from halo_core import plugins
 from halo_core.config import ConfigError, load_text
-from halo_core.eventfields import Secret
 from halo_core.events import CheckResultEvent, SyncGroupStateChanged
+from halo_lib_eventfields import Secret
 from halo_notifier_webhook.plugin import WebhookNotifierConfig
 from halo_notifier_webhook.runtime import PAYLOAD_VERSION, WebhookNotifier, payload
 

@@ -10,7 +10,8 @@ from halo_core.bus import EventBus
 from halo_core.config import load_text
 from halo_core.events import Event, PoolChanged, RealServerChanged
 from halo_core.pools import Pool
-from halo_core.scheduler import FakeClock, Scheduler
+from halo_core.scheduler import Scheduler
+from halo_tool_lab.clock import FakeClock
 
 BASE = """
 virtual_servers:

@@ -26,6 +26,7 @@ from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
 from halo_core.config.model import HaloConfig
 from halo_core.events import CheckStateChanged, ConfigReloaded, Event
+from halo_core.hookspecs import DaemonState
 from halo_core.plugins import Plugins
 from halo_core.pools import Pool
 from halo_core.process import ScriptRunner
@@ -361,22 +362,15 @@ class Daemon:
             log.warning("cannot write %s: %s", path, exc.strerror)
 
     async def run_forever(self) -> None:
-        from halo_core import systemd
-
         loop = asyncio.get_running_loop()
-        sd = systemd.attach(self)  # sd_notify and the watchdog; does nothing outside systemd
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         reloads: set[asyncio.Task[bool]] = set()
 
         def on_hup() -> None:
-            sd.reloading()
-            task = loop.create_task(self.reload())
+            task = loop.create_task(self._reload_on_signal())
             reloads.add(task)
             task.add_done_callback(reloads.discard)
-            task.add_done_callback(
-                lambda t: sd.reloaded(not t.cancelled() and t.exception() is None and t.result())
-            )
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         self.write_pid_file()
@@ -384,19 +378,31 @@ class Daemon:
             await self.start()
         except OSError as exc:
             log.error("cannot start: %s", exc)
-            sd.failed(str(exc))
+            await self._tell_state("start-failed", str(exc))
             await self.stop()
-            sd.close()
             raise SystemExit(1) from None
         log.info("halo %s started with %s", version(), self.config.path)
-        sd.ready()
+        await self._tell_state("started")
         await self.stopping.wait()
         log.info("stopping")
-        sd.stopping()
+        await self._tell_state("stopping")
         await self.stop()
-        sd.close()
         with contextlib.suppress(OSError):
             os.unlink(pid_file(self.config))
+
+    async def _reload_on_signal(self) -> bool:
+        """SIGHUP: a reload, with its start and its outcome told to the plugins (systemd's
+        RELOADING=1 and READY=1)."""
+        await self._tell_state("reloading")
+        ok = False
+        try:
+            ok = await self.reload()
+        finally:
+            await self._tell_state("reloaded" if ok else "reload-refused")
+        return ok
+
+    async def _tell_state(self, state: DaemonState, reason: str = "") -> None:
+        await self.call_hook("halo_daemon_state", daemon=self, state=state, reason=reason)
 
 
 def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:

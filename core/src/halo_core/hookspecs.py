@@ -13,7 +13,7 @@ runtime objects your factories build.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
@@ -30,6 +30,11 @@ ENTRY_POINT_GROUP = "halo.plugins"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+# What :func:`halo_daemon_state` reports, in the order a daemon's life goes through them.
+DaemonState = Literal[
+    "started", "start-failed", "reloading", "reloaded", "reload-refused", "stopping"
+]
 
 
 @hookspec
@@ -101,6 +106,21 @@ def halo_shutdown(daemon: Daemon) -> Awaitable[None] | None:
     Called once after the VRRP instances have stepped down (priority 0 sent) and before
     backends withdraw their state. Return ``None`` or an awaitable (awaited with a time
     limit). Every plugin is called; failures are logged.
+    """
+
+
+@hookspec
+def halo_daemon_state(daemon: Daemon, state: DaemonState, reason: str) -> None:
+    """The running daemon's state changed, as a service manager such as systemd sees it.
+
+    Called by ``halo run``'s main loop (not when a program calls ``Daemon.start`` and
+    ``stop`` itself), with ``state``: ``"started"`` (start-up finished: instances, checks,
+    pools and backends are built), ``"start-failed"`` (``reason`` says why; the daemon
+    stops and exits 1), ``"reloading"`` (SIGHUP received, the file not read yet), then
+    ``"reloaded"`` or ``"reload-refused"`` (invalid file or failed reload; the running
+    configuration stays), and ``"stopping"`` (SIGTERM or SIGINT received, before anything
+    stops). ``reason`` is empty except for ``"start-failed"``. Returns nothing, and must not
+    block: it runs on the daemon's event loop. Every plugin is called; failures are logged.
     """
 
 

@@ -2,20 +2,18 @@
 
 Everything in halo that waits for time — VRRP timers, checks, retries, coalescing windows —
 asks a :class:`Clock` rather than the wall clock or ``asyncio.sleep``. In production that is
-:class:`LoopClock` (the event loop's monotonic time); tests use :class:`FakeClock` and
-``await clock.advance(3.6)`` to run three and a half seconds of timers instantly and in a
-deterministic order.
+:class:`LoopClock` (the event loop's monotonic time); tests use a fake clock that only
+moves when told to (``await clock.advance(3.6)`` runs three and a half seconds of timers
+instantly and in a deterministic order), which the test tools provide.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 log = logging.getLogger("halo.scheduler")
@@ -55,68 +53,6 @@ class LoopClock:
 
     async def sleep(self, delay: float) -> None:
         await asyncio.sleep(delay)
-
-
-@dataclass(order=True)
-class _FakeTimer:
-    when: float
-    seq: int
-    callback: Callable[[], None] = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class FakeClock:
-    """A clock that only moves when told to. Callbacks run in time order, ties in the order
-    they were scheduled; between callbacks the event loop gets to run ready tasks."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self._now = start
-        self._heap: list[_FakeTimer] = []
-        self._seq = itertools.count()
-
-    def now(self) -> float:
-        return self._now
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
-        timer = _FakeTimer(when, next(self._seq), callback)
-        heapq.heappush(self._heap, timer)
-        return timer
-
-    async def sleep(self, delay: float) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def wake() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        self.call_at(self._now + max(0.0, delay), wake)
-        await fut
-
-    def pending(self) -> int:
-        return sum(1 for t in self._heap if not t.cancelled)
-
-    async def advance(self, delta: float) -> None:
-        """Move time forward by ``delta``, running every timer that falls due on the way."""
-        target = self._now + delta
-        await _settle()
-        while self._heap and self._heap[0].when <= target:
-            timer = heapq.heappop(self._heap)
-            if timer.cancelled:
-                continue
-            self._now = max(self._now, timer.when)
-            timer.callback()
-            await _settle()
-        self._now = target
-        await _settle()
-
-
-async def _settle(rounds: int = 20) -> None:
-    # Let tasks woken by a timer run (and the tasks they wake, a few levels deep).
-    for _ in range(rounds):
-        await asyncio.sleep(0)
 
 
 @dataclass

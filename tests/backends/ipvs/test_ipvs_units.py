@@ -31,7 +31,8 @@ from halo_core.api import PluginContext
 from halo_core.bus import EventBus
 from halo_core.config import load
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged, PoolMember
-from halo_core.scheduler import FakeClock, Scheduler
+from halo_core.scheduler import Scheduler
+from halo_tool_lab.clock import FakeClock
 
 V4 = ServiceKey(2, 6, "203.0.113.1", 80)
 

@@ -24,7 +24,8 @@ from halo_core.api import PluginContext
 from halo_core.bus import EventBus
 from halo_core.config import ConfigError, load
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged, PoolMember
-from halo_core.scheduler import FakeClock, Scheduler
+from halo_core.scheduler import Scheduler
+from halo_tool_lab.clock import FakeClock
 
 
 def d(addr: str, weight: int = 1, port: int | None = 80) -> Dest:

@@ -15,7 +15,8 @@ from halo_core.api import CheckTarget
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.plugins import Plugins
-from halo_core.scheduler import FakeClock, Scheduler
+from halo_core.scheduler import Scheduler
+from halo_tool_lab.clock import FakeClock
 
 BODY = "ok, healthy\n"
 DIGEST = hashlib.md5(BODY.encode()).hexdigest()

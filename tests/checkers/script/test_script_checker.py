@@ -29,8 +29,9 @@ from halo_core.api import CheckTarget
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config.model import GlobalConfig
-from halo_core.scheduler import FakeClock, Scheduler
+from halo_core.scheduler import Scheduler
 from halo_core.schema import Seconds
+from halo_tool_lab.clock import FakeClock
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root to change user and own files")

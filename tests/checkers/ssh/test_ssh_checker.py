@@ -22,8 +22,9 @@ from halo_core import plugins
 from halo_core.api import CheckTarget
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
-from halo_core.scheduler import FakeClock, Scheduler
+from halo_core.scheduler import Scheduler
 from halo_core.schema import Seconds
+from halo_tool_lab.clock import FakeClock
 
 LOCALHOST = ipaddress.ip_address("127.0.0.1")
 PASSWORD = "s3cret-Pa55"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,19 +264,6 @@ def locate(root: Any, path: Path, *, at_key: bool = False) -> Mark | None:
         else:
             break
     return mark
-
-
-def walk_marks(root: Any) -> Iterator[Mark]:
-    """Every mark in a loaded document (for tests)."""
-    if isinstance(root, PosDict):
-        yield root.mark
-        for k, v in root.items():
-            yield root.key_marks[k]
-            yield from walk_marks(v)
-    elif isinstance(root, PosList):
-        yield root.mark
-        for v in root:
-            yield from walk_marks(v)
 
 
 def path_of(root: Any, target: Any) -> Path | None:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from halo_core.api import NotifierConfig, PluginType
-from halo_core.eventfields import Secret, template_problem
 from halo_core.hookspecs import hookimpl
 from halo_core.schema import Alias, Doc, Length, Range, Seconds
+from halo_lib_eventfields import Secret, template_problem
 
 # Event kinds mailed when ``events:`` is not given: state changes, not every check probe.
 DEFAULT_EVENTS = (

@@ -24,8 +24,8 @@ import aiosmtplib
 
 from halo_core import __version__
 from halo_core.api import Notifier, PluginContext
-from halo_core.eventfields import render, summary, text, values
 from halo_core.events import Event
+from halo_lib_eventfields import render, summary, text, values
 from halo_notifier_email.plugin import DEFAULT_EVENTS, EmailNotifierConfig
 
 log = logging.getLogger("halo.notifier.email")

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from halo_core.api import NotifierConfig, PluginType
-from halo_core.eventfields import Secret, json_template_problem, template_problem
 from halo_core.hookspecs import hookimpl
 from halo_core.schema import Alias, Doc, Pattern, Range, Seconds
+from halo_lib_eventfields import Secret, json_template_problem, template_problem
 
 # Event kinds posted when ``events:`` is not given: everything but the result of every single
 # check probe, which would be a request per check per interval.

@@ -22,7 +22,8 @@ import aiohttp
 
 from halo_core import __version__
 from halo_core.api import Notifier, PluginContext
-from halo_core.eventfields import (
+from halo_core.events import Event
+from halo_lib_eventfields import (
     detail,
     event_data,
     name_of,
@@ -33,7 +34,6 @@ from halo_core.eventfields import (
     utc_time,
     values,
 )
-from halo_core.events import Event
 from halo_notifier_webhook.plugin import DEFAULT_EVENTS, WebhookNotifierConfig, url_problem
 
 log = logging.getLogger("halo.notifier.webhook")

@@ -1,13 +1,23 @@
-"""The ``halo systemd-unit`` command. The unit itself is built in :mod:`.unit`."""
+"""The ``halo systemd-unit`` command, and the daemon's sd_notify messages and watchdog
+through its hooks. The unit is built in :mod:`.unit`, the messages in :mod:`.notify`."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any
 
+from halo_core.api import DEFAULT_CONFIG
 from halo_core.hookspecs import hookimpl
 
-DEFAULT_CONFIG = "/etc/halo/halo.yaml"
+if TYPE_CHECKING:
+    from halo_core.daemon import Daemon
+    from halo_core.hookspecs import DaemonState
+    from halo_tool_systemd.notify import Integration
+
+
+# Each running daemon's connection to systemd (tests run several daemons in one process).
+_integrations: weakref.WeakKeyDictionary[Daemon, Integration] = weakref.WeakKeyDictionary()
 
 
 def cmd_systemd_unit(args: argparse.Namespace) -> int:
@@ -34,3 +44,26 @@ def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         help=f"the configuration the unit runs with (default {DEFAULT_CONFIG})",
     )
     p.set_defaults(func=cmd_systemd_unit)
+
+
+@hookimpl
+def halo_startup(daemon: Daemon) -> None:
+    """Connect to systemd (``$NOTIFY_SOCKET``) and start the watchdog keep-alive on the
+    daemon's event loop, before any script can inherit the variables."""
+    from halo_tool_systemd.notify import attach
+
+    _integrations[daemon] = attach(daemon)
+
+
+@hookimpl
+def halo_daemon_state(daemon: Daemon, state: DaemonState, reason: str) -> None:
+    integration = _integrations.get(daemon)
+    if integration is not None:
+        integration.tell(state, reason)
+
+
+@hookimpl
+def halo_shutdown(daemon: Daemon) -> None:
+    integration = _integrations.pop(daemon, None)
+    if integration is not None:
+        integration.close()

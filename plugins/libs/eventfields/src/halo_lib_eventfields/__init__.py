@@ -2,8 +2,10 @@
 wording (summary and detail), ``${field}`` templates over them, and secrets taken from the
 environment or a file. Documented in docs/events.md.
 
-Stdlib only: notifier schemas import it, and ``halo check`` must stay light. In core so
-that e-mails, webhooks and any third-party notifier describe events the same way.
+Stdlib only: notifier schemas import it, and ``halo check`` must stay light. A library, not
+a plugin and not in halo-core (the daemon never describes an event in words): the e-mail
+and webhook notifiers require it, and a third-party notifier that does the same describes
+events the same way.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """systemd integration without libsystemd: ``sd_notify`` readiness, status, reload, stop and
-the watchdog.
+the watchdog, driven by the daemon's hooks (:mod:`halo_tool_systemd.plugin`).
 
 The protocol is one datagram of ``KEY=VALUE`` lines to the AF_UNIX socket named by
 ``$NOTIFY_SOCKET`` (a leading ``@`` means the abstract namespace), as described in
@@ -7,7 +7,8 @@ sd_notify(3). Outside systemd (no ``$NOTIFY_SOCKET``) everything here does nothi
 
 The watchdog keep-alive (``WATCHDOG=1`` every half ``WatchdogSec``) is sent from a timer on
 the daemon's event loop, not from a thread: if the loop stalls, VRRP stalls with it, and
-then systemd should notice and restart halo. That is the point of the watchdog.
+then systemd should notice and restart halo. That is the point of the watchdog. It starts
+from ``halo_startup``, which runs on that loop.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from halo_core.daemon import Daemon
     from halo_core.events import Event
+    from halo_core.hookspecs import DaemonState
 
 log = logging.getLogger("halo.systemd")
 
@@ -128,6 +130,20 @@ class Integration:
     def failed(self, why: str) -> None:
         self._send(status=f"cannot start: {why}")
 
+    def tell(self, state: DaemonState, reason: str) -> None:
+        """What systemd hears when the daemon's state changes (the ``halo_daemon_state``
+        hook)."""
+        if state == "started":
+            self.ready()
+        elif state == "start-failed":
+            self.failed(reason)
+        elif state == "reloading":
+            self.reloading()
+        elif state in ("reloaded", "reload-refused"):
+            self.reloaded(state == "reloaded")
+        elif state == "stopping":
+            self.stopping()
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -168,7 +184,7 @@ class Integration:
 
 def attach(daemon: Daemon) -> Integration:
     """Connect to systemd if it started us (``$NOTIFY_SOCKET``), and start the watchdog
-    keep-alive if it asked for one. Call from the running event loop.
+    keep-alive if it asked for one. Call from the daemon's running event loop.
 
     The variables are removed from the environment so that scripts halo runs cannot talk
     to systemd on its behalf.

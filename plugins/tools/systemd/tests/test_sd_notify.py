@@ -1,6 +1,6 @@
 """sd_notify against a real datagram socket the test binds (what systemd's NOTIFY_SOCKET
-is), in process and with the daemon as a process in a lab host. The unit file is
-`halo systemd-unit`'s, tested in plugins/tools/systemd/tests."""
+is), in process and with the daemon as a process in a lab host. The unit file is tested in
+test_systemd_unit.py."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from halo_core import systemd
 from halo_core.config import load_text
 from halo_core.daemon import Daemon
 from halo_core.plugins import load as load_plugins
+from halo_tool_systemd import notify
 
 
 class NotifySocket:
@@ -72,13 +72,13 @@ def notify_socket(tmp_path: Path) -> Iterator[tuple[str, NotifySocket]]:
 
 def test_notifier_path_and_abstract(notify_socket: tuple[str, NotifySocket]) -> None:
     path, ns = notify_socket
-    n = systemd.Notifier(path)
+    n = notify.Notifier(path)
     assert n.send(ready=1, status="all good")
     n.close()
     name = f"@halo-test-{os.getpid()}"
     abstract = NotifySocket(name)
     try:
-        n = systemd.Notifier(name)
+        n = notify.Notifier(name)
         assert n.send(watchdog=1)
         n.close()
         assert abstract.collect(0.1) == [{"WATCHDOG": "1"}]
@@ -86,20 +86,20 @@ def test_notifier_path_and_abstract(notify_socket: tuple[str, NotifySocket]) -> 
         abstract.close()
     assert ns.collect(0.1) == [{"READY": "1", "STATUS": "all good"}]
     with pytest.raises(ValueError):
-        systemd.Notifier("vsock:2:1234")
+        notify.Notifier("vsock:2:1234")
     # Nobody listening: the daemon carries on.
-    gone = systemd.Notifier(str(Path(path).with_name("nobody")))
+    gone = notify.Notifier(str(Path(path).with_name("nobody")))
     assert gone.send(ready=1) is False
     gone.close()
 
 
 def test_watchdog_interval() -> None:
     pid = str(os.getpid())
-    assert systemd.watchdog_interval({"WATCHDOG_USEC": "10000000"}) == 5.0
-    assert systemd.watchdog_interval({"WATCHDOG_USEC": "200000", "WATCHDOG_PID": pid}) == 0.1
-    assert systemd.watchdog_interval({"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}) is None
-    assert systemd.watchdog_interval({"WATCHDOG_USEC": "soon"}) is None
-    assert systemd.watchdog_interval({}) is None
+    assert notify.watchdog_interval({"WATCHDOG_USEC": "10000000"}) == 5.0
+    assert notify.watchdog_interval({"WATCHDOG_USEC": "200000", "WATCHDOG_PID": pid}) == 0.1
+    assert notify.watchdog_interval({"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}) is None
+    assert notify.watchdog_interval({"WATCHDOG_USEC": "soon"}) is None
+    assert notify.watchdog_interval({}) is None
 
 
 async def test_watchdog_stops_when_the_loop_stalls(
@@ -115,7 +115,7 @@ async def test_watchdog_stops_when_the_loop_stalls(
     # Receive in a thread, so each message is stamped when it arrives.
     collector = threading.Thread(target=ns.collect, args=(1.5,))
     collector.start()
-    sd = systemd.attach(daemon)
+    sd = notify.attach(daemon)
     assert "NOTIFY_SOCKET" not in os.environ and "WATCHDOG_USEC" not in os.environ
     await asyncio.sleep(0.5)
     time.sleep(0.5)  # the loop is stuck: no keep-alive may go out now
