@@ -184,22 +184,3 @@ class CheckRunner:
                 check=self.name, ok=result.ok, up=self.up, message=result.message, latency=latency
             )
         )
-
-    def status(self) -> dict[str, Any]:
-        s = self.stats
-        last = s.last_result
-        return {
-            "name": self.name,
-            "type": self.ptype.name,
-            "up": self.up,
-            "runs": s.runs,
-            "successes": s.successes,
-            "failures": s.failures,
-            "timeouts": s.timeouts,
-            "errors": s.errors,
-            "transitions": s.transitions,
-            "last_ok": last.ok if last else None,
-            "last_message": last.message if last else None,
-            "last_latency": round(s.last_latency, 6),
-            "dynamic_weight": self.dynamic_weight,
-        }

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from halo_core import log as halo_log
 from halo_core.api import CheckResult, CheckTarget
@@ -213,23 +212,3 @@ class Pool:
 
     def _env(self, why: str) -> dict[str, str]:
         return {"HALO_VIRTUAL_SERVER": self.label, "HALO_REASON": why}
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "name": self.label,
-            "quorum": self.quorum,
-            "live_weight": self.live_weight(),
-            "servers": [
-                {
-                    "server": s.label,
-                    "up": s.up,
-                    "weight": s.weight,
-                    "checks": [r.status() for r in s.checks.values()],
-                }
-                for s in self.servers
-            ],
-            "members": [
-                {"address": m.address, "port": m.port, "weight": m.weight, "sorry": m.sorry}
-                for m in self.members()
-            ],
-        }

@@ -340,25 +340,6 @@ class InstanceRuntime:
                 PriorityChangedEvent(instance=self.name, old=old, new=result.priority, reason=why)
             )
 
-    def status(self) -> dict[str, Any]:
-        m = self.machine
-        return {
-            "name": self.name,
-            "state": m.state.value,
-            "interface": self.iface.name,
-            "vrid": self.cfg.virtual_router_id,
-            "version": self.cfg.version,
-            "priority": m.priority,
-            "base_priority": self.cfg.priority,
-            "advert_interval": m.advert_interval,
-            "master_down_interval": m.master_down_interval,
-            "master": str(m.master_address) if m.master_address else None,
-            "master_priority": m.master_priority,
-            "faults": sorted(m.fault_reasons),
-            "group": self.group,
-            "counters": dict(self.counters),
-        }
-
 
 class VrrpEngine:
     """Every VRRP instance of one daemon, their sockets, sync groups and tracked inputs."""
@@ -664,9 +645,6 @@ class VrrpEngine:
         if self.links is not None:
             self.links.close()
         self.transport.close()
-
-    def status(self) -> list[dict[str, Any]]:
-        return [inst.status() for inst in self.instances.values()]
 
 
 def _identity(cfg: VrrpInstance) -> tuple[Any, ...]:

@@ -24,7 +24,9 @@ from halo_core.config.model import VirtualServer
 from halo_core.events import Event
 
 if TYPE_CHECKING:
+    from halo_core.checks import CheckRunner
     from halo_core.daemon import Daemon
+    from halo_core.vrrp.engine import InstanceRuntime
 
 log = logging.getLogger("halo.status")
 
@@ -101,6 +103,25 @@ def _remaining(deadline: float | None, now: float) -> float | None:
     return None if deadline is None else round(max(0.0, deadline - now), 4)
 
 
+def _instance(inst: InstanceRuntime) -> dict[str, Any]:
+    m = inst.machine
+    return {
+        "name": inst.name,
+        "state": m.state.value,
+        "interface": inst.iface.name,
+        "vrid": inst.cfg.virtual_router_id,
+        "version": inst.cfg.version,
+        "priority": m.priority,
+        "base_priority": inst.cfg.priority,
+        "advert_interval": m.advert_interval,
+        "master_down_interval": m.master_down_interval,
+        "master": str(m.master_address) if m.master_address else None,
+        "master_priority": m.master_priority,
+        "faults": sorted(m.fault_reasons),
+        "group": inst.group,
+    }
+
+
 def instances(daemon: Daemon) -> list[dict[str, Any]]:
     """Each VRRP instance: the engine's own status plus its timers, addresses and inputs."""
     if daemon.vrrp is None:
@@ -108,7 +129,7 @@ def instances(daemon: Daemon) -> list[dict[str, Any]]:
     now = daemon.clock.now()
     out = []
     for inst in list(daemon.vrrp.instances.values()):
-        d = jsonable(inst.status())
+        d = jsonable(_instance(inst))
         m = inst.machine
         d["counters"] = {k: int(v) for k, v in inst.counters.items()}
         d["source"] = str(inst.source)
@@ -150,27 +171,55 @@ def sync_groups(daemon: Daemon) -> list[dict[str, Any]]:
     ]
 
 
-def _check(status: dict[str, Any]) -> dict[str, Any]:
-    d: dict[str, Any] = jsonable(status)
-    d["state"] = "UP" if status.get("up") else "DOWN"
-    return d
+def _check(runner: CheckRunner) -> dict[str, Any]:
+    s = runner.stats
+    last = s.last_result
+    return {
+        "name": runner.name,
+        "type": runner.ptype.name,
+        "up": runner.up,
+        "state": "UP" if runner.up else "DOWN",
+        "runs": s.runs,
+        "successes": s.successes,
+        "failures": s.failures,
+        "timeouts": s.timeouts,
+        "errors": s.errors,
+        "transitions": s.transitions,
+        "last_ok": last.ok if last else None,
+        "last_message": last.message if last else None,
+        "last_latency": round(s.last_latency, 6),
+        "dynamic_weight": runner.dynamic_weight,
+    }
 
 
 def checks(daemon: Daemon) -> list[dict[str, Any]]:
-    return [_check(runner.status()) for runner in list(daemon.checks.values())]
+    return [jsonable(_check(runner)) for runner in list(daemon.checks.values())]
 
 
 def pools(daemon: Daemon) -> list[dict[str, Any]]:
     out = []
     for pool in list(daemon.pools):
-        d = jsonable(pool.status())
-        d["quorum_needed"] = pool.vs.quorum
-        for server in d.get("servers", []):
-            server["state"] = "UP" if server.get("up") else "DOWN"
-            server["checks"] = [
-                dict(c, state="UP" if c.get("up") else "DOWN") for c in server.get("checks", [])
-            ]
-        out.append(d)
+        d = {
+            "name": pool.label,
+            "quorum": pool.quorum,
+            "quorum_needed": pool.vs.quorum,
+            "live_weight": pool.live_weight(),
+            "servers": [
+                {
+                    "server": s.label,
+                    "up": s.up,
+                    "state": "UP" if s.up else "DOWN",
+                    "weight": s.weight,
+                    "checks": [_check(r) for r in s.checks.values()],
+                }
+                for s in pool.servers
+            ],
+            "members": [
+                {"address": m.address, "port": m.port, "weight": m.weight, "sorry": m.sorry}
+                for m in pool.members()
+            ],
+        }
+        out.append(jsonable(d))
     return out
 
 
