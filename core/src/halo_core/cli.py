@@ -73,6 +73,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     p = _load_plugins()
+    build_parser(p)  # which plugin adds which command (a failing one is a load error)
     if args.json:
         out = {
             "plugins": [
@@ -83,6 +84,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                     "version": i.version,
                     "types": [{"kind": k, "name": n} for k, n in i.types],
                     "options": list(i.options),
+                    "commands": p.commands.get(i.name, []),
                 }
                 for i in p.infos
             ],
@@ -97,6 +99,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     rows = []
     for i in sorted(p.infos, key=lambda i: i.name):
         provided = [f"{k} {n}" for k, n in i.types] + [f"option {o}" for o in i.options]
+        provided += [f"command {c}" for c in p.commands.get(i.name, [])]
         rows.append((i.name, i.distribution, i.version, ", ".join(provided) or None))
     print("\n".join(table(("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES"), rows)))
     for name in p.blocked:

@@ -81,6 +81,8 @@ class Plugins:
     extensions: dict[str, dict[str, type]] = field(
         default_factory=lambda: {point: {} for point in EXTENSION_POINTS}
     )
+    # the sub-commands each plugin added (filled by add_commands): plugin name → names
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def hook(self) -> Any:
@@ -112,6 +114,9 @@ class Plugins:
             helps = list(subparsers._choices_actions)
             try:
                 impl.function(subparsers=subparsers)
+                added = [n for n in subparsers._name_parser_map if n not in parsers]
+                if added:
+                    self.commands[name] = added
             except Exception as exc:  # plugin territory: drop this plugin, keep the others
                 subparsers._name_parser_map.clear()
                 subparsers._name_parser_map.update(parsers)
