@@ -14,7 +14,7 @@ from halo_checker_ssh.plugin import SshCheck
 from halo_core import plugins
 from halo_core.config import Config, ConfigError, load_text
 
-README = Path(__file__).resolve().parents[3] / "plugins" / "checkers" / "ssh" / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def load(text: str) -> Config:

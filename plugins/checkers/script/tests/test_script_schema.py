@@ -12,7 +12,7 @@ from halo_checker_script.plugin import ScriptCheck
 from halo_core import plugins
 from halo_core.config import Config, ConfigError, load_text
 
-README = Path(__file__).resolve().parents[3] / "plugins" / "checkers" / "script" / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def load(text: str) -> Config:

@@ -37,7 +37,7 @@ import pytest
 from halo_tool_lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
 from halo_tool_lab.tools import needs_tools, tool_path, uses_tools
 
-FARM = Path(__file__).resolve().parents[1] / "nftables" / "farm.py"
+FARM = Path(__file__).resolve().parents[2] / "nftables" / "tests" / "farm.py"
 IN_VM = os.environ.get("HALO_IPVS_VM") == "1"
 SLOW = 1.0 if IN_VM else 0.1  # a factor for waits: Python is ~15x slower under emulation
 CHECK_INTERVAL = 1.0 if IN_VM else 0.3  # 17 TCP checks: keep their load small in the VM
