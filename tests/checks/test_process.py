@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import stat
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +14,6 @@ import pytest
 from halo_core.process import RunAs, run_script, security_problem
 
 ROOT = os.geteuid() == 0
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    """A root-owned 0755 directory the script user can enter (pytest's tmp is 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="halo-test-", dir="/tmp"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def script(path: Path, body: str, mode: int = 0o755) -> Path:

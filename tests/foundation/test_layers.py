@@ -60,6 +60,7 @@ PLUGIN_FACING = {
     "halo_core",  # version()
     "halo_core.api",
     "halo_core.hookspecs",
+    "halo_core.bus",  # the bus a PluginContext carries (halo_tool_lab.testing builds one)
     "halo_core.schema",
     "halo_core.events",
     "halo_core.scheduler",

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
-from notify_helpers import eventually, free_port, vrrp
 
 from halo_core import plugins
 from halo_core.config import load_text
 from halo_core.daemon import Daemon
+from halo_tool_lab.testing import eventually, free_port, vrrp
 
 ROOT = Path(__file__).resolve().parents[2]
 

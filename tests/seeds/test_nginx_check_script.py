@@ -16,8 +16,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,15 +101,6 @@ vrrp_instances:
     track:
       - check: chk_nginx
 """
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    """Root-owned and 0755: scripts must pass enable_script_security."""
-    d = Path(tempfile.mkdtemp(prefix="halo-seed-", dir="/tmp"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def nginx_pids(host: Host) -> list[int]:

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,7 +25,8 @@ import pytest
 from status_helpers import DOC, families, get_json, http, metrics, response_schema, validate
 
 from halo_tool_lab.capture import vrrp_adverts
-from halo_tool_lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.netns import Host, Lab, lab_unavailable_reason, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -78,13 +78,8 @@ virtual_servers:
 """
 
 
-@dataclass
-class Node:
-    name: str
-    host: Host
-    config: Path
-    state_dir: Path
-    proc: Proc
+class Node(Halo):
+    """A halo daemon in a lab host, asked through its status API socket."""
 
     @property
     def sock(self) -> str:
@@ -98,14 +93,9 @@ class Node:
 
 
 def start_node(host: Host, tmp: Path, name: str, priority: int) -> Node:
-    state = tmp / f"{name}-state"
-    config = tmp / f"{name}.yaml"
-    config.write_text(node_config(name, state, priority))
-    proc = host.spawn(
-        sys.executable, "-m", "halo_core.cli", "run", "-c", config, log=tmp / f"{name}.log"
-    )
-    node = Node(name, host, config, state, proc)
-    assert wait_until(lambda: Path(node.sock).exists(), 15), proc.log_text()
+    # the state_dir Halo gives a daemon, written out so that a reload keeps it
+    node = Node(host, node_config(name, tmp / f"{name}.state", priority), tmp, name=name)
+    assert wait_until(lambda: Path(node.sock).exists(), 15), node.proc.log_text()
     return node
 
 
@@ -217,7 +207,7 @@ def test_metrics_through_the_prometheus_parser(pair: tuple[Node, Node]) -> None:
 def test_halo_status_command(pair: tuple[Node, Node]) -> None:
     n1, n2 = pair
     out = subprocess.run(
-        [sys.executable, "-m", "halo_core.cli", "status", "-c", str(n2.config)],
+        [sys.executable, "-m", "halo_core.cli", "status", "-c", str(n2.config_path)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -296,9 +286,9 @@ def test_event_stream_across_a_reload(pair: tuple[Node, Node]) -> None:
     try:
         # A lower priority for VI_2 is applied in place: the stream shows the priority
         # change and the reload, and the API counts it.
-        n2.config.write_text(node_config("node2", n2.state_dir, 100, priority2=95))
+        n2.config_path.write_text(node_config("node2", n2.state_dir, 100, priority2=95))
         out = subprocess.run(
-            [sys.executable, "-m", "halo_core.cli", "reload", "-c", str(n2.config)],
+            [sys.executable, "-m", "halo_core.cli", "reload", "-c", str(n2.config_path)],
             capture_output=True,
             text=True,
             timeout=30,

@@ -1,15 +1,17 @@
 """pytest fixtures for tests that need a network-namespace lab, and halo running in it.
 
 Installed with halo-tool-lab and loaded by pytest through the ``pytest11`` entry point, so
-the tests of any distribution in the same environment can ask for ``lab_root``, ``lab`` and
-``start_halo`` without a conftest.py. The ``lab`` and ``keepalived`` markers are registered
-here too, and the external-tool probes of :mod:`halo_tool_lab.tools`: a test marked
-``needs_tools("nft")`` skips with a one-line reason where nft is missing, and a test that
-runs a traced tool it did not declare fails.
+the tests of any distribution in the same environment can ask for ``lab_root``, ``lab``,
+``start_halo`` and ``public_dir`` (for plugins that run scripts) without a conftest.py. The
+``lab`` and ``keepalived`` markers are registered here too, and the external-tool probes of
+:mod:`halo_tool_lab.tools`: a test marked ``needs_tools("nft")`` skips with a one-line
+reason where nft is missing, and a test that runs a traced tool it did not declare fails.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -161,3 +163,16 @@ def start_halo(lab_root: None, tmp_path: Path) -> Iterator[HaloFactory]:
     for daemon in reversed(started):
         if daemon.running:
             daemon.stop()
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A root-owned 0755 directory under /tmp that an unprivileged script user can enter
+    (pytest's tmp_path is 0700), with a world-writable ``out`` directory for what scripts
+    write back; removed after the test. Scripts placed here pass script security checks."""
+    made = Path(tempfile.mkdtemp(prefix="halo-test-", dir="/tmp"))
+    made.chmod(0o755)
+    (made / "out").mkdir()
+    (made / "out").chmod(0o777)
+    yield made
+    shutil.rmtree(made, ignore_errors=True)

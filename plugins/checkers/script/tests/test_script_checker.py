@@ -14,7 +14,6 @@ import secrets
 import shutil
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,18 +37,6 @@ needs_root = pytest.mark.skipif(not ROOT, reason="needs root to change user and 
 # What run_script puts in a script's PATH.
 SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NOBODY = pwd.getpwnam("nobody")
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    """A root-owned 0755 directory the script user can enter (pytest's tmp is 0700), with a
-    world-writable ``out`` directory for what scripts report back."""
-    d = Path(tempfile.mkdtemp(prefix="halo-test-", dir="/tmp"))
-    d.chmod(0o755)
-    (d / "out").mkdir()
-    (d / "out").chmod(0o777)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def script(path: Path, body: str, mode: int = 0o755, shell: str = "/bin/sh") -> Path:

@@ -33,7 +33,7 @@ from halo_tool_lab.tools import needs_tools
 # the VM itself (the runner's --check names whatever else is missing)
 pytestmark = needs_tools("qemu-system-x86_64")
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 RUNNER = ROOT / "scripts" / "ipvs-vm"
 INNER = Path(__file__).with_name("test_ipvs_kernel.py")
 PYCACHE = Path(os.environ.get("HALO_IPVS_VM_PYCACHE", "/var/tmp/halo-ipvs-vm-pycache"))

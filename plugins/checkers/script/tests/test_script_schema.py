@@ -3,16 +3,11 @@ aliases, and located errors."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
 from halo_checker_script.plugin import ScriptCheck
 from halo_core import plugins
 from halo_core.config import Config, ConfigError, load_text
-
-README = Path(__file__).resolve().parents[3] / "plugins" / "checkers" / "script" / "README.md"
 
 
 def load(text: str) -> Config:
@@ -104,10 +99,3 @@ def test_errors_are_located() -> None:
         "f.yaml:5:23: checks.c.env.HALO_CHECK: is set by halo and cannot be overridden",
         "f.yaml:5:38: checks.c.env.BAD-NAME: is not a valid environment variable name",
     ]
-
-
-def test_readme_examples_are_valid() -> None:
-    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
-    assert blocks
-    for block in blocks:
-        load(block)

@@ -3,7 +3,6 @@ a config with an ssh check never imports asyncssh."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +12,6 @@ import pytest
 from halo_checker_ssh.plugin import SshCheck
 from halo_core import plugins
 from halo_core.config import Config, ConfigError, load_text
-
-README = Path(__file__).resolve().parents[3] / "plugins" / "checkers" / "ssh" / "README.md"
 
 
 def load(text: str) -> Config:
@@ -119,13 +116,6 @@ def test_errors_are_located() -> None:
         "f.yaml:29:19: checks.g.connect_port: must be between 1 and 65535, not 70000",
         "f.yaml:35:18: checks.h.known_hosts: is not read with host_key_policy: ignore",
     ]
-
-
-def test_readme_examples_are_valid() -> None:
-    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
-    assert blocks
-    for block in blocks:
-        load(block)
 
 
 PROBE = """

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify_helpers import eventually, make_context, vrrp, write_script
 
 from halo_core import plugins
 from halo_core.config import ConfigError, load_text
@@ -21,6 +20,7 @@ from halo_core.daemon import event_filter
 from halo_core.events import Event, RealServerChanged, SyncGroupStateChanged
 from halo_notifier_script.plugin import ScriptNotifierConfig
 from halo_notifier_script.runtime import ScriptNotifier
+from halo_tool_lab.testing import eventually, make_context, vrrp, write_script
 
 ROOT = os.geteuid() == 0
 

@@ -18,7 +18,6 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from notify_helpers import eventually, free_port, make_context, vrrp
 
 from halo_core import plugins
 from halo_core.config import ConfigError, load_text
@@ -26,6 +25,7 @@ from halo_core.events import CheckResultEvent, RealServerChanged
 from halo_notifier_email.plugin import EmailNotifierConfig
 from halo_notifier_email.runtime import EmailNotifier
 from halo_tool_lab.clock import FakeClock
+from halo_tool_lab.testing import eventually, free_port, make_context, vrrp
 
 PASSWORD = "s3cret-Pa55"
 

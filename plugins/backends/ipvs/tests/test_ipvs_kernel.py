@@ -21,7 +21,6 @@ import ipaddress
 import json
 import os
 import re
-import signal
 import socket
 import sys
 import threading
@@ -34,14 +33,17 @@ from typing import Any, TypeVar
 
 import pytest
 
-from halo_tool_lab.netns import Host, Lab, Proc, lab_unavailable_reason, wait_until
+from halo_tool_lab.halo import Halo
+from halo_tool_lab.netns import Host, Lab, lab_unavailable_reason, wait_until
 from halo_tool_lab.tools import needs_tools, tool_path, uses_tools
 
-FARM = Path(__file__).resolve().parents[1] / "nftables" / "farm.py"
+FARM = Path(__file__).resolve().parents[2] / "nftables" / "tests" / "farm.py"
 IN_VM = os.environ.get("HALO_IPVS_VM") == "1"
 SLOW = 1.0 if IN_VM else 0.1  # a factor for waits: Python is ~15x slower under emulation
 CHECK_INTERVAL = 1.0 if IN_VM else 0.3  # 17 TCP checks: keep their load small in the VM
 IPVSADM = tool_path("ipvsadm")  # a cross-check where installed
+POLL = 0.2  # seconds between reads of the daemon's log: parsing it is slow in the VM
+STOP = 60.0  # seconds a graceful stop may take (flushing the table, under emulation)
 
 VIP = "203.0.113.10"
 VIP6 = "2001:db8:ffff::10"
@@ -269,35 +271,6 @@ def config(state_dir: Path, *, flush_on_stop: bool = False) -> dict[str, Any]:
     }
 
 
-class Halo:
-    def __init__(self, director: Host, tmp: Path, name: str, conf: dict[str, Any]) -> None:
-        path = tmp / f"{name}.yaml"
-        path.write_text(json.dumps(conf, indent=1))
-        self.proc: Proc = director.spawn(
-            sys.executable, "-m", "halo_core.cli", "run", "-c", path, log=tmp / f"{name}.log"
-        )
-
-    def records(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.proc.log_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"level": "raw", "message": line})
-        return out
-
-    @property
-    def log(self) -> str:
-        return "\n".join(str(r.get("message")) for r in self.records())
-
-    def wait_log(self, pattern: str, timeout: float) -> bool:
-        return wait_until(lambda: re.search(pattern, self.log) is not None, timeout, 0.2)
-
-    def stop(self) -> int:
-        self.proc.kill(signal.SIGTERM)
-        return self.proc.wait(60)
-
-
 @dataclass
 class Scenario:
     lab: Lab
@@ -380,7 +353,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         ready = [ctl[n] / f"ready-{p}" for n in RS for p in PORTS.values()]
         assert wait_until(lambda: all(f.exists() for f in ready), 120 * SLOW + 10)
         t0 = time.monotonic()
-        daemon = Halo(director, tmp, "halo1", config(state_dir))
+        daemon = Halo(director, json.dumps(config(state_dir)), tmp, name="halo1")
         s = Scenario(lab, client, director, ctl, tmp, daemon, state_dir, foreign)
         try:
             s.wait_dests(svc("rr"), dests("rs1", "rs2", "rs3", port=PORTS["rr"]), 120 * SLOW + 10)
@@ -388,8 +361,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             assert director.wait_address(VIP, timeout=60 * SLOW + 10), daemon.log
             yield s
         finally:
-            if s.daemon.proc.running:
-                s.daemon.stop()
+            if s.daemon.running:
+                s.daemon.stop(STOP)
             print(f"\nscenario notes: {s.notes}")
 
 
@@ -500,7 +473,7 @@ def test_changes_made_behind_halos_back_are_repaired(scenario: Scenario) -> None
     s.wait_dests(svc("wrr"), want, 20 * SLOW + 5)
     s.director.run(IPVSADM, "-D", "-t", f"{VIP}:{PORTS['wrr']}")
     s.wait_dests(svc("wrr"), want, 20 * SLOW + 5)
-    assert s.daemon.wait_log(r"wrr differed from the wanted state .*; repaired", 10)
+    assert s.daemon.wait_log(r"wrr differed from the wanted state .*; repaired", 10, POLL)
 
 
 @needs_tools("ipvsadm")
@@ -521,12 +494,13 @@ def test_restart_keeps_connections(scenario: Scenario) -> None:
     sock = in_netns(s.client.ns, lambda: socket.create_connection((VIP, port), timeout=10))
     try:
         first = _ask(sock, VIP, close=False)
-        assert s.daemon.stop() == 0
+        assert s.daemon.stop(STOP) == 0
         assert s.table()[svc("rr")] == dests("rs1", "rs2", "rs3", port=port)
         t0 = time.monotonic()
-        s.daemon = Halo(s.director, s.tmp, "halo2", config(s.state_dir, flush_on_stop=True))
-        assert s.daemon.wait_log(r"halo .* started with", 120 * SLOW + 10), s.daemon.log
-        assert s.daemon.wait_log(r"VI_1: entering MASTER", 60 * SLOW + 10), s.daemon.log
+        conf = json.dumps(config(s.state_dir, flush_on_stop=True))
+        s.daemon = Halo(s.director, conf, s.tmp, name="halo2")
+        assert s.daemon.wait_log(r"halo .* started with", 120 * SLOW + 10, POLL), s.daemon.log
+        assert s.daemon.wait_log(r"VI_1: entering MASTER", 60 * SLOW + 10, POLL), s.daemon.log
         time.sleep(2 * SLOW + 1)  # one reconcile passed
         s.notes["restart"] = time.monotonic() - t0
         second = _ask(sock, VIP, close=True)
@@ -540,7 +514,7 @@ def test_restart_keeps_connections(scenario: Scenario) -> None:
 
 def test_flush_on_stop_removes_only_halos_services(scenario: Scenario) -> None:
     s = scenario
-    assert s.daemon.stop() == 0
+    assert s.daemon.stop(STOP) == 0
     left = s.table()
     assert [k for k in left if k.startswith(f"TCP {VIP}") or "2001:db8:ffff" in k] == []
     if IPVSADM:

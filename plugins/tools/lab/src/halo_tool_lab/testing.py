@@ -1,5 +1,6 @@
-"""Helpers of the notifier tests: a plugin context, events, scripts, free loopback ports,
-waiting for something to happen."""
+"""Helpers for a plugin's unit tests, no lab needed: a :class:`PluginContext` to build a
+notifier or backend with, a VRRP state-change event, scripts, a free loopback port, and
+waiting (real time) for something to happen."""
 
 from __future__ import annotations
 

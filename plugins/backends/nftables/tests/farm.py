@@ -17,7 +17,7 @@
     second request on the same connection; prints both answers (a restart of the load
     balancer in the pause must not break it).
 
-Used by tests/backends/nftables and tests/backends/ipvs (by path, as a program).
+Used by the tests of halo-backend-nftables and halo-backend-ipvs (by path, as a program).
 """
 
 from __future__ import annotations

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from notify_helpers import write_script
 
 from halo_tool_lab.capture import vrrp_adverts
 from halo_tool_lab.netns import wait_until
 from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
+from halo_tool_lab.testing import write_script
 
 pytestmark = pytest.mark.lab
 

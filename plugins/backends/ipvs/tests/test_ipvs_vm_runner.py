@@ -16,7 +16,7 @@ from halo_tool_lab.tools import needs_tools
 # the VM itself (the runner's --check names whatever else is missing)
 pytestmark = needs_tools("qemu-system-x86_64")
 
-RUNNER = Path(__file__).resolve().parents[3] / "scripts" / "ipvs-vm"
+RUNNER = Path(__file__).resolve().parents[4] / "scripts" / "ipvs-vm"
 
 
 def runner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from notify_helpers import make_context, vrrp
 
 from halo_core.events import (
     BackendApplied,
@@ -36,6 +35,7 @@ from halo_lib_eventfields import (
 from halo_notifier_email.plugin import EmailNotifierConfig
 from halo_notifier_email.runtime import EmailNotifier
 from halo_notifier_webhook.runtime import payload
+from halo_tool_lab.testing import make_context, vrrp
 
 EVENTS: list[tuple[Event, str]] = [
     (vrrp("MASTER"), "VRRP Instance VI_1 - Entering MASTER state"),

@@ -1,5 +1,8 @@
-"""Fixtures for the http and ssl checkers: real servers on 127.0.0.1 and checkers built from
-YAML through the real plugins, closed after each test."""
+"""Fixtures for the tests of the http and ssl checkers (``http/tests``, ``ssl/tests``): real
+servers on 127.0.0.1 and checkers built from YAML through the real plugins, closed after
+each test. They sit here, above both distributions, because both use them; pytest loads
+this file for either (also run alone) and puts this folder on ``sys.path``, which is how
+``http_servers`` is imported."""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from notify_helpers import free_port, make_context, vrrp
 
 from halo_core import plugins
 from halo_core.config import ConfigError, load_text
@@ -26,6 +25,7 @@ from halo_core.events import CheckResultEvent, SyncGroupStateChanged
 from halo_lib_eventfields import Secret
 from halo_notifier_webhook.plugin import WebhookNotifierConfig
 from halo_notifier_webhook.runtime import PAYLOAD_VERSION, WebhookNotifier, payload
+from halo_tool_lab.testing import free_port, make_context, vrrp
 
 SECRET = "hmac-Key-0f-halo"
 TOKEN = "T0KEN-in-the-path"
@@ -305,7 +305,7 @@ def test_url_from_the_environment_is_checked_at_start(monkeypatch: pytest.Monkey
 
 def test_documented_payload_matches_the_real_one() -> None:
     """docs/events.md shows version 1 with exactly the keys halo sends."""
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    doc = (Path(__file__).resolve().parents[4] / "docs" / "events.md").read_text()
     example = json.loads(doc.split("```json\n", 1)[1].split("```", 1)[0])
     real = payload(vrrp("MASTER"), router_id="lb1", notifier="ops_hook", delivery="x")
     assert example["version"] == real["version"] == PAYLOAD_VERSION == 1
