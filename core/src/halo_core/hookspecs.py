@@ -36,6 +36,9 @@ DaemonState = Literal[
     "started", "start-failed", "reloading", "reloaded", "reload-refused", "stopping"
 ]
 
+# What :func:`halo_reload` may return: phrases for the reload's summary, or None.
+Changes = list[str] | None
+
 
 @hookspec
 def halo_plugin_types() -> list[PluginType]:
@@ -102,9 +105,7 @@ def halo_started(daemon: Daemon) -> Awaitable[None] | None:
 
 
 @hookspec
-def halo_reload(
-    daemon: Daemon, old: Config, new: Config
-) -> Awaitable[list[str] | None] | list[str] | None:
+def halo_reload(daemon: Daemon, old: Config, new: Config) -> Awaitable[Changes] | Changes:
     """A new config has been validated and the core has applied it (``daemon.config`` is
     ``new``; backends, checks and VRRP instances are updated): apply your part.
 
