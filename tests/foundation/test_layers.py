@@ -22,7 +22,7 @@ PLUGINS = sorted((ROOT / "plugins").glob("*/*/src"))
 LAYERS: list[tuple[str, set[str]]] = [
     ("command line", {"halo_core.cli"}),
     ("daemon", {"halo_core.daemon"}),
-    ("runtime", {"halo_core.vrrp.engine", "halo_core.pools", "halo_core.checks"}),
+    ("runtime", {"halo_core.vrrp.engine", "halo_core.checks"}),
     (
         "configuration and plugin loading",
         {
@@ -65,6 +65,9 @@ PLUGIN_FACING = {
     "halo_core.events",
     "halo_core.scheduler",
     "halo_core.process",
+    # a check run with rise/fall and its events, for plugins that check things themselves
+    # (halo-engine-pools runs every real server's checks with it, as the daemon runs its own)
+    "halo_core.checks",
     "halo_core.config.model",
     "halo_core.log",  # fields(): structured log records
     "halo_core.text_table",  # the tables a command prints

@@ -28,7 +28,6 @@ from halo_core.config.model import HaloConfig
 from halo_core.events import CheckStateChanged, ConfigReloaded, Event
 from halo_core.hookspecs import DaemonState
 from halo_core.plugins import Plugins
-from halo_core.pools import Pool
 from halo_core.process import ScriptRunner
 from halo_core.scheduler import Clock, LoopClock, Scheduler
 from halo_core.schema import Configured
@@ -56,27 +55,31 @@ class Daemon:
         self.vrrp: VrrpEngine | None = None
         self.backends: dict[str, Backend] = {}
         self.checks: dict[str, CheckRunner] = {}
-        self.pools: list[Pool] = []
         self.notifiers: dict[str, Notifier] = {}
         self.failed_backends: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
         self.scripts = ScriptRunner(logger=log)
 
-    async def call_hook(self, name: str, **kwargs: Any) -> None:
+    async def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
         """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
-        runs too long is logged against that plugin, and the others still run."""
+        runs too long is logged against that plugin, and the others still run. Returns the
+        results that are not None."""
         caller = getattr(self.plugins.hook, name)
+        results = []
         for impl in reversed(caller.get_hookimpls()):
             plugin_name = self.plugins.manager.get_name(impl.plugin) or repr(impl.plugin)
             try:
                 result = impl.function(*[kwargs[a] for a in impl.argnames])
                 if inspect.isawaitable(result):
-                    await asyncio.wait_for(_as_coro(result), HOOK_TIMEOUT)
+                    result = await asyncio.wait_for(_as_coro(result), HOOK_TIMEOUT)
+                if result is not None:
+                    results.append(result)
             except Exception as exc:  # plugin territory: isolate and report
                 self.hook_failures[plugin_name] = self.hook_failures.get(plugin_name, 0) + 1
                 log.error(
                     "plugin %s: %s failed: %s: %s", plugin_name, name, type(exc).__name__, exc
                 )
+        return results
 
     async def start(self) -> None:
         await self.call_hook("halo_subscribe", bus=self.bus)
@@ -87,16 +90,7 @@ class Daemon:
         if self.config.model.vrrp_instances:
             self._start_vrrp()
         self._start_checks()
-        for vs in self.config.model.virtual_servers:
-            pool = Pool(
-                vs,
-                plugins=self.plugins,
-                scheduler=self.scheduler,
-                bus=self.bus,
-                global_config=self.config.model.global_,
-            )
-            pool.start()
-            self.pools.append(pool)
+        await self.call_hook("halo_started", daemon=self)
         self.started.set()
 
     def _start_vrrp(self) -> None:
@@ -249,8 +243,6 @@ class Daemon:
     async def stop(self) -> None:
         for runner in self.checks.values():
             await runner.stop()
-        for pool in self.pools:
-            await pool.stop()
         if self.vrrp is not None:
             self.vrrp.stop()  # priority 0 from every master before anything else goes
         await self.bus.drain(timeout=5.0)  # let backends act on the STOP transitions
@@ -294,7 +286,6 @@ class Daemon:
             log.info("reload: configuration unchanged")
             self.bus.publish(ConfigReloaded(path=new.path, summary="unchanged"))
             return True
-        await self.call_hook("halo_reload", daemon=self, old=old, new=new)
         self.config = new
         done: list[str] = []
         for name, backend in self.backends.items():
@@ -308,7 +299,8 @@ class Daemon:
             done.append("VRRP started")
         elif self.vrrp is not None:
             done += self.vrrp.reload(new.model)
-        done += await self._reload_pools(old.model, new.model)
+        for changes in await self.call_hook("halo_reload", daemon=self, old=old, new=new):
+            done += [str(c) for c in changes] if isinstance(changes, list) else []
         summary = "; ".join(done) or "no runtime change"
         log.info("reload: %s", summary)
         self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
@@ -323,33 +315,6 @@ class Daemon:
         started = set(self.checks)
         self._start_checks(skip=started)
         done += [f"check {n} added" for n in new.checks if n not in started and n not in old.checks]
-        return done
-
-    async def _reload_pools(self, old: HaloConfig, new: HaloConfig) -> list[str]:
-        done = []
-        keep: list[Pool] = []
-        wanted = {vs.label: vs for vs in new.virtual_servers}
-        for pool in self.pools:
-            if wanted.get(pool.label) == pool.vs:
-                keep.append(pool)
-                del wanted[pool.label]
-            else:
-                await pool.stop()
-                what = "changed" if pool.label in wanted else "removed"
-                done.append(f"virtual server {pool.label} {what}")
-        self.pools = keep
-        for label, vs in wanted.items():
-            pool = Pool(
-                vs,
-                plugins=self.plugins,
-                scheduler=self.scheduler,
-                bus=self.bus,
-                global_config=new.global_,
-            )
-            pool.start()
-            self.pools.append(pool)
-            if not any(label in d for d in done):
-                done.append(f"virtual server {label} added")
         return done
 
     def write_pid_file(self) -> None:

@@ -36,6 +36,9 @@ DaemonState = Literal[
     "started", "start-failed", "reloading", "reloaded", "reload-refused", "stopping"
 ]
 
+# What :func:`halo_reload` may return: phrases for the reload's summary, or None.
+Changes = list[str] | None
+
 
 @hookspec
 def halo_plugin_types() -> list[PluginType]:
@@ -90,12 +93,26 @@ def halo_startup(daemon: Daemon) -> Awaitable[None] | None:
 
 
 @hookspec
-def halo_reload(daemon: Daemon, old: Config, new: Config) -> Awaitable[None] | None:
-    """A new config has been validated and is being applied in place of ``old``.
+def halo_started(daemon: Daemon) -> Awaitable[None] | None:
+    """Start-up has built everything: backends have started and subscribed, the VRRP
+    instances and checks run.
+
+    Called once at the end of ``Daemon.start`` (also when a program calls it itself), before
+    the daemon counts as started. State published from here reaches every backend from its
+    first event: the place to start what backends apply, such as real-server pools. Return
+    ``None`` or an awaitable (awaited with a time limit). Every plugin is called.
+    """
+
+
+@hookspec
+def halo_reload(daemon: Daemon, old: Config, new: Config) -> Awaitable[Changes] | Changes:
+    """A new config has been validated and the core has applied it (``daemon.config`` is
+    ``new``; backends, checks and VRRP instances are updated): apply your part.
 
     Called on SIGHUP / ``halo reload`` after validation succeeded (an invalid config never
-    reaches plugins). Return ``None`` or an awaitable (awaited with a time limit). Every
-    plugin is called; failures are logged and do not stop the reload.
+    reaches plugins). Return what you changed, as short phrases for the reload's summary
+    (``"virtual server web changed"``), or ``None``; an awaitable is awaited with a time
+    limit. Every plugin is called; failures are logged and do not stop the reload.
     """
 
 

@@ -197,8 +197,13 @@ def checks(daemon: Daemon) -> list[dict[str, Any]]:
 
 
 def pools(daemon: Daemon) -> list[dict[str, Any]]:
+    """The real-server pools, from halo-engine-pools (none when it is not installed)."""
+    try:
+        from halo_engine_pools import pools as running_pools
+    except ImportError:
+        return []
     out = []
-    for pool in list(daemon.pools):
+    for pool in running_pools(daemon):
         d = {
             "name": pool.label,
             "quorum": pool.quorum,

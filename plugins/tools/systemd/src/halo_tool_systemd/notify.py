@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from halo_core.daemon import Daemon
     from halo_core.events import Event
     from halo_core.hookspecs import DaemonState
+    from halo_engine_pools.pool import Pool
 
 log = logging.getLogger("halo.systemd")
 
@@ -176,10 +177,20 @@ class Integration:
         if d.checks:
             up = sum(1 for r in d.checks.values() if r.up)
             parts.append(f"{up}/{len(d.checks)} checks up")
-        if d.pools:
-            ok = sum(1 for p in d.pools if p.quorum)
-            parts.append(f"{ok}/{len(d.pools)} virtual servers with quorum")
+        pools = _pools(d)
+        if pools:
+            ok = sum(1 for p in pools if p.quorum)
+            parts.append(f"{ok}/{len(pools)} virtual servers with quorum")
         return "; ".join(parts) or "running"
+
+
+def _pools(daemon: Daemon) -> tuple[Pool, ...]:
+    """The real-server pools, from halo-engine-pools (none when it is not installed)."""
+    try:
+        from halo_engine_pools import pools
+    except ImportError:
+        return ()
+    return pools(daemon)
 
 
 def attach(daemon: Daemon) -> Integration:
