@@ -78,10 +78,10 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
 
 async def measure(backend_type: str, algo: str, rounds: int) -> dict[str, Any]:
     from halo_core import plugins
-    from halo_core.api import PluginContext
     from halo_core.bus import EventBus
     from halo_core.config import load
     from halo_core.events import PoolChanged, PoolMember
+    from halo_core.plugin_api import PluginContext
     from halo_core.scheduler import LoopClock, Scheduler
 
     tmp = Path(tempfile.mkdtemp(prefix="halo-bench-"))

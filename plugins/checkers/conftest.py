@@ -15,8 +15,8 @@ import yaml
 from http_servers import Make, Pki, Server, ServerFactory
 
 from halo_core import plugins
-from halo_core.api import CheckTarget
 from halo_core.config import load_text
+from halo_core.plugin_api import CheckTarget
 
 
 @pytest.fixture

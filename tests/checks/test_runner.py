@@ -6,10 +6,10 @@ import asyncio
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from halo_core.api import CheckerConfig, CheckResult, CheckTarget, PluginType
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.events import CheckStateChanged, Event
+from halo_core.plugin_api import CheckerConfig, CheckResult, CheckTarget, PluginType
 from halo_core.scheduler import Scheduler
 from halo_core.schema import Seconds
 from halo_tool_lab.clock import FakeClock

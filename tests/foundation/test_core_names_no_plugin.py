@@ -14,7 +14,7 @@ import inspect
 import re
 from pathlib import Path
 
-from halo_core import api, hookspecs, plugins
+from halo_core import hookspecs, plugin_api, plugins
 from halo_core.config import model
 from halo_core.schema import fields_of, keys_of
 
@@ -37,13 +37,18 @@ GENERIC = {
     "headers": "a text table's column headers",
 }
 # The install hint of a missing capability names the distribution that provides it.
-ALLOWED_HITS = {("api.py", "halo-backend-vip")}
+ALLOWED_HITS = {("plugin_api.py", "halo-backend-vip")}
 
 
 def _core_keys() -> set[str]:
     """Every key of the core's own schemas: those words belong to the core."""
     classes = [c for _, c in inspect.getmembers(model, dataclasses.is_dataclass)]
-    classes += [api.CheckerConfig, api.NotifierConfig, api.BackendConfig, api.PluginsConfig]
+    classes += [
+        plugin_api.CheckerConfig,
+        plugin_api.NotifierConfig,
+        plugin_api.BackendConfig,
+        plugin_api.PluginsConfig,
+    ]
     return {
         k for c in classes if isinstance(c, type) for f in fields_of(c) for k in (f.key, *f.aliases)
     }

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.plugins",
         },
     ),
-    ("plugin API", {"halo_core.api", "halo_core.hookspecs", "halo_core.bus"}),
+    ("plugin API", {"halo_core.plugin_api", "halo_core.hookspecs", "halo_core.bus"}),
     (
         "VRRP protocol",
         {"halo_core.vrrp.fsm", "halo_core.vrrp.transport", "halo_core.vrrp.tracking"},
@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.schema",
             "halo_core.events",
             "halo_core.scheduler",
-            "halo_core.process",
+            "halo_core.script_runner",
             "halo_core.log",
             "halo_core.text_table",
             "halo_core.netlink",
@@ -58,13 +58,13 @@ LAYERS: list[tuple[str, set[str]]] = [
 # is handed (events, the configuration model), plus the helpers offered to plugins.
 PLUGIN_FACING = {
     "halo_core",  # version()
-    "halo_core.api",
+    "halo_core.plugin_api",
     "halo_core.hookspecs",
     "halo_core.bus",  # the bus a PluginContext carries (halo_tool_lab.testing builds one)
     "halo_core.schema",
     "halo_core.events",
     "halo_core.scheduler",
-    "halo_core.process",
+    "halo_core.script_runner",
     # a check run with rise/fall and its events, for plugins that check things themselves
     # (halo-engine-pools runs every real server's checks with it, as the daemon runs its own)
     "halo_core.checks",

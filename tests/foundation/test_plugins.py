@@ -11,10 +11,10 @@ from typing import Annotated, Any
 import pytest
 
 from halo_core import cli, plugins
-from halo_core.api import CheckerConfig, NotifierConfig, PluginType
 from halo_core.config import ConfigError, load_text
 from halo_core.config.model import HaloConfig
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import CheckerConfig, NotifierConfig, PluginType
 from halo_core.schema import Alias, Doc, Range, json_schema
 
 
@@ -175,7 +175,7 @@ def holder_plugin(
     name: str = "holder", extensions: dict[str, type] | None = None
 ) -> types.SimpleNamespace:
     """A backend type that provides addresses (and adds ``extensions`` to core sections)."""
-    from halo_core.api import BackendConfig
+    from halo_core.plugin_api import BackendConfig
 
     @dataclass(frozen=True, kw_only=True)
     class HolderConfig(BackendConfig):
@@ -451,9 +451,9 @@ def test_a_clashing_or_failing_command_plugin_is_a_load_error_and_others_load(
 def test_a_factory_product_that_is_no_backend_is_refused() -> None:
     import asyncio
 
-    from halo_core.api import Backend, BackendConfig
     from halo_core.config import load_text as load_config
     from halo_core.daemon import Daemon
+    from halo_core.plugin_api import Backend, BackendConfig
 
     @dataclass(frozen=True, kw_only=True)
     class Cfg(BackendConfig):
@@ -504,6 +504,6 @@ def test_a_factory_product_that_is_no_backend_is_refused() -> None:
     d = asyncio.run(run())
     assert list(d.backends) == ["g"]
     assert d.failed_backends == {
-        "p": "TypeError: the factory built a Partial, which is not a halo_core.api.Backend"
+        "p": "TypeError: the factory built a Partial, which is not a halo_core.plugin_api.Backend"
         " (derive from it)"
     }

@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from halo_core import plugins
-from halo_core.api import Backend, BackendConfig, CheckTarget, PluginType
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import load_text
@@ -34,6 +33,7 @@ from halo_core.daemon import Daemon
 from halo_core.events import BackendFailed
 from halo_core.hookspecs import hookimpl
 from halo_core.log import JsonFormatter
+from halo_core.plugin_api import Backend, BackendConfig, CheckTarget, PluginType
 from halo_core.scheduler import LoopClock, Scheduler
 from halo_core.vrrp import fsm
 from halo_core.vrrp.engine import VrrpEngine

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halo_core import log as halo_log
-from halo_core.api import Checker, CheckerConfig, CheckResult, CheckTarget, PluginType
 from halo_core.bus import EventBus
 from halo_core.events import CheckResultEvent, CheckStateChanged
+from halo_core.plugin_api import Checker, CheckerConfig, CheckResult, CheckTarget, PluginType
 from halo_core.scheduler import Job, Scheduler
 
 log = logging.getLogger("halo.checks")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from halo_core import version
-from halo_core.api import add_config_option
+from halo_core.plugin_api import add_config_option
 from halo_core.text_table import table
 
 if TYPE_CHECKING:

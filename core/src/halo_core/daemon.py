@@ -14,23 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 from halo_core import log as halo_log
 from halo_core import version
-from halo_core.api import (
-    CAPABILITIES,
-    Backend,
-    CheckTarget,
-    Notifier,
-    NotifierConfig,
-)
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
 from halo_core.config.model import HaloConfig
 from halo_core.events import CheckStateChanged, ConfigReloaded, Event
 from halo_core.hookspecs import DaemonState
+from halo_core.plugin_api import (
+    CAPABILITIES,
+    Backend,
+    CheckTarget,
+    Notifier,
+    NotifierConfig,
+)
 from halo_core.plugins import Plugins
-from halo_core.process import ScriptRunner
 from halo_core.scheduler import Clock, LoopClock, Scheduler
 from halo_core.schema import Configured
+from halo_core.script_runner import ScriptRunner
 
 if TYPE_CHECKING:
     from halo_core.vrrp.engine import VrrpEngine
@@ -187,7 +187,7 @@ class Daemon:
         return out
 
     def _start_notifiers(self) -> None:
-        from halo_core.api import PluginContext
+        from halo_core.plugin_api import PluginContext
 
         for name, configured in self.config.model.notifiers.items():
             ptype = self.plugins.type("notifier", configured.type)
@@ -222,7 +222,7 @@ class Daemon:
             )
 
     async def _start_backends(self) -> None:
-        from halo_core.api import PluginContext
+        from halo_core.plugin_api import PluginContext
 
         for name, configured in self.backend_configs().items():
             ptype = self.plugins.type("backend", configured.type)

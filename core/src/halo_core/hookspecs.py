@@ -20,10 +20,10 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
-    from halo_core.api import PluginType
     from halo_core.bus import EventBus
     from halo_core.config import Config
     from halo_core.daemon import Daemon
+    from halo_core.plugin_api import PluginType
 
 PROJECT = "halo"
 ENTRY_POINT_GROUP = "halo.plugins"
@@ -46,7 +46,7 @@ def halo_plugin_types() -> list[PluginType]:
 
     Called once, when plugins are loaded (by every ``halo`` command, including ``check``, so
     it must be cheap: return schemas and lazy factories, import nothing heavy).
-    Returns a list of :class:`halo_core.api.PluginType`. All plugins' results are collected;
+    Returns a list of :class:`halo_core.plugin_api.PluginType`. All plugins' results are collected;
     two plugins declaring the same kind and name is a load error for the second one.
     """
     raise NotImplementedError

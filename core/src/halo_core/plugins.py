@@ -23,7 +23,8 @@ from typing import Any
 import pluggy
 
 from halo_core import hookspecs
-from halo_core.api import (
+from halo_core.config.model import EXTENDED_SECTIONS
+from halo_core.plugin_api import (
     CAPABILITIES,
     KINDS,
     BackendConfig,
@@ -32,7 +33,6 @@ from halo_core.api import (
     PluginKind,
     PluginType,
 )
-from halo_core.config.model import EXTENDED_SECTIONS
 from halo_core.schema import extension_point, fields_of, keys_of
 
 BLOCK_ENV = "HALO_BLOCK_PLUGINS"

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from halo_core.api import CAPABILITIES
 from halo_core.config.loader import LoadProblem, Mark, load_file, locate, parse_text, path_of
 from halo_core.config.model import NAME, HaloConfig, SyncGroup, VrrpInstance
+from halo_core.plugin_api import CAPABILITIES
 from halo_core.schema import Path, Problem, SchemaError, dotted, validate
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
-from halo_core.api import PluginsConfig
+from halo_core.plugin_api import PluginsConfig
 from halo_core.schema import (
     Alias,
     Configured,

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halo_core import log as halo_log
-from halo_core.api import CheckerConfig
 from halo_core.bus import EventBus, Subscription
 from halo_core.config.model import HaloConfig, Track, VrrpInstance
 from halo_core.events import (
@@ -35,6 +34,7 @@ from halo_core.events import (
     VrrpStateChanged,
 )
 from halo_core.events import PriorityChanged as PriorityChangedEvent
+from halo_core.plugin_api import CheckerConfig
 from halo_core.scheduler import Clock, LoopClock, Timer
 from halo_core.schema import IPAddress
 from halo_core.vrrp import fsm, packet, tracking

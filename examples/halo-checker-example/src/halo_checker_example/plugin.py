@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from halo_core.api import CheckerConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import CheckerConfig, PluginType
 from halo_core.schema import Doc, Range, Seconds
 
 

@@ -6,7 +6,7 @@ import os
 import time
 
 from halo_checker_example.plugin import FileAgeCheck
-from halo_core.api import CheckResult, CheckTarget
+from halo_core.plugin_api import CheckResult, CheckTarget
 
 
 class FileAgeChecker:

@@ -27,10 +27,10 @@ from halo_backend_ipvs.model import (
 )
 from halo_backend_ipvs.runtime import IpvsBackend
 from halo_core import plugins
-from halo_core.api import PluginContext
 from halo_core.bus import EventBus
 from halo_core.config import load
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged, PoolMember
+from halo_core.plugin_api import PluginContext
 from halo_core.scheduler import Scheduler
 from halo_tool_lab.clock import FakeClock
 

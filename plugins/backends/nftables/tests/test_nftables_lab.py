@@ -487,10 +487,10 @@ async def test_refused_transaction_leaves_previous_ruleset(
     from halo_backend_nftables import ruleset
     from halo_backend_nftables.runtime import NftablesBackend
     from halo_core import plugins
-    from halo_core.api import PluginContext
     from halo_core.bus import EventBus
     from halo_core.config import load
     from halo_core.events import BackendFailed, Event, PoolChanged, PoolMember
+    from halo_core.plugin_api import PluginContext
     from halo_core.scheduler import LoopClock, Scheduler
 
     port = PORTS[3]

@@ -20,10 +20,10 @@ from halo_backend_nftables.plugin import NftablesBackendConfig
 from halo_backend_nftables.ruleset import Dest, Options, Service, State
 from halo_backend_nftables.runtime import NftablesBackend, plan_services
 from halo_core import plugins
-from halo_core.api import PluginContext
 from halo_core.bus import EventBus
 from halo_core.config import ConfigError, load
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged, PoolMember
+from halo_core.plugin_api import PluginContext
 from halo_core.scheduler import Scheduler
 from halo_tool_lab.clock import FakeClock
 

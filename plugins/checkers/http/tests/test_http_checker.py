@@ -11,9 +11,9 @@ from aiohttp import web
 from http_servers import Make, Server, free_socket
 
 from halo_checker_http import runtime
-from halo_core.api import CheckTarget
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
+from halo_core.plugin_api import CheckTarget
 from halo_core.plugins import Plugins
 from halo_core.scheduler import Scheduler
 from halo_tool_lab.clock import FakeClock

@@ -24,10 +24,10 @@ import pytest
 from halo_checker_script.plugin import ScriptCheck
 from halo_checker_script.runtime import ScriptChecker
 from halo_core import plugins
-from halo_core.api import CheckTarget
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config.model import GlobalConfig
+from halo_core.plugin_api import CheckTarget
 from halo_core.scheduler import Scheduler
 from halo_core.schema import Seconds
 from halo_tool_lab.clock import FakeClock

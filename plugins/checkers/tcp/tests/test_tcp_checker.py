@@ -7,10 +7,10 @@ import socket
 from pathlib import Path
 
 from halo_core import plugins
-from halo_core.api import CheckTarget
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import load_text
+from halo_core.plugin_api import CheckTarget
 from halo_core.scheduler import Scheduler
 from halo_tool_lab.netns import Lab
 
@@ -97,7 +97,7 @@ def test_timeout_against_a_silent_host(lab_root: None, tmp_path: Path) -> None:
         code = (
             "import asyncio\n"
             "from halo_core import plugins\n"
-            "from halo_core.api import CheckTarget\n"
+            "from halo_core.plugin_api import CheckTarget\n"
             "from halo_core.bus import EventBus\n"
             "from halo_core.checks import CheckRunner\n"
             "from halo_core.config import load_text\n"

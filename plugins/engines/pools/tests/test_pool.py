@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from halo_core import plugins
-from halo_core.api import CheckResult
 from halo_core.bus import EventBus
 from halo_core.config import load_text
 from halo_core.events import Event, PoolChanged, RealServerChanged
+from halo_core.plugin_api import CheckResult
 from halo_core.scheduler import Scheduler
 from halo_engine_pools.pool import Pool
 from halo_tool_lab.clock import FakeClock

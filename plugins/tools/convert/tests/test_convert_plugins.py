@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import pytest
 
 from halo_core import plugins as plugin_loader
-from halo_core.api import CheckerConfig, PluginType
 from halo_core.config import load_text
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import CheckerConfig, PluginType
 from halo_core.plugins import Plugins
 from halo_core.schema import Doc
 from halo_tool_convert import ConvertError, convert_text

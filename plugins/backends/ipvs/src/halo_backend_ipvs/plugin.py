@@ -10,8 +10,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from halo_core.api import BackendConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import BackendConfig, PluginType
 from halo_core.schema import Doc, Range, Seconds
 
 

@@ -56,9 +56,9 @@ from halo_backend_ipvs.model import (
     ServiceKey,
 )
 from halo_backend_ipvs.plugin import IpvsBackendConfig
-from halo_core.api import Backend, PluginContext
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged
 from halo_core.log import fields
+from halo_core.plugin_api import Backend, PluginContext
 from halo_core.scheduler import Job
 
 log = logging.getLogger("halo.backend.ipvs")
@@ -305,7 +305,8 @@ class KernelIpvs:
 
 
 class IpvsBackend(Backend):
-    """The ``ipvs`` backend: ``factory(config, context)`` of :class:`~halo_core.api.Backend`."""
+    """The ``ipvs`` backend, built by ``factory(config, context)``: a
+    :class:`~halo_core.plugin_api.Backend`."""
 
     def __init__(self, config: IpvsBackendConfig, context: PluginContext) -> None:
         self.config = config

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from halo_core.api import BackendConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import BackendConfig, PluginType
 from halo_core.schema import Doc, IPAddress, Length, Pattern, Range, Seconds
 
 

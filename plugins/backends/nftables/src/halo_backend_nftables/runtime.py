@@ -41,10 +41,10 @@ from typing import Any
 from halo_backend_nftables import ruleset
 from halo_backend_nftables.plugin import NftablesBackendConfig
 from halo_backend_nftables.ruleset import Dest, Json, Mode, Options, Service, State
-from halo_core.api import Backend, PluginContext
 from halo_core.config.model import HaloConfig, VirtualServer
 from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged, VrrpStateChanged
 from halo_core.log import fields
+from halo_core.plugin_api import Backend, PluginContext
 from halo_core.scheduler import Job, Timer
 from halo_core.schema import IPAddress
 
@@ -183,7 +183,7 @@ def _describe(dests: Sequence[Dest] | None) -> str:
 
 class NftablesBackend(Backend):
     """The ``nftables`` backend: ``factory(config, context)`` of
-    :class:`~halo_core.api.Backend`."""
+    :class:`~halo_core.plugin_api.Backend`."""
 
     def __init__(self, config: NftablesBackendConfig, context: PluginContext) -> None:
         self.config = config

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from halo_core.api import BackendConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import BackendConfig, PluginType
 from halo_core.schema import Alias, Doc, Range, Seconds
 
 

@@ -63,7 +63,6 @@ from typing import Any
 from halo_backend_vip.announce import Announcer, Port, link_info
 from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
 from halo_backend_vip.plugin import VipBackendConfig, VipInstanceOptions
-from halo_core.api import Backend, PluginContext
 from halo_core.config.model import HaloConfig
 from halo_core.events import (
     BackendApplied,
@@ -73,6 +72,7 @@ from halo_core.events import (
     VrrpStateChanged,
 )
 from halo_core.log import fields
+from halo_core.plugin_api import Backend, PluginContext
 from halo_core.scheduler import Job
 from halo_core.schema import IPAddress
 
@@ -178,7 +178,8 @@ class Instance:
 
 
 class VipBackend(Backend):
-    """The ``vip`` backend: ``factory(config, context)`` of :class:`~halo_core.api.Backend`."""
+    """The ``vip`` backend, built by ``factory(config, context)``: a
+    :class:`~halo_core.plugin_api.Backend`."""
 
     def __init__(self, config: VipBackendConfig, context: PluginContext) -> None:
         self.config = config

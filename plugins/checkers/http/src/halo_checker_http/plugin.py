@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from halo_core.api import CheckerConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import CheckerConfig, PluginType
 from halo_core.schema import Alias, Doc, IPAddress, Length, Pattern, Range, Seconds
 
 Problems = list[tuple[tuple[str | int, ...], str]]

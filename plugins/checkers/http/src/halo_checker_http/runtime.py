@@ -27,7 +27,7 @@ from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
 
 from halo_checker_http.plugin import HttpCheck, StatusCodes, Url
-from halo_core.api import CheckResult, CheckTarget
+from halo_core.plugin_api import CheckResult, CheckTarget
 
 # keepalived's User-Agent: web servers are often set up to leave it out of their access logs.
 USER_AGENT = "KeepAliveClient"

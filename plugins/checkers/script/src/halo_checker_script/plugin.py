@@ -7,8 +7,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from halo_core.api import CheckerConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import CheckerConfig, PluginType
 from halo_core.schema import Alias, Doc, Length, Pattern, Seconds
 
 # Set by the checker itself; a config must not be able to make one check pose as another.

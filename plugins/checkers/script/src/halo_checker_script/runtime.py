@@ -2,7 +2,7 @@
 
 Everything about running the process safely — no shell, its own process group killed on
 time-out, the unprivileged script user, refusing scripts others could modify — is
-:func:`halo_core.process.run_script`; this module maps exit statuses to results the way
+:func:`halo_core.script_runner.run_script`; this module maps exit statuses to results the way
 keepalived does.
 """
 
@@ -14,8 +14,8 @@ import shutil
 import signal
 
 from halo_checker_script.plugin import ScriptCheck
-from halo_core.api import CheckResult, CheckTarget
-from halo_core.process import RunAs, run_script, security_problem
+from halo_core.plugin_api import CheckResult, CheckTarget
+from halo_core.script_runner import RunAs, run_script, security_problem
 
 _NO_LIMIT = 24 * 3600.0  # run_script needs a number; the runner's deadline comes first
 

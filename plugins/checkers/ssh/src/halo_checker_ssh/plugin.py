@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from halo_core.api import CheckerConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import CheckerConfig, PluginType
 from halo_core.schema import Alias, Doc, IPAddress, Length, Range
 
 HostKeyPolicy = Literal["strict", "accept-new", "ignore"]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import asyncssh
 
 from halo_checker_ssh.plugin import SshCheck
-from halo_core.api import CheckResult, CheckTarget
+from halo_core.plugin_api import CheckResult, CheckTarget
 
 OUTPUT_LIMIT = 64 * 1024  # of the command's stdout and stderr each; the rest is discarded
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from halo_checker_http.plugin import HttpCheck, Problems
-from halo_core.api import PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import PluginType
 from halo_core.schema import Alias, Doc, Range, Seconds
 
 

@@ -19,7 +19,7 @@ import aiohttp
 
 from halo_checker_http.runtime import HttpChecker, Peer, Verdict
 from halo_checker_ssl.plugin import SslCheck
-from halo_core.api import CheckTarget
+from halo_core.plugin_api import CheckTarget
 
 
 class SslChecker(HttpChecker):

@@ -12,7 +12,7 @@ import os
 import socket
 
 from halo_checker_tcp.plugin import TcpCheck
-from halo_core.api import CheckResult, CheckTarget
+from halo_core.plugin_api import CheckResult, CheckTarget
 
 
 class TcpChecker:

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from halo_core import log as halo_log
-from halo_core.api import CheckResult, CheckTarget
 from halo_core.checks import CheckRunner
 from halo_core.config.model import GlobalConfig, RealServer, VirtualServer
 from halo_core.events import PoolChanged, PoolMember, RealServerChanged
+from halo_core.plugin_api import CheckResult, CheckTarget
 from halo_core.plugins import Plugins
-from halo_core.process import ScriptRunner
 from halo_core.scheduler import Scheduler
+from halo_core.script_runner import ScriptRunner
 
 if TYPE_CHECKING:
     from halo_core.bus import EventBus

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from halo_core.api import NotifierConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import NotifierConfig, PluginType
 from halo_core.schema import Alias, Doc, Length, Range, Seconds
 from halo_lib_eventfields import Secret, template_problem
 

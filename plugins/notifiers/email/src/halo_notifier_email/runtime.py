@@ -23,8 +23,8 @@ from typing import Any
 import aiosmtplib
 
 from halo_core import __version__
-from halo_core.api import Notifier, PluginContext
 from halo_core.events import Event
+from halo_core.plugin_api import Notifier, PluginContext
 from halo_lib_eventfields import render, summary, text, values
 from halo_notifier_email.plugin import DEFAULT_EVENTS, EmailNotifierConfig
 

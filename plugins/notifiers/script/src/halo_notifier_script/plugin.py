@@ -6,8 +6,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from halo_core.api import NotifierConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import NotifierConfig, PluginType
 from halo_core.schema import Alias, Doc, Range, Seconds
 
 

@@ -22,9 +22,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from halo_core.api import Notifier, PluginContext
 from halo_core.events import Event, RealServerChanged, SyncGroupStateChanged, VrrpStateChanged
-from halo_core.process import RunAs, ScriptRunner
+from halo_core.plugin_api import Notifier, PluginContext
+from halo_core.script_runner import RunAs, ScriptRunner
 from halo_notifier_script.plugin import ScriptNotifierConfig
 
 log = logging.getLogger("halo.notifier.script")

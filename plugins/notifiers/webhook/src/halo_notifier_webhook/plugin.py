@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from halo_core.api import NotifierConfig, PluginType
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import NotifierConfig, PluginType
 from halo_core.schema import Alias, Doc, Pattern, Range, Seconds
 from halo_lib_eventfields import Secret, json_template_problem, template_problem
 

@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 
 from halo_core import __version__
-from halo_core.api import Notifier, PluginContext
 from halo_core.events import Event
+from halo_core.plugin_api import Notifier, PluginContext
 from halo_lib_eventfields import (
     detail,
     event_data,

@@ -101,7 +101,7 @@ def _convert(
     plugins: Plugins | None,
 ) -> Result:
     from halo_core import version
-    from halo_core.api import KINDS
+    from halo_core.plugin_api import KINDS
     from halo_tool_convert.emit import dump, to_data
     from halo_tool_convert.lexer import Loc
     from halo_tool_convert.mapping import Converter, Report, plugin_contributions

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from halo_core.api import PluginContext
 from halo_core.bus import EventBus
 from halo_core.config.model import GlobalConfig, HaloConfig
 from halo_core.events import VrrpStateChanged
+from halo_core.plugin_api import PluginContext
 from halo_core.scheduler import Clock, LoopClock, Scheduler
 
 

@@ -10,8 +10,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-from halo_core.api import add_config_option
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import add_config_option
 from halo_core.schema import Doc, Length
 
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from halo_core import version
-from halo_core.api import Backend, Notifier
 from halo_core.config.model import VirtualServer
 from halo_core.events import Event
+from halo_core.plugin_api import Backend, Notifier
 
 if TYPE_CHECKING:
     from halo_core.checks import CheckRunner

@@ -7,8 +7,8 @@ import argparse
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from halo_core.api import DEFAULT_CONFIG
 from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import DEFAULT_CONFIG
 
 if TYPE_CHECKING:
     from halo_core.daemon import Daemon

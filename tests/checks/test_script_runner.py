@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from halo_core.process import RunAs, run_script, security_problem
+from halo_core.script_runner import RunAs, run_script, security_problem
 
 ROOT = os.geteuid() == 0
 
@@ -88,7 +88,7 @@ async def test_insecure_script_is_refused(public_dir: Path) -> None:
 async def test_script_runner_logs_failures_as_what_command_why(
     public_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from halo_core.process import ScriptRunner
+    from halo_core.script_runner import ScriptRunner
 
     failing = script(public_dir / "fail.sh", "echo broken >&2; exit 2\n")
     runner = ScriptRunner(secure=True, timeout=5)
@@ -104,7 +104,7 @@ async def test_script_runner_logs_failures_as_what_command_why(
 async def test_script_runner_resolves_the_user_at_each_run(
     public_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from halo_core.process import ScriptRunner
+    from halo_core.script_runner import ScriptRunner
 
     ok = script(public_dir / "ok.sh", "exit 0\n")
     runner = ScriptRunner(user="no-such-user-halo", secure=True, timeout=5)
@@ -120,7 +120,7 @@ async def test_script_runner_spawn_runs_in_the_background_and_cancel_kills(
 ) -> None:
     import asyncio
 
-    from halo_core.process import ScriptRunner
+    from halo_core.script_runner import ScriptRunner
 
     mark = public_dir / "ran"
     slow = script(public_dir / "slow.sh", f"touch {mark}; sleep 30\n")
