@@ -59,8 +59,12 @@ def load_or_report(
 def cmd_check(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.config)
     if loaded is None:
-        return 1
+        return 2 if args.run else 1
     cfg = loaded[0]
+    if args.run:
+        from halo_core.once import run_check
+
+        return run_check(cfg, loaded[1], args.run)
     if not args.quiet:
         m = cfg.model
         print(
@@ -69,6 +73,17 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{len(m.notifiers)} notifiers, {len(m.backends)} backends)"
         )
     return 0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from halo_core import log as halo_log
+    from halo_core.once import send_test_event
+
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return 2
+    halo_log.setup("warning", "text")  # the notifier's own warnings say more about a failure
+    return send_test_event(*loaded, args.test, instance=args.instance, state=args.state)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -212,7 +227,44 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     )
     add_config_option(p_check)
     p_check.add_argument("-q", "--quiet", action="store_true", help="print nothing when valid")
+    p_check.add_argument(
+        "--run",
+        metavar="CHECK",
+        default=None,
+        help="then run the configured check CHECK once (with its timeout and retries), print"
+        " the result, the time it took and why it failed; exit 0 passed, 1 failed, 2 unknown"
+        " check or invalid configuration (default: run nothing)",
+    )
     p_check.set_defaults(func=cmd_check)
+
+    p_notify = sub.add_parser(
+        "notify",
+        help="send a test event through a notifier",
+        description="Send one TEST event, a VRRP state change, through the configured"
+        " notifier NOTIFIER, whatever its type, wait for the delivery within the"
+        " notifier's own timeouts and print whether it was delivered, and if not why; exit 0"
+        " delivered, 1 not, 2 unknown name or invalid configuration. Nothing else is started.",
+    )
+    add_config_option(p_notify)
+    p_notify.add_argument(
+        "--test",
+        metavar="NOTIFIER",
+        required=True,
+        help="the configured notifier to send the test event through (required)",
+    )
+    p_notify.add_argument(
+        "--instance",
+        metavar="NAME",
+        default=None,
+        help="the VRRP instance the event is about (default: the first configured one)",
+    )
+    p_notify.add_argument(
+        "--state",
+        choices=("MASTER", "BACKUP", "FAULT", "STOP"),
+        default="MASTER",
+        help="the state the instance enters in the test event (default: %(default)s)",
+    )
+    p_notify.set_defaults(func=cmd_notify)
 
     p_reload = sub.add_parser(
         "reload",
@@ -265,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Plugins may add commands. They are loaded for those commands and for the overview
     # (`halo`, `halo -h`), not for the core commands: those stay light, and a broken plugin
     # cannot break `halo check` or `halo --version`.
-    core = {"run", "check", "reload", "plugins", "schema"}
+    core = {"run", "check", "notify", "reload", "plugins", "schema"}
     first = args_list[0] if args_list else None
     if (
         first is None
