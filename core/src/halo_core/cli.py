@@ -62,8 +62,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2 if args.run else 1
     cfg = loaded[0]
     if args.run:
+        from halo_core import log as halo_log
         from halo_core.once import run_check
 
+        halo_log.setup("warning", "text")  # the checker's own warnings, formatted as halo's
         return run_check(cfg, loaded[1], args.run)
     if not args.quiet:
         m = cfg.model
