@@ -32,6 +32,7 @@ VRRP = {
     "halo-checker-http",
     "halo-checker-script",
     "halo-notifier-script",
+    "halo-tool-notify",
     "halo-tool-status",
     "halo-tool-systemd",
 }

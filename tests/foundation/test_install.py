@@ -23,6 +23,7 @@ VRRP_PLUGINS = {
     "checker-script": "halo-checker-script",
     "checker-tcp": "halo-checker-tcp",
     "notifier-script": "halo-notifier-script",
+    "tool-notify": "halo-tool-notify",
     "tool-status": "halo-tool-status",
     "tool-systemd": "halo-tool-systemd",
 }

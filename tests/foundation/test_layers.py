@@ -21,7 +21,7 @@ PLUGINS = sorted((ROOT / "plugins").glob("*/*/src"))
 # Highest first. A module may import its own layer and those below it.
 LAYERS: list[tuple[str, set[str]]] = [
     ("command line", {"halo_core.cli"}),
-    ("daemon", {"halo_core.daemon"}),
+    ("daemon", {"halo_core.daemon", "halo_core.once"}),
     ("runtime", {"halo_core.vrrp.engine", "halo_core.checks"}),
     (
         "configuration and plugin loading",

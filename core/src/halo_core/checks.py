@@ -96,6 +96,19 @@ class CheckRunner:
             first_delay=first,
         )
 
+    async def run_alone(self) -> tuple[CheckResult, float]:
+        """Build the checker, run one round (with ``timeout``, ``retry`` and
+        ``delay_before_retry``, as the scheduler would) and close it: ``halo check --run``.
+        Gives the result and the seconds the round took."""
+        self.checker = self.ptype.load_factory()(self.config, self.target)
+        start = time.perf_counter()
+        try:
+            await self.run_once()
+        finally:
+            await self.stop()
+        assert self.stats.last_result is not None
+        return self.stats.last_result, time.perf_counter() - start
+
     async def stop(self) -> None:
         if self.job is not None:
             self.scheduler.cancel(self.job.name)

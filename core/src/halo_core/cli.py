@@ -23,16 +23,9 @@ if TYPE_CHECKING:
 
 
 def _load_plugins(config_path: str | None = None) -> Plugins:
-    from halo_core import plugins
+    from halo_core.config import plugins_for
 
-    block: list[str] = []
-    if config_path:
-        from halo_core.config import block_list
-        from halo_core.config.loader import load_file
-
-        raw, _ = load_file(config_path)
-        block = block_list(raw)
-    return plugins.load(block=block)
+    return plugins_for(config_path)
 
 
 def _print_error(line: str) -> None:
@@ -42,25 +35,24 @@ def _print_error(line: str) -> None:
 def load_or_report(
     path: str, report: Callable[[str], object] = _print_error
 ) -> tuple[Config, Plugins] | None:
-    """Load plugins and the configuration; on errors ``report`` them (one line each; by
-    default printed on stderr) and give None. Shared by every command that reads a
-    configuration."""
-    from halo_core.config import ConfigError, load
+    """:func:`halo_core.config.load_or_report`, imported when a command runs (``halo
+    --version`` stays light)."""
+    from halo_core.config import load_or_report as load
 
-    try:
-        p = _load_plugins(path)
-        return load(path, p), p
-    except ConfigError as exc:
-        for line in exc.lines:
-            report(line)
-        return None
+    return load(path, report)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.config)
     if loaded is None:
-        return 1
+        return 2 if args.run else 1
     cfg = loaded[0]
+    if args.run:
+        from halo_core import log as halo_log
+        from halo_core.once import run_check
+
+        halo_log.setup("warning", "text")  # the checker's own warnings, formatted as halo's
+        return run_check(cfg, loaded[1], args.run)
     if not args.quiet:
         m = cfg.model
         print(
@@ -212,6 +204,14 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     )
     add_config_option(p_check)
     p_check.add_argument("-q", "--quiet", action="store_true", help="print nothing when valid")
+    p_check.add_argument(
+        "--run",
+        metavar="CHECK",
+        default=None,
+        help="then run the configured check CHECK once (with its timeout and retries), print"
+        " the result, the time it took and why it failed; exit 0 passed, 1 failed, 2 unknown"
+        " check or invalid configuration (default: run nothing)",
+    )
     p_check.set_defaults(func=cmd_check)
 
     p_reload = sub.add_parser(

@@ -9,7 +9,7 @@ import inspect
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from halo_core import log as halo_log
@@ -25,7 +25,7 @@ from halo_core.plugin_api import (
     Backend,
     CheckTarget,
     Notifier,
-    NotifierConfig,
+    event_filter,
 )
 from halo_core.plugins import Plugins
 from halo_core.scheduler import Clock, LoopClock, Scheduler
@@ -368,34 +368,6 @@ class Daemon:
 
     async def _tell_state(self, state: DaemonState, reason: str = "") -> None:
         await self.call_hook("halo_daemon_state", daemon=self, state=state, reason=reason)
-
-
-def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:
-    """The filters every notifier has: event kinds, instances/groups/services, new states."""
-    kinds = set(config.events) if config.events is not None else None
-    names = set(config.instances) if config.instances is not None else None
-    states = {s.upper() for s in config.states} if config.states is not None else None
-
-    def wanted(event: Event) -> bool:
-        if kinds is not None and event.kind not in kinds:
-            return False
-        if names is not None:
-            subject = {
-                getattr(event, a)
-                for a in ("instance", "group", "virtual_server", "check")
-                if getattr(event, a, None)
-            }
-            if not subject & names:
-                return False
-        if states is not None:
-            state = getattr(event, "new", None)
-            if state is None and hasattr(event, "up"):
-                state = "UP" if event.up else "DOWN"
-            if state is None or str(state).upper() not in states:
-                return False
-        return True
-
-    return wanted
 
 
 def backend_error(name: str, what: str, exc: Exception) -> str:

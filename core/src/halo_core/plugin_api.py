@@ -180,6 +180,34 @@ class NotifierConfig:
     ] = None
 
 
+def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:
+    """The filters every notifier has: event kinds, instances/groups/services, new states."""
+    kinds = set(config.events) if config.events is not None else None
+    names = set(config.instances) if config.instances is not None else None
+    states = {s.upper() for s in config.states} if config.states is not None else None
+
+    def wanted(event: Event) -> bool:
+        if kinds is not None and event.kind not in kinds:
+            return False
+        if names is not None:
+            subject = {
+                getattr(event, a)
+                for a in ("instance", "group", "virtual_server", "check")
+                if getattr(event, a, None)
+            }
+            if not subject & names:
+                return False
+        if states is not None:
+            state = getattr(event, "new", None)
+            if state is None and hasattr(event, "up"):
+                state = "UP" if event.up else "DOWN"
+            if state is None or str(state).upper() not in states:
+                return False
+        return True
+
+    return wanted
+
+
 @runtime_checkable
 class Notifier(Protocol):
     """The runtime of a notifier type: ``factory(config, context) -> Notifier``.

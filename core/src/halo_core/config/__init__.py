@@ -7,7 +7,7 @@ file order. Nothing here raises anything but :class:`ConfigError`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -198,3 +198,27 @@ def _check_tracks(cfg: HaloConfig, tracks: list[Any], path: Path) -> Iterable[Pr
     for i, t in enumerate(tracks):
         if t.check is not None and t.check not in cfg.checks:
             yield Problem((*path, i, "check"), f"no check named {t.check!r} in checks")
+
+
+def plugins_for(config_path: str | None = None) -> Plugins:
+    """The installed plugins, less those the configuration at ``config_path`` blocks."""
+    from halo_core import plugins
+
+    block: list[str] = []
+    if config_path:
+        raw, _ = load_file(config_path)
+        block = block_list(raw)
+    return plugins.load(block=block)
+
+
+def load_or_report(path: str, report: Callable[[str], object]) -> tuple[Config, Plugins] | None:
+    """Load the plugins and the configuration for a command; on errors ``report`` them (one
+    line each) and give None. Every command that reads a configuration uses this, the
+    core's and the plugins' alike."""
+    try:
+        p = plugins_for(path)
+        return load(path, p), p
+    except ConfigError as exc:
+        for line in exc.lines:
+            report(line)
+        return None

@@ -16,8 +16,8 @@ import pytest
 
 from halo_core import plugins
 from halo_core.config import ConfigError, load_text
-from halo_core.daemon import event_filter
 from halo_core.events import Event, RealServerChanged, SyncGroupStateChanged
+from halo_core.plugin_api import event_filter
 from halo_notifier_script.plugin import ScriptNotifierConfig
 from halo_notifier_script.runtime import ScriptNotifier
 from halo_tool_lab.testing import eventually, make_context, vrrp, write_script
