@@ -4,75 +4,13 @@ halo-tool-notify.)"""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
-from halo_tool_lab.testing import free_port
-
-HALO = str(Path(sys.executable).parent / "halo")
-
-
-def halo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HALO, *args], capture_output=True, text=True, timeout=60)
-
-
-class HttpServer:
-    """An aiohttp server on loopback, in a thread of its own (the `halo` under test is
-    another process): answers /health with 200 and /broken with 503, records POSTs."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, object]] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def _start(self) -> None:
-        async def health(request: web.Request) -> web.Response:
-            return web.Response(text="ok")
-
-        async def broken(request: web.Request) -> web.Response:
-            return web.Response(status=503, text="down for maintenance")
-
-        async def hook(request: web.Request) -> web.Response:
-            self.posts.append(await request.json())
-            return web.Response(text="ok")
-
-        app = web.Application()
-        app.router.add_get("/health", health)
-        app.router.add_get("/broken", broken)
-        app.router.add_post("/hook", hook)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self.runner.addresses[0][1]
-
-    def __enter__(self) -> HttpServer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.runner is not None:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def http_server() -> Iterator[HttpServer]:
-    with HttpServer() as server:
-        yield server
+from halo_tool_lab.testing import HttpServer, free_port, run_halo
 
 
 @pytest.fixture
@@ -114,29 +52,29 @@ checks:
     )
     passing = {"open": "tcp", "script_ok": "script", "web": "http"}
     for name, kind in passing.items():
-        r = halo("check", "-c", str(config), "--run", name)
+        r = run_halo("check", "-c", str(config), "--run", name)
         assert r.returncode == 0, (name, r.stdout, r.stderr)
         assert r.stdout.startswith(f"check {name} ({kind}): passed in "), r.stdout
-    r = halo("check", "-c", str(config), "--run", "closed")
+    r = run_halo("check", "-c", str(config), "--run", "closed")
     assert r.returncode == 1, r.stdout
     assert "check closed (tcp): FAILED in " in r.stdout and "(2 attempts)" in r.stdout
     assert f"reason: connect to 127.0.0.1:{closed}: Connection refused" in r.stdout
-    r = halo("check", "-c", str(config), "--run", "script_bad")
+    r = run_halo("check", "-c", str(config), "--run", "script_bad")
     assert r.returncode == 1 and "FAILED" in r.stdout and "3" in r.stdout, r.stdout
-    r = halo("check", "-c", str(config), "--run", "web_broken")
+    r = run_halo("check", "-c", str(config), "--run", "web_broken")
     assert r.returncode == 1 and "503" in r.stdout, r.stdout
 
 
 def test_check_run_unknown_name_and_invalid_config(tmp_path: Path) -> None:
     config = tmp_path / "halo.yaml"
     config.write_text(VRRP + "checks:\n  web: {type: script, script: /bin/true}\n")
-    r = halo("check", "-c", str(config), "--run", "wbe")
+    r = run_halo("check", "-c", str(config), "--run", "wbe")
     assert r.returncode == 2
     assert (
         r.stdout.strip() == "halo check: unknown check 'wbe' (did you mean 'web'? configured: web)"
     )
     config.write_text(VRRP + "checks:\n  web: {type: script, script: /bin/true, fall: 0}\n")
-    r = halo("check", "-c", str(config), "--run", "web")
+    r = run_halo("check", "-c", str(config), "--run", "web")
     assert r.returncode == 2 and f"{config}:" in r.stderr and not r.stdout
 
 

@@ -8,28 +8,13 @@ retry, delay_before_retry).
 from __future__ import annotations
 
 import asyncio
-import difflib
-from collections.abc import Sequence
 
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.config import Config
-from halo_core.plugin_api import CheckTarget
+from halo_core.plugin_api import CheckTarget, UnknownName, pick
 from halo_core.plugins import Plugins
 from halo_core.scheduler import Scheduler
-
-
-class UnknownName(Exception):
-    """A name not in the configuration; the message says which ones are."""
-
-
-def pick(what: str, name: str, names: Sequence[str]) -> str:
-    if name in names:
-        return name
-    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    configured = ", ".join(names) or "none"
-    raise UnknownName(f"unknown {what} {name!r} ({hint}configured: {configured})")
 
 
 def run_check(config: Config, plugins: Plugins, name: str) -> int:

@@ -11,9 +11,10 @@ when a config actually uses the type.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
@@ -289,6 +290,21 @@ class PluginsConfig:
 # --------------------------------------------------------------------------- commands
 
 DEFAULT_CONFIG = "/etc/halo/halo.yaml"
+
+
+class UnknownName(Exception):
+    """A name not in the configuration; the message says which ones are."""
+
+
+def pick(what: str, name: str, names: Sequence[str]) -> str:
+    """``name`` if it is one of ``names``, else :class:`UnknownName` saying which are, with
+    a did-you-mean: for commands that take the name of a configured check, notifier…"""
+    if name in names:
+        return name
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    configured = ", ".join(names) or "none"
+    raise UnknownName(f"unknown {what} {name!r} ({hint}configured: {configured})")
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

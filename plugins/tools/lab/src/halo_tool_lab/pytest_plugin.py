@@ -20,6 +20,7 @@ import pytest
 
 from halo_tool_lab.halo import Halo
 from halo_tool_lab.netns import Host, Lab, lab_unavailable_reason, wait_until
+from halo_tool_lab.testing import HttpServer
 from halo_tool_lab.tools import (
     ToolTrace,
     declared_tools,
@@ -176,3 +177,11 @@ def public_dir() -> Iterator[Path]:
     (made / "out").chmod(0o777)
     yield made
     shutil.rmtree(made, ignore_errors=True)
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    """A small aiohttp server on loopback in a thread of its own (:class:`HttpServer`):
+    /health answers 200, /broken 503, and POSTs to /hook are recorded in ``posts``."""
+    with HttpServer() as server:
+        yield server

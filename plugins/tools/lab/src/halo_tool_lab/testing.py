@@ -1,11 +1,15 @@
 """Helpers for a plugin's unit tests, no lab needed: a :class:`PluginContext` to build a
-notifier or backend with, a VRRP state-change event, scripts, a free loopback port, and
-waiting (real time) for something to happen."""
+notifier or backend with, a VRRP state-change event, scripts, a free loopback port, waiting
+(real time) for something to happen, the installed `halo` command, and a small HTTP server
+(a target for checkers, a receiver for webhooks)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,3 +68,58 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout}s: {predicate}")
         await asyncio.sleep(interval)
+
+
+HALO = str(Path(sys.executable).parent / "halo")  # this environment's console script
+
+
+def run_halo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run this environment's ``halo`` command with ``args``; its output as text."""
+    return subprocess.run([HALO, *args], capture_output=True, text=True, timeout=timeout)
+
+
+class HttpServer:
+    """An aiohttp server on loopback, in a thread of its own (the `halo` under test is
+    another process): answers /health with 200 and /broken with 503, records POSTs."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, object]] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner: Any = None  # aiohttp's AppRunner, once started
+        self.port = 0
+
+    async def _start(self) -> None:
+        from aiohttp import web  # a test dependency, not one of halo-tool-lab's
+
+        async def health(request: Any) -> Any:
+            return web.Response(text="ok")
+
+        async def broken(request: Any) -> Any:
+            return web.Response(status=503, text="down for maintenance")
+
+        async def hook(request: Any) -> Any:
+            self.posts.append(await request.json())
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_get("/health", health)
+        app.router.add_get("/broken", broken)
+        app.router.add_post("/hook", hook)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+
+    def __enter__(self) -> HttpServer:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.runner is not None:
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()

@@ -8,14 +8,12 @@ what it only queued (e-mail).
 from __future__ import annotations
 
 import asyncio
-import difflib
 import time
-from collections.abc import Sequence
 
 from halo_core.bus import EventBus
 from halo_core.config import Config
 from halo_core.events import VrrpStateChanged
-from halo_core.plugin_api import Notifier, PluginContext, event_filter
+from halo_core.plugin_api import Notifier, PluginContext, UnknownName, event_filter, pick
 from halo_core.plugins import Plugins
 from halo_core.scheduler import Scheduler
 
@@ -24,19 +22,6 @@ CLOSE_TIMEOUT = 10.0
 
 # Status keys (the first-party notifiers' convention) that count a delivery.
 DELIVERED_KEYS = ("sent", "succeeded", "fifo_written")
-
-
-class UnknownName(Exception):
-    """A name not in the configuration; the message says which ones are."""
-
-
-def pick(what: str, name: str, names: Sequence[str]) -> str:
-    if name in names:
-        return name
-    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    configured = ", ".join(names) or "none"
-    raise UnknownName(f"unknown {what} {name!r} ({hint}configured: {configured})")
 
 
 def sample_event(config: Config, instance: str | None, state: str) -> VrrpStateChanged:
