@@ -90,7 +90,9 @@ class Daemon:
         if self.config.model.vrrp_instances:
             self._start_vrrp()
         self._start_checks()
-        await self.call_hook("halo_started", daemon=self)
+        # Every backend listens now: what plugins publish from here (the pools' first state)
+        # reaches each of them, before the daemon counts as started.
+        await self._tell_state("started")
         self.started.set()
 
     def _start_vrrp(self) -> None:
@@ -347,7 +349,6 @@ class Daemon:
             await self.stop()
             raise SystemExit(1) from None
         log.info("halo %s started with %s", version(), self.config.path)
-        await self._tell_state("started")
         await self.stopping.wait()
         log.info("stopping")
         await self._tell_state("stopping")

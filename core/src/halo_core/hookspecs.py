@@ -93,18 +93,6 @@ def halo_startup(daemon: Daemon) -> Awaitable[None] | None:
 
 
 @hookspec
-def halo_started(daemon: Daemon) -> Awaitable[None] | None:
-    """Start-up has built everything: backends have started and subscribed, the VRRP
-    instances and checks run.
-
-    Called once at the end of ``Daemon.start`` (also when a program calls it itself), before
-    the daemon counts as started. State published from here reaches every backend from its
-    first event: the place to start what backends apply, such as real-server pools. Return
-    ``None`` or an awaitable (awaited with a time limit). Every plugin is called.
-    """
-
-
-@hookspec
 def halo_reload(daemon: Daemon, old: Config, new: Config) -> Awaitable[Changes] | Changes:
     """A new config has been validated and the core has applied it (``daemon.config`` is
     ``new``; backends, checks and VRRP instances are updated): apply your part.
@@ -130,10 +118,12 @@ def halo_shutdown(daemon: Daemon) -> Awaitable[None] | None:
 def halo_daemon_state(daemon: Daemon, state: DaemonState, reason: str) -> None:
     """The running daemon's state changed, as a service manager such as systemd sees it.
 
-    Called by ``halo run``'s main loop (not when a program calls ``Daemon.start`` and
-    ``stop`` itself), with ``state``: ``"started"`` (start-up finished: instances, checks,
-    pools and backends are built), ``"start-failed"`` (``reason`` says why; the daemon
-    stops and exits 1), ``"reloading"`` (SIGHUP received, the file not read yet), then
+    Called with ``state``: ``"started"`` at the end of ``Daemon.start`` (also when a program
+    calls it itself; every backend has started and subscribed to the bus, the VRRP instances
+    and checks run, so what a plugin publishes now reaches every backend from its first
+    event: the place to start what backends apply, such as real-server pools), and by
+    ``halo run``'s main loop: ``"start-failed"`` (``reason`` says why; the daemon stops and
+    exits 1), ``"reloading"`` (SIGHUP received, the file not read yet), then
     ``"reloaded"`` or ``"reload-refused"`` (invalid file or failed reload; the running
     configuration stays), and ``"stopping"`` (SIGTERM or SIGINT received, before anything
     stops). ``reason`` is empty except for ``"start-failed"``. Returns nothing, and must not

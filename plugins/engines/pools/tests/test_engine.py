@@ -1,5 +1,5 @@
-"""The engine in a daemon: pools start with it through halo_started, are replaced on reload
-when their virtual server changed (named in the reload's summary), stop with it, and do not
+"""The engine in a daemon: pools start with it (halo_daemon_state "started"), are replaced on
+reload when their virtual server changed (named in the reload's summary), stop with it, and do not
 exist when the plugin is blocked."""
 
 from __future__ import annotations

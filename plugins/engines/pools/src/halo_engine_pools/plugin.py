@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from halo_core.config import Config
     from halo_core.config.model import VirtualServer
     from halo_core.daemon import Daemon
+    from halo_core.hookspecs import DaemonState
     from halo_engine_pools.pool import Pool
 
 
@@ -30,9 +31,10 @@ def _start(daemon: Daemon, vs: VirtualServer) -> Pool:
 
 
 @hookimpl
-def halo_started(daemon: Daemon) -> None:
-    """After the backends subscribed, so that they see each pool's first state."""
-    _running[daemon] = [_start(daemon, vs) for vs in daemon.config.model.virtual_servers]
+def halo_daemon_state(daemon: Daemon, state: DaemonState, reason: str) -> None:
+    """On "started": the backends have subscribed, so they see each pool's first state."""
+    if state == "started":
+        _running[daemon] = [_start(daemon, vs) for vs in daemon.config.model.virtual_servers]
 
 
 @hookimpl
