@@ -3,21 +3,9 @@ aliases, and located errors."""
 
 from __future__ import annotations
 
-import pytest
-
 from halo_checker_script.plugin import ScriptCheck
-from halo_core import plugins
-from halo_core.config import Config, ConfigError, load_text
-
-
-def load(text: str) -> Config:
-    return load_text(text, "f.yaml", plugins.load())
-
-
-def errors(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as exc:
-        load(text)
-    return exc.value.lines
+from halo_tool_lab.testing import config_errors as errors
+from halo_tool_lab.testing import load_config as load
 
 
 def test_vrrp_script_style() -> None:

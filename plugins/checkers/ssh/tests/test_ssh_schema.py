@@ -7,21 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from halo_checker_ssh.plugin import SshCheck
-from halo_core import plugins
-from halo_core.config import Config, ConfigError, load_text
-
-
-def load(text: str) -> Config:
-    return load_text(text, "f.yaml", plugins.load())
-
-
-def errors(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as exc:
-        load(text)
-    return exc.value.lines
+from halo_tool_lab.testing import config_errors as errors
+from halo_tool_lab.testing import load_config as load
 
 
 def test_defaults_and_full_config() -> None:

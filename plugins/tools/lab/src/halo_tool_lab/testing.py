@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from halo_core import plugins
 from halo_core.bus import EventBus
+from halo_core.config import Config, ConfigError, load_text
 from halo_core.config.model import GlobalConfig, HaloConfig
 from halo_core.events import VrrpStateChanged
 from halo_core.plugin_api import PluginContext
@@ -44,6 +46,21 @@ def vrrp(
         vrid=kw.pop("vrid", 51),
         **kw,
     )
+
+
+def load_config(text: str, path: str = "f.yaml") -> Config:
+    """Validate a configuration as ``halo check`` does, with every installed plugin."""
+    return load_text(text, path, plugins.load())
+
+
+def config_errors(text: str, path: str = "f.yaml") -> list[str]:
+    """The ``file:line:col: path: message`` lines ``halo check`` prints for ``text``; fails
+    when the configuration is valid."""
+    try:
+        load_config(text, path)
+    except ConfigError as exc:
+        return exc.lines
+    raise AssertionError("the configuration is valid")
 
 
 def write_script(path: Path, body: str, mode: int = 0o755) -> Path:
