@@ -291,3 +291,12 @@ def test_halo_s_own_checks_are_reported_at_the_keepalived_line(plugins: Plugins)
         " VRID 51 on eth0 (IPv4) is already used by VI_1; left out"
     ]
     assert list(model.vrrp_instances) == ["VI_1"]
+
+
+def test_ah_says_a_mixed_pair_will_not_agree(plugins: Plugins) -> None:
+    body = "authentication {\nauth_type AH\nauth_pass secret\n}"
+    result, vi = instance(body, plugins)
+    (report,) = result.unsupported
+    assert "will not accept each other's adverts" in report.message
+    assert "auth_type PASS, or none" in report.message
+    assert vi.authentication is None

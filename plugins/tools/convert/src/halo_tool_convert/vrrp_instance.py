@@ -154,7 +154,13 @@ def i_authentication(conv: Converter, node: Node, st: InstanceState) -> None:
         else:
             conv.error(child.loc, f"unknown keyword {child.keyword!r} in authentication")
     if auth_type == "AH":
-        conv.unsupported(node, "IPsec AH authentication is not supported by halo", st.m)
+        conv.unsupported(
+            node,
+            "IPsec AH authentication is not supported by halo (RFC 3768 removed it): a halo"
+            " node and a keepalived node with AH will not accept each other's adverts and"
+            " both become master; use auth_type PASS, or none, on every node",
+            st.m,
+        )
         return
     if auth_pass is None:
         conv.error(node.loc, "authentication needs an auth_pass")
