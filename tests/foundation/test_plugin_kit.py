@@ -1,0 +1,132 @@
+"""The plugin author's kit from a blank directory: ``halo new`` generates a project of each
+kind that builds, installs into a fresh virtual environment next to the built halo-core,
+is listed by ``halo plugins``, is validated by ``halo check`` (a bad configuration with
+the exact ``file:line:col``), and whose own generated tests pass there. And a plugin built
+for another plugin API is a load error that says so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from plugin_kit import (
+    PluginVenv,
+    assert_check,
+    assert_listed,
+    assert_own_tests_pass,
+    install,
+)
+
+from halo_tool_lab.new import generate
+
+pytestmark = pytest.mark.timeout(600)
+
+# kind -> (a valid configuration, an invalid one, what `halo check` says about it)
+CONFIGS = {
+    "checker": (
+        "checks:\n  app: {type: kit_demo, port: 8080}\n",
+        "checks:\n  app:\n    type: kit_demo\n    port: 0\n",
+        "bad.yaml:4:11: checks.app.port: must be between 1 and 65535, not 0\n",
+    ),
+    "notifier": (
+        "notifiers:\n  log: {type: kit_demo, path: /tmp/events.jsonl, states: [MASTER]}\n",
+        "notifiers:\n  log:\n    type: kit_demo\n    pth: /tmp/events.jsonl\n",
+        "bad.yaml:3:5: notifiers.log: missing required key 'path'\n"
+        "bad.yaml:4:5: notifiers.log.pth: unknown key (did you mean 'path'?)\n",
+    ),
+    "backend": (
+        "backends:\n  states: {type: kit_demo, path: /run/states.json}\n",
+        "backends:\n  states:\n    type: kit_demo\n",
+        "bad.yaml:3:5: backends.states: missing required key 'path'\n",
+    ),
+}
+
+
+def halo_new(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """This workspace's ``halo new``, as an author runs it."""
+    halo = Path(sys.executable).parent / "halo"
+    return subprocess.run(
+        [str(halo), "new", *args], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+def test_generated_project_works_in_a_fresh_venv(
+    kind: str, kit: list[Path], tmp_path: Path
+) -> None:
+    made = halo_new(kind, "kit_demo", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / f"halo-{kind}-kit_demo"
+    assert made.stdout.startswith(f"created {project.name}: the {kind} type 'kit_demo'")
+
+    venv = install(kit, project, tmp_path / "env")
+    assert_listed(venv, kind, "kit_demo", f"halo-{kind}-kit_demo")
+    good, bad, errors = CONFIGS[kind]
+    (tmp_path / "good.yaml").write_text(good)
+    (tmp_path / "bad.yaml").write_text(bad)
+    assert_check(venv, tmp_path / "good.yaml", tmp_path / "bad.yaml", errors)
+    assert_own_tests_pass(venv, project)
+
+
+def test_generated_code_passes_ruff_and_mypy_strict(tmp_path: Path) -> None:
+    """With the settings the project ships, as its author will run them."""
+    for kind in CONFIGS:
+        project = generate(kind, "kit_demo", tmp_path)
+        ruff = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+            capture_output=True,
+            text=True,
+            cwd=project,
+        )
+        assert ruff.returncode == 0, ruff.stdout
+        mypy = subprocess.run(
+            [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / ".mypy")],
+            capture_output=True,
+            text=True,
+            cwd=project,
+        )
+        assert mypy.returncode == 0, mypy.stdout
+
+
+def test_bad_names_are_one_line_errors(tmp_path: Path) -> None:
+    res = halo_new("checker", "Redis-2", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr == (
+        "halo new: invalid name 'Redis-2': lower-case letters, digits and _, starting with a"
+        " letter\n"
+    )
+    assert halo_new("checker", "redis", cwd=tmp_path).returncode == 0
+    again = halo_new("checker", "redis", cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr == "halo new: halo-checker-redis already exists\n"
+    assert list(tmp_path.iterdir()) == [tmp_path / "halo-checker-redis"]
+
+
+FUTURE_PLUGIN = """
+from halo_core.hookspecs import hookimpl
+
+HALO_PLUGIN_API = (2, 0)
+
+
+@hookimpl
+def halo_plugin_types():
+    raise AssertionError("never called: the plugin API does not match")
+"""
+
+
+def test_a_plugin_for_another_api_is_a_load_error(kit: list[Path], tmp_path: Path) -> None:
+    """An out-of-tree plugin built for plugin API 2.0: `halo plugins` names it and both
+    versions; the others load; a configuration using its type is not a traceback."""
+    project = generate("checker", "future", tmp_path)
+    (project / "src" / "halo_checker_future" / "plugin.py").write_text(FUTURE_PLUGIN)
+    (project / "tests" / "test_future.py").unlink()
+    venv: PluginVenv = install(kit, project, tmp_path / "env")
+    res = venv.run("halo", "plugins")
+    assert (
+        "checker-future: not loaded: built for plugin API 2.0, but halo-core 0.1.0 provides"
+        " plugin API 1.0 (it loads plugins built for 1.0)\n"
+    ) in res.stdout, res.stdout
+    assert "tool-lab" in res.stdout  # the other plugins loaded
+    assert "AttributeError" not in res.stdout + res.stderr
