@@ -7,6 +7,7 @@ tests of ``halo new`` and of the executed authoring guides."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ KIT = {
     "halo-tool-lab": ROOT / "plugins" / "tools" / "lab",
     "halo-tool-notify": ROOT / "plugins" / "tools" / "notify",
 }
+# a fenced block of a page: its language, the rest of its info string, its text
+FENCE = re.compile(r"^```(\S*)([^\n]*)\n(.*?)^```\n", re.S | re.M)
 # what a plugin project's tests need besides the kit
 TEST_REQUIREMENTS = ("pytest>=8",)
 
@@ -127,3 +130,34 @@ def assert_own_tests_pass(venv: PluginVenv, project: Path) -> None:
     res = venv.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=project)
     assert res.returncode == 0, res.stdout + res.stderr
     assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout
+
+
+def assert_ruff_and_mypy_pass(project: Path, cache: Path) -> None:
+    """ruff and mypy (this workspace's) pass on ``project`` with the settings it ships."""
+    ruff = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
+    )
+    assert ruff.returncode == 0, ruff.stdout
+    mypy = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(cache), "src", "tests"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
+    )
+    assert mypy.returncode == 0, mypy.stdout
+
+
+def tagged_files(page: str) -> dict[str, str]:
+    """The page's files: path -> content, from blocks whose info string has ``file=PATH``."""
+    out = {}
+    for _lang, info, body in FENCE.findall(page):
+        tag = re.search(r"\bfile=(\S+)", info)
+        if tag:
+            assert tag.group(1) not in out, f"{tag.group(1)} twice"
+            out[tag.group(1)] = body
+    return out

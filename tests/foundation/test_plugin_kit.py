@@ -16,6 +16,7 @@ from plugin_kit import (
     assert_check,
     assert_listed,
     assert_own_tests_pass,
+    assert_ruff_and_mypy_pass,
     install,
 )
 
@@ -73,21 +74,7 @@ def test_generated_project_works_in_a_fresh_venv(
 def test_generated_code_passes_ruff_and_mypy_strict(tmp_path: Path) -> None:
     """With the settings the project ships, as its author will run them."""
     for kind in CONFIGS:
-        project = generate(kind, "kit_demo", tmp_path)
-        ruff = subprocess.run(
-            [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
-            capture_output=True,
-            text=True,
-            cwd=project,
-        )
-        assert ruff.returncode == 0, ruff.stdout
-        mypy = subprocess.run(
-            [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / ".mypy")],
-            capture_output=True,
-            text=True,
-            cwd=project,
-        )
-        assert mypy.returncode == 0, mypy.stdout
+        assert_ruff_and_mypy_pass(generate(kind, "kit_demo", tmp_path), tmp_path / ".mypy")
 
 
 def test_bad_names_are_one_line_errors(tmp_path: Path) -> None:
