@@ -6,8 +6,10 @@ for another plugin API is a load error that says so."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from plugin_kit import (
     install,
 )
 
-from halo_tool_lab.new import generate
+from halo_tool_lab.new import LAYOUT, generate
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -62,13 +64,31 @@ def test_generated_project_works_in_a_fresh_venv(
     project = tmp_path / f"halo-{kind}-kit_demo"
     assert made.stdout.startswith(f"created {project.name}: the {kind} type 'kit_demo'")
 
+    texts = {p: p.read_text() for p in project.rglob("*") if p.is_file()}
+    assert not [p for p, text in texts.items() if "{{" in text], "a placeholder is left"
+
     venv = install(kit, project, tmp_path / "env")
     assert_listed(venv, kind, "kit_demo", f"halo-{kind}-kit_demo")
     good, bad, errors = CONFIGS[kind]
     (tmp_path / "good.yaml").write_text(good)
     (tmp_path / "bad.yaml").write_text(bad)
     assert_check(venv, tmp_path / "good.yaml", tmp_path / "bad.yaml", errors)
+    # the README's example is a configuration halo check accepts
+    (example,) = re.findall(r"```yaml\n(.*?)```", texts[project / "README.md"], re.S)
+    (tmp_path / "readme.yaml").write_text(example)
+    readme = venv.run("halo", "check", "-c", "readme.yaml", cwd=tmp_path)
+    assert readme.returncode == 0, readme.stderr
     assert_own_tests_pass(venv, project)
+
+
+def test_the_kit_wheel_ships_the_templates(kit: list[Path]) -> None:
+    (lab,) = [w for w in kit if w.name.startswith("halo_tool_lab-")]
+    with zipfile.ZipFile(lab) as wheel:
+        names = set(wheel.namelist())
+    for kind in CONFIGS:
+        for template in LAYOUT:
+            path = "halo_tool_lab/templates/" + template.format(kind=kind)
+            assert path in names, path
 
 
 def test_generated_code_passes_ruff_and_mypy_strict(tmp_path: Path) -> None:
