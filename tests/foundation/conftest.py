@@ -19,3 +19,10 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The wheels of a plugin author's environment (halo-core, halo-tool-lab,
     halo-tool-notify), built once per test run for the plugin-kit and guide tests."""
     return build_kit(tmp_path_factory.mktemp("kit"))
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for the checks of plugin projects: the stdlib and halo-core are
+    analysed once per test run, not once per project."""
+    return tmp_path_factory.mktemp("mypy-cache")

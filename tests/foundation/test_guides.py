@@ -64,7 +64,9 @@ def test_the_page_parser() -> None:
 
 
 @pytest.mark.parametrize("guide", sorted(GUIDES))
-def test_guide_builds_installs_and_runs(guide: str, kit: list[Path], tmp_path: Path) -> None:
+def test_guide_builds_installs_and_runs(
+    guide: str, kit: list[Path], mypy_cache: Path, tmp_path: Path
+) -> None:
     page = (ROOT / "docs" / guide).read_text()
     kind, one_shot = GUIDES[guide]
     project = tmp_path / "project"
@@ -103,4 +105,4 @@ def test_guide_builds_installs_and_runs(guide: str, kit: list[Path], tmp_path: P
         assert not missing, f"$ {command}: {missing} not in:\n{res.stdout}{res.stderr}"
 
     assert_own_tests_pass(venv, project)
-    assert_ruff_and_mypy_pass(project, tmp_path / ".mypy")
+    assert_ruff_and_mypy_pass(project, mypy_cache)

@@ -91,10 +91,10 @@ def test_the_kit_wheel_ships_the_templates(kit: list[Path]) -> None:
             assert path in names, path
 
 
-def test_generated_code_passes_ruff_and_mypy_strict(tmp_path: Path) -> None:
+def test_generated_code_passes_ruff_and_mypy_strict(mypy_cache: Path, tmp_path: Path) -> None:
     """With the settings the project ships, as its author will run them."""
     for kind in CONFIGS:
-        assert_ruff_and_mypy_pass(generate(kind, "kit_demo", tmp_path), tmp_path / ".mypy")
+        assert_ruff_and_mypy_pass(generate(kind, "kit_demo", tmp_path), mypy_cache)
 
 
 def test_bad_names_are_one_line_errors(tmp_path: Path) -> None:
