@@ -100,7 +100,8 @@ def run_check(
     and ``delay_before_retry``. With ``address``/``port`` the check probes that real
     server, as a check inside a virtual server does. For synchronous tests (it runs its
     own event loop)."""
-    config = load_config(text, path)
+    installed = plugins.load()
+    config = load_text(text, path, installed)
     name = _configured(config.model.checks, "check", name)
     configured = config.model.checks[name]
     target = CheckTarget(
@@ -111,7 +112,7 @@ def run_check(
     )
     runner = CheckRunner(
         name,
-        plugins.load().type("checker", configured.type),
+        installed.type("checker", configured.type),
         configured.config,
         target=target,
         scheduler=Scheduler(),
@@ -169,13 +170,14 @@ class Driven(Generic[RuntimeT]):
 
 
 def _build(kind: str, text: str, name: str | None, path: str) -> tuple[Any, PluginContext, Any]:
-    config = load_config(text, path)
+    installed = plugins.load()
+    config = load_text(text, path, installed)
     section = config.model.notifiers if kind == "notifier" else config.model.backends
     name = _configured(section, kind, name)
     configured = section[name]
     clock = LoopClock()
     context = PluginContext(name, config.model, EventBus(), clock, Scheduler(clock))
-    runtime = plugins.load().type(kind, configured.type).load_factory()(configured.config, context)
+    runtime = installed.type(kind, configured.type).load_factory()(configured.config, context)
     return runtime, context, configured.config
 
 
