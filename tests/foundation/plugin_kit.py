@@ -78,12 +78,17 @@ class PluginVenv:
         )
 
 
-def install(kit: list[Path], project: Path, where: Path) -> PluginVenv:
+def install(kit: list[Path], project: Path, where: Path, *, editable: bool = False) -> PluginVenv:
     """Build ``project``'s wheel and install it, with the kit and pytest, into a new
-    virtual environment under ``where``: nothing of the workspace is in it."""
-    dist = where / "dist"
-    dist.mkdir(parents=True)
-    wheel = build_wheel(project, dist)
+    virtual environment under ``where``: nothing of the workspace is in it. With
+    ``editable``, as its author does in the project instead: ``pip install -e '.[test]'``
+    (the test extra resolved against the kit's wheels)."""
+    if editable:
+        requirements = ["-e", f"{project}[test]"]
+    else:
+        dist = where / "dist"
+        dist.mkdir(parents=True)
+        requirements = [str(build_wheel(project, dist)), *TEST_REQUIREMENTS]
     venv = PluginVenv(where / "venv")
     run_uv(["venv", "-q", "--python", sys.executable, str(venv.root)], "uv venv", env=_env())
     _uv_offline_first(
@@ -94,8 +99,7 @@ def install(kit: list[Path], project: Path, where: Path) -> PluginVenv:
             "--python",
             str(venv.root / "bin" / "python"),
             *map(str, kit),
-            str(wheel),
-            *TEST_REQUIREMENTS,
+            *requirements,
         ],
         "uv pip install",
     )

@@ -81,6 +81,17 @@ def test_generated_project_works_in_a_fresh_venv(
     assert_own_tests_pass(venv, project)
 
 
+def test_an_editable_install_as_the_generated_readme_says(kit: list[Path], tmp_path: Path) -> None:
+    """`pip install -e '.[test]'` then `pytest`, in the project: its source is what runs."""
+    project = generate("checker", "kit_demo", tmp_path)
+    assert "pip install -e '.[test]'\npytest\n" in (project / "README.md").read_text()
+    venv = install(kit, project, tmp_path / "env", editable=True)
+    assert_listed(venv, "checker", "kit_demo", "halo-checker-kit_demo")
+    where = venv.run("python", "-c", "import halo_checker_kit_demo as m; print(m.__file__)")
+    assert where.stdout.strip() == str(project / "src" / "halo_checker_kit_demo" / "__init__.py")
+    assert_own_tests_pass(venv, project)
+
+
 def test_the_kit_wheel_ships_the_templates(kit: list[Path]) -> None:
     (lab,) = [w for w in kit if w.name.startswith("halo_tool_lab-")]
     with zipfile.ZipFile(lab) as wheel:
