@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     from halo_core.events import Event
     from halo_core.scheduler import Clock, Scheduler
 
+API_VERSION: tuple[int, int] = (1, 0)
+"""The version of this plugin API, ``(major, minor)``. A plugin module declares the one it
+was written against as ``HALO_PLUGIN_API = (1, 0)``; it loads when the major numbers are
+equal and its minor is not newer than this one (a minor adds, a major changes or removes).
+A module without the attribute is taken as written for 1.0, the first API."""
+
+API_VERSION_ATTRIBUTE = "HALO_PLUGIN_API"
+
 PluginKind = Literal["checker", "notifier", "backend"]
 KINDS: tuple[PluginKind, ...] = ("checker", "notifier", "backend")
 

@@ -22,9 +22,12 @@ from typing import Any
 
 import pluggy
 
+import halo_core
 from halo_core import hookspecs
 from halo_core.config.model import EXTENDED_SECTIONS
 from halo_core.plugin_api import (
+    API_VERSION,
+    API_VERSION_ATTRIBUTE,
     CAPABILITIES,
     KINDS,
     BackendConfig,
@@ -191,6 +194,10 @@ def _register(
     plugins: Plugins, name: str, module: Any, dist: str | None, version: str | None
 ) -> None:
     pm = plugins.manager
+    incompatible = api_version_problem(module)
+    if incompatible:
+        plugins.errors.append(LoadError(name, dist, incompatible))
+        return
     if pm.has_plugin(name):
         plugins.errors.append(LoadError(name, dist, "a plugin with this name is already loaded"))
         return
@@ -260,6 +267,30 @@ def _register(
             tuple(declared),
             tuple(f"{p}.{f.key}" for p, schema in extensions.items() for f in fields_of(schema)),
         )
+    )
+
+
+def api_version_problem(module: object) -> str | None:
+    """Why ``module`` cannot load with this plugin API (``None`` when it can): it declares
+    ``HALO_PLUGIN_API`` for another major version, a newer minor one, or not as
+    ``(major, minor)``. Checked before anything of the plugin is called."""
+    declared = getattr(module, API_VERSION_ATTRIBUTE, (1, 0))
+    ours = ".".join(map(str, API_VERSION))
+    if not (
+        isinstance(declared, tuple)
+        and len(declared) == 2
+        and all(type(n) is int and n >= 0 for n in declared)
+    ):
+        return (
+            f"{API_VERSION_ATTRIBUTE} must be (major, minor), e.g. {API_VERSION}, not {declared!r}"
+        )
+    major, minor = declared
+    if major == API_VERSION[0] and minor <= API_VERSION[1]:
+        return None
+    loads = f"{API_VERSION[0]}.0" + (f" to {ours}" if API_VERSION[1] else "")
+    return (
+        f"built for plugin API {major}.{minor}, but halo-core {halo_core.version()} provides"
+        f" plugin API {ours} (it loads plugins built for {loads})"
     )
 
 

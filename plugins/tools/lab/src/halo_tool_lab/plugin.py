@@ -1,4 +1,4 @@
-"""The ``halo demo`` sub-command. The demo and the lab it uses load only when it runs."""
+"""The ``halo demo`` and ``halo new`` sub-commands. What they run loads only when it runs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from halo_core.hookspecs import hookimpl
 
 @hookimpl
 def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    from halo_tool_lab.demo import add_command
+    from halo_tool_lab import demo, new
 
-    add_command(subparsers)
+    demo.add_command(subparsers)
+    new.add_command(subparsers)

@@ -1,27 +1,42 @@
-"""Helpers for a plugin's unit tests, no lab needed: a :class:`PluginContext` to build a
-notifier or backend with, a VRRP state-change event, scripts, a free loopback port, waiting
-(real time) for something to happen, the installed `halo` command, and a small HTTP server
-(a target for checkers, a receiver for webhooks)."""
+"""Helpers for a plugin's unit tests, no lab needed: a configuration validated as ``halo
+check`` does (and its exact ``file:line:col`` errors), a configured check run once, a
+configured notifier or backend driven with events, a :class:`PluginContext` to build one
+by hand, a VRRP state-change event, scripts, a free loopback port, waiting (real time) for
+something to happen, the installed `halo` command, and a small HTTP server (a target for
+checkers, a receiver for webhooks). See docs/testing-plugins.md."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from halo_core import plugins
 from halo_core.bus import EventBus
+from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load_text
 from halo_core.config.model import GlobalConfig, HaloConfig
-from halo_core.events import VrrpStateChanged
-from halo_core.plugin_api import PluginContext
+from halo_core.events import Event, VrrpStateChanged
+from halo_core.plugin_api import (
+    Backend,
+    CheckResult,
+    CheckTarget,
+    Notifier,
+    PluginContext,
+    event_filter,
+    pick,
+)
 from halo_core.scheduler import Clock, LoopClock, Scheduler
+from halo_core.schema import Configured
+
+RuntimeT = TypeVar("RuntimeT", Notifier, Backend)
 
 
 def make_context(
@@ -61,6 +76,130 @@ def config_errors(text: str, path: str = "f.yaml") -> list[str]:
     except ConfigError as exc:
         return exc.lines
     raise AssertionError("the configuration is valid")
+
+
+def _configured(section: Mapping[str, Configured], what: str, name: str | None) -> str:
+    """``name``, checked against the section; by default the section's only entry."""
+    if name is None:
+        if len(section) != 1:
+            raise AssertionError(f"name the {what} to use: configured are {', '.join(section)}")
+        return next(iter(section))
+    return pick(what, name, list(section))
+
+
+def run_check(
+    text: str,
+    name: str | None = None,
+    *,
+    address: str | None = None,
+    port: int | None = None,
+    path: str = "f.yaml",
+) -> CheckResult:
+    """Validate ``text`` and run its check ``name`` (default: the only one) once, as
+    ``halo check --run`` does: the plugin's factory, the configured ``timeout``, ``retry``
+    and ``delay_before_retry``. With ``address``/``port`` the check probes that real
+    server, as a check inside a virtual server does. For synchronous tests (it runs its
+    own event loop)."""
+    installed = plugins.load()
+    config = load_text(text, path, installed)
+    name = _configured(config.model.checks, "check", name)
+    configured = config.model.checks[name]
+    target = CheckTarget(
+        name,
+        ipaddress.ip_address(address) if address is not None else None,
+        port,
+        config.model.global_,
+    )
+    runner = CheckRunner(
+        name,
+        installed.type("checker", configured.type),
+        configured.config,
+        target=target,
+        scheduler=Scheduler(),
+        bus=EventBus(),
+    )
+    result, _took = asyncio.run(runner.run_alone())
+    return result
+
+
+class Driven(Generic[RuntimeT]):
+    """A configured notifier or backend built as the daemon builds it, on an event loop of
+    its own, for synchronous tests: ``send(*events)`` delivers events the way the daemon's
+    bus would (a notifier only gets those its ``events``/``instances``/``states`` filters
+    let through, a backend only the kinds it asks for) and gives the ones delivered; on
+    leaving the ``with`` block a backend is stopped and a notifier closed. ``runtime`` is
+    the object the plugin's factory built, ``context`` what it was given."""
+
+    def __init__(
+        self, runtime: RuntimeT, context: PluginContext, wanted: Callable[[Event], bool]
+    ) -> None:
+        self.runtime: RuntimeT = runtime
+        self.context = context
+        self.wanted = wanted
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run one coroutine of the plugin (e.g. ``backend.reload(...)``) to its end."""
+        return self.loop.run_until_complete(coro)
+
+    def send(self, *events: Event) -> list[Event]:
+        delivered = [e for e in events if self.wanted(e)]
+        for event in delivered:
+            if isinstance(self.runtime, Backend):
+                self.run(self.runtime.handle(event))
+            else:
+                self.run(self.runtime.notify(event))
+        return delivered
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.runtime.status())
+
+    def __enter__(self) -> Driven[RuntimeT]:
+        if isinstance(self.runtime, Backend):
+            self.run(self.runtime.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if isinstance(self.runtime, Backend):
+                self.run(self.runtime.stop())
+            else:
+                self.run(self.runtime.close())
+        finally:
+            self.loop.close()
+
+
+def _build(kind: str, text: str, name: str | None, path: str) -> tuple[Any, PluginContext, Any]:
+    installed = plugins.load()
+    config = load_text(text, path, installed)
+    section = config.model.notifiers if kind == "notifier" else config.model.backends
+    name = _configured(section, kind, name)
+    configured = section[name]
+    clock = LoopClock()
+    context = PluginContext(name, config.model, EventBus(), clock, Scheduler(clock))
+    runtime = installed.type(kind, configured.type).load_factory()(configured.config, context)
+    return runtime, context, configured.config
+
+
+def drive_notifier(text: str, name: str | None = None, *, path: str = "f.yaml") -> Driven[Notifier]:
+    """Validate ``text`` and build its notifier ``name`` (default: the only one)::
+
+    with drive_notifier(CONFIG) as notifier:
+        assert notifier.send(vrrp("MASTER"), vrrp("BACKUP")) == [...]
+    # closed here: what it sent is in notifier.status(), or wherever it sends
+    """
+    runtime, context, config = _build("notifier", text, name, path)
+    assert isinstance(runtime, Notifier), f"the factory built a {type(runtime).__name__}"
+    return Driven(runtime, context, event_filter(config))
+
+
+def drive_backend(text: str, name: str | None = None, *, path: str = "f.yaml") -> Driven[Backend]:
+    """Validate ``text`` and build its backend ``name`` (default: the only one); entering
+    the ``with`` block starts it, leaving it stops it."""
+    runtime, context, _config = _build("backend", text, name, path)
+    assert isinstance(runtime, Backend), f"the factory built a {type(runtime).__name__}"
+    kinds = runtime.kinds
+    return Driven(runtime, context, lambda e: kinds is None or e.kind in kinds)
 
 
 def write_script(path: Path, body: str, mode: int = 0o755) -> Path:
