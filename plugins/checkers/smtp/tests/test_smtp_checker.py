@@ -10,25 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from halo_core import plugins
-from halo_core.bus import EventBus
-from halo_core.checks import CheckRunner
-from halo_core.config import load_text
-from halo_core.plugin_api import CheckResult, CheckTarget
-from halo_core.scheduler import Scheduler
+from halo_core.plugin_api import CheckResult
+from halo_tool_lab.testing import probe_check
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
 
 
 async def probe(text: str) -> CheckResult:
-    p = plugins.load()
-    cfg = load_text(f"checks:\n  c: {text}\n", "t.yaml", p)
-    r = CheckRunner(
-        "c", p.type("checker", "smtp"), cfg.model.checks["c"].config,
-        target=CheckTarget("c"), scheduler=Scheduler(), bus=EventBus(),
-    )  # fmt: skip
-    r.checker = r.ptype.load_factory()(r.config, r.target)
-    return (await r.probe())[0]
+    return await probe_check(f"checks:\n  c: {text}\n")
 
 
 class Seen:
