@@ -35,6 +35,8 @@ GENERIC = {
     "window": "a time window in the VRRP state machine",
     "table": "the aligned text table commands print (text_table)",
     "headers": "a text table's column headers",
+    "payload": "a packet's payload in the VRRP codec and transport",
+    "size": "a struct's or a buffer's size in the codecs",
 }
 # The install hint of a missing capability names the distribution that provides it.
 ALLOWED_HITS = {("plugin_api.py", "halo-backend-vip")}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
@@ -282,6 +283,42 @@ def test_unicast_peers(interop: InteropFactory, pair: tuple[str, str], proto: Pr
     assert lo.wait_state("BACKUP", 2.0, count=2), t.logs()
     t.wire.wait(hi.source, after=back.time, count=2, timeout=3 * proto.interval + 2)
     assert t.wire.quiet(lo.source, after=back.time + 0.05), "old master kept advertising"
+
+
+# keepalived 2.2.7 runs an instance without virtual address in VRRPv2 only (with a warning;
+# VRRPv3: "No VIP specified; at least one is required"): against it, v2.
+NO_VIP_CASES = [
+    pytest.param(p.values[0], V2_PASS, id=f"{p.id}-{V2_PASS.id}", marks=p.marks) for p in PAIRS
+] + [pytest.param(("halo", "halo"), p, id=f"halo-halo-{p.id}") for p in (V3_IPV4, V3_IPV6)]
+
+
+@pytest.mark.parametrize(("pair", "proto"), NO_VIP_CASES)
+def test_no_virtual_address_and_no_interface(
+    interop: InteropFactory, pair: tuple[str, str], proto: Proto
+) -> None:
+    """The cloud pattern: unicast instances with no virtual address (a notify_master script
+    moves a provider's floating IP) and, in halo, no interface (the one holding
+    unicast_src_ip). Adverts carry no address; election and kill -9 takeover as usual."""
+    hi_impl, lo_impl = pair
+    t = interop(proto)
+    h1, h2 = t.hosts[:2]
+    hi_spec = replace(unicast(h1, h2, proto, HIGH, "MASTER"), vip=False, interface=False)
+    lo_spec = replace(unicast(h2, h1, proto, LOW, "BACKUP"), vip=False, interface=False)
+    hi, lo, advs = elect(t, hi_impl, lo_impl, hi_spec, lo_spec)
+    assert {(a.src, a.dst, a.priority, a.addresses) for a in advs} == {
+        (hi.source, lo.source, HIGH, ())
+    }
+    assert lo.states() == ["BACKUP"], t.logs()
+    assert t.wire.quiet(lo.source, after=0.0), "the backup advertised" + t.logs()
+    assert not h1.has_address(proto.vip_address)
+
+    hi.kill9()
+    new = t.wire.wait(lo.source, timeout=proto.master_down(LOW) + 3)[0]
+    last = t.wire.last_from(hi.source, before=new.time)
+    assert last is not None
+    assert_timing("kill -9 takeover", new.time - last.time, proto.master_down(LOW), t)
+    assert lo.wait_state("MASTER", 2.0), t.logs()
+    assert new.addresses == ()
 
 
 @pytest.mark.parametrize("pair", PAIRS)

@@ -107,6 +107,8 @@ class Spec:
     unicast_src: IPAddress | None = None
     unicast_peers: tuple[IPAddress, ...] = ()
     vrid: int = VRID
+    vip: bool = True  # False: no virtual address (the cloud pattern: a notify script moves it)
+    interface: bool = True  # False: none configured in halo (found from unicast_src)
 
 
 def _auth(proto: Proto, spec: Spec) -> str | None:
@@ -125,7 +127,7 @@ def halo_config(name: str, proto: Proto, spec: Spec, state_dir: Path) -> str:
         f'  state_dir: "{state_dir}"',
         "vrrp_instances:",
         f"  {INSTANCE}:",
-        "    interface: eth0",
+        *(["    interface: eth0"] if spec.interface else []),
         f"    state: {spec.state}",
         f"    virtual_router_id: {spec.vrid}",
         f"    priority: {spec.priority}",
@@ -142,7 +144,8 @@ def halo_config(name: str, proto: Proto, spec: Spec, state_dir: Path) -> str:
     if spec.unicast_peers:
         lines.append("    unicast_peer:")
         lines += [f'      - "{p}"' for p in spec.unicast_peers]
-    lines += ["    virtual_ipaddress:", f'      - "{proto.vip}"']
+    if spec.vip:
+        lines += ["    virtual_ipaddress:", f'      - "{proto.vip}"']
     return "\n".join(lines) + "\n"
 
 
@@ -155,6 +158,7 @@ def keepalived_config(name: str, proto: Proto, spec: Spec) -> str:
         "}",
         f"vrrp_instance {INSTANCE} {{",
         f"    state {spec.state}",
+        # always: keepalived 2.2.7 stops on an instance without one ("Unknown interface!")
         "    interface eth0",
         f"    virtual_router_id {spec.vrid}",
         f"    priority {spec.priority}",
@@ -174,7 +178,9 @@ def keepalived_config(name: str, proto: Proto, spec: Spec) -> str:
         out.append(f"    unicast_src_ip {spec.unicast_src}")
     if spec.unicast_peers:
         out += ["    unicast_peer {", *(f"        {p}" for p in spec.unicast_peers), "    }"]
-    out += ["    virtual_ipaddress {", f"        {proto.vip}", "    }", "}"]
+    if spec.vip:
+        out += ["    virtual_ipaddress {", f"        {proto.vip}", "    }"]
+    out.append("}")
     return "\n".join(out) + "\n"
 
 

@@ -245,6 +245,18 @@ def test_255_addresses() -> None:
         Advertisement(3, 7, 200, 100, (*many6, IPv6Address("fe80::ffff")))
 
 
+def test_count_0_is_accepted_for_instances_without_addresses() -> None:
+    """keepalived sends count 0 for an instance without virtual addresses; RFC 9568 §7.1
+    does not drop it."""
+    v3 = with_checksum(bytes([0x31, 51, 100, 0, 0, 100, 0, 0]), SRC4, VRRP_GROUP_V4, pseudo=True)
+    adv = decode(v3, SRC4, VRRP_GROUP_V4, ttl=255)
+    assert (adv.version, adv.vrid, adv.addresses) == (3, 51, ())
+    v2 = with_checksum(
+        bytes([0x21, 51, 100, 0, 0, 1, 0, 0]) + bytes(8), SRC4, VRRP_GROUP_V4, pseudo=False
+    )
+    assert decode(v2, SRC4, VRRP_GROUP_V4, ttl=255).addresses == ()
+
+
 def test_packet_error_carries_reason_and_detail() -> None:
     """RFC 3768 §7.1: a refused packet SHOULD be logged, so the error names why."""
     err = reason_of(_dec4(b"\x21"))
@@ -376,22 +388,6 @@ CASES = {
         "RFC 3768 §7.1",
         _checked(V2, replace(EXP2, interval_cs=200)),
     ),
-    "count-0": Case(
-        RejectReason.ADDRESS_COUNT_ZERO,
-        "RFC 9568 §5.2.5",
-        _dec4(
-            with_checksum(bytes([0x31, 51, 100, 0, 0, 100, 0, 0]), SRC4, VRRP_GROUP_V4, pseudo=True)
-        ),
-    ),
-    "v2-count-0": Case(
-        RejectReason.ADDRESS_COUNT_ZERO,
-        "RFC 3768 §5.3.5",
-        _dec4(
-            with_checksum(
-                bytes([0x21, 51, 100, 0, 0, 1, 0, 0]) + bytes(8), SRC4, VRRP_GROUP_V4, pseudo=False
-            )
-        ),
-    ),
     "v3-address-list-warning": Case(
         RejectReason.ADDRESS_LIST_MISMATCH,
         "RFC 9568 §7.1",
@@ -514,7 +510,6 @@ def test_invalid_advertisements_are_refused_on_construction() -> None:
         lambda: replace(V3, interval_cs=4096),
         lambda: replace(V2, interval_cs=150),
         lambda: replace(V2, interval_cs=25600),
-        lambda: replace(V3, addresses=()),
         lambda: replace(V3, addresses=(VIPS4[0], VIPS6[0])),
         lambda: replace(V2, addresses=VIPS6),
         lambda: replace(V2, auth_data=b"123456789"),

@@ -1,4 +1,5 @@
-"""Minimal rtnetlink, written with ``struct``: a link monitor.
+"""Minimal rtnetlink, written with ``struct``: a link monitor, and which interface holds an
+address.
 
 The VRRP engine needs one thing from netlink: to hear at once when an interface goes down
 or comes back (keepalived puts the instance in FAULT). That is a multicast subscription to
@@ -20,12 +21,21 @@ log = logging.getLogger("halo.netlink")
 RTMGRP_LINK = 1
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
+RTM_NEWADDR = 20
+RTM_GETADDR = 22
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+NLMSG_DONE = 3
+NLMSG_ERROR = 2
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
 IFLA_IFNAME = 3
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
 _NLMSG = struct.Struct("=IHHII")
 _IFINFO = struct.Struct("=BxHiII")
 _RTA = struct.Struct("=HH")
+_IFADDR = struct.Struct("=BBBBI")
 
 LinkCallback = Callable[[str, bool], None]
 """(interface name, usable) on every change of an interface's state."""
@@ -70,6 +80,50 @@ def parse_links(data: bytes) -> list[tuple[str, int, bool]]:
                 out.append((name, index, up))
         offset += (length + 3) & ~3
     return out
+
+
+def interface_holding(address: str) -> str | None:
+    """The name of the interface that has ``address`` (IPv4 or IPv6) configured, or None: how
+    an instance with ``unicast_src_ip`` and no ``interface`` finds its interface, as
+    keepalived does. One RTM_GETADDR dump."""
+    import ipaddress
+
+    want = ipaddress.ip_address(address)
+    family = socket.AF_INET if want.version == 4 else socket.AF_INET6
+    index = None
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        request = _NLMSG.pack(
+            _NLMSG.size + _IFADDR.size, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0
+        ) + _IFADDR.pack(family, 0, 0, 0, 0)
+        sock.send(request)
+        done = False
+        while not done and index is None:
+            data = sock.recv(65536)
+            offset = 0
+            while offset + _NLMSG.size <= len(data):
+                length, kind, _, _, _ = _NLMSG.unpack_from(data, offset)
+                if length < _NLMSG.size or kind in (NLMSG_DONE, NLMSG_ERROR):
+                    done = True
+                    break
+                if kind == RTM_NEWADDR:
+                    body = offset + _NLMSG.size
+                    fam, _, _, _, ifindex = _IFADDR.unpack_from(data, body)
+                    attr = body + _IFADDR.size
+                    while fam == family and attr + _RTA.size <= offset + length:
+                        alen, atype = _RTA.unpack_from(data, attr)
+                        if alen < _RTA.size:
+                            break
+                        value = data[attr + _RTA.size : attr + alen]
+                        if atype in (IFA_ADDRESS, IFA_LOCAL) and value == want.packed:
+                            index = ifindex
+                        attr += (alen + 3) & ~3
+                offset += (length + 3) & ~3
+    if index is None:
+        return None
+    try:
+        return socket.if_indextoname(index)
+    except OSError:
+        return None
 
 
 class LinkMonitor:

@@ -151,8 +151,8 @@ def cross_check(cfg: HaloConfig) -> Iterable[Problem]:
 
     seen_vrid: dict[tuple[str, int, int], str] = {}
     for name, inst in cfg.vrrp_instances.items():
-        family = 6 if any(v.address.version == 6 for v in inst.virtual_ipaddress) else 4
-        key = (inst.interface, family, inst.virtual_router_id)
+        family = inst.family
+        key = (inst.interface or str(inst.unicast_src_ip), family, inst.virtual_router_id)
         if key in seen_vrid:
             yield Problem(
                 ("vrrp_instances", name, "virtual_router_id"),

@@ -171,7 +171,11 @@ class Track:
 class VrrpInstance:
     """A VRRP virtual router on one interface (keepalived's ``vrrp_instance``)."""
 
-    interface: Annotated[str, IFNAME, Doc("interface the adverts are sent on")]
+    interface: Annotated[
+        str | None,
+        IFNAME,
+        Doc("interface the adverts are sent on (without it, the one holding unicast_src_ip)"),
+    ] = None
     virtual_router_id: Annotated[
         int, Range(1, 255), Doc("VRID, the same on every router of the group")
     ]
@@ -222,6 +226,29 @@ class VrrpInstance:
         Doc("options plugins add to an instance (written as its own keys)"),
     ] = field(default_factory=Extensions)
 
+    @property
+    def family(self) -> int:
+        """4 or 6: the family of the virtual addresses, else (an instance without any) of
+        the unicast peers or source; IPv4 when nothing says."""
+        addrs: list[Any] = [v.address for v in self.virtual_ipaddress]
+        addrs += self.unicast_peer
+        if self.unicast_src_ip is not None:
+            addrs.append(self.unicast_src_ip)
+        return 6 if addrs and addrs[0].version == 6 else 4
+
+    def resolved_interface(self) -> str:
+        """The interface: the configured one, else the one that holds ``unicast_src_ip``
+        (keepalived's rule for a unicast instance without ``interface``). Raises OSError
+        when no interface has that address."""
+        if self.interface is not None:
+            return self.interface
+        from halo_core.netlink import interface_holding
+
+        name = interface_holding(str(self.unicast_src_ip))
+        if name is None:
+            raise OSError(f"no interface has the unicast_src_ip {self.unicast_src_ip}")
+        return name
+
     def __check__(self) -> list[tuple[tuple[str, ...], str]]:
         problems: list[tuple[tuple[str, ...], str]] = []
         interval = interval_problem(self.version, float(self.advert_int))
@@ -229,13 +256,8 @@ class VrrpInstance:
             problems.append((("advert_int",), interval))
         if self.version == 3 and self.authentication is not None:
             problems.append((("authentication",), "VRRPv3 has no authentication (RFC 5798 §9)"))
-        if not self.virtual_ipaddress:
-            problems.append(
-                (
-                    ("virtual_ipaddress",),
-                    "needs at least one address (adverts carry them, RFC 5798 §5.2.5)",
-                )
-            )
+        if self.interface is None and self.unicast_src_ip is None:
+            problems.append(((), "missing required key 'interface' (or give unicast_src_ip)"))
         families = {v.address.version for v in self.virtual_ipaddress}
         if len(families) > 1:
             problems.append(
@@ -244,8 +266,9 @@ class VrrpInstance:
                     "mixes IPv4 and IPv6; use one instance per family (RFC 5798 §5.2.9)",
                 )
             )
-        if self.version == 2 and families == {6}:
-            problems.append((("virtual_ipaddress",), "IPv6 needs VRRP version 3"))
+        if self.version == 2 and self.family == 6:
+            where = "virtual_ipaddress" if self.virtual_ipaddress else "unicast_peer"
+            problems.append(((where,), "IPv6 needs VRRP version 3"))
         return problems
 
 

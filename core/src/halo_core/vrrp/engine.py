@@ -80,12 +80,8 @@ class TrackState:
 
 
 def family_of(cfg: VrrpInstance) -> int:
-    """IPv6 when the virtual addresses are IPv6 (or, without any, the peers are)."""
-    addrs: list[Any] = [v.address for v in cfg.virtual_ipaddress]
-    addrs += cfg.unicast_peer
-    if cfg.unicast_src_ip is not None:
-        addrs.append(cfg.unicast_src_ip)
-    return socket.AF_INET6 if addrs and addrs[0].version == 6 else socket.AF_INET
+    """The instance's socket family (see :attr:`VrrpInstance.family`)."""
+    return socket.AF_INET6 if cfg.family == 6 else socket.AF_INET
 
 
 class InstanceRuntime:
@@ -369,7 +365,7 @@ class VrrpEngine:
         self._file_timer: Timer | None = None
 
     def _create(self, name: str, cfg: VrrpInstance) -> InstanceRuntime:
-        iface = interface_info(cfg.interface)
+        iface = interface_info(cfg.resolved_interface())
         sock = self.transport.socket_for(iface, family_of(cfg))
         inst = InstanceRuntime(
             name,

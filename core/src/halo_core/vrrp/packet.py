@@ -41,7 +41,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from typing import ClassVar, Final, TypeAlias
+from typing import Final, TypeAlias
 
 __all__ = [
     "AUTH_NONE",
@@ -105,7 +105,6 @@ class RejectReason(enum.Enum):
     AUTH_MISMATCH = "auth_mismatch"
     BAD_INTERVAL = "bad_interval"  # advert interval 0
     INTERVAL_MISMATCH = "interval_mismatch"  # v2 only
-    ADDRESS_COUNT_ZERO = "address_count_zero"
     ADDRESS_LIST_MISMATCH = "address_list_mismatch"  # warning: log, count, accept
     ADDRESS_LIST_MISMATCH_DROP = "address_list_mismatch_drop"  # v2 from a non-owner
     BAD_IP_HEADER = "bad_ip_header"  # parse_ipv4 only
@@ -149,8 +148,6 @@ def _check_fields(
     addresses: Addresses,
     auth_type: int,
     auth_data: bytes,
-    *,
-    need_addresses: bool,
 ) -> None:
     if version not in (2, 3):
         raise ValueError(f"version must be 2 or 3, not {version!r}")
@@ -158,8 +155,8 @@ def _check_fields(
         raise ValueError(f"vrid must be 1..255, not {vrid!r}")
     if not isinstance(addresses, tuple):
         raise TypeError("addresses must be a tuple")
-    if len(addresses) > 255 or (need_addresses and not addresses):
-        raise ValueError(f"an advert carries 1..255 addresses, not {len(addresses)}")
+    if len(addresses) > 255:
+        raise ValueError(f"an advert carries 0..255 addresses, not {len(addresses)}")
     if addresses:
         family = IPv4Address if isinstance(addresses[0], IPv4Address) else IPv6Address
         if not all(isinstance(a, family) for a in addresses):
@@ -201,8 +198,6 @@ class Advertisement:
     auth_type: int = AUTH_NONE
     auth_data: bytes = b""
 
-    NEEDS_ADDRESSES: ClassVar[bool] = True
-
     def __post_init__(self) -> None:
         _check_fields(
             self.version,
@@ -211,7 +206,6 @@ class Advertisement:
             self.addresses,
             self.auth_type,
             self.auth_data,
-            need_addresses=self.NEEDS_ADDRESSES,
         )
         if not 0 <= self.priority <= 255:
             raise ValueError(f"priority must be 0..255, not {self.priority!r}")
@@ -220,9 +214,7 @@ class Advertisement:
 @dataclass(frozen=True, slots=True)
 class Expectation(Advertisement):
     """What the receiving virtual router is configured with, for :func:`check`: the advert
-    it would send itself. Its priority is not compared, and it may list no addresses."""
-
-    NEEDS_ADDRESSES: ClassVar[bool] = False
+    it would send itself. Its priority is not compared."""
 
 
 def _csum_fold(total: int) -> int:
@@ -256,7 +248,7 @@ def _parts(
     """(byte 4, byte 5, partial sum without the priority, body, count) for ``adv``."""
     addrs = adv.addresses
     count = len(addrs)
-    v4 = isinstance(addrs[0], IPv4Address)
+    v4 = isinstance(addrs[0] if addrs else src, IPv4Address)
     _same_family(v4, src, dst)
     if v4:
         body = _V4_ADDRS[count].pack(*map(int, addrs))
@@ -348,10 +340,12 @@ def decode(
     """Parse and verify a received VRRP message (the IP payload).
 
     Performs the checks of RFC 3768 §7.1 / RFC 9568 §7.1 that need no configuration,
-    in the RFCs' order: TTL / hop limit, version, type (§5.3.2 / §5.2.2), a zero address
-    count, completeness, checksum, VRID (0 is never configured), then the v2 auth type
+    in the RFCs' order: TTL / hop limit, version, type (§5.3.2 / §5.2.2), completeness,
+    checksum, VRID (0 is never configured), then the v2 auth type
     (0 or 1) and a zero interval (RFC 9568 erratum 8301). ``src``, ``dst`` and ``ttl``
-    come from the IP header or the socket's ancillary data.
+    come from the IP header or the socket's ancillary data. An address count of 0 is
+    accepted: §7.1 does not drop it, and keepalived sends it for an instance without
+    virtual addresses (the cloud pattern, where a notify script moves the address).
 
     The TTL / hop-limit check applies only when ``dst`` is multicast: keepalived 2.2.7
     skips it for unicast peers (vrrp.c:848), where a routed path lowers the TTL.
@@ -379,8 +373,6 @@ def decode(
         raise PacketError(RejectReason.BAD_VERSION, f"version {version}")
     if vers_type & 0x0F != _TYPE_ADVERTISEMENT:
         raise PacketError(RejectReason.BAD_TYPE, f"type {vers_type & 0x0F}")
-    if count == 0:
-        raise PacketError(RejectReason.ADDRESS_COUNT_ZERO)
     addr_len = 4 if v4 else 16
     expected = _HDR_LEN + count * addr_len + (_AUTH_LEN if version == 2 else 0)
     if length != expected:

@@ -407,7 +407,7 @@ def test_schema_errors() -> None:
         "  mail:\n"
         "    type: email\n"
         "    smtp_server: 127.0.0.1\n"
-        "    notification_email: [ops]\n"
+        "    notification_email: [ops root]\n"
         "    username: halo\n"
         "    password: {env: X, file: y}\n"
         '    subject: "${instace} is ${new}"\n'
@@ -421,7 +421,7 @@ def test_schema_errors() -> None:
     with pytest.raises(ConfigError) as exc:
         load_text(text, "t.yaml", p)
     assert exc.value.lines == [
-        "t.yaml:5:26: notifiers.mail.notification_email[0]: 'ops' is no address",
+        "t.yaml:5:26: notifiers.mail.notification_email[0]: 'ops root' is no address",
         "t.yaml:6:15: notifiers.mail.username: SMTP AUTH needs security: starttls or tls",
         "t.yaml:8:14: notifiers.mail.subject: unknown field 'instace' in template"
         " (did you mean 'instance'?)",

@@ -41,7 +41,8 @@ def test_convert_prints_yaml_and_reports(
     assert status == 0
     assert "vrrp_instances:\n  VI_1:\n" in out
     assert err.splitlines() == [
-        f"unsupported: {conf}:7: use_vmac: halo has no virtual MAC (macvlan/ipvlan) interfaces"
+        f"unsupported: {conf}:7: use_vmac: halo has no virtual MAC (macvlan/ipvlan) interfaces",
+        "halo convert: 2 blocks converted, 0 notes, 0 warnings, 1 unsupported",
     ]
     # and the result passes `halo check`
     yaml_file = tmp_path / "halo.yaml"
@@ -57,7 +58,69 @@ def test_strict_makes_unsupported_an_error(
     status, out, err = run(["convert", "--strict", "-i", "x", str(conf)], capsys)
     assert status == 1
     assert out == ""
-    assert err.splitlines()[-1] == "halo convert: 1 unsupported keyword (--strict)"
+    assert err.splitlines()[-1] == "halo convert: not written (--strict)"
+
+
+# What keepalived reads with a complaint and runs anyway: the converter says so and goes on.
+LENIENT = """global_defs {
+    lvs_id LVS1
+    garp_master_delay 5
+}
+vvrp_script chk {
+    script "/bin/true"
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 300
+    unicast_src_ip 192.0.2.1/24
+    unicast_peer {
+        192.0.2.2/24
+    }
+    virtual_ipaddress {
+        192.0.2.100
+        2001:db8::100
+    }
+}
+vrrp_instance VI_2 {
+    virtual_router_id 52
+    virtual_ipaddress {
+        192.0.2.101
+    }
+}
+"""
+
+
+def test_lines_keepalived_complains_about_are_warnings_and_the_rest_is_converted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(LENIENT)
+    status, out, err = run(["convert", "-i", "x", str(conf)], capsys)
+    assert status == 0, err
+    assert err.splitlines() == [
+        f"note: {conf}:2: lvs_id: keepalived ignores this too (obsolete since keepalived"
+        " 1.1.x; the router_id names the node)",
+        f"warning: {conf}:3: 'garp_master_delay' is not a keepalived keyword in global_defs;"
+        " ignored (it belongs in vrrp_instance)",
+        f"warning: {conf}:5: 'vvrp_script' is not a keepalived block; ignored"
+        " (did you mean 'vrrp_script'?)",
+        f"warning: {conf}:11: priority: 300 is out of range (1 to 255); ignored",
+        f"note: {conf}:12: unicast_src_ip: the /24 is dropped (keepalived ignores it too)",
+        f"note: {conf}:14: 192.0.2.2/24: the /24 is dropped (keepalived ignores it too)",
+        f"warning: {conf}:18: virtual_ipaddress 2001:db8::100: not the instance's address"
+        " family; ignored (as keepalived >= 1.3.1 ignores it)",
+        f"warning: {conf}:21: vrrp_instance VI_2 has no interface (keepalived 2.2.7 stops on"
+        " it too: 'Unknown interface!'); ignored",
+        "halo convert: 3 blocks converted, 3 notes, 5 warnings, 0 unsupported",
+    ]
+    assert "2001:db8::100" not in out and "VI_2" in out  # VI_2 as a comment only
+    yaml_file = tmp_path / "halo.yaml"
+    yaml_file.write_text(out)
+    assert cli.main(["check", "-q", "-c", str(yaml_file)]) == 0
+    assert "unicast_src_ip: 192.0.2.1\n" in out
+    status, out, err = run(["convert", "--strict", "-i", "x", str(conf)], capsys)
+    assert status == 1 and out == ""
 
 
 def test_output_file_and_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,7 +128,9 @@ def test_output_file_and_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str
     target = tmp_path / "halo.yaml"
     status, out, err = run(["convert", "-q", "-i", "x", "-o", str(target), str(conf)], capsys)
     assert status == 0 and out == ""
-    assert all(line.startswith("unsupported: ") for line in err.splitlines())  # no notes
+    *reports, summary = err.splitlines()
+    assert all(line.startswith(("unsupported: ", "warning: ")) for line in reports)  # no notes
+    assert summary.startswith("halo convert: ")
     assert "virtual_servers:" in target.read_text()
 
 

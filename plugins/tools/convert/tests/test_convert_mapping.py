@@ -104,12 +104,15 @@ def test_v2_advert_int_is_rounded_and_auth_pass_truncated(plugins: Plugins) -> N
     assert sorted(r.keyword for r in result.notes) == ["advert_int", "auth_pass"]
 
 
-def test_other_family_goes_to_the_excluded_addresses(plugins: Plugins) -> None:
+def test_an_address_of_the_other_family_is_ignored_as_keepalived_ignores_it(
+    plugins: Plugins,
+) -> None:
     text = VI.format(body="", vip="192.0.2.1\n2001:db8::1")
-    _, model = convert(text, plugins)
+    result, model = convert(text, plugins)
     vi = model.vrrp_instances["VI_1"]
     assert [str(v) for v in vi.virtual_ipaddress] == ["192.0.2.1/32"]
-    assert [str(v) for v in vi.virtual_ipaddress_excluded] == ["2001:db8::1/128"]
+    assert vi.virtual_ipaddress_excluded == []
+    assert [r.kind for r in result.reports if "2001:db8::1" in r.message] == ["warning"]
 
 
 def test_tracking(plugins: Plugins) -> None:
@@ -226,41 +229,55 @@ def test_a_missing_plugin_makes_its_keywords_unsupported(plugins: Plugins) -> No
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("vrrp_instnace VI_1 {\n}\n", "keepalived.conf:1: unknown block 'vrrp_instnace'"),
-        ("vrrp_instnace VI_1\n", "keepalived.conf:1: unknown keyword 'vrrp_instnace'"),
+        (
+            "vrrp_instnace VI_1 {\n}\n",
+            "warning: keepalived.conf:1: 'vrrp_instnace' is not a keepalived block; ignored"
+            " (did you mean 'vrrp_instance'?)",
+        ),
+        (
+            "vrrp_instnace VI_1\n",
+            "warning: keepalived.conf:1: 'vrrp_instnace' is not a keepalived keyword; ignored",
+        ),
         (
             VI.format(body="priorty 100", vip="192.0.2.1"),
-            "keepalived.conf:5: unknown keyword 'priorty' in vrrp_instance VI_1",
+            "warning: keepalived.conf:5: 'priorty' is not a keepalived keyword in vrrp_instance"
+            " VI_1; ignored (did you mean 'priority'?)",
         ),
-        (VI.format(body="", vip="192.0.2.300"), "keepalived.conf:7: bad address '192.0.2.300'"),
+        (
+            VI.format(body="", vip="192.0.2.300"),
+            "warning: keepalived.conf:7: bad address '192.0.2.300'; ignored",
+        ),
         (
             VI.format(body="priority 0", vip="192.0.2.1"),
-            "keepalived.conf:5: priority: 0 is out of range (1 to 255)",
+            "warning: keepalived.conf:5: priority: 0 is out of range (1 to 255); ignored",
         ),
         (
             VI.format(body="state SLAVE", vip="192.0.2.1"),
-            "keepalived.conf:5: state must be MASTER or BACKUP, not 'SLAVE'",
+            "warning: keepalived.conf:5: state must be MASTER or BACKUP, not 'SLAVE'; ignored",
         ),
         (
             VI.format(body="unicast_peer {\n192.0.2.x\n}", vip="192.0.2.1"),
-            "keepalived.conf:6: unicast_peer: bad address '192.0.2.x'",
+            "warning: keepalived.conf:6: unicast_peer: bad address '192.0.2.x'; ignored",
         ),
         (
             VI.format(body="interface eth0 {\n}", vip="192.0.2.1"),
-            "keepalived.conf:5: interface takes no { } block",
+            "warning: keepalived.conf:5: interface takes no { } block; ignored",
         ),
         (
             "virtual_server 192.0.2.1 80 {\nreal_server 192.0.2.999 80 {\n}\n}\n",
-            "keepalived.conf:2: real_server: bad address '192.0.2.999'",
+            "warning: keepalived.conf:2: real_server: bad address '192.0.2.999'; ignored",
         ),
         (
             "vrrp_instance VI_1 {\nvirtual_router_id 1\n}\n",
-            "keepalived.conf:1: vrrp_instance VI_1 has no interface (halo needs an interface)",
+            "warning: keepalived.conf:1: vrrp_instance VI_1 has no interface",
         ),
     ],
 )
-def test_errors(plugins: Plugins, text: str, message: str) -> None:
-    got = errors(text, plugins)
+def test_what_keepalived_complains_about_is_a_warning_and_left_out(
+    plugins: Plugins, text: str, message: str
+) -> None:
+    result, _ = convert(text, plugins)
+    got = [str(r) for r in result.warnings]
     assert any(line.startswith(message) for line in got), got
 
 
@@ -268,8 +285,18 @@ def test_halo_s_own_checks_are_reported_at_the_keepalived_line(plugins: Plugins)
     text = VI.format(body="", vip="192.0.2.1") + VI.format(body="", vip="192.0.2.2").replace(
         "VI_1", "VI_2"
     )
-    got = errors(text, plugins)
-    assert got == [
-        "keepalived.conf:13: in halo's terms, vrrp_instances.VI_2.virtual_router_id:"
-        " VRID 51 on eth0 (IPv4) is already used by VI_1"
+    result, model = convert(text, plugins)
+    assert [str(r) for r in result.warnings] == [
+        "warning: keepalived.conf:13: in halo's terms, vrrp_instances.VI_2.virtual_router_id:"
+        " VRID 51 on eth0 (IPv4) is already used by VI_1; left out"
     ]
+    assert list(model.vrrp_instances) == ["VI_1"]
+
+
+def test_ah_says_a_mixed_pair_will_not_agree(plugins: Plugins) -> None:
+    body = "authentication {\nauth_type AH\nauth_pass secret\n}"
+    result, vi = instance(body, plugins)
+    (report,) = result.unsupported
+    assert "will not accept each other's adverts" in report.message
+    assert "auth_type PASS, or none" in report.message
+    assert vi.authentication is None

@@ -91,13 +91,14 @@ class WrongBlockPlugin:
 
 
 def with_plugins(*extra: tuple[str, object]) -> Plugins:
-    p = plugin_loader.load(modules=extra)
+    # the made-up DNS checker stands in for the first-party one
+    p = plugin_loader.load(modules=extra, block=["checker-dns"])
     assert not p.errors, p.errors
     return p
 
 
 def test_a_third_party_checker_converts_its_block() -> None:
-    plugins = with_plugins(("checker-dns", DnsPlugin()))
+    plugins = with_plugins(("example-dns", DnsPlugin()))
     text = VS + "site_settings {\n    colour blue\n}\n"
     result = convert_text(text, "keepalived.conf", config_id="x", plugins=plugins)
     assert not result.unsupported
@@ -116,7 +117,8 @@ def test_a_third_party_checker_converts_its_block() -> None:
 def test_without_the_plugin_the_block_is_unsupported() -> None:
     result = convert_text(VS, "keepalived.conf", config_id="x", plugins=with_plugins())
     assert [str(r) for r in result.unsupported] == [
-        "unsupported: keepalived.conf:5: DNS_CHECK: halo has no DNS checker"
+        "unsupported: keepalived.conf:5: DNS_CHECK: needs the dns checker plugin, which is not"
+        " installed"
     ]
 
 
@@ -138,8 +140,8 @@ def test_a_first_party_checker_block_needs_its_plugin() -> None:
     ("extra", "message"),
     [
         (
-            [("checker-dns", DnsPlugin()), ("checker-dns2", OtherDnsPlugin())],
-            "halo convert: plugins checker-dns and checker-dns2 both convert DNS_CHECK in"
+            [("example-dns", DnsPlugin()), ("example-dns2", OtherDnsPlugin())],
+            "halo convert: plugins example-dns and example-dns2 both convert DNS_CHECK in"
             " real_server",
         ),
         (

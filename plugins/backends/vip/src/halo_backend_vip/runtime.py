@@ -203,9 +203,15 @@ class VipBackend(Backend):
     def _wanted_vips(self, config: HaloConfig) -> dict[str, tuple[tuple[Vip, ...], float]]:
         out = {}
         for name, icfg in config.vrrp_instances.items():
+            listed = (*icfg.virtual_ipaddress, *icfg.virtual_ipaddress_excluded)
+            dev = icfg.interface
+            if dev is None and any(v.dev is None for v in listed):
+                try:
+                    dev = icfg.resolved_interface()
+                except OSError:
+                    dev = None  # the engine puts this instance in FAULT for the same reason
             vips = tuple(
-                Vip(v.address, v.dev or icfg.interface, v.label, v.scope, v.broadcast)
-                for v in (*icfg.virtual_ipaddress, *icfg.virtual_ipaddress_excluded)
+                Vip(v.address, v.dev or dev or "", v.label, v.scope, v.broadcast) for v in listed
             )
             if vips:
                 own = icfg.extensions[VipInstanceOptions]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -128,11 +129,20 @@ class EmailNotifierConfig(NotifierConfig):
             # Never send a password in clear text: a relay that wants AUTH supports TLS.
             problems.append((("username",), "SMTP AUTH needs security: starttls or tls"))
         for i, address in enumerate(self.notification_email):
-            if "@" not in address:
+            if not _mailbox(address):
                 problems.append((("notification_email", i), f"{address!r} is no address"))
-        if self.notification_email_from is not None and "@" not in self.notification_email_from:
+        if self.notification_email_from is not None and not _mailbox(self.notification_email_from):
             problems.append((("notification_email_from",), "must be an e-mail address"))
         return problems
+
+
+# user@domain, or a local mailbox ("root", "acassen") that the relay delivers locally, as
+# keepalived sends it (RFC 5321 §4.1.1.3 lets a server accept an unqualified recipient).
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
+
+
+def _mailbox(address: str) -> bool:
+    return "@" in address or bool(_LOCAL_PART.fullmatch(address))
 
 
 @hookimpl

@@ -8,10 +8,14 @@ tree, :mod:`.mapping` and its one module per block turn keepalived's keywords in
 sections and the plugins' settings, :mod:`.emit` writes the YAML with the source's order and
 comments. The result is validated with halo's own loader before it is printed.
 
-What halo does not support is reported on stderr as ``unsupported: FILE:LINE: KEYWORD:
-reason`` and written as a comment where it would have gone; ``--strict`` makes it an
-error. A malformed keepalived.conf gives ``FILE:LINE: message`` and exit status 1. Nothing
-here imports a network library.
+Like keepalived, the converter maps what it understands and reports every line it leaves
+out, on stderr: ``note:`` (converted, with a remark; or ignored by keepalived too),
+``warning:`` (a line keepalived would refuse or ignore with a message: an unknown keyword,
+a bad value, a block keepalived cannot run) and ``unsupported:`` (keepalived does it, halo
+does not yet), each with ``FILE:LINE``, then a one-line summary. The YAML is written with
+exit status 0; ``--strict`` makes any warning or unsupported line exit 1. A file that
+cannot be read or parsed gives ``FILE:LINE: message`` and exit status 1. Nothing here
+imports a network library.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from halo_core.plugins import Plugins
+    from halo_tool_convert.emit import YMap
     from halo_tool_convert.lexer import ConvertError, Loc
     from halo_tool_convert.mapping import Report
     from halo_tool_convert.parser import Parsed
@@ -52,14 +57,31 @@ class Result:
 
     yaml: str
     reports: list[Report] = field(default_factory=list)
+    blocks: int = 0  # top-level keepalived blocks converted
 
     @property
     def unsupported(self) -> list[Report]:
         return [r for r in self.reports if r.kind == "unsupported"]
 
     @property
+    def warnings(self) -> list[Report]:
+        return [r for r in self.reports if r.kind == "warning"]
+
+    @property
     def notes(self) -> list[Report]:
         return [r for r in self.reports if r.kind == "note"]
+
+    def summary(self) -> str:
+        """One line: how much was converted and what was said about it."""
+
+        def n(count: int, what: str) -> str:
+            return f"{count} {what}{'' if count == 1 else 's'}"
+
+        return (
+            f"halo convert: {n(self.blocks, 'block')} converted,"
+            f" {n(len(self.notes), 'note')}, {n(len(self.warnings), 'warning')},"
+            f" {len(self.unsupported)} unsupported"
+        )
 
 
 def default_config_id() -> str:
@@ -102,7 +124,6 @@ def _convert(
 ) -> Result:
     from halo_core import version
     from halo_core.plugin_api import KINDS
-    from halo_tool_convert.emit import dump, to_data
     from halo_tool_convert.lexer import Loc
     from halo_tool_convert.mapping import Converter, Report, plugin_contributions
 
@@ -116,13 +137,10 @@ def _convert(
     header = [
         f"halo configuration converted from {os.path.basename(name)} by `halo convert`"
         f" (halo {version()}).",
-        "Check it with `halo check -c FILE`; comments marked 'unsupported' or 'ignored' show",
-        "what halo does not do.",
+        "Check it with `halo check -c FILE`; comments marked 'unsupported', 'ignored' or",
+        "'left out' show what halo does not do.",
     ]
-    text = dump(doc, header)
-    locs: dict[Any, Loc] = {}
-    to_data(doc, (), locs)
-    _validate(text, locs, plugins)
+    text = _loadable(doc, header, plugins, conv.reports)
     reports = [Report("note", loc, kw, msg) for loc, kw, msg in parsed.notes]
     if parsed.used_conditionals and explicit_id is None:
         first = parsed.nodes[0].loc if parsed.nodes else Loc(name, 1)
@@ -137,30 +155,59 @@ def _convert(
         )
     reports += conv.reports
     reports.sort(key=lambda r: (r.loc, r.kind, r.keyword))
-    return Result(text, reports)
+    return Result(text, reports, conv.blocks)
 
 
-def _validate(text: str, locs: dict[Any, Loc], plugins: Plugins) -> None:
-    """Load the YAML with halo's own loader; report problems at the keepalived line they
-    come from."""
+def _loadable(doc: YMap, header: list[str], plugins: Plugins, reports: list[Report]) -> str:
+    """The YAML of ``doc``, loaded with halo's own loader. What halo cannot load as
+    converted (an instance keepalived itself would refuse, say) is left out with a warning
+    at the keepalived line it came from - a whole named block (an instance, a check, a
+    group) at a time, as keepalived leaves out a block it cannot use - and the rest loaded
+    again. Raises :class:`ConvertError` when that does not settle (a converter bug)."""
     from halo_core.config import ConfigError, load_text
+    from halo_tool_convert.emit import YMap, dump, to_data
     from halo_tool_convert.lexer import ConvertError
+    from halo_tool_convert.mapping import Report
 
-    try:
-        load_text(text, "<converted>", plugins)
-    except ConfigError as exc:
-        problems: list[tuple[Loc | None, str]] = []
-        for p in exc.problems:
+    for _ in range(10):
+        text = dump(doc, header)
+        locs: dict[Any, Loc] = {}
+        to_data(doc, (), locs)
+        try:
+            load_text(text, "<converted>", plugins)
+        except ConfigError as exc:
+            problems = exc.problems
+        else:
+            return text
+        left_out = False
+        unplaced: list[tuple[Loc | None, str]] = []
+        for p in problems:
             path = tuple(p.path or ())
             loc = None
-            while path and loc is None:
-                loc = locs.get(path)
-                path = path[:-1]
+            for n in range(len(path), 0, -1):
+                loc = locs.get(path[:n])
+                if loc is not None:
+                    break
             if loc is None and locs:
                 loc = min(locs.values())
-            where = ".".join(str(x) for x in (p.path or ())) or "(file)"
-            problems.append((loc, f"in halo's terms, {where}: {p.message}"))
-        raise ConvertError(problems) from None
+            where = ".".join(str(x) for x in path) or "(file)"
+            section = doc.get(str(path[0])) if path else None
+            if len(path) >= 2 and isinstance(section, YMap) and str(path[1]) in section:
+                block = f"{path[0]}.{path[1]}"
+                assert loc is not None
+                section.remove(
+                    str(path[1]),
+                    why=f"{block} left out: halo cannot load it as converted: {p.message}",
+                )
+                reports.append(
+                    Report("warning", loc, "", f"in halo's terms, {where}: {p.message}; left out")
+                )
+                left_out = True
+            else:
+                unplaced.append((loc, f"in halo's terms, {where}: {p.message}"))
+        if not left_out:
+            raise ConvertError(unplaced)
+    raise ConvertError([(None, "the converted configuration does not settle")])
 
 
 # ---------------------------------------------------------------------------------- command
@@ -172,8 +219,10 @@ def add_command(sub: argparse._SubParsersAction[Any]) -> None:
         help="convert a keepalived.conf to halo's YAML",
         description=(
             "Convert a keepalived.conf (and the files it includes) to halo's YAML, printed on"
-            " standard output. Keywords halo does not support are reported on standard error"
-            " as 'unsupported: FILE:LINE: KEYWORD: reason' and left as comments in the output."
+            " standard output. Lines left out are reported on standard error ('warning:' for"
+            " what keepalived would refuse or ignore, 'unsupported:' for what halo does not"
+            " do yet, 'note:' for remarks) and left as comments in the output; a summary"
+            " line ends the report."
         ),
     )
     p.add_argument("file", metavar="FILE", help="the keepalived.conf to convert")
@@ -186,9 +235,13 @@ def add_command(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="ID",
         help="the config-id @ID lines are read for (keepalived's -i; default: the host name)",
     )
-    p.add_argument("--strict", action="store_true", help="exit 1 if any keyword is unsupported")
     p.add_argument(
-        "-q", "--quiet", action="store_true", help="print only the unsupported keywords, no notes"
+        "--strict",
+        action="store_true",
+        help="exit 1 (and write nothing) if any line gave a warning or is unsupported",
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print only warnings and unsupported lines"
     )
     p.set_defaults(func=_cmd)
 
@@ -203,14 +256,11 @@ def _cmd(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         return 1
     for r in result.reports:
-        if r.kind == "unsupported" or not args.quiet:
+        if r.kind != "note" or not args.quiet:
             print(str(r), file=sys.stderr)
-    if args.strict and result.unsupported:
-        n = len(result.unsupported)
-        print(
-            f"halo convert: {n} unsupported keyword{'s' if n > 1 else ''} (--strict)",
-            file=sys.stderr,
-        )
+    print(result.summary(), file=sys.stderr)
+    if args.strict and (result.unsupported or result.warnings):
+        print("halo convert: not written (--strict)", file=sys.stderr)
         return 1
     if args.output:
         try:

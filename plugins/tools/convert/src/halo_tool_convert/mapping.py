@@ -10,7 +10,8 @@ either *mapped* (to a halo key, or to nothing when halo's behaviour is keepalive
 *ignored* (it tunes keepalived's processes and has no effect in halo: reported as a note),
 or *unsupported* (halo has no such behaviour yet: reported with its file and line, and
 written as a comment where it would have gone). A keyword keepalived does not know, a block
-where none belongs, a bad number or address is an error.
+where none belongs, a bad number or address is a *warning*: like keepalived, the converter
+leaves that line out and converts the rest.
 
 Where keepalived's defaults or rules differ from halo's, the mapping writes what keepalived
 would do, so that the converted configuration behaves the same: keepalived's checker
@@ -206,6 +207,7 @@ class Converter(Values):
         self.first_script: Loc | None = None
         self._gmaps: dict[str, YMap] = {}
         self.ca_noted = False
+        self.blocks = 0  # top-level blocks converted, for the summary
         self.tables = dict(TABLES)
         self.finishes: dict[str, list[FinishHandler]] = {b: [] for b in FINISH_BLOCKS}
         for item in contributions:  # the plugins' keywords, over the converter's own entries
@@ -220,19 +222,22 @@ class Converter(Values):
         for node in roots:
             h = self.tables["top"].get(node.keyword)
             if h is None:
-                self.error(node.loc, f"unknown {self.what(node)} {node.keyword!r}")
+                self.unknown(node, self.tables["top"])
             elif isinstance(h, Skip):
                 self.skip(node, h, self.doc)
             else:
+                self.blocks += 1
                 h(self, node, None)
         if self.parsed.end_comments:
             self.doc.comment(*self.parsed.end_comments)
         notifiers.email_missing(self)
         self.finish("top", None, None)
         global_defs.finish_global(self)
-        if self.errors:
-            raise ConvertError(self.errors)
         return self.doc
+
+    def known_in(self, keyword: str) -> str | None:
+        blocks = [b for b, table in self.tables.items() if keyword in table]
+        return None if not blocks else "the top level" if blocks[0] == "top" else blocks[0]
 
     def section_map(self, key: str) -> YMap:
         return self.doc.child_map(key)

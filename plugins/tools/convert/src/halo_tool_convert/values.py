@@ -9,9 +9,11 @@ conversion is a function ``(converter, node, context) -> None`` listed in a :dat
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import shlex
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,18 +35,31 @@ BOOL_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": Fals
 
 IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# Redirections, pipes, lists, expansions: a script line a shell must run.
+SHELL_SYNTAX = re.compile(r"[<>|&;$`]")
+
+# Keywords keepalived 2.2.7 no longer has but still reads without effect, and why.
+OBSOLETE = {
+    "lvs_id": "obsolete since keepalived 1.1.x; the router_id names the node",
+    "nat_mask": "obsolete since keepalived 1.1.x; IPVS takes no netmask",
+}
+
 
 @dataclass(frozen=True)
 class Report:
-    """Something the user should know: ``unsupported`` (left out; an error with
-    ``--strict``) or ``note`` (converted, with a remark)."""
+    """Something the user should know: ``note`` (converted, with a remark), ``warning`` (a
+    line keepalived would refuse or ignore with a message - an unknown keyword, a bad
+    value: left out, as keepalived leaves it out) or ``unsupported`` (keepalived does it,
+    halo does not: left out). Warnings and unsupported lines fail ``--strict``."""
 
-    kind: Literal["unsupported", "note"]
+    kind: Literal["unsupported", "warning", "note"]
     loc: Loc
     keyword: str
     message: str
 
     def __str__(self) -> str:
+        if not self.keyword:
+            return f"{self.kind}: {self.loc}: {self.message}"
         return f"{self.kind}: {self.loc}: {self.keyword}: {self.message}"
 
 
@@ -123,10 +138,12 @@ class Values:
         self.main_file = main_file
         self.available = available
         self.reports: list[Report] = []
-        self.errors: list[tuple[Loc | None, str]] = []
 
     def error(self, loc: Loc | None, message: str) -> None:
-        self.errors.append((loc, message))
+        """A line keepalived would complain about: reported as a warning and left out of
+        the YAML, and the conversion goes on (keepalived runs the rest of the file too)."""
+        where = loc or Loc(self.main_file or "keepalived.conf", 1)
+        self.reports.append(Report("warning", where, "", f"{message}; ignored"))
 
     def note(self, node: Node, message: str, loc: Loc | None = None) -> None:
         self.reports.append(Report("note", loc or node.loc, node.keyword, message))
@@ -164,11 +181,43 @@ class Values:
         lines = list(node.comments) + ([node.trailing] if node.trailing else [])
         target.comment(*lines)
 
+    def unknown(self, node: Node, table: Table, where: str = "") -> None:
+        """A keyword this block does not have: a warning with keepalived's own verdict on
+        an obsolete keyword, the block it belongs to, or the keyword it was probably meant
+        to be."""
+        kw = node.keyword
+        inside = f" in {where}" if where else ""
+        if kw in OBSOLETE:
+            self.reports.append(
+                Report("note", node.loc, kw, f"keepalived ignores this too ({OBSOLETE[kw]})")
+            )
+            return
+        hint = ""
+        home = self.known_in(kw)
+        if home:
+            hint = f" (it belongs in {home})"
+        else:
+            close = difflib.get_close_matches(kw, list(table), n=1, cutoff=0.75)
+            if close:
+                hint = f" (did you mean {close[0]!r}?)"
+        self.reports.append(
+            Report(
+                "warning",
+                node.loc,
+                "",
+                f"{kw!r} is not a keepalived {self.what(node)}{inside}; ignored{hint}",
+            )
+        )
+
+    def known_in(self, keyword: str) -> str | None:
+        """The block whose table has ``keyword``, if any (set by the converter)."""
+        return None
+
     def walk(self, node: Node, table: Table, ctx: Any, target: YMap | YSeq, where: str) -> None:
         for child in node.children:
             h = table.get(child.keyword)
             if h is None:
-                self.error(child.loc, f"unknown {self.what(child)} {child.keyword!r} in {where}")
+                self.unknown(child, table, where)
             elif isinstance(h, Skip):
                 self.skip(child, h, target)
             else:
@@ -276,6 +325,26 @@ class Values:
         except ValueError:
             same = False
         cmd = args[0] if same else shlex.join(argv)
+        if SHELL_SYNTAX.search(args[0]):
+            # halo runs no shell of its own: shell syntax gets an explicit one (bash for its
+            # /dev/tcp and /dev/udp redirections, which dash lacks)
+            shell = "/bin/bash" if re.search(r"/dev/(tcp|udp)/", args[0]) else "/bin/sh"
+            cmd = shlex.join([shell, "-c", args[0]])
+            self.note(node, f"shell syntax in {args[0]!r}: written as {shell} -c '…'")
+        elif not argv[0].startswith("/"):
+            found = shutil.which(argv[0])
+            if found:
+                cmd = shlex.join([found, *argv[1:]])
+                self.note(
+                    node, f"{argv[0]!r} resolved by path search to {found} (as keepalived does)"
+                )
+            else:
+                cmd = shlex.join(["/bin/sh", "-c", args[0]])
+                self.note(
+                    node,
+                    f"{argv[0]!r} is not on this host's PATH: written as /bin/sh -c '…', which"
+                    " searches PATH when it runs",
+                )
         user = None
         if len(args) > 1:
             user = args[1] + (f":{args[2]}" if len(args) > 2 else "")

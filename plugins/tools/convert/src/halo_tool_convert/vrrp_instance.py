@@ -60,7 +60,9 @@ def vrrp_instance(conv: Converter, node: Node, _: Any) -> None:
     st = InstanceState(name, node.loc, m)
     conv.instances[name] = st
     conv.walk(node, conv.tables["vrrp_instance"], st, m, f"vrrp_instance {name}")
-    finish_instance(conv, st, node)
+    if not finish_instance(conv, st, node):
+        conv.doc.comment(*conv.said(node), f"vrrp_instance {name} ({conv.at(node.loc)}) left out")
+        return
     conv.section_map("vrrp_instances").set(
         name, m, loc=node.loc, comments=node.comments, trailing=node.trailing
     )
@@ -152,7 +154,13 @@ def i_authentication(conv: Converter, node: Node, st: InstanceState) -> None:
         else:
             conv.error(child.loc, f"unknown keyword {child.keyword!r} in authentication")
     if auth_type == "AH":
-        conv.unsupported(node, "IPsec AH authentication is not supported by halo", st.m)
+        conv.unsupported(
+            node,
+            "IPsec AH authentication is not supported by halo (RFC 3768 removed it): a halo"
+            " node and a keepalived node with AH will not accept each other's adverts and"
+            " both become master; use auth_type PASS, or none, on every node",
+            st.m,
+        )
         return
     if auth_pass is None:
         conv.error(node.loc, "authentication needs an auth_pass")
@@ -263,9 +271,22 @@ def virtual_address(conv: Converter, node: Node) -> str | None:
     return " ".join(parts)
 
 
+def unicast_address(conv: Converter, node: Node, text: str, what: str) -> str | None:
+    """A unicast address as keepalived reads it: a ``/prefix`` is dropped, with a note."""
+    if "/" in text:
+        text, _, prefix = text.partition("/")
+        if conv.address(node, text, what) is None:
+            return None
+        conv.note(node, f"the /{prefix} is dropped (keepalived ignores it too)")
+        return text
+    return text if conv.address(node, text, what) is not None else None
+
+
 def i_src_ip(conv: Converter, node: Node, st: InstanceState) -> None:
     v = conv.one(node)
-    if v is not None and conv.address(node, v) is not None:
+    if v is not None:
+        v = unicast_address(conv, node, v, node.keyword)
+    if v is not None:
         conv.put(st, node, "unicast_src_ip", v)
 
 
@@ -277,7 +298,8 @@ def i_unicast_peer(conv: Converter, node: Node, st: InstanceState) -> None:
     if e is not None:
         e.comments += node.comments
     for child in node.children:
-        if conv.address(child, child.keyword, "unicast_peer") is None:
+        peer = unicast_address(conv, child, child.keyword, "unicast_peer")
+        if peer is None:
             continue
         if child.args:
             conv.unsupported(
@@ -285,7 +307,7 @@ def i_unicast_peer(conv: Converter, node: Node, st: InstanceState) -> None:
                 f"peer options {' '.join(child.args)!r} (TTL checks) are not supported",
                 seq,
             )
-        seq.append(child.keyword, loc=child.loc, comments=child.comments, trailing=child.trailing)
+        seq.append(peer, loc=child.loc, comments=child.comments, trailing=child.trailing)
 
 
 def i_garp_master_delay(conv: Converter, node: Node, st: InstanceState) -> None:
@@ -315,37 +337,51 @@ def i_native_ipv6(conv: Converter, node: Node, st: InstanceState) -> None:
         conv.carry(node, st.m)
 
 
-def finish_instance(conv: Converter, st: InstanceState, node: Node) -> None:
+def finish_instance(conv: Converter, st: InstanceState, node: Node) -> bool:
+    """Apply keepalived's rules to a read instance; False when keepalived would not run it
+    (then it is left out)."""
     m, name = st.m, st.name
-    for key, what in (
-        ("interface", "an interface"),
-        ("virtual_router_id", "a virtual_router_id"),
-    ):
-        if key not in m:
-            conv.error(node.loc, f"vrrp_instance {name} has no {key} (halo needs {what})")
-    vips = m.get("virtual_ipaddress")
-    if not isinstance(vips, YSeq) or vips.is_empty():
-        conv.error(
-            node.loc, f"vrrp_instance {name} has no virtual_ipaddress (halo needs at least one)"
-        )
-        return
-    # keepalived moves VIPs of the other family than the first one to the excluded list
-    first = vips.entries()[0]
-    family = ipaddress.ip_interface(str(first.value).split()[0]).version
-    for e in list(vips.entries()):
-        if ipaddress.ip_interface(str(e.value).split()[0]).version != family:
-            vips.items.remove(e)
-            excl = m.child_seq("virtual_ipaddress_excluded", loc=e.loc)
-            excl.append(e.value, loc=e.loc, comments=e.comments, trailing=e.trailing)
-            conv.reports.append(
-                Report(
-                    "note",
-                    e.loc or st.loc,
-                    "virtual_ipaddress",
-                    f"{e.value}: not the family of the first address: moved to"
-                    " virtual_ipaddress_excluded (as keepalived does)",
-                )
+    if "virtual_router_id" not in m:
+        conv.error(node.loc, f"vrrp_instance {name} has no virtual_router_id")
+        return False
+    if "interface" not in m:
+        if "unicast_src_ip" not in m:
+            conv.error(
+                node.loc,
+                f"vrrp_instance {name} has no interface (keepalived 2.2.7 stops on it too:"
+                " 'Unknown interface!')",
             )
+            return False
+        conv.note(node, "no interface: halo uses the one that holds unicast_src_ip")
+    vips = m.get("virtual_ipaddress")
+    family = 4
+    if isinstance(vips, YSeq) and not vips.is_empty():
+        # keepalived >= 1.3.1: the first address sets the family; others are ignored
+        first = vips.entries()[0]
+        family = ipaddress.ip_interface(str(first.value).split()[0]).version
+        for e in list(vips.entries()):
+            if ipaddress.ip_interface(str(e.value).split()[0]).version != family:
+                vips.items.remove(e)
+                conv.reports.append(
+                    Report(
+                        "warning",
+                        e.loc or st.loc,
+                        "",
+                        f"virtual_ipaddress {e.value}: not the instance's address family;"
+                        " ignored (as keepalived >= 1.3.1 ignores it)",
+                    )
+                )
+    else:
+        if vips is not None:
+            m.remove("virtual_ipaddress")
+        conv.note(
+            node,
+            "no virtual_ipaddress: VRRP elects the master and the notify scripts act (the"
+            " cloud pattern); keepalived 2.2.7 runs this in VRRPv2 only",
+        )
+        peer = m.get("unicast_src_ip")
+        if isinstance(peer, str) and ":" in peer:
+            family = 6
     # version: the instance's, else global_defs vrrp_version, else 2; IPv6 means 3
     version = st.version or conv.default_version or 2
     if family == 6 and version == 2:
@@ -428,6 +464,7 @@ def finish_instance(conv: Converter, st: InstanceState, node: Node) -> None:
                 )
             )
     vrrp_script.adjust_tracks(conv, st)
+    return True
 
 
 TABLE: Table = {

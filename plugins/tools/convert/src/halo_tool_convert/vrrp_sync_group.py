@@ -24,9 +24,12 @@ def prescan_group(conv: Converter, node: Node) -> None:
     for child in node.children:
         if child.keyword in ("sync_group_tracking_weight", "global_tracking"):
             g.tracking_weight = True
-        elif child.keyword == "group":
-            for member in child.children:
+        elif child.keyword == "group" or old_member(conv, child):
+            old = child.keyword != "group"
+            for member in [child] if old else child.children:
                 iname = member.keyword
+                if old:
+                    conv.note(member, "the old sync-group syntax (no group { }): read as a member")
                 if iname not in conv.instance_names:
                     conv.note(
                         member,
@@ -42,6 +45,16 @@ def prescan_group(conv: Converter, node: Node) -> None:
                 else:
                     conv.group_of[iname] = name
                     g.members.append((iname, member.loc))
+
+
+def old_member(conv: Converter, node: Node) -> bool:
+    """keepalived's old sync-group syntax: an instance name right in the block."""
+    return (
+        node.keyword not in TABLE
+        and node.keyword in conv.instance_names
+        and not node.args
+        and not node.has_block
+    )
 
 
 def vrrp_sync_group(conv: Converter, node: Node, _: Any) -> None:
@@ -61,7 +74,11 @@ def vrrp_sync_group(conv: Converter, node: Node, _: Any) -> None:
         )
         return
     m = conv.group_map(g)
-    conv.walk(node, conv.tables["vrrp_sync_group"], g, m, f"vrrp_sync_group {name}")
+    table = conv.tables["vrrp_sync_group"]
+    members = [c for c in node.children if old_member(conv, c)]
+    if members:  # the old syntax: the listed instances, as if written in group { }
+        table = {**table, **{c.keyword: old_members for c in members}}
+    conv.walk(node, table, g, m, f"vrrp_sync_group {name}")
     if not g.members:
         conv.note(node, f"sync group {name} has no instances: left out")
         conv.doc.comment(
@@ -90,6 +107,14 @@ def sg_group(conv: Converter, node: Node, g: GroupState) -> None:
             )
         else:
             seq.comment(*conv.said(child), f"{child.keyword} ({conv.at(child.loc)}) left out")
+
+
+def old_members(conv: Converter, node: Node, g: GroupState) -> None:
+    """An instance listed right in the block (the old syntax): written to ``group``."""
+    if node.keyword in {n for n, _ in g.members}:
+        conv.group_map(g).child_seq("group", loc=node.loc).append(
+            node.keyword, loc=node.loc, comments=node.comments, trailing=node.trailing
+        )
 
 
 def sg_tracking_weight(conv: Converter, node: Node, g: GroupState) -> None:

@@ -99,7 +99,20 @@ def run_check(
     ``halo check --run`` does: the plugin's factory, the configured ``timeout``, ``retry``
     and ``delay_before_retry``. With ``address``/``port`` the check probes that real
     server, as a check inside a virtual server does. For synchronous tests (it runs its
-    own event loop)."""
+    own event loop); :func:`probe_check` is the same for a test that has a loop running
+    (a server it started on it, say)."""
+    return asyncio.run(probe_check(text, name, address=address, port=port, path=path))
+
+
+async def probe_check(
+    text: str,
+    name: str | None = None,
+    *,
+    address: str | None = None,
+    port: int | None = None,
+    path: str = "f.yaml",
+) -> CheckResult:
+    """:func:`run_check` on the running event loop."""
     installed = plugins.load()
     config = load_text(text, path, installed)
     name = _configured(config.model.checks, "check", name)
@@ -118,7 +131,7 @@ def run_check(
         scheduler=Scheduler(),
         bus=EventBus(),
     )
-    result, _took = asyncio.run(runner.run_alone())
+    result, _took = await runner.run_alone()
     return result
 
 

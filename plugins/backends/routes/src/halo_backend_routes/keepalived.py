@@ -1,0 +1,32 @@
+"""keepalived's ``virtual_routes`` and ``virtual_rules`` blocks of a ``vrrp_instance``, for
+``halo convert`` (imported only by the ``halo_convert_keepalived`` hook): each line is read
+with this plugin's own parser, so the converter accepts exactly what the daemon will."""
+
+from __future__ import annotations
+
+from halo_backend_routes.plugin import VirtualRoute, VirtualRule
+from halo_tool_convert.api import Converter, InstanceState, Keyword, Node, YSeq
+
+
+def i_routes(conv: Converter, node: Node, st: InstanceState) -> None:
+    if not conv.need_block(node):
+        return
+    parse = VirtualRoute.parse if node.keyword == "virtual_routes" else VirtualRule.parse
+    seq = YSeq()
+    for child in node.children:
+        line = " ".join([child.keyword, *child.args])
+        if "or" in child.args:
+            conv.unsupported(child, "multipath routes ('via A or B') are not supported", seq)
+            continue
+        try:
+            parsed = parse(line)
+        except ValueError as exc:
+            conv.error(child.loc, f"{node.keyword}: {line!r}: {exc}")
+            continue
+        seq.append(str(parsed), loc=child.loc, comments=child.comments, trailing=child.trailing)
+    if not seq.is_empty():
+        conv.put(st, node, node.keyword, seq)
+
+
+def keywords() -> list[Keyword]:
+    return [Keyword("vrrp_instance", kw, i_routes) for kw in ("virtual_routes", "virtual_rules")]

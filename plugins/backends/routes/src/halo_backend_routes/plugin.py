@@ -1,0 +1,271 @@
+"""Schema and hooks of the ``routes`` backend: keepalived's ``virtual_routes`` and
+``virtual_rules``, written in each VRRP instance. The netlink work lives in
+:mod:`.runtime`, imported only when some instance has routes or rules.
+
+This module is imported by ``halo check``: it must stay free of pyroute2 and sockets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from halo_core.hookspecs import hookimpl
+from halo_core.schema import Doc
+
+if TYPE_CHECKING:
+    from halo_core.bus import EventBus
+    from halo_core.config import Config
+    from halo_core.daemon import Daemon
+
+IFNAME = re.compile(r"[^\s/]{1,15}")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _network(text: str) -> Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an address or prefix") from None
+
+
+def _address(text: str) -> Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
+def _number(key: str, text: str, high: int = 2**32 - 1) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= high:
+        raise ValueError(f"{key} {text!r} must be a number from 0 to {high}")
+    return int(text)
+
+
+def _pairs(words: list[str], known: frozenset[str]) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    if len(words) % 2:
+        raise ValueError(f"{words[-1]!r} needs a value")
+    for key, value in zip(words[::2], words[1::2], strict=True):
+        if key not in known:
+            raise ValueError(f"unknown option {key!r} (known: {', '.join(sorted(known))})")
+        if key in opts:
+            raise ValueError(f"{key} is given twice")
+        opts[key] = value
+    return opts
+
+
+@dataclass(frozen=True)
+class VirtualRoute:
+    """A route keepalived's way, as one line:
+    ``[src ADDR] [to] PREFIX [via ADDR] [dev IF] [table N] [metric N] [scope S] [proto P]``,
+    or ``blackhole|unreachable|prohibit PREFIX [table N] [metric N]``."""
+
+    to: Network
+    via: Address | None = None
+    dev: str | None = None
+    src: Address | None = None
+    table: int | None = None
+    metric: int | None = None
+    scope: str | None = None
+    proto: int | None = None
+    type: str = "unicast"
+
+    _TYPES: ClassVar[frozenset[str]] = frozenset({"blackhole", "unreachable", "prohibit"})
+    _KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"src", "via", "dev", "table", "metric", "scope", "proto"}
+    )
+    _SCOPES: ClassVar[dict[str, int]] = {"global": 0, "site": 200, "link": 253, "host": 254}
+
+    @classmethod
+    def parse(cls, value: Any) -> VirtualRoute:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a route line, not {type(value).__name__}")
+        words = value.split()
+        kind = "unicast"
+        if words and words[0] in cls._TYPES:
+            kind = words.pop(0)
+        src = None
+        if len(words) >= 2 and words[0] == "src":
+            src = _address(words[1])
+            words = words[2:]
+        if words and words[0] == "to":
+            words = words[1:]
+        if not words:
+            raise ValueError("needs a destination prefix")
+        to = _network(words[0])
+        words = ["via" if w == "gw" else w for w in words[1:]]  # keepalived reads gw as via
+        if "or" in words:
+            raise ValueError("several gateways ('or') are not supported")
+        opts = _pairs(words, cls._KEYS - {"src"})
+        via = _address(opts["via"]) if "via" in opts else None
+        dev = opts.get("dev")
+        if dev is not None and not IFNAME.fullmatch(dev):
+            raise ValueError(f"dev {dev!r} is not an interface name")
+        if kind != "unicast" and (via or dev):
+            raise ValueError(f"a {kind} route has no via or dev")
+        if kind == "unicast" and via is None and dev is None:
+            raise ValueError("needs via ADDRESS or dev INTERFACE")
+        for addr in (via, src):
+            if addr is not None and addr.version != to.version:
+                raise ValueError(f"{addr} is not of the family of {to}")
+        scope = opts.get("scope")
+        if scope is not None and scope not in cls._SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(cls._SCOPES)}")
+        return cls(
+            to,
+            via,
+            dev,
+            src,
+            _number("table", opts["table"]) if "table" in opts else None,
+            _number("metric", opts["metric"]) if "metric" in opts else None,
+            scope,
+            _number("proto", opts["proto"], 255) if "proto" in opts else None,
+            kind,
+        )
+
+    def __str__(self) -> str:
+        words = [] if self.type == "unicast" else [self.type]
+        if self.src is not None:
+            words += ["src", str(self.src)]
+        words.append(str(self.to))
+        for key in ("via", "dev", "table", "metric", "scope", "proto"):
+            value = getattr(self, key)
+            if value is not None:
+                words += [key, str(value)]
+        return " ".join(words)
+
+    @classmethod
+    def __json_schema__(cls) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "description": "[src ADDR] [to] PREFIX [via ADDR] [dev IF] [table N] [metric N]",
+        }
+
+
+@dataclass(frozen=True)
+class VirtualRule:
+    """A policy-routing rule keepalived's way, as one line:
+    ``[from PREFIX] [to PREFIX] [iif IF] [oif IF] [fwmark N] [priority N] table N``."""
+
+    table: int
+    src: Network | None = None
+    dst: Network | None = None
+    iif: str | None = None
+    oif: str | None = None
+    fwmark: int | None = None
+    priority: int | None = None
+
+    _KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"from", "to", "iif", "oif", "fwmark", "priority", "preference", "pref", "table", "lookup"}
+    )
+
+    @property
+    def family(self) -> int:
+        nets = [n for n in (self.src, self.dst) if n is not None]
+        return nets[0].version if nets else 4
+
+    @classmethod
+    def parse(cls, value: Any) -> VirtualRule:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a rule line, not {type(value).__name__}")
+        opts = _pairs(value.split(), cls._KEYS)
+        table = opts.get("table", opts.get("lookup"))
+        if table is None:
+            raise ValueError("needs table N")
+        for key in ("iif", "oif"):
+            if key in opts and not IFNAME.fullmatch(opts[key]):
+                raise ValueError(f"{key} {opts[key]!r} is not an interface name")
+        src = _network(opts["from"]) if "from" in opts else None
+        dst = _network(opts["to"]) if "to" in opts else None
+        if src is not None and dst is not None and src.version != dst.version:
+            raise ValueError("from and to must be of one family")
+        prio = opts.get("priority", opts.get("preference", opts.get("pref")))
+        return cls(
+            _number("table", table),
+            src,
+            dst,
+            opts.get("iif"),
+            opts.get("oif"),
+            _number("fwmark", opts["fwmark"]) if "fwmark" in opts else None,
+            _number("priority", prio) if prio is not None else None,
+        )
+
+    def __str__(self) -> str:
+        words = []
+        for key, value in (
+            ("from", self.src),
+            ("to", self.dst),
+            ("iif", self.iif),
+            ("oif", self.oif),
+            ("fwmark", self.fwmark),
+            ("priority", self.priority),
+        ):
+            if value is not None:
+                words += [key, str(value)]
+        return " ".join([*words, "table", str(self.table)])
+
+    @classmethod
+    def __json_schema__(cls) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "description": "[from PREFIX] [to PREFIX] [iif IF] [oif IF] [fwmark N]"
+            " [priority N] table N",
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutesInstanceOptions:
+    """What this backend adds to every VRRP instance (written among the instance's keys)."""
+
+    virtual_routes: Annotated[
+        list[VirtualRoute],
+        Doc("routes added while the instance is MASTER, removed when it leaves MASTER"),
+    ] = field(default_factory=list)
+    virtual_rules: Annotated[
+        list[VirtualRule],
+        Doc("policy-routing rules added while MASTER, removed when it leaves MASTER"),
+    ] = field(default_factory=list)
+
+
+@hookimpl
+def halo_config_extensions() -> dict[str, type]:
+    return {"vrrp_instance": RoutesInstanceOptions}
+
+
+@hookimpl
+def halo_subscribe(bus: EventBus) -> None:
+    from halo_backend_routes import hooks
+
+    hooks.subscribe(bus)
+
+
+@hookimpl
+async def halo_startup(daemon: Daemon) -> None:
+    from halo_backend_routes import hooks
+
+    await hooks.configure(daemon.config.model)
+
+
+@hookimpl
+async def halo_reload(daemon: Daemon, old: Config, new: Config) -> list[str]:
+    from halo_backend_routes import hooks
+
+    return await hooks.configure(new.model)
+
+
+@hookimpl
+async def halo_shutdown(daemon: Daemon) -> None:
+    from halo_backend_routes import hooks
+
+    await hooks.withdraw_all()
+
+
+@hookimpl
+def halo_convert_keepalived() -> list[Any]:
+    from halo_backend_routes.keepalived import keywords
+
+    return list(keywords())

@@ -1,0 +1,169 @@
+"""The routes backend: its route and rule lines, their conversion from keepalived.conf, and
+on real kernels (lab namespaces) the routes and rules following mastership between two
+halo nodes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from halo_backend_routes.plugin import RoutesInstanceOptions, VirtualRoute, VirtualRule
+from halo_tool_lab.netns import Host, wait_until
+from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
+from halo_tool_lab.testing import config_errors, load_config
+
+
+@pytest.mark.parametrize(
+    ("line", "again"),
+    [
+        ("198.51.100.0/24 via 192.0.2.254", "198.51.100.0/24 via 192.0.2.254"),
+        ("to 198.51.100.0/24 dev eth0 scope link", "198.51.100.0/24 dev eth0 scope link"),
+        (
+            "src 192.0.2.1 203.0.113.0/24 gw 192.0.2.254 dev eth1 table 100 metric 5",
+            "src 192.0.2.1 203.0.113.0/24 via 192.0.2.254 dev eth1 table 100 metric 5",
+        ),
+        ("blackhole 198.51.100.128/25", "blackhole 198.51.100.128/25"),
+        ("2001:db8:1::/48 via 2001:db8::1", "2001:db8:1::/48 via 2001:db8::1"),
+    ],
+)
+def test_route_lines(line: str, again: str) -> None:
+    assert str(VirtualRoute.parse(line)) == again
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("198.51.100.0/24", "needs via ADDRESS or dev INTERFACE"),
+        ("198.51.100.0/24 via 2001:db8::1", "2001:db8::1 is not of the family of"),
+        ("198.51.100.0/24 via 192.0.2.1 or 192.0.2.2", "several gateways"),
+        ("blackhole 198.51.100.0/24 dev eth0", "a blackhole route has no via or dev"),
+        ("198.51.100./24 dev eth0", "'198.51.100./24' is not an address or prefix"),
+        ("198.51.100.0/24 dev eth0 metric x", "metric 'x' must be a number"),
+        ("198.51.100.0/24 dev eth0 mtu 1400", "unknown option 'mtu'"),
+    ],
+)
+def test_bad_route_lines(line: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why.replace("(", r"\(")):
+        VirtualRoute.parse(line)
+
+
+def test_rule_lines() -> None:
+    rule = VirtualRule.parse("from 192.0.2.100 to 203.0.113.0/24 fwmark 7 pref 100 table 100")
+    assert str(rule) == "from 192.0.2.100/32 to 203.0.113.0/24 fwmark 7 priority 100 table 100"
+    assert VirtualRule.parse("from 2001:db8::/64 lookup 5").family == 6
+    with pytest.raises(ValueError, match="needs table N"):
+        VirtualRule.parse("from 192.0.2.0/24")
+
+
+def test_config_errors_point_at_the_line(tmp_path: Path) -> None:
+    text = (
+        "vrrp_instances:\n"
+        "  VI_1:\n"
+        "    interface: eth0\n"
+        "    virtual_router_id: 51\n"
+        "    virtual_routes:\n"
+        "      - 198.51.100.0/24 via 192.0.2.254\n"
+        "      - 198.51.100.0/24\n"
+        "    virtual_rules: [from 192.0.2.0/24]\n"
+    )
+    assert config_errors(text) == [
+        "f.yaml:7:9: vrrp_instances.VI_1.virtual_routes[1]: needs via ADDRESS or dev INTERFACE",
+        "f.yaml:8:21: vrrp_instances.VI_1.virtual_rules[0]: needs table N",
+    ]
+    good = text.replace("      - 198.51.100.0/24\n", "").replace(
+        "[from 192.0.2.0/24]", "[from 192.0.2.0/24 table 7]"
+    )
+    model = load_config(good).model
+    opts = model.vrrp_instances["VI_1"].extensions[RoutesInstanceOptions]
+    assert [str(r) for r in opts.virtual_routes] == ["198.51.100.0/24 via 192.0.2.254"]
+    assert [str(r) for r in opts.virtual_rules] == ["from 192.0.2.0/24 table 7"]
+
+
+def test_keepalived_blocks_convert() -> None:
+    from halo_tool_convert import convert_text
+
+    result = convert_text(
+        "vrrp_instance VI_1 {\n"
+        "  interface eth0\n"
+        "  virtual_router_id 51\n"
+        "  virtual_ipaddress {\n    192.0.2.100\n  }\n"
+        "  virtual_routes {\n"
+        "    src 192.0.2.100 198.51.100.0/24 via 192.0.2.254 dev eth0\n"
+        "    203.0.113.0/24 via 192.0.2.1 or 192.0.2.2\n"
+        "    blackhole 198.51.100.128/25\n"
+        "  }\n"
+        "  virtual_rules {\n    from 192.0.2.100 table 100\n    to 192.0.2./24 table 2\n  }\n"
+        "}\n",
+        config_id="x",
+    )
+    assert [str(r) for r in result.reports if r.kind != "note"] == [
+        "unsupported: keepalived.conf:9: 203.0.113.0/24: multipath routes ('via A or B')"
+        " are not supported",
+        "warning: keepalived.conf:14: virtual_rules: 'to 192.0.2./24 table 2':"
+        " '192.0.2./24' is not an address or prefix; ignored",
+    ]
+    assert (
+        "    virtual_routes:\n      - src 192.0.2.100 198.51.100.0/24 via 192.0.2.254 dev eth0\n"
+    ) in result.yaml
+    assert "      - blackhole 198.51.100.128/25\n" in result.yaml
+    assert "    virtual_rules:\n      - from 192.0.2.100/32 table 100\n" in result.yaml
+
+
+# ---------------------------------------------------------------------------------- on a lab
+
+
+def config(router: str, priority: int) -> str:
+    return (
+        f"global:\n  router_id: {router}\n  log_format: json\n"
+        "vrrp_instances:\n"
+        "  VI_1:\n"
+        "    interface: eth0\n"
+        "    virtual_router_id: 51\n"
+        f"    priority: {priority}\n"
+        "    version: 3\n"
+        "    advert_int: 0.1\n"
+        "    virtual_ipaddress: [192.0.2.100/24]\n"
+        "    virtual_routes:\n"
+        "      - 198.51.100.0/24 dev eth0 scope link\n"
+        "      - blackhole 203.0.113.0/24 table 100\n"
+        "    virtual_rules:\n"
+        "      - from 192.0.2.100 priority 1000 table 100\n"
+    )
+
+
+def routes(host: Host) -> set[str]:
+    main = json.loads(host.run("ip", "-j", "route", "show", "198.51.100.0/24").stdout or "[]")
+    shown = host.run("ip", "-j", "route", "show", "table", "100", check=False)
+    # the table exists only while a route is in it
+    t100 = json.loads(shown.stdout or "[]") if shown.returncode == 0 else []
+    rules = json.loads(host.run("ip", "-j", "rule", "show").stdout or "[]")
+    out = {f"main {r['dst']} {r.get('dev', '')}" for r in main}
+    out |= {f"t100 {r.get('type', 'unicast')} {r['dst']}" for r in t100}
+    out |= {f"rule {r['priority']} {r.get('src')} {r.get('table')}" for r in rules}
+    return {x for x in out if not x.startswith("rule") or x.startswith("rule 1000")}
+
+
+HELD = {
+    "main 198.51.100.0/24 eth0",
+    "t100 blackhole 203.0.113.0/24",
+    "rule 1000 192.0.2.100 100",
+}
+
+
+@pytest.mark.lab
+def test_routes_follow_mastership(lab: LabFactory, start_halo: HaloFactory) -> None:
+    lb = lab(2)
+    h1, h2 = lb.hosts
+    a = start_halo(h1, config("h1", 150), state={"VI_1": "MASTER"})
+    b = start_halo(h2, config("h2", 100), state={"VI_1": "BACKUP"})
+    assert wait_until(lambda: routes(h1) == HELD, 5.0, 0.05), (routes(h1), a.log)
+    assert routes(h2) == set()
+
+    a.kill9()  # a dead master cannot remove anything; the backup takes over and adds them
+    assert b.wait_state("VI_1", "MASTER"), b.log
+    assert wait_until(lambda: routes(h2) == HELD, 5.0, 0.05), (routes(h2), b.log)
+
+    b.stop()  # a graceful stop removes them
+    assert routes(h2) == set(), b.log

@@ -1,0 +1,1 @@
+"""halo checker ``dns``: a DNS query over UDP; success on an answer with RCODE NOERROR."""
