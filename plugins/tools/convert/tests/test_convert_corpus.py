@@ -33,6 +33,7 @@ NEEDED = {
     ("checker", "ping"),
     ("checker", "dns"),
     ("checker", "smtp"),
+    ("checker", "file"),
     ("notifier", "script"),
     ("notifier", "email"),
     ("backend", "vip"),

@@ -95,7 +95,7 @@ TABLE: Table = {
     "DNS_CHECK": checker.missing("dns"),
     "UDP_CHECK": checker.missing("udp"),
     "PING_CHECK": checker.missing("ping"),
-    "FILE_CHECK": U("halo has no file checker for real servers"),
+    "FILE_CHECK": checker.missing("file"),
     "BFD_CHECK": BFD,
     "uthreshold": NO_LB_OPTION,
     "lthreshold": NO_LB_OPTION,
