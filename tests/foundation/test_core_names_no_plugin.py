@@ -37,6 +37,7 @@ GENERIC = {
     "headers": "a text table's column headers",
     "payload": "a packet's payload in the VRRP codec and transport",
     "size": "a struct's or a buffer's size in the codecs",
+    "file": "the config file, track_file and the pid file: the core's own word",
 }
 # The install hint of a missing capability names the distribution that provides it.
 ALLOWED_HITS = {("plugin_api.py", "halo-backend-vip")}
