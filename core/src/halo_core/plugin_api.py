@@ -29,9 +29,27 @@ if TYPE_CHECKING:
 PluginKind = Literal["checker", "notifier", "backend"]
 KINDS: tuple[PluginKind, ...] = ("checker", "notifier", "backend")
 
+FIRST_PARTY_TYPES: dict[tuple[str, str], str] = {
+    ("checker", "tcp"): "halo-checker-tcp",
+    ("checker", "http"): "halo-checker-http",
+    ("checker", "ssl"): "halo-checker-ssl",
+    ("checker", "ssh"): "halo-checker-ssh",
+    ("checker", "script"): "halo-checker-script",
+    ("notifier", "email"): "halo-notifier-email",
+    ("notifier", "script"): "halo-notifier-script",
+    ("notifier", "webhook"): "halo-notifier-webhook",
+    ("backend", "vip"): "halo-backend-vip",
+    ("backend", "ipvs"): "halo-backend-ipvs",
+    ("backend", "nftables"): "halo-backend-nftables",
+}
+"""The types halo's own distributions provide, (kind, type) → distribution: the install
+hint of an unknown ``type:``, and how to tell that the plugin providing it is blocked or
+failed to load. The one place the core names first-party plugins (a test keeps it equal to
+what they declare)."""
+
 CAPABILITIES: dict[str, str] = {
     # put VRRP instances' virtual addresses in the kernel and announce them
-    "addresses": "halo-backend-vip",
+    "addresses": FIRST_PARTY_TYPES[("backend", "vip")],
 }
 """Capabilities the core asks of backends (:attr:`PluginType.provides`), each with the
 distribution that provides it: the install hint of the error a config gets when no

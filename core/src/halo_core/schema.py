@@ -266,6 +266,9 @@ PluginResolver = Callable[[str, str], type | None]
 ExtensionSchemas = Mapping[str, Mapping[str, type]]
 """An extension point's name → the option schemas plugins add there, by plugin name."""
 
+UnknownType = Callable[[str, str], str]
+"""(kind, type name) → the message for a ``type:`` no installed plugin provides."""
+
 
 def extension_point(cls: type) -> tuple[str, str] | None:
     """(field name, point) of ``cls``'s :class:`ExtensionPoint` field, if it has one."""
@@ -287,11 +290,13 @@ class _Validator:
         resolve_plugin: PluginResolver | None,
         plugin_names: Callable[[str], list[str]] | None,
         extensions: ExtensionSchemas | None = None,
+        unknown_type: UnknownType | None = None,
     ) -> None:
         self.problems: list[Problem] = []
         self.resolve_plugin = resolve_plugin
         self.plugin_names = plugin_names
         self.extensions: ExtensionSchemas = extensions or {}
+        self.unknown_type = unknown_type
 
     def fail(self, path: Path, message: str, *, at_key: bool = False) -> Any:
         self.problems.append(Problem(path, message, at_key))
@@ -401,7 +406,9 @@ class _Validator:
         candidates = [a for a in args if a is not type(None)]
         # Try each alternative silently; report one combined message if none fits.
         for alt in candidates:
-            trial = _Validator(self.resolve_plugin, self.plugin_names, self.extensions)
+            trial = _Validator(
+                self.resolve_plugin, self.plugin_names, self.extensions, self.unknown_type
+            )
             result = trial._value(alt, data, path)
             if result is not _INVALID:
                 return result
@@ -524,6 +531,8 @@ class _Validator:
             return self.fail((*path, "type"), f"must be a string, not {_kind(type_name)}")
         cls = self.resolve_plugin(kind, type_name) if self.resolve_plugin else None
         if cls is None:
+            if self.unknown_type is not None:
+                return self.fail((*path, "type"), self.unknown_type(kind, type_name))
             names = self.plugin_names(kind) if self.plugin_names else []
             known = ", ".join(names) if names else "none installed"
             return self.fail(
@@ -606,15 +615,17 @@ def validate(
     resolve_plugin: PluginResolver | None = None,
     plugin_names: Callable[[str], list[str]] | None = None,
     extensions: ExtensionSchemas | None = None,
+    unknown_type: UnknownType | None = None,
 ) -> T:
     """Validate parsed YAML ``data`` against schema class ``cls``.
 
     Returns the constructed object, or raises :class:`SchemaError` listing every problem.
     ``resolve_plugin`` maps ``(kind, type)`` to a plugin's schema class for fields marked
     with :class:`PluginRef`; ``extensions`` gives the options plugins add to the sections
-    that have an :class:`ExtensionPoint` field.
+    that have an :class:`ExtensionPoint` field; ``unknown_type`` words the error of a
+    ``type:`` no installed plugin provides (why it is missing, what to install).
     """
-    v = _Validator(resolve_plugin, plugin_names, extensions)
+    v = _Validator(resolve_plugin, plugin_names, extensions, unknown_type)
     result = v.dataclass(cls, data, path)
     if v.problems or result is _INVALID:
         raise SchemaError(v.problems or [Problem(path, "invalid")])

@@ -111,6 +111,7 @@ def _finish(
             resolve_plugin=plugins.schema_for if plugins else None,
             plugin_names=plugins.names if plugins else None,
             extensions=plugins.extensions if plugins else None,
+            unknown_type=plugins.unknown_type if plugins else None,
         )
     except SchemaError as exc:
         located += [where(p) for p in exc.problems]
@@ -222,3 +223,35 @@ def load_or_report(path: str, report: Callable[[str], object]) -> tuple[Config, 
         for line in exc.lines:
             report(line)
         return None
+
+
+def runtime_problems(config: Config, plugins: Plugins) -> list[str]:
+    """One line for each ``type:`` of the configuration whose runtime cannot be imported
+    (``halo check``: the daemon would run such a check as failed, and leave out such a
+    notifier or backend). The runtimes are imported, nothing is built or started."""
+    from halo_core.plugins import runtime_import_errors
+
+    uses: dict[tuple[str, str], list[Path]] = {}
+    m = config.model
+    sections = (("checks", "checker"), ("notifiers", "notifier"), ("backends", "backend"))
+    for section, kind in sections:
+        for name, configured in getattr(m, section).items():
+            uses.setdefault((kind, configured.type), []).append((section, name, "type"))
+    for i, vs in enumerate(m.virtual_servers):
+        for j, rs in enumerate(vs.real_servers):
+            for k, configured in enumerate(rs.checks):
+                path = ("virtual_servers", i, "real_servers", j, "checks", k, "type")
+                uses.setdefault(("checker", configured.type), []).append(path)
+    errors = runtime_import_errors(plugins.type(kind, name) for kind, name in uses)
+    return ConfigError(
+        [
+            Located(
+                locate(config.raw, path) or (config.path, 1, 1),
+                path,
+                f"the runtime of {kind} type {name!r} cannot be imported: {why}",
+            )
+            for (kind, name), paths in uses.items()
+            if (why := errors.get(f"{kind} {name}"))
+            for path in paths
+        ]
+    ).lines
