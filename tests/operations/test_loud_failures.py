@@ -8,10 +8,12 @@ The broken plugins are real distributions (a ``.dist-info`` with an entry point 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
 from halo_tool_lab.testing import run_halo
 
 PLUGIN = """
@@ -126,3 +128,38 @@ def test_unknown_type_of_a_blocked_plugin(tmp_path: Path, monkeypatch: pytest.Mo
     assert checked.stderr.endswith(
         ": its plugin checker-tcp is blocked by global.plugins.block\n"
     ), checked.stderr
+
+
+@pytest.mark.lab
+def test_a_check_that_cannot_start_is_down_and_tracked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lab: LabFactory, start_halo: HaloFactory
+) -> None:
+    """`halo run` with a checker whose factory raises: the check is in `halo status` as DOWN
+    with the reason, the instance that tracks it with weight 0 goes to FAULT and the one that
+    tracks it with a weight loses that much priority."""
+    monkeypatch.setenv("PYTHONPATH", str(broken_site(tmp_path, RUNTIME_START_FAILS)))
+    (host,) = lab(hosts=1).hosts
+    config = (
+        "global: {log_format: json}\n"
+        "vrrp_instances:\n"
+        "  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n    priority: 150\n"
+        "    version: 3\n    advert_int: 0.1\n    virtual_ipaddress: [192.0.2.16/24]\n"
+        "    track: [{check: dev}]\n"
+        "  VI_2:\n    interface: eth0\n    virtual_router_id: 52\n    priority: 150\n"
+        "    version: 3\n    advert_int: 0.1\n    virtual_ipaddress: [192.0.2.17/24]\n"
+        "    track: [{check: dev, weight: -60}]\n"
+        "checks:\n  dev: {type: broken, interval: 0.2, fall: 2}\n"
+    )
+    daemon = start_halo(host, config, state={"VI_1": "FAULT", "VI_2": "MASTER"})
+    reason = "cannot start: RuntimeError: the device is not there"
+    assert any(reason in m for m in daemon.messages()), daemon.log
+    status = run_halo("status", "-c", str(daemon.config_path), "--json")
+    assert status.returncode == 0, status.stderr
+    snap = json.loads(status.stdout)
+    (dev,) = [c for c in snap["checks"] if c["name"] == "dev"]
+    assert dev["state"] == "DOWN" and dev["last_message"] == reason
+    assert dev["start_error"] == reason and dev["errors"] >= 2
+    (vi_2,) = [i for i in snap["instances"] if i["name"] == "VI_2"]
+    assert vi_2["priority"] == 90
+    table = run_halo("status", "-c", str(daemon.config_path)).stdout
+    assert "dev" in table and "cannot start" in table
