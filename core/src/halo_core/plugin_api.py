@@ -199,6 +199,12 @@ class NotifierConfig:
     ] = None
 
 
+FILTER_STATES: tuple[str, ...] = ("MASTER", "BACKUP", "FAULT", "STOP", "UP", "DOWN")
+"""The states events carry, which a notifier's ``states`` filter may name: a VRRP instance's
+or sync group's new state (``STOP`` when it stops), a check's or real server's ``UP`` and
+``DOWN``."""
+
+
 def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:
     """The filters every notifier has: event kinds, instances/groups/services, new states."""
     kinds = set(config.events) if config.events is not None else None
@@ -314,15 +320,16 @@ class UnknownName(Exception):
     """A name not in the configuration; the message says which ones are."""
 
 
-def pick(what: str, name: str, names: Sequence[str]) -> str:
+def pick(what: str, name: str, names: Sequence[str], *, listed: str = "configured") -> str:
     """``name`` if it is one of ``names``, else :class:`UnknownName` saying which are, with
-    a did-you-mean: for commands that take the name of a configured check, notifier…"""
+    a did-you-mean: for commands that take the name of a configured check, notifier…
+    (``listed`` says what ``names`` are: ``configured``, ``known``)."""
     if name in names:
         return name
     close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}? " if close else ""
     configured = ", ".join(names) or "none"
-    raise UnknownName(f"unknown {what} {name!r} ({hint}configured: {configured})")
+    raise UnknownName(f"unknown {what} {name!r} ({hint}{listed}: {configured})")
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

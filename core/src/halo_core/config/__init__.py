@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from halo_core.config.loader import LoadProblem, Mark, load_file, locate, parse_text, path_of
 from halo_core.config.model import NAME, HaloConfig, SyncGroup, VrrpInstance
-from halo_core.plugin_api import CAPABILITIES
+from halo_core.plugin_api import CAPABILITIES, FILTER_STATES, UnknownName, pick
 from halo_core.schema import Path, Problem, SchemaError, dotted, validate
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ def _finish(
         located += [where(p) for p in exc.problems]
         raise ConfigError(located) from None
     located += [where(p) for p in cross_check(model)]
+    located += [where(p) for p in notifier_filter_problems(model)]
     if plugins is not None and not plugins.providers("addresses"):
         for name, inst in model.vrrp_instances.items():
             if inst.virtual_ipaddress:
@@ -193,6 +194,41 @@ def cross_check(cfg: HaloConfig) -> Iterable[Problem]:
             else:
                 member_of[member] = gname
         yield from _check_tracks(cfg, group.track, ("vrrp_sync_groups", gname, "track"))
+
+
+def notifier_filter_problems(cfg: HaloConfig) -> Iterable[Problem]:
+    """A notifier's filters name things that exist: a filter that can never match (a
+    misspelled instance or state) would leave the notifier silently dead. ``events`` are
+    event kinds, ``states`` the states events carry, ``instances`` the VRRP instances, sync
+    groups, virtual servers and checks of this configuration (a real server's check, named
+    ``SERVICE/SERVER/TYPE``, by its virtual server's name)."""
+    from halo_core.events import Event
+
+    def kinds(cls: type[Event]) -> set[str]:
+        return {cls.kind}.union(*(kinds(sub) for sub in cls.__subclasses__()))
+
+    services = [vs.label for vs in cfg.virtual_servers]
+    known = {
+        "events": sorted(kinds(Event) - {Event.kind}),
+        "states": list(FILTER_STATES),
+        "instances": [*cfg.vrrp_instances, *cfg.vrrp_sync_groups, *services, *cfg.checks],
+    }
+    what = {
+        "events": "event type",
+        "states": "state",
+        "instances": "instance, sync group, virtual server or check",
+    }
+    for name, configured in cfg.notifiers.items():
+        for key, names in known.items():
+            for i, given in enumerate(getattr(configured.config, key, None) or ()):
+                value = given.upper() if key == "states" else given
+                if key == "instances" and value.split("/")[0] in services and "/" in value:
+                    continue
+                listed = "configured" if key == "instances" else "known"
+                try:
+                    pick(what[key], value, names, listed=listed)
+                except UnknownName as exc:
+                    yield Problem(("notifiers", name, key, i), str(exc))
 
 
 def _check_tracks(cfg: HaloConfig, tracks: list[Any], path: Path) -> Iterable[Problem]:
