@@ -109,16 +109,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from halo_core.config.model import HaloConfig
-    from halo_core.schema import json_schema
+    from halo_core.config import schema_document
 
-    p = _load_plugins()
-    doc = json_schema(
-        HaloConfig,
-        plugins=p.schemas,
-        extensions=p.extensions,
-        title="halo configuration",
-    )
+    doc = schema_document(_load_plugins())
     print(json.dumps(doc, indent=2 if not args.compact else None))
     return 0
 

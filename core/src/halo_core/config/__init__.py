@@ -6,15 +6,22 @@ file order. Nothing here raises anything but :class:`ConfigError`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from halo_core.config.loader import LoadProblem, Mark, load_file, locate, parse_text, path_of
-from halo_core.config.model import NAME, HaloConfig, SyncGroup, VrrpInstance
+from halo_core.config.loader import (
+    INCLUDE_SCHEMA,
+    LoadProblem,
+    Mark,
+    load_file,
+    locate,
+    parse_text,
+    path_of,
+)
+from halo_core.config.model import HaloConfig, SyncGroup, VrrpInstance
 from halo_core.plugin_api import CAPABILITIES, FILTER_STATES, UnknownName, pick
-from halo_core.schema import Path, Problem, SchemaError, dotted, validate
+from halo_core.schema import Path, Problem, SchemaError, dotted, json_schema, validate
 
 if TYPE_CHECKING:
     from halo_core.plugins import Plugins
@@ -76,6 +83,19 @@ def load_text(text: str, filename: str = "<string>", plugins: Plugins | None = N
     if raw is None and not problems:
         raw = {}
     return _finish(raw, problems, filename, plugins)
+
+
+def schema_document(plugins: Plugins | None = None) -> dict[str, Any]:
+    """The JSON Schema of a configuration file (``halo schema``): the same declarations
+    :func:`load` validates with, for the installed plugins, and the ``include`` key the
+    loader reads."""
+    return json_schema(
+        HaloConfig,
+        plugins=plugins.schemas if plugins else None,
+        extensions=plugins.extensions if plugins else None,
+        title="halo configuration",
+        root_keys={"include": INCLUDE_SCHEMA},
+    )
 
 
 def block_list(raw: Any) -> list[str]:
@@ -144,13 +164,8 @@ def _located(raw: Any, p: LoadProblem) -> Located:
 
 
 def cross_check(cfg: HaloConfig) -> Iterable[Problem]:
-    """Rules that span sections: names, references, VRID clashes."""
-    name_re = re.compile(NAME.regex)
-    for section in ("vrrp_instances", "vrrp_sync_groups", "checks", "notifiers", "backends"):
-        for name in getattr(cfg, section):
-            if not name_re.fullmatch(name):
-                yield Problem((section, name), f"name {name!r} {NAME.message}", at_key=True)
-
+    """Rules that span sections: references, VRID clashes. (The sections' names follow
+    their ``Keys`` pattern in the schema.)"""
     seen_vrid: dict[tuple[str, int, int], str] = {}
     for name, inst in cfg.vrrp_instances.items():
         family = 6 if any(v.address.version == 6 for v in inst.virtual_ipaddress) else 4
