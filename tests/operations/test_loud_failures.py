@@ -88,6 +88,13 @@ def test_halo_plugins_exits_non_zero_and_says_why(
         " script, ssh, ssl, tcp): its plugin checker-broken failed to load: import failed:"
         " ImportError: built for 0.0\n"
     ), checked.stderr
+    # a type whose plugin cannot be told by its name: the plugins that did not load are
+    # named, since one of them may provide it
+    checked = run_halo("check", "-c", str(write_config(tmp_path, "redis")))
+    assert checked.stderr.endswith(
+        "unknown checker type 'redis' (installed: http, script, ssh, ssl, tcp); not loaded,"
+        " so maybe providing it: checker-broken failed to load\n"
+    ), checked.stderr
 
 
 def test_halo_check_imports_every_configured_runtime(
@@ -163,3 +170,27 @@ def test_a_check_that_cannot_start_is_down_and_tracked(
     assert vi_2["priority"] == 90
     table = run_halo("status", "-c", str(daemon.config_path)).stdout
     assert "dev" in table and "cannot start" in table
+
+
+def test_a_real_server_check_runtime_is_reported_at_its_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(broken_site(tmp_path, RUNTIME_IMPORT_FAILS)))
+    path = tmp_path / "pool.yaml"
+    path.write_text(
+        "virtual_servers:\n"
+        "  - address: 192.0.2.80\n"
+        "    port: 80\n"
+        "    real_servers:\n"
+        "      - address: 192.0.2.90\n"
+        "        checks:\n"
+        "          - {type: tcp}\n"
+        "          - {type: broken}\n"
+    )
+    checked = run_halo("check", "-c", str(path))
+    assert checked.returncode == 1
+    assert checked.stderr == (
+        f"{path}:8:20: virtual_servers[0].real_servers[0].checks[1].type: the runtime of"
+        " checker type 'broken' cannot be imported: ModuleNotFoundError: No module named"
+        " 'halo_test_no_such_dependency'\n"
+    )

@@ -172,6 +172,11 @@ class Plugins:
                 return f"{text}: its plugin {err.name} failed to load: {err.message}"
         if dist is not None:
             return f"{text}: pip install {dist}"
+        # a third-party type: any plugin that is not loaded may be the one
+        missing = [f"{e.name} failed to load" for e in self.errors]
+        missing += [f"{b} is blocked" for b in self.blocked]
+        if missing:
+            return f"{text}; not loaded, so maybe providing it: {', '.join(missing)}"
         return text
 
 
