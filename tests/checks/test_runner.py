@@ -130,3 +130,28 @@ async def test_events_published() -> None:
     await r.bus.drain()
     assert [e.kind for e in seen] == ["check_state", "check_result"]
     assert isinstance(seen[0], CheckStateChanged) and seen[0].up is False
+
+
+async def test_a_checker_that_cannot_start_is_present_and_failing() -> None:
+    """A runtime that fails to import is a check that fails every round with the reason
+    (counted by ``fall`` like any failure), never a check that is missing."""
+    clock = FakeClock(start=0.0)
+    broken = PluginType("checker", "broken", ScriptedCheck, "halo_no_such_module:factory")
+    changes: list[tuple[str, bool]] = []
+    r = CheckRunner(
+        "c",
+        broken,
+        replace(ScriptedCheck(), interval=Seconds(1.0), fall=2),
+        scheduler=Scheduler(clock, seed=1),
+        bus=EventBus(),
+        on_change=lambda n, up, res: changes.append((n, up)),
+    )
+    r.start()
+    assert r.start_error is not None and "ModuleNotFoundError" in r.start_error
+    await clock.advance(1.1)
+    assert r.up and r.stats.runs == 1  # one failure of fall=2
+    await clock.advance(1.0)
+    assert changes == [("c", False)] and r.stats.errors == 2
+    assert r.stats.last_result is not None
+    assert r.stats.last_result.message.startswith("cannot start: ModuleNotFoundError")
+    await r.stop()

@@ -39,8 +39,13 @@ GENERIC = {
     "size": "a struct's or a buffer's size in the codecs",
     "file": "the config file, track_file and the pid file: the core's own word",
 }
-# The install hint of a missing capability names the distribution that provides it.
-ALLOWED_HITS = {("plugin_api.py", "halo-backend-vip")}
+# plugin_api.FIRST_PARTY_TYPES, the one table of first-party types and their distributions
+# (the install hint of an unknown type or a missing capability), names them; nothing else does.
+ALLOWED_HITS = {
+    ("plugin_api.py", word)
+    for (_, type_name), dist in plugin_api.FIRST_PARTY_TYPES.items()
+    for word in (type_name, dist)
+}
 
 
 def _core_keys() -> set[str]:
@@ -132,3 +137,15 @@ def test_core_names_no_plugin() -> None:
     for path in sorted(CORE.rglob("*.py")):
         hits += _hits(path, names, options)
     assert not hits, "the core names plugins:\n" + "\n".join(hits)
+
+
+def test_first_party_table_is_what_the_plugins_declare() -> None:
+    """FIRST_PARTY_TYPES lists every type a first-party distribution provides, with it."""
+    loaded = plugins.load()
+    declared = {
+        (kind, type_name): info.distribution
+        for info in loaded.infos
+        if info.distribution and info.distribution.startswith("halo-")
+        for kind, type_name in info.types
+    }
+    assert declared == plugin_api.FIRST_PARTY_TYPES

@@ -507,3 +507,13 @@ def test_a_factory_product_that_is_no_backend_is_refused() -> None:
         "p": "TypeError: the factory built a Partial, which is not a halo_core.plugin_api.Backend"
         " (derive from it)"
     }
+
+
+def test_unknown_first_party_type_names_the_distribution_to_install() -> None:
+    p = plugins.load(entry_points=False, modules=[("ping", make_plugin())])
+    with pytest.raises(ConfigError) as err:
+        load_text("checks:\n  web:\n    type: tcp\n", plugins=p)
+    assert err.value.lines == [
+        "<string>:3:11: checks.web.type: unknown checker type 'tcp' (installed: ping):"
+        " pip install halo-checker-tcp"
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,13 @@ async def test_daemon_wires_filters_and_flushes_on_stop(tmp_path: Path) -> None:
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     try:
+        # the filters name instances of the configuration, which halo check validates;
+        # the daemon then runs without them, so that the test needs no interface
         text = f"""
 global: {{router_id: lb1}}
+vrrp_instances:
+  VI_1: {{interface: eth0, virtual_router_id: 51, virtual_ipaddress: [192.0.2.16]}}
+  VI_2: {{interface: eth0, virtual_router_id: 52, virtual_ipaddress: [192.0.2.17]}}
 notifiers:
   hook:
     type: webhook
@@ -65,7 +71,9 @@ notifiers:
     coalesce_window: 1h
 """
         p = plugins.load()
-        daemon = Daemon(load_text(text, str(tmp_path / "halo.yaml"), p), p)
+        cfg = load_text(text, str(tmp_path / "halo.yaml"), p)
+        cfg = replace(cfg, model=replace(cfg.model, vrrp_instances={}))
+        daemon = Daemon(cfg, p)
         await daemon.start()
         assert set(daemon.notifiers) == {"hook", "mail"}
         daemon.bus.publish(vrrp("BACKUP", instance="VI_1"))
@@ -110,9 +118,20 @@ def test_readme_examples_are_valid(name: str) -> None:
     blocks = [
         b.split("```", 1)[0]
         for b in readme.read_text().split("```yaml\n")[1:]
-        if b.startswith("notifiers:")
+        if "\nnotifiers:" in "\n" + b.split("```", 1)[0]
     ]
     assert blocks
     p = plugins.load()
     for block in blocks:
         load_text(block, str(readme), p)
+
+
+def test_filter_states_are_the_states_events_carry() -> None:
+    """``states:`` is validated against FILTER_STATES: every state a VRRP event can carry
+    (INITIALIZE is published as STOP) and a check's UP/DOWN, and nothing else."""
+    from halo_core.plugin_api import FILTER_STATES
+    from halo_core.vrrp.engine import STOP
+    from halo_core.vrrp.fsm import State
+
+    published = {s.value for s in State if s is not State.INITIALIZE} | {STOP}
+    assert set(FILTER_STATES) == published | {"UP", "DOWN"}

@@ -9,6 +9,11 @@ hysteresis. Every result is published as :class:`CheckResultEvent`; changes of s
 :class:`CheckStateChanged` and through ``on_change`` (which the VRRP engine's tracking and the
 real-server pools use). A checker can never affect VRRP timing: it runs in its own task,
 bounded by its timeout, and the scheduler caps how many run at once.
+
+A check whose checker cannot be built (its runtime module fails to import, its factory
+raises) is not left out: it runs on its schedule like any other and every round is a failed
+result saying why (:attr:`CheckRunner.start_error`), so that it shows as down in the status
+and a VRRP instance or pool tracking it sees failures, with the usual ``fall``.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class CheckRunner:
         self.checker: Checker | None = None
         self.job: Job | None = None
         self.dynamic_weight: int | None = None
+        self.start_error: str | None = None  # why the checker could not be built
         self.interval = float(config.interval if config.interval is not None else default_interval)
 
     @property
@@ -85,7 +91,17 @@ class CheckRunner:
         return float(self.config.timeout) if self.config.timeout is not None else self.interval
 
     def start(self) -> None:
-        self.checker = self.ptype.load_factory()(self.config, self.target)
+        try:
+            self.checker = self.ptype.load_factory()(self.config, self.target)
+        except Exception as exc:  # plugin territory: the check stays, failing with the reason
+            self.start_error = f"cannot start: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            log.error(
+                "check %s (%s): %s",
+                self.name,
+                self.ptype.name,
+                self.start_error,
+                extra=halo_log.fields(check=self.name, reason=self.start_error),
+            )
         warmup = float(self.config.warmup)
         first = self.scheduler.random.uniform(0, warmup) if warmup > 0 else None
         self.job = self.scheduler.every(
@@ -121,6 +137,9 @@ class CheckRunner:
 
     async def probe(self) -> tuple[CheckResult, float]:
         """One attempt, never raising: a time-out or an exception is a failed result."""
+        if self.start_error is not None:
+            self.stats.errors += 1
+            return CheckResult(False, self.start_error), 0.0
         assert self.checker is not None
         start = time.perf_counter()
         try:

@@ -53,6 +53,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         halo_log.setup("warning", "text")  # the checker's own warnings, formatted as halo's
         return run_check(cfg, loaded[1], args.run)
+    from halo_core.config import runtime_problems
+
+    broken = runtime_problems(cfg, loaded[1])
+    for line in broken:
+        _print_error(line)
+    if broken:
+        return 1
     if not args.quiet:
         m = cfg.model
         print(
@@ -87,7 +94,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             "blocked": p.blocked,
         }
         print(json.dumps(out, indent=2))
-        return 0
+        return 1 if p.errors else 0
     rows = []
     for i in sorted(p.infos, key=lambda i: i.name):
         provided = [f"{k} {n}" for k, n in i.types] + [f"option {o}" for o in i.options]
@@ -98,20 +105,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"{name}: blocked")
     for err in p.errors:
         print(f"{err.name}: not loaded: {err.message}")
-    return 0
+    return 1 if p.errors else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from halo_core.config.model import HaloConfig
-    from halo_core.schema import json_schema
+    from halo_core.config import schema_document
 
-    p = _load_plugins()
-    doc = json_schema(
-        HaloConfig,
-        plugins=p.schemas,
-        extensions=p.extensions,
-        title="halo configuration",
-    )
+    doc = schema_document(_load_plugins())
     print(json.dumps(doc, indent=2 if not args.compact else None))
     return 0
 
@@ -199,8 +199,9 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
         "check",
         help="validate a configuration and exit",
         description="Read the configuration (and the files it includes), check it against"
-        " the schema of halo and of the installed plugins, print every problem as"
-        " FILE:LINE:COLUMN: message, and exit 1 if there is any. Nothing is started.",
+        " the schema of halo and of the installed plugins, import the runtime of every"
+        " configured type, print every problem as FILE:LINE:COLUMN: message, and exit 1 if"
+        " there is any. Nothing is started.",
     )
     add_config_option(p_check)
     p_check.add_argument("-q", "--quiet", action="store_true", help="print nothing when valid")
@@ -229,7 +230,8 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
         help="list installed plugins and load errors",
         description="List the plugins found through the halo.plugins entry points: their"
         " distribution, version and the checker, notifier and backend types they provide;"
-        " then blocked plugins and the ones that failed to load, with the reason.",
+        " then blocked plugins and the ones that failed to load, with the reason. Exits 1"
+        " when a plugin failed to load.",
     )
     p_plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p_plugins.set_defaults(func=cmd_plugins)

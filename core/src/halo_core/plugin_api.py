@@ -37,9 +37,32 @@ API_VERSION_ATTRIBUTE = "HALO_PLUGIN_API"
 PluginKind = Literal["checker", "notifier", "backend"]
 KINDS: tuple[PluginKind, ...] = ("checker", "notifier", "backend")
 
+FIRST_PARTY_TYPES: dict[tuple[str, str], str] = {
+    ("checker", "tcp"): "halo-checker-tcp",
+    ("checker", "http"): "halo-checker-http",
+    ("checker", "ssl"): "halo-checker-ssl",
+    ("checker", "ssh"): "halo-checker-ssh",
+    ("checker", "script"): "halo-checker-script",
+    ("checker", "udp"): "halo-checker-udp",
+    ("checker", "ping"): "halo-checker-ping",
+    ("checker", "dns"): "halo-checker-dns",
+    ("checker", "smtp"): "halo-checker-smtp",
+    ("checker", "file"): "halo-checker-file",
+    ("notifier", "email"): "halo-notifier-email",
+    ("notifier", "script"): "halo-notifier-script",
+    ("notifier", "webhook"): "halo-notifier-webhook",
+    ("backend", "vip"): "halo-backend-vip",
+    ("backend", "ipvs"): "halo-backend-ipvs",
+    ("backend", "nftables"): "halo-backend-nftables",
+}
+"""The types halo's own distributions provide, (kind, type) → distribution: the install
+hint of an unknown ``type:``, and how to tell that the plugin providing it is blocked or
+failed to load. The one place the core names first-party plugins (a test keeps it equal to
+what they declare)."""
+
 CAPABILITIES: dict[str, str] = {
     # put VRRP instances' virtual addresses in the kernel and announce them
-    "addresses": "halo-backend-vip",
+    "addresses": FIRST_PARTY_TYPES[("backend", "vip")],
 }
 """Capabilities the core asks of backends (:attr:`PluginType.provides`), each with the
 distribution that provides it: the install hint of the error a config gets when no
@@ -189,6 +212,12 @@ class NotifierConfig:
     ] = None
 
 
+FILTER_STATES: tuple[str, ...] = ("MASTER", "BACKUP", "FAULT", "STOP", "UP", "DOWN")
+"""The states events carry, which a notifier's ``states`` filter may name: a VRRP instance's
+or sync group's new state (``STOP`` when it stops), a check's or real server's ``UP`` and
+``DOWN``."""
+
+
 def event_filter(config: NotifierConfig) -> Callable[[Event], bool]:
     """The filters every notifier has: event kinds, instances/groups/services, new states."""
     kinds = set(config.events) if config.events is not None else None
@@ -304,15 +333,16 @@ class UnknownName(Exception):
     """A name not in the configuration; the message says which ones are."""
 
 
-def pick(what: str, name: str, names: Sequence[str]) -> str:
+def pick(what: str, name: str, names: Sequence[str], *, listed: str = "configured") -> str:
     """``name`` if it is one of ``names``, else :class:`UnknownName` saying which are, with
-    a did-you-mean: for commands that take the name of a configured check, notifier…"""
+    a did-you-mean: for commands that take the name of a configured check, notifier…
+    (``listed`` says what ``names`` are: ``configured``, ``known``)."""
     if name in names:
         return name
     close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}? " if close else ""
     configured = ", ".join(names) or "none"
-    raise UnknownName(f"unknown {what} {name!r} ({hint}configured: {configured})")
+    raise UnknownName(f"unknown {what} {name!r} ({hint}{listed}: {configured})")
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

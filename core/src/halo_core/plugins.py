@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
+import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -29,6 +32,7 @@ from halo_core.plugin_api import (
     API_VERSION,
     API_VERSION_ATTRIBUTE,
     CAPABILITIES,
+    FIRST_PARTY_TYPES,
     KINDS,
     BackendConfig,
     CheckerConfig,
@@ -79,6 +83,9 @@ class Plugins:
     infos: list[PluginInfo] = field(default_factory=list)
     errors: list[LoadError] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    # blocked entry point → its distribution, and the names HALO_BLOCK_PLUGINS blocked
+    blocked_distributions: dict[str, str | None] = field(default_factory=dict)
+    blocked_by_env: set[str] = field(default_factory=set)
     types: dict[str, dict[str, PluginType]] = field(default_factory=lambda: {k: {} for k in KINDS})
     # the option schemas plugins add to core sections: point → plugin name → schema
     extensions: dict[str, dict[str, type]] = field(
@@ -143,6 +150,38 @@ class Plugins:
     def type(self, kind: str, name: str) -> PluginType:
         return self.types[kind][name]
 
+    def unknown_type(self, kind: str, name: str) -> str:
+        """Why no plugin provides ``kind`` type ``name``, in one line: the installed types,
+        and, when the plugin that would provide it is known (a first-party type, or an entry
+        point named ``KIND-NAME``), that it is blocked, failed to load (with the load
+        error), or which distribution to install."""
+        text = f"unknown {kind} type {name!r} (installed: {', '.join(self.names(kind)) or 'none'})"
+        dist = FIRST_PARTY_TYPES.get((kind, name))
+        entry_point = f"{kind}-{name}"
+
+        def provides(plugin: str, distribution: str | None) -> bool:
+            return plugin == entry_point or (dist is not None and distribution == dist)
+
+        for plugin in self.blocked:
+            if provides(plugin, self.blocked_distributions.get(plugin)):
+                how = (
+                    BLOCK_ENV
+                    if {plugin, self.blocked_distributions.get(plugin)} & self.blocked_by_env
+                    else "global.plugins.block"
+                )
+                return f"{text}: its plugin {plugin} is blocked by {how}"
+        for err in self.errors:
+            if provides(err.name, err.distribution):
+                return f"{text}: its plugin {err.name} failed to load: {err.message}"
+        if dist is not None:
+            return f"{text}: pip install {dist}"
+        # a third-party type: any plugin that is not loaded may be the one
+        missing = [f"{e.name} failed to load" for e in self.errors]
+        missing += [f"{b} is blocked" for b in self.blocked]
+        if missing:
+            return f"{text}; not loaded, so maybe providing it: {', '.join(missing)}"
+        return text
+
 
 def new_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -168,6 +207,7 @@ def load(
     """
     plugins = Plugins(new_manager())
     blocked = blocked_names(block)
+    plugins.blocked_by_env = blocked_names()
     if entry_points:
         for ep in sorted(
             importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name
@@ -175,6 +215,7 @@ def load(
             dist = ep.dist.name if ep.dist else None
             if ep.name in blocked or (dist and dist in blocked):
                 plugins.blocked.append(ep.name)
+                plugins.blocked_distributions[ep.name] = dist
                 continue
             try:
                 module = ep.load()
@@ -329,6 +370,51 @@ def _check_extension(plugins: Plugins, point: object, schema: object) -> str | N
         if clash:
             return f"{point} option {min(clash)!r} is already added by {other!r}"
     return None
+
+
+_IMPORT_PROBE = """
+import json, sys
+from halo_core.plugin_api import PluginType
+out = {}
+for factory in sys.argv[1:]:
+    try:
+        PluginType("checker", "probe", object, factory).load_factory()
+    except BaseException as exc:
+        text = " ".join(str(exc).split())
+        out[factory] = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def runtime_import_errors(types: Iterable[PluginType]) -> dict[str, str]:
+    """Import the runtime factory of each of ``types`` and give why it cannot be, by type
+    name (``kind type``), without building or starting anything.
+
+    The imports run in a child interpreter: a runtime's libraries (HTTP, SSH, SMTP clients)
+    stay out of the calling process, so that ``halo check`` stays light, and whatever a
+    broken module does at import time cannot touch it."""
+    by_factory: dict[str, list[PluginType]] = {}
+    for t in types:
+        if isinstance(t.factory, str):
+            by_factory.setdefault(t.factory, []).append(t)
+    if not by_factory:
+        return {}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE, *by_factory],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        failed: dict[str, str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        failed = {f: f"the import could not be tried: {_one_line(exc)}" for f in by_factory}
+    return {
+        f"{t.kind} {t.name}": message
+        for factory, message in failed.items()
+        for t in by_factory.get(factory, [])
+    }
 
 
 def kind_of(name: str) -> PluginKind | None:

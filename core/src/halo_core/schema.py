@@ -71,6 +71,14 @@ class Pattern:
 
 
 @dataclass(frozen=True)
+class Keys:
+    """The pattern every key of a mapping must match in full (the names of named sections);
+    the error is ``name 'KEY' MESSAGE`` at the key."""
+
+    pattern: Pattern
+
+
+@dataclass(frozen=True)
 class Alias:
     """Other accepted spellings of a field name (e.g. keepalived's historical names)."""
 
@@ -266,6 +274,9 @@ PluginResolver = Callable[[str, str], type | None]
 ExtensionSchemas = Mapping[str, Mapping[str, type]]
 """An extension point's name → the option schemas plugins add there, by plugin name."""
 
+UnknownType = Callable[[str, str], str]
+"""(kind, type name) → the message for a ``type:`` no installed plugin provides."""
+
 
 def extension_point(cls: type) -> tuple[str, str] | None:
     """(field name, point) of ``cls``'s :class:`ExtensionPoint` field, if it has one."""
@@ -287,11 +298,13 @@ class _Validator:
         resolve_plugin: PluginResolver | None,
         plugin_names: Callable[[str], list[str]] | None,
         extensions: ExtensionSchemas | None = None,
+        unknown_type: UnknownType | None = None,
     ) -> None:
         self.problems: list[Problem] = []
         self.resolve_plugin = resolve_plugin
         self.plugin_names = plugin_names
         self.extensions: ExtensionSchemas = extensions or {}
+        self.unknown_type = unknown_type
 
     def fail(self, path: Path, message: str, *, at_key: bool = False) -> Any:
         self.problems.append(Problem(path, message, at_key))
@@ -401,7 +414,9 @@ class _Validator:
         candidates = [a for a in args if a is not type(None)]
         # Try each alternative silently; report one combined message if none fits.
         for alt in candidates:
-            trial = _Validator(self.resolve_plugin, self.plugin_names, self.extensions)
+            trial = _Validator(
+                self.resolve_plugin, self.plugin_names, self.extensions, self.unknown_type
+            )
             result = trial._value(alt, data, path)
             if result is not _INVALID:
                 return result
@@ -434,6 +449,13 @@ class _Validator:
 
     def _constraints(self, meta: tuple[Any, ...], value: Any, path: Path) -> Any:
         for m in meta:
+            if isinstance(m, Keys) and isinstance(value, dict):
+                bad = [k for k in value if not re.fullmatch(m.pattern.regex, k)]
+                for key in bad:
+                    message = m.pattern.message or f"must match {m.pattern.regex}"
+                    self.fail((*path, key), f"name {key!r} {message}", at_key=True)
+                if bad:
+                    return _INVALID
             if isinstance(m, Range) and isinstance(value, int | float):
                 if (m.min is not None and value < m.min) or (m.max is not None and value > m.max):
                     return self.fail(path, f"must be {_range_text(m)}, not {value:g}")
@@ -524,6 +546,8 @@ class _Validator:
             return self.fail((*path, "type"), f"must be a string, not {_kind(type_name)}")
         cls = self.resolve_plugin(kind, type_name) if self.resolve_plugin else None
         if cls is None:
+            if self.unknown_type is not None:
+                return self.fail((*path, "type"), self.unknown_type(kind, type_name))
             names = self.plugin_names(kind) if self.plugin_names else []
             known = ", ".join(names) if names else "none installed"
             return self.fail(
@@ -606,15 +630,17 @@ def validate(
     resolve_plugin: PluginResolver | None = None,
     plugin_names: Callable[[str], list[str]] | None = None,
     extensions: ExtensionSchemas | None = None,
+    unknown_type: UnknownType | None = None,
 ) -> T:
     """Validate parsed YAML ``data`` against schema class ``cls``.
 
     Returns the constructed object, or raises :class:`SchemaError` listing every problem.
     ``resolve_plugin`` maps ``(kind, type)`` to a plugin's schema class for fields marked
     with :class:`PluginRef`; ``extensions`` gives the options plugins add to the sections
-    that have an :class:`ExtensionPoint` field.
+    that have an :class:`ExtensionPoint` field; ``unknown_type`` words the error of a
+    ``type:`` no installed plugin provides (why it is missing, what to install).
     """
-    v = _Validator(resolve_plugin, plugin_names, extensions)
+    v = _Validator(resolve_plugin, plugin_names, extensions, unknown_type)
     result = v.dataclass(cls, data, path)
     if v.problems or result is _INVALID:
         raise SchemaError(v.problems or [Problem(path, "invalid")])
@@ -630,13 +656,20 @@ def json_schema(
     plugins: Callable[[str], Mapping[str, type]] | None = None,
     title: str | None = None,
     extensions: ExtensionSchemas | None = None,
+    root_keys: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Render ``cls`` as a JSON Schema (draft 2020-12) document.
+    """Render ``cls`` as a JSON Schema (draft 2020-12) document that agrees with
+    :func:`validate` wherever a schema can say it: patterns match in full (anchored), the
+    keys of a mapping follow its :class:`Keys` pattern (``propertyNames``), string choices
+    take any case, durations are numbers or strings with a unit.
 
-    ``plugins(kind)`` returns the installed plugin schema classes of a kind by type name;
-    each becomes one alternative of a ``oneOf`` keyed on its ``type`` constant.
+    ``plugins(kind)`` returns the installed plugin schema classes of a kind by type name; a
+    plugin section is a union discriminated by its ``type`` (``if``/``then`` per type, so
+    that an error names the one type's problem, not "none of the alternatives").
     ``extensions`` gives the options plugins add to sections with an :class:`ExtensionPoint`
-    field; they are shown as that section's own keys.
+    field; they are shown as that section's own keys. ``root_keys`` adds keys the loader
+    handles before validation (``include``). A schema class's ``__json_schema_rules__()``
+    gives the rules of its ``__check__`` that a schema can say, as subschemas it must match.
     """
     defs: dict[str, Any] = {}
 
@@ -669,32 +702,56 @@ def json_schema(
             out["description"] = " ".join(tp.__doc__.split())
         if required:
             out["required"] = required
+        rules = getattr(tp, "__json_schema_rules__", None)
+        if callable(rules):  # the rules of its __check__ that a schema can say
+            out["allOf"] = list(rules())
         return out
+
+    def plugin_section(kind: str) -> dict[str, Any]:
+        name = f"{kind}_section"
+        if name in defs:
+            return {"$ref": f"#/$defs/{name}"}
+        alts = dict(sorted((plugins(kind) if plugins else {}).items()))
+        if not alts:
+            return {"not": {}, "description": f"no {kind} plugins are installed"}
+        defs[name] = {
+            "type": "object",
+            "description": f"a {kind}: `type` picks the plugin, the other keys are its options",
+            "required": ["type"],
+            "properties": {"type": {"enum": list(alts), "description": f"the {kind} type"}},
+            "allOf": [
+                {
+                    "if": {"properties": {"type": {"const": type_name}}, "required": ["type"]},
+                    "then": obj(schema, {"type": {"const": type_name}}),
+                }
+                for type_name, schema in alts.items()
+            ],
+        }
+        return {"$ref": f"#/$defs/{name}"}
 
     def field(tp: Any, meta: tuple[Any, ...]) -> dict[str, Any]:
         for m in meta:
             if isinstance(m, PluginRef):
-                alts = plugins(m.kind) if plugins else {}
-                if not alts:
-                    return {"not": {}, "description": f"no {m.kind} plugins are installed"}
-                return {
-                    "oneOf": [obj(c, {"type": {"const": name}}) for name, c in sorted(alts.items())]
-                }
+                return plugin_section(m.kind)
         s = of(tp)
         for m in meta:
             if isinstance(m, Range):
-                if m.min is not None:
-                    s["minimum"] = m.min
-                if m.max is not None:
-                    s["maximum"] = m.max
+                bounds = {"minimum": m.min, "maximum": m.max}
+                _constrain(s, "number", {k: v for k, v in bounds.items() if v is not None})
             elif isinstance(m, Length):
-                key = "Length" if s.get("type") == "string" else "Items"
-                if m.min is not None:
-                    s["min" + key] = m.min
-                if m.max is not None:
-                    s["max" + key] = m.max
+                lengths = {"min": m.min, "max": m.max}
+                for kind, key in (
+                    ("string", "Length"),
+                    ("array", "Items"),
+                    ("object", "Properties"),
+                ):
+                    _constrain(
+                        s, kind, {f"{k}{key}": v for k, v in lengths.items() if v is not None}
+                    )
             elif isinstance(m, Pattern):
-                s["pattern"] = m.regex
+                _constrain(s, "string", {"pattern": anchored(m.regex)})
+            elif isinstance(m, Keys):
+                s["propertyNames"] = {"pattern": anchored(m.pattern.regex)}
         return s
 
     def of(tp: Any) -> dict[str, Any]:
@@ -704,10 +761,18 @@ def json_schema(
         if tp is Any or tp is object:
             return {}
         if _is_union(tp):
-            return {"anyOf": [of(a) for a in get_args(tp)]}
+            alts = [of(a) for a in get_args(tp)]
+            if all(set(a) == {"type"} for a in alts):  # one "type" list: a clearer error
+                listed = [
+                    t
+                    for a in alts
+                    for t in (a["type"] if isinstance(a["type"], list) else [a["type"]])
+                ]
+                return {"type": listed}
+            return {"anyOf": alts}
         origin = get_origin(tp)
         if origin is Literal:
-            return {"enum": list(get_args(tp))}
+            return _choices(list(get_args(tp)))
         if origin in (list, tuple, Sequence):
             return {"type": "array", "items": of(get_args(tp)[0])}
         if origin in (dict, Mapping):
@@ -726,26 +791,95 @@ def json_schema(
             Seconds: {
                 "anyOf": [
                     {"type": "number", "minimum": 0},
-                    {"type": "string", "pattern": _DURATION.pattern},
-                ]
+                    {"type": "string", "pattern": r"^\s*(?:" + _DURATION.pattern + r")\s*$"},
+                ],
+                "description": "seconds, or a number with a unit: ms, s, m, h",
             },
         }
         if tp in simple:
             return dict(simple[tp])
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
-            return {"enum": [m.value for m in tp]}
+            return _choices([m.value for m in tp])
         if tp in _IP_TYPES:
-            return {"type": "string", "description": _describe(tp)}
+            return {"type": "string", "pattern": IP_PATTERNS[tp], "description": _describe(tp)}
         return {}
 
     root = obj(cls)
+    for key, sub in (root_keys or {}).items():
+        root["properties"][key] = dict(sub)
     doc: dict[str, Any] = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
     if title:
         doc["title"] = title
     doc.update(root)
     if defs:
         doc["$defs"] = defs
-    return doc
+    anchored_doc: dict[str, Any] = _anchor_patterns(doc)
+    return anchored_doc
+
+
+def anchored(regex: str) -> str:
+    """``regex`` as a JSON Schema ``pattern`` that, like :func:`re.fullmatch`, must match
+    the whole string (a JSON Schema pattern matches anywhere unless anchored)."""
+    if regex.startswith("^") and regex.endswith("$") and not regex.endswith(r"\$"):
+        return regex
+    return f"^(?:{regex})$"
+
+
+def _anchor_patterns(node: Any) -> Any:
+    """Anchor every ``pattern`` of a schema, those of plugins' ``__json_schema__`` too: the
+    validator matches every pattern in full."""
+    if isinstance(node, dict):
+        return {
+            k: anchored(v) if k == "pattern" and isinstance(v, str) else _anchor_patterns(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_anchor_patterns(v) for v in node]
+    return node
+
+
+def _constrain(schema: dict[str, Any], json_type: str, keywords: dict[str, Any]) -> None:
+    """Add ``keywords`` to the part of ``schema`` that is of ``json_type`` (the schema
+    itself, or its alternatives of that type): ``minLength`` on a string, not on a list."""
+    if not keywords:
+        return
+    declared = schema.get("type")
+    kinds = set(declared) if isinstance(declared, list) else {declared}
+    if json_type in kinds or (json_type == "number" and "integer" in kinds):
+        schema.update(keywords)
+    for alt in schema.get("anyOf", []):
+        _constrain(alt, json_type, keywords)
+
+
+def _choices(values: list[Any]) -> dict[str, Any]:
+    """An ``enum`` for completion; string choices also in any case, as the validator takes
+    them (``state: master``)."""
+    words = [v for v in values if isinstance(v, str) and v.upper() != v.lower()]
+    if not words:
+        return {"enum": values}
+    any_case = "|".join(
+        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in w)
+        for w in words
+    )
+    return {"anyOf": [{"enum": values}, {"type": "string", "pattern": f"^(?:{any_case})$"}]}
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_V4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
+_V4_NET = rf"{_V4}(?:/(?:3[0-2]|[12]?[0-9]))?"
+_V6 = r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*"  # the shape; ipaddress has the last word
+_V6_NET = rf"{_V6}(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?"
+IP_ANY = f"(?:{_V4_NET}|{_V6_NET})"
+"""An IPv4 or IPv6 address with an optional prefix, as a regex (for ``__json_schema__``)."""
+IP_PATTERNS: dict[Any, str] = {
+    ipaddress.IPv4Address: f"^{_V4}$",
+    ipaddress.IPv6Address: f"^{_V6}$",
+    ipaddress.IPv4Interface: f"^{_V4_NET}$",
+    ipaddress.IPv6Interface: f"^{_V6_NET}$",
+    ipaddress.IPv4Network: f"^{_V4_NET}$",
+    ipaddress.IPv6Network: f"^{_V6_NET}$",
+}
+"""What each address type looks like, as a JSON Schema ``pattern``."""
 
 
 def _jsonable(value: Any) -> bool:

@@ -6,15 +6,22 @@ file order. Nothing here raises anything but :class:`ConfigError`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from halo_core.config.loader import LoadProblem, Mark, load_file, locate, parse_text, path_of
-from halo_core.config.model import NAME, HaloConfig, SyncGroup, VrrpInstance
-from halo_core.plugin_api import CAPABILITIES
-from halo_core.schema import Path, Problem, SchemaError, dotted, validate
+from halo_core.config.loader import (
+    INCLUDE_SCHEMA,
+    LoadProblem,
+    Mark,
+    load_file,
+    locate,
+    parse_text,
+    path_of,
+)
+from halo_core.config.model import HaloConfig, SyncGroup, VrrpInstance
+from halo_core.plugin_api import CAPABILITIES, FILTER_STATES, UnknownName, pick
+from halo_core.schema import Path, Problem, SchemaError, dotted, json_schema, validate
 
 if TYPE_CHECKING:
     from halo_core.plugins import Plugins
@@ -78,6 +85,19 @@ def load_text(text: str, filename: str = "<string>", plugins: Plugins | None = N
     return _finish(raw, problems, filename, plugins)
 
 
+def schema_document(plugins: Plugins | None = None) -> dict[str, Any]:
+    """The JSON Schema of a configuration file (``halo schema``): the same declarations
+    :func:`load` validates with, for the installed plugins, and the ``include`` key the
+    loader reads."""
+    return json_schema(
+        HaloConfig,
+        plugins=plugins.schemas if plugins else None,
+        extensions=plugins.extensions if plugins else None,
+        title="halo configuration",
+        root_keys={"include": INCLUDE_SCHEMA},
+    )
+
+
 def block_list(raw: Any) -> list[str]:
     """Plugin names blocked by the config, read leniently before validation (validation needs
     the plugins loaded, and which plugins load depends on this)."""
@@ -111,11 +131,13 @@ def _finish(
             resolve_plugin=plugins.schema_for if plugins else None,
             plugin_names=plugins.names if plugins else None,
             extensions=plugins.extensions if plugins else None,
+            unknown_type=plugins.unknown_type if plugins else None,
         )
     except SchemaError as exc:
         located += [where(p) for p in exc.problems]
         raise ConfigError(located) from None
     located += [where(p) for p in cross_check(model)]
+    located += [where(p) for p in notifier_filter_problems(model)]
     if plugins is not None and not plugins.providers("addresses"):
         for name, inst in model.vrrp_instances.items():
             if inst.virtual_ipaddress:
@@ -142,13 +164,8 @@ def _located(raw: Any, p: LoadProblem) -> Located:
 
 
 def cross_check(cfg: HaloConfig) -> Iterable[Problem]:
-    """Rules that span sections: names, references, VRID clashes."""
-    name_re = re.compile(NAME.regex)
-    for section in ("vrrp_instances", "vrrp_sync_groups", "checks", "notifiers", "backends"):
-        for name in getattr(cfg, section):
-            if not name_re.fullmatch(name):
-                yield Problem((section, name), f"name {name!r} {NAME.message}", at_key=True)
-
+    """Rules that span sections: references, VRID clashes. (The sections' names follow
+    their ``Keys`` pattern in the schema.)"""
     seen_vrid: dict[tuple[str, int, int], str] = {}
     for name, inst in cfg.vrrp_instances.items():
         family = inst.family
@@ -194,6 +211,41 @@ def cross_check(cfg: HaloConfig) -> Iterable[Problem]:
         yield from _check_tracks(cfg, group.track, ("vrrp_sync_groups", gname, "track"))
 
 
+def notifier_filter_problems(cfg: HaloConfig) -> Iterable[Problem]:
+    """A notifier's filters name things that exist: a filter that can never match (a
+    misspelled instance or state) would leave the notifier silently dead. ``events`` are
+    event kinds, ``states`` the states events carry, ``instances`` the VRRP instances, sync
+    groups, virtual servers and checks of this configuration (a real server's check, named
+    ``SERVICE/SERVER/TYPE``, by its virtual server's name)."""
+    from halo_core.events import Event
+
+    def kinds(cls: type[Event]) -> set[str]:
+        return {cls.kind}.union(*(kinds(sub) for sub in cls.__subclasses__()))
+
+    services = [vs.label for vs in cfg.virtual_servers]
+    known = {
+        "events": sorted(kinds(Event) - {Event.kind}),
+        "states": list(FILTER_STATES),
+        "instances": [*cfg.vrrp_instances, *cfg.vrrp_sync_groups, *services, *cfg.checks],
+    }
+    what = {
+        "events": "event type",
+        "states": "state",
+        "instances": "instance, sync group, virtual server or check",
+    }
+    for name, configured in cfg.notifiers.items():
+        for key, names in known.items():
+            for i, given in enumerate(getattr(configured.config, key, None) or ()):
+                value = given.upper() if key == "states" else given
+                if key == "instances" and value.split("/")[0] in services and "/" in value:
+                    continue
+                listed = "configured" if key == "instances" else "known"
+                try:
+                    pick(what[key], value, names, listed=listed)
+                except UnknownName as exc:
+                    yield Problem(("notifiers", name, key, i), str(exc))
+
+
 def _check_tracks(cfg: HaloConfig, tracks: list[Any], path: Path) -> Iterable[Problem]:
     for i, t in enumerate(tracks):
         if t.check is not None and t.check not in cfg.checks:
@@ -222,3 +274,35 @@ def load_or_report(path: str, report: Callable[[str], object]) -> tuple[Config, 
         for line in exc.lines:
             report(line)
         return None
+
+
+def runtime_problems(config: Config, plugins: Plugins) -> list[str]:
+    """One line for each ``type:`` of the configuration whose runtime cannot be imported
+    (``halo check``: the daemon would run such a check as failed, and leave out such a
+    notifier or backend). The runtimes are imported, nothing is built or started."""
+    from halo_core.plugins import runtime_import_errors
+
+    uses: dict[tuple[str, str], list[Path]] = {}
+    m = config.model
+    sections = (("checks", "checker"), ("notifiers", "notifier"), ("backends", "backend"))
+    for section, kind in sections:
+        for name, configured in getattr(m, section).items():
+            uses.setdefault((kind, configured.type), []).append((section, name, "type"))
+    for i, vs in enumerate(m.virtual_servers):
+        for j, rs in enumerate(vs.real_servers):
+            for k, configured in enumerate(rs.checks):
+                path = ("virtual_servers", i, "real_servers", j, "checks", k, "type")
+                uses.setdefault(("checker", configured.type), []).append(path)
+    errors = runtime_import_errors(plugins.type(kind, name) for kind, name in uses)
+    return ConfigError(
+        [
+            Located(
+                locate(config.raw, path) or (config.path, 1, 1),
+                path,
+                f"the runtime of {kind} type {name!r} cannot be imported: {why}",
+            )
+            for (kind, name), paths in uses.items()
+            if (why := errors.get(f"{kind} {name}"))
+            for path in paths
+        ]
+    ).lines

@@ -130,6 +130,16 @@ _MERGED_SECTIONS = frozenset(
 _LISTED_SECTIONS = frozenset({"virtual_servers"})
 
 
+INCLUDE_SCHEMA: dict[str, Any] = {
+    "description": "files to read too: a glob or a list of globs, relative to this file",
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}},
+    ],
+}
+"""The ``include:`` key in JSON Schema: read here, before validation, so not a field."""
+
+
 def load_file(path: str) -> tuple[Any, list[LoadProblem]]:
     """Read ``path`` and everything it includes, merged into one document.
 

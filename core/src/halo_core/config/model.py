@@ -14,12 +14,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from halo_core.plugin_api import PluginsConfig
 from halo_core.schema import (
+    IP_ANY,
     Alias,
     Configured,
     Doc,
     ExtensionPoint,
     Extensions,
     IPAddress,
+    Keys,
     Length,
     Pattern,
     PluginRef,
@@ -103,14 +105,23 @@ class VirtualAddress:
 
     @classmethod
     def __json_schema__(cls) -> dict[str, Any]:
+        # the shape parse() takes: an address, then option/value pairs
+        options = "|".join(sorted(cls._OPTIONS))
         return {
             "anyOf": [
-                {"type": "string", "description": "ADDRESS[/PREFIX] [dev IF] [label L] [scope S]"},
+                {
+                    "type": "string",
+                    "pattern": rf"^\s*{IP_ANY}(?:\s+(?:{options})\s+\S+)*\s*$",
+                    "description": "ADDRESS[/PREFIX] [dev IF] [label L] [scope S] [brd B]",
+                },
                 {
                     "type": "object",
                     "properties": {
-                        k: {"type": "string"}
-                        for k in ("address", "dev", "label", "scope", "broadcast")
+                        "address": {"type": "string", "pattern": f"^{IP_ANY}$"},
+                        "dev": {"type": "string", "pattern": f"^(?:{IFNAME.regex})$"},
+                        "label": {"type": "string", "maxLength": 15},
+                        "scope": {"enum": sorted(cls._SCOPES)},
+                        **{k: {"type": "string"} for k in ("broadcast", "brd")},
                     },
                     "required": ["address"],
                     "additionalProperties": False,
@@ -159,6 +170,10 @@ class Track:
         Doc("priority change (default: the check's own weight, else 0)"),
     ] = None
     reverse: Annotated[bool, Doc("invert the input")] = False
+
+    @classmethod
+    def __json_schema_rules__(cls) -> list[dict[str, Any]]:
+        return [{"oneOf": [{"required": [k]} for k in ("check", "interface", "file")]}]
 
     def __check__(self) -> list[tuple[tuple[str, ...], str]]:
         given = [k for k in ("check", "interface", "file") if getattr(self, k) is not None]
@@ -248,6 +263,24 @@ class VrrpInstance:
         if name is None:
             raise OSError(f"no interface has the unicast_src_ip {self.unicast_src_ip}")
         return name
+
+    @classmethod
+    def __json_schema_rules__(cls) -> list[dict[str, Any]]:
+        # an interface, or a unicast source to find it by; no authentication in VRRPv3
+        return [
+            {
+                "anyOf": [
+                    {"required": [key]} for key in ("interface", "unicast_src_ip", "mcast_src_ip")
+                ]
+            },
+            *(
+                {
+                    "if": {"required": [key], "properties": {key: {"const": 3}}},
+                    "then": {"not": {"required": ["authentication"]}},
+                }
+                for key in ("version", "vrrp_version")
+            ),
+        ]
 
     def __check__(self) -> list[tuple[tuple[str, ...], str]]:
         problems: list[tuple[tuple[str, ...], str]] = []
@@ -500,22 +533,25 @@ class HaloConfig:
     global_: Annotated[GlobalConfig, Alias(("global_defs",)), Doc("daemon-wide settings")] = field(
         default_factory=GlobalConfig
     )
-    vrrp_instances: Annotated[dict[str, VrrpInstance], Doc("VRRP instances by name")] = field(
-        default_factory=dict
-    )
-    vrrp_sync_groups: Annotated[dict[str, SyncGroup], Doc("sync groups by name")] = field(
-        default_factory=dict
+    vrrp_instances: Annotated[
+        dict[str, VrrpInstance], Keys(NAME), Doc("VRRP instances by name")
+    ] = field(default_factory=dict)
+    vrrp_sync_groups: Annotated[dict[str, SyncGroup], Keys(NAME), Doc("sync groups by name")] = (
+        field(default_factory=dict)
     )
     checks: Annotated[
         dict[str, Annotated[Configured, PluginRef("checker")]],
+        Keys(NAME),
         Doc("named checks (each with a checker `type:`)"),
     ] = field(default_factory=dict)
     notifiers: Annotated[
         dict[str, Annotated[Configured, PluginRef("notifier")]],
+        Keys(NAME),
         Doc("named notifiers (each with a notifier `type:`)"),
     ] = field(default_factory=dict)
     backends: Annotated[
         dict[str, Annotated[Configured, PluginRef("backend")]],
+        Keys(NAME),
         Doc("named backends (each with a backend `type:`)"),
     ] = field(default_factory=dict)
     virtual_servers: Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from halo_core import plugins
@@ -129,3 +130,38 @@ virtual_servers:
         "vs.yaml:3:5: virtual_servers[0]: needs either 'address' (with 'port') or 'fwmark'",
         "vs.yaml:6:9: virtual_servers[0].real_servers[1]: 192.0.2.21 port 80 is listed twice",
     ]
+
+
+class Passing:
+    """A checker that passes without probing anything."""
+
+    def __init__(self, config: object, target: object) -> None:
+        pass
+
+    async def check(self) -> CheckResult:
+        return CheckResult(True, "fine")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_check_that_cannot_start_takes_its_server_out() -> None:
+    """A real server's checker that cannot be built fails every round with the reason (the
+    core's CheckRunner): the server leaves the pool after `fall` rounds, as with any
+    failure, instead of staying in unchecked."""
+    pool, seen = make("    delay_loop: 1\n")
+    runner = next(iter(pool.servers[0].checks.values()))
+    runner.ptype = replace(runner.ptype, factory="halo_no_such_module:make")
+    other = next(iter(pool.servers[1].checks.values()))
+    other.ptype = replace(other.ptype, factory=Passing)  # no packet leaves this host
+    clock = runner.scheduler.clock
+    assert isinstance(clock, FakeClock)
+    pool.start()
+    await clock.advance(1.5)
+    await pool.bus.drain()
+    assert [m.address for m in pool.members()] == ["192.0.2.22"]
+    rs = [e for e in seen if isinstance(e, RealServerChanged)]
+    assert [(e.real_server, e.up) for e in rs] == [("192.0.2.21:80", False)]
+    assert runner.stats.last_result is not None
+    assert runner.stats.last_result.message.startswith("cannot start: ModuleNotFoundError")
+    await pool.stop()

@@ -301,6 +301,8 @@ def test_filters_select_instances_and_groups() -> None:
 def test_schema() -> None:
     p = plugins.load()
     text = (
+        "vrrp_instances:\n"
+        "  VI_1: {interface: eth0, virtual_router_id: 51, virtual_ipaddress: [192.0.2.16]}\n"
         "notifiers:\n"
         "  vi1_hooks:\n"
         "    type: script\n"

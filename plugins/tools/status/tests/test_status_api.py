@@ -442,3 +442,20 @@ def test_status_command_stays_light() -> None:
         [sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=False
     )
     assert "HEAVY=\n" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_check_that_cannot_start_is_in_the_metrics_with_the_reason() -> None:
+    """A check whose checker could not be built: down, and halo_check_start_failed with the
+    reason, beside the JSON's start_error."""
+    from halo_tool_status.metrics import render
+
+    reason = "cannot start: ModuleNotFoundError: No module named 'redis'"
+    check = {"name": "db", "type": "redis", "up": False, "errors": 3, "start_error": reason}
+    halo = {"version": "0", "router_id": "n", "started": 0, "reloads": 0, "hook_failures": {}}
+    text = render({"halo": halo, "checks": [check, {**check, "name": "ok", "start_error": None}]})
+    m = metrics(text)
+    assert families(text)["halo_check_start_failed"] == "gauge"
+    who = {("check", "db"), ("type", "redis")}
+    assert m[("halo_check_start_failed", frozenset({*who, ("reason", reason)}))] == 1
+    assert m[("halo_check_up", frozenset(who))] == 0
+    assert not [k for k in m if k[0] == "halo_check_start_failed" and ("check", "ok") in k[1]]

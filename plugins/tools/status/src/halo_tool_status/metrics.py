@@ -234,12 +234,20 @@ def render(snap: Mapping[str, Any]) -> str:
     for counter in CHECK_COUNTERS:
         out.add(f"halo_check_{counter}_total", "counter", f"check {counter}", None)
     out.add("halo_check_latency_seconds", "gauge", "duration of the last probe", None)
+    out.add(
+        "halo_check_start_failed",
+        "gauge",
+        "1 for a check whose checker could not be built, with the reason (it fails every round)",
+        None,
+    )
     for c in _all_checks(snap):
         who = {"check": c["name"], "type": c.get("type") or ""}
         out.add("halo_check_up", "gauge", "", int(bool(c.get("up"))), who)
         for counter in CHECK_COUNTERS:
             out.add(f"halo_check_{counter}_total", "counter", "", c.get(counter, 0), who)
         out.add("halo_check_latency_seconds", "gauge", "", c.get("last_latency"), who)
+        if c.get("start_error"):
+            out.add("halo_check_start_failed", "gauge", "", 1, {**who, "reason": c["start_error"]})
 
     # ------------------------------------------------------------------ pools
     for name, text in (

@@ -52,6 +52,10 @@ CHECK = _obj(
         "last_message": OPT_STR,
         "last_latency": NUM,
         "dynamic_weight": OPT_INT,
+        "start_error": {
+            **OPT_STR,
+            "description": "why the checker could not be built (it fails every round)",
+        },
     }
 )
 

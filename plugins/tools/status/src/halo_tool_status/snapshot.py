@@ -189,6 +189,8 @@ def _check(runner: CheckRunner) -> dict[str, Any]:
         "last_message": last.message if last else None,
         "last_latency": round(s.last_latency, 6),
         "dynamic_weight": runner.dynamic_weight,
+        # why the checker could not be built (it then fails every round): null when it runs
+        "start_error": runner.start_error,
     }
 
 
