@@ -136,12 +136,6 @@ class FrrRouter(Router):
             )
             if bfd:
                 neighbors += f" neighbor {n.ipv4} bfd\n neighbor {n.ipv4} bfd profile fast\n"
-        bfd_conf = (
-            "bfd\n profile fast\n  detect-multiplier 3\n  receive-interval 100\n"
-            "  transmit-interval 100\n exit\nexit\n"
-            if bfd
-            else ""
-        )
         bgpd = (
             "hostname r\n"
             f"router bgp {ROUTER_AS}\n bgp router-id {self.host.ipv4}\n"
@@ -155,10 +149,49 @@ class FrrRouter(Router):
             + "".join(f"  neighbor {n.ipv6} activate\n" for n in topo.nodes)
             + "  maximum-paths 8\n exit-address-family\n"
         )
-        self.procs = start_frr(self.host, self.dir, bgpd, bfd_conf if bfd else None)
+        self.procs = start_frr(self.host, self.dir, bgpd, BFDD_CONF if bfd else None)
 
     def vtysh(self, command: str) -> str:
         return self.host.run("vtysh", "--vty_socket", str(self.dir), "-c", command).stdout
+
+
+@dataclass
+class NodeFrr:
+    """FRR on a server node: the speaker of ``speaker: frr`` (halo adds its networks)."""
+
+    dir: Path
+    procs: list[Proc]
+
+    @property
+    def vtysh(self) -> list[str]:
+        return ["vtysh", "--vty_socket", str(self.dir)]
+
+
+def node_frr_conf(topo: Topology, node: Host, hold: int = 3, bfd: bool = False) -> str:
+    r = topo.router
+    conf = (
+        f"router bgp {NODE_AS}\n bgp router-id {node.ipv4}\n"
+        " no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n"
+        f" neighbor {r.ipv4} remote-as {ROUTER_AS}\n neighbor {r.ipv4} timers 1 {hold}\n"
+        f" neighbor {r.ipv4} timers connect 1\n"
+    )
+    if bfd:
+        conf += f" neighbor {r.ipv4} bfd\n neighbor {r.ipv4} bfd profile fast\n"
+    return (
+        conf + f" address-family ipv4 unicast\n  neighbor {r.ipv4} activate\n exit-address-family\n"
+    )
+
+
+BFDD_CONF = (
+    "bfd\n profile fast\n  detect-multiplier 3\n  receive-interval 100\n"
+    "  transmit-interval 100\n exit\nexit\n"
+)
+
+
+def start_node_frr(topo: Topology, node: Host, hold: int = 3, bfd: bool = False) -> NodeFrr:
+    directory = frr_directory(topo.workdir, f"frr-{node.name}")
+    conf = node_frr_conf(topo, node, hold, bfd)
+    return NodeFrr(directory, start_frr(node, directory, conf, BFDD_CONF if bfd else None))
 
 
 def frr_directory(parent: Path, name: str) -> Path:
@@ -188,33 +221,22 @@ def start_frr(host: Host, directory: Path, bgpd_conf: str, bfdd_conf: str | None
     if bfdd_conf is not None:
         (directory / "bfdd.conf").write_text(bfdd_conf)
         daemons.append("bfdd")
-    procs = []
-    zsock = directory / "zserv.api"
-    for daemon in daemons:
-        argv = [
-            str(FRR_DAEMONS / daemon),
-            "-f",
-            str(directory / f"{daemon}.conf"),
-            "-i",
-            str(directory / f"{daemon}.pid"),
-            "-z",
-            str(zsock),
-            "--vty_socket",
-            str(directory),
-            "-P",
-            "0",
-            "--log",
-            f"file:{directory / daemon}.log",
-        ]
-        if daemon == "bfdd":
-            argv += ["--bfdctl", str(directory / "bfdd.sock")]
-        procs.append(host.spawn(*argv, log=directory / f"{daemon}.out"))
-        if daemon == "zebra" and not wait_until(zsock.exists, 10.0):
-            raise RuntimeError(f"zebra did not start: {(directory / 'zebra.out').read_text()}")
-    vty = [directory / f"{d}.vty" for d in daemons]
-    if not wait_until(lambda: all(v.exists() for v in vty), 10.0):
-        raise RuntimeError(f"FRR did not start in {directory}")
-    return procs
+    return [start_frr_daemon(host, directory, daemon) for daemon in daemons]
+
+
+def start_frr_daemon(host: Host, directory: Path, daemon: str) -> Proc:
+    """One FRR daemon (zebra first) reading DIRECTORY/DAEMON.conf; waits for its vty socket."""
+    vty = directory / f"{daemon}.vty"
+    vty.unlink(missing_ok=True)
+    argv = [str(FRR_DAEMONS / daemon), "-f", str(directory / f"{daemon}.conf")]
+    argv += ["-i", str(directory / f"{daemon}.pid"), "-z", str(directory / "zserv.api")]
+    argv += ["--vty_socket", str(directory), "-P", "0", "--log", f"file:{directory / daemon}.log"]
+    if daemon == "bfdd":
+        argv += ["--bfdctl", str(directory / "bfdd.sock")]
+    proc = host.spawn(*argv, log=directory / f"{daemon}.out")
+    if not wait_until(vty.exists, 10.0):
+        raise RuntimeError(f"{daemon} did not start: {(directory / f'{daemon}.out').read_text()}")
+    return proc
 
 
 BIRD_BFD = """

@@ -32,6 +32,8 @@ from bgplab import (
     frr_available,
     remove_frr_dirs,
     serve,
+    start_frr_daemon,
+    start_node_frr,
     wait_answers,
 )
 
@@ -203,3 +205,34 @@ def test_a_killed_speaker_is_restarted_and_sigterm_withdraws_first(
     assert h1.running, h1.log
     assert h1.proc.wait(15) == 0, h1.log
     assert h1.wait_log(r"bgp: withdrew 203\.0\.113\.10/32", 1), h1.log
+
+
+@pytest.mark.parametrize(
+    "router_class",
+    [pytest.param(BirdRouter, marks=needs_tools("vtysh", "bird", "birdc"), id="bird")],
+)
+def test_frr_on_the_node_gets_its_networks_back_after_a_restart(
+    topo: Topology, start_halo: HaloFactory
+) -> None:
+    router = start_router(topo)
+    n1 = topo.n1
+    n1.ip("addr", "add", f"{VIP}/32", "dev", "lo")
+    frr = start_node_frr(topo, n1)
+    config = (
+        "backends:\n  bgp:\n    type: bgp\n    speaker: frr\n    mode: anycast\n"
+        f"    local_as: {NODE_AS}\n    prefixes: [{VIP}/32]\n    check_interval: 0.5\n"
+        f"    med: 20\n    vtysh: {frr.vtysh}\n"
+    )
+    h1 = start_halo(n1, config)
+    assert router.wait_routes([str(n1.ipv4)]), (router.routes(), h1.log)
+    bgpd = frr.procs[1]
+    bgpd.kill()
+    bgpd.wait(5)
+    assert h1.wait_log(r"bgp: FRR (does not answer|lost halo's networks)", 10), h1.log
+    frr.procs[1] = start_frr_daemon(n1, frr.dir, "bgpd")  # its saved config: no networks
+    assert h1.wait_log(r"bgp: frr restarted", 20), h1.log
+    assert router.wait_routes([str(n1.ipv4)]), (router.routes(), h1.log)
+    h1.stop()
+    assert router.wait_routes([], timeout=5), router.routes()
+    running = n1.run(*frr.vtysh, "-c", "show running-config").stdout
+    assert "halo-bgp" not in running and f"network {VIP}/32" not in running
