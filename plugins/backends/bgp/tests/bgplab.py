@@ -111,6 +111,9 @@ class Router:
     host: Host
     procs: list[Proc]
 
+    def __init__(self, topo: Topology, hold: int = 3, bfd: bool = False) -> None:
+        raise NotImplementedError
+
     def stop(self) -> None:
         for p in self.procs:
             p.terminate_and_wait(5.0)
