@@ -237,3 +237,36 @@ async def test_exabgp_is_driven_restarted_and_stopped() -> None:
     )
     assert backend.speaker.proc is not None and backend.speaker.proc.returncode is not None
     await asyncio.sleep(0)
+
+
+async def test_reload_applies_addresses_and_attributes_and_restarts_for_the_rest() -> None:
+    base = FOLLOW.replace("local_as: 65001", "local_as: 65001\n    restart_delay: 0.1")
+    backend, events = make_backend(base)
+    await backend.start()
+    try:
+        await backend.handle(vrrp("MASTER"))
+        await eventually(lambda: len(backend.announced) == 2, 30)
+        pid = backend.speaker.pid
+        more = base.replace("203.0.113.11/24]", "203.0.113.11/24, 203.0.113.12]")
+        await backend.reload(load_config(more).model)
+        assert ip_network("203.0.113.12/32") in backend.announced
+        before = len([e for e in events if isinstance(e, BackendApplied)])
+        await backend.reload(
+            load_config(more.replace("local_as: 65001", "local_as: 65001\n    med: 5")).model
+        )
+        assert backend.speaker.pid == pid and backend.config.med == 5
+        applied = [e.detail for e in events if isinstance(e, BackendApplied)][before:]
+        assert applied.count("announced 203.0.113.10/32") == 1  # again, with the MED
+        await backend.reload(
+            load_config(more.replace("local_as: 65001", "local_as: 65001\n    hold_time: 4")).model
+        )
+        await eventually(lambda: backend.restarts == 1 and len(backend.announced) == 3, 30)
+        assert backend.speaker.pid != pid
+        with pytest.raises(ValueError, match="speaker cannot change on reload"):
+            await backend.reload(
+                load_config(
+                    more.replace("local_as: 65001", "local_as: 65001\n    speaker: frr")
+                ).model
+            )
+    finally:
+        await backend.stop()

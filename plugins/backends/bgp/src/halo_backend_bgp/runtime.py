@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable
 from ipaddress import ip_network
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from halo_backend_bgp.plugin import BgpBackendConfig
 from halo_backend_bgp.speakers import (
@@ -43,6 +44,9 @@ from halo_core.events import (
     VrrpStateChanged,
 )
 from halo_core.plugin_api import Backend, PluginContext
+
+if TYPE_CHECKING:
+    from halo_core.config.model import HaloConfig
 
 log = logging.getLogger("halo.backend.bgp")
 
@@ -64,27 +68,7 @@ class BgpBackend(Backend):
             self.kinds = ("check_state", "pool", *(("check_result",) if config.checks else ()))
         self.context = context
         self.name = context.name
-        model = context.config
-        self.vips: dict[str, list[Prefix]] = {}
-        if config.mode == "follow":
-            names = config.instances
-            if names is None:
-                names = [n for n, i in model.vrrp_instances.items() if i.virtual_ipaddress]
-            unknown = [n for n in names if n not in model.vrrp_instances]
-            if unknown:
-                raise ValueError(f"instances: no VRRP instance named {', '.join(unknown)}")
-            for n in names:
-                inst = model.vrrp_instances[n]
-                addresses = [*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded]
-                self.vips[n] = [ip_network(a.ip) for a in addresses]
-        else:
-            unknown = [c for c in config.checks if c not in model.checks]
-            if unknown:
-                raise ValueError(f"checks: no check named {', '.join(unknown)}")
-            services = {vs.name for vs in model.virtual_servers}
-            unknown = [v for v in config.virtual_servers if v not in services]
-            if unknown:
-                raise ValueError(f"virtual_servers: no virtual server named {', '.join(unknown)}")
+        self.vips: dict[str, list[Prefix]] = self._followed(config, context.config)
         self.states: dict[str, str] = {}
         self.checks_up: dict[str, bool] = {}
         self.quorum: dict[str, bool] = {}
@@ -103,6 +87,70 @@ class BgpBackend(Backend):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
+
+    @staticmethod
+    def _followed(config: BgpBackendConfig, model: HaloConfig) -> dict[str, list[Prefix]]:
+        """Follow mode: each followed instance's addresses as host routes. Refuses names the
+        configuration does not have (checks and virtual servers too, in anycast mode)."""
+        vips: dict[str, list[Prefix]] = {}
+        if config.mode == "follow":
+            names = config.instances
+            if names is None:
+                names = [n for n, i in model.vrrp_instances.items() if i.virtual_ipaddress]
+            unknown = [n for n in names if n not in model.vrrp_instances]
+            if unknown:
+                raise ValueError(f"instances: no VRRP instance named {', '.join(unknown)}")
+            for n in names:
+                inst = model.vrrp_instances[n]
+                addresses = [*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded]
+                vips[n] = [ip_network(a.ip) for a in addresses]
+        else:
+            unknown = [c for c in config.checks if c not in model.checks]
+            if unknown:
+                raise ValueError(f"checks: no check named {', '.join(unknown)}")
+            services = {vs.name for vs in model.virtual_servers}
+            unknown = [v for v in config.virtual_servers if v not in services]
+            if unknown:
+                raise ValueError(f"virtual_servers: no virtual server named {', '.join(unknown)}")
+        return vips
+
+    async def reload(self, config: HaloConfig) -> None:
+        """A new configuration: new instance addresses, checks or prefixes are applied at
+        once; new route attributes are announced again over the running ExaBGP (an UPDATE
+        replaces the route); anything else about the speaker (peers, AS, timers, program,
+        or attributes in FRR's route-map) restarts it."""
+        configured = config.backends.get(self.name)
+        new = getattr(configured, "config", None)
+        if not isinstance(new, BgpBackendConfig) or new == self.config:
+            self.vips = self._followed(self.config, config)
+            await self.sync()
+            return
+        for key in ("mode", "speaker"):
+            if getattr(new, key) != getattr(self.config, key):
+                raise ValueError(f"{key} cannot change on reload; restart halo")
+        vips = self._followed(new, config)
+        attributes = ("communities", "med", "local_preference", "as_path_prepend", "next_hop")
+        lists = ("instances", "prefixes", "checks", "virtual_servers", *attributes)
+        speaker_changed = any(
+            getattr(new, f.name) != getattr(self.config, f.name)
+            for f in dataclasses.fields(new)
+            if f.name not in lists
+        ) or (
+            new.speaker == "frr"
+            and any(getattr(new, a) != getattr(self.config, a) for a in attributes)
+        )
+        reannounce = any(getattr(new, a) != getattr(self.config, a) for a in attributes)
+        async with self._sync_lock:
+            self.config = new
+            self.speaker.config = new
+            self.vips = vips
+            if speaker_changed:
+                self.up = False
+                self._wake.set()  # the supervisor stops the speaker and starts it anew
+                return
+            if reannounce:
+                self.announced.clear()  # announced again below, with the new attributes
+        await self.sync()
 
     # -- what to announce ----------------------------------------------------------------------
 
