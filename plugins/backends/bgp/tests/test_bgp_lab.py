@@ -236,3 +236,22 @@ def test_frr_on_the_node_gets_its_networks_back_after_a_restart(
     assert router.wait_routes([], timeout=5), router.routes()
     running = n1.run(*frr.vtysh, "-c", "show running-config").stdout
     assert "halo-bgp" not in running and f"network {VIP}/32" not in running
+
+
+@pytest.mark.parametrize(
+    "router_class", [pytest.param(BirdRouter, marks=needs_tools("bird", "birdc"), id="bird")]
+)
+def test_a_speaker_that_cannot_start_sends_the_master_to_fault(
+    topo: Topology, start_halo: HaloFactory
+) -> None:
+    router = start_router(topo)
+    serve(topo)
+    n1, n2 = topo.nodes
+    broken = follow_config(topo, n1, 100) + "    exabgp: /bin/false\n    restart_delay: 0.2\n"
+    h1 = start_halo(n1, broken, state={"VI_4": "MASTER"})
+    h2 = start_halo(n2, follow_config(topo, n2, 90))
+    assert h1.wait_state("VI_4", "FAULT", timeout=15), h1.log
+    assert h2.wait_state("VI_4", "MASTER", timeout=5), h2.log
+    assert router.wait_routes([str(n2.ipv4)]), router.routes()
+    assert wait_answers(topo, {"n2"}), ask(topo)
+    assert "bgp: exabgp did not start: exabgp exited with 1" in h1.log
