@@ -50,7 +50,13 @@ def backend_config(text: str, name: str = "bgp") -> tuple[Any, BgpBackendConfig]
     return model, cfg
 
 
-def make_backend(text: str, **options: Any) -> tuple[BgpBackend, list[Any]]:
+def make_backend(
+    text: str, state_dir: Path | None = None, **options: Any
+) -> tuple[BgpBackend, list[Any]]:
+    """The backend of *text*; give *state_dir* (a test's tmp_path) when it will start
+    ExaBGP, which keeps its configuration there."""
+    if state_dir is not None:
+        text += f"global: {{state_dir: {state_dir}}}\n"
     model, cfg = backend_config(text)
     if options:
         cfg = BgpBackendConfig(**{**cfg.__dict__, **options})
@@ -129,8 +135,8 @@ def test_exabgp_configuration_and_commands() -> None:
             " passive: true}\n",
         )
     )
-    text = exabgp_config(cfg, Path("/x/api.sock"), "/usr/bin/python3")
-    assert 'run "/usr/bin/python3" -m halo_backend_bgp.relay "/x/api.sock";' in text
+    text = exabgp_config(cfg, "@halo-bgp-1", "/usr/bin/python3")
+    assert 'run "/usr/bin/python3" -m halo_backend_bgp.relay "@halo-bgp-1";' in text
     assert "neighbor 2001:db8::1 {" in text and "neighbor 127.0.0.9 {" in text
     assert text.count("router-id 127.0.0.1;") == 2  # the IPv4 local address, for both
     assert "hold-time 3;" in text and "passive true;" in text
@@ -200,9 +206,11 @@ def test_unknown_references_are_refused_at_start() -> None:
         BgpBackend(cfg, PluginContext("bgp", model, EventBus(), clock, Scheduler(clock)))
 
 
-async def test_a_speaker_that_cannot_start_sends_followed_instances_to_fault() -> None:
+async def test_a_speaker_that_cannot_start_sends_followed_instances_to_fault(
+    tmp_path: Path,
+) -> None:
     backend, events = make_backend(
-        FOLLOW, exabgp="/nonexistent/exabgp", restart_delay=0.1, restart_limit=2
+        FOLLOW, tmp_path, exabgp="/nonexistent/exabgp", restart_delay=0.1, restart_limit=2
     )
     await backend.start()
     try:
@@ -214,8 +222,8 @@ async def test_a_speaker_that_cannot_start_sends_followed_instances_to_fault() -
     assert failed[-1].instance == "VI_1" and "cannot be started" in failed[-1].error
 
 
-async def test_exabgp_is_driven_restarted_and_stopped() -> None:
-    backend, events = make_backend(FOLLOW, restart_delay=0.1)
+async def test_exabgp_is_driven_restarted_and_stopped(tmp_path: Path) -> None:
+    backend, events = make_backend(FOLLOW, tmp_path, restart_delay=0.1)
     await backend.start()
     try:
         await backend.handle(vrrp("MASTER"))
@@ -227,8 +235,10 @@ async def test_exabgp_is_driven_restarted_and_stopped() -> None:
         assert backend.speaker.pid != pid
         await backend.handle(vrrp("BACKUP", old="MASTER"))
         await eventually(lambda: not backend.announced, 10)
+        assert (tmp_path / "bgp-bgp" / "exabgp.conf").exists()
     finally:
         await backend.stop()
+    assert not (tmp_path / "bgp-bgp").exists()
     details = [e.detail for e in events if isinstance(e, BackendApplied)]
     assert "withdrew 203.0.113.10/32" in details
     assert any(d.startswith("exabgp restarted") for d in details)
@@ -239,9 +249,11 @@ async def test_exabgp_is_driven_restarted_and_stopped() -> None:
     await asyncio.sleep(0)
 
 
-async def test_reload_applies_addresses_and_attributes_and_restarts_for_the_rest() -> None:
+async def test_reload_applies_addresses_and_attributes_and_restarts_for_the_rest(
+    tmp_path: Path,
+) -> None:
     base = FOLLOW.replace("local_as: 65001", "local_as: 65001\n    restart_delay: 0.1")
-    backend, events = make_backend(base)
+    backend, events = make_backend(base, tmp_path)
     await backend.start()
     try:
         await backend.handle(vrrp("MASTER"))

@@ -6,7 +6,7 @@ both ways, so halo writes ``announce route ...`` and reads ``done``. It exits wh
 side closes: halo gone (ExaBGP, run with ``exabgp.api.terminate``, then exits too and its
 peers drop the routes) or ExaBGP gone (halo sees the socket close and restarts it).
 
-    python -m halo_backend_bgp.relay SOCKET
+    python -m halo_backend_bgp.relay SOCKET      (a path, or @NAME for an abstract socket)
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import sys
 def relay(path: str) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        # "@name": Linux's abstract socket namespace (argv cannot carry the leading NUL)
+        sock.connect("\0" + path[1:] if path.startswith("@") else path)
     except OSError as exc:
         print(f"halo relay: cannot connect to {path}: {exc}", file=sys.stderr)
         return 1

@@ -73,7 +73,7 @@ class BgpBackend(Backend):
         self.checks_up: dict[str, bool] = {}
         self.quorum: dict[str, bool] = {}
         self.speaker: Speaker = (
-            ExaBgpSpeaker(config, self.name)
+            ExaBgpSpeaker(config, self.name, context.config.global_.state_dir)
             if config.speaker == "exabgp"
             else FrrSpeaker(config, self.name)
         )

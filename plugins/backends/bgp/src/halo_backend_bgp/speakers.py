@@ -26,6 +26,7 @@ import ctypes
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import sys
@@ -58,14 +59,14 @@ def _family(prefix: Prefix) -> str:
 # ------------------------------------------------------------------------------ ExaBGP
 
 
-def exabgp_config(config: BgpBackendConfig, socket_path: Path, python: str) -> str:
+def exabgp_config(config: BgpBackendConfig, socket_name: str, python: str) -> str:
     """The ExaBGP configuration: the relay as API process, one ``neighbor`` per peer."""
     router_id = config.router_id or next(
         p.local_address for p in config.peers if p.local_address.version == 4
     )
     lines = [
         "process halo {",
-        f'    run "{python}" -m halo_backend_bgp.relay "{socket_path}";',
+        f'    run "{python}" -m halo_backend_bgp.relay "{socket_name}";',
         "    encoder text;",
         "}",
     ]
@@ -150,9 +151,10 @@ class ExaBgpSpeaker:
 
     name = "exabgp"
 
-    def __init__(self, config: BgpBackendConfig, label: str) -> None:
+    def __init__(self, config: BgpBackendConfig, label: str, state_dir: str | None = None) -> None:
         self.config = config
         self.label = label
+        self.state_dir = state_dir
         self.dir: Path | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.reader: asyncio.StreamReader | None = None
@@ -172,13 +174,16 @@ class ExaBgpSpeaker:
         command = exabgp_command(self.config)
         if os.path.sep not in command[0] and shutil.which(command[0]) is None:
             raise SpeakerError(f"exabgp program {command[0]!r} not found")
-        self.dir = Path(tempfile.mkdtemp(prefix=f"halo-bgp-{self.label}-"))
-        socket_path = self.dir / "api.sock"
+        self.dir = self._directory()
+        # An abstract socket (Linux): no file to leave behind, no path-length limit.
+        socket_name = f"@halo-bgp-{os.getpid()}-{self.label}-{secrets.token_hex(4)}"
         conf = self.dir / "exabgp.conf"
-        conf.write_text(exabgp_config(self.config, socket_path, sys.executable))
+        conf.write_text(exabgp_config(self.config, socket_name, sys.executable))
         loop = asyncio.get_running_loop()
         self._connected = loop.create_future()
-        self.server = await asyncio.start_unix_server(self._accept, path=str(socket_path))
+        self.server = await asyncio.start_unix_server(
+            self._accept, path="\0" + socket_name.removeprefix("@")
+        )
         env = {**os.environ, **exabgp_environment(self.config)}
         try:
             self.proc = await asyncio.create_subprocess_exec(
@@ -214,6 +219,17 @@ class ExaBgpSpeaker:
         finally:
             exited.cancel()
         self.reader, self.writer = self._connected.result()
+
+    def _directory(self) -> Path:
+        """Where ExaBGP's configuration goes: ``STATE_DIR/bgp-NAME`` (one per backend, emptied
+        at each start, so a killed halo leaves nothing that grows), or a temporary directory
+        when the state directory is not there."""
+        if self.state_dir and os.path.isdir(self.state_dir):
+            directory = Path(self.state_dir) / f"bgp-{self.label}"
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(mode=0o700)
+            return directory
+        return Path(tempfile.mkdtemp(prefix=f"halo-bgp-{self.label}-"))
 
     def last_output(self) -> str:
         lines = [ln for ln in self.output if ln.strip()]
