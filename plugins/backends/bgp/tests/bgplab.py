@@ -114,6 +114,10 @@ class Router:
     def __init__(self, topo: Topology, hold: int = 3, bfd: bool = False) -> None:
         raise NotImplementedError
 
+    def communities(self, prefix: str = VIP) -> set[str]:
+        """The communities the router holds on its best route to *prefix*."""
+        raise NotImplementedError
+
     def stop(self) -> None:
         for p in self.procs:
             p.terminate_and_wait(5.0)
@@ -156,6 +160,11 @@ class FrrRouter(Router):
 
     def vtysh(self, command: str) -> str:
         return self.host.run("vtysh", "--vty_socket", str(self.dir), "-c", command).stdout
+
+    def communities(self, prefix: str = VIP) -> set[str]:
+        family = "ipv6" if ":" in prefix else "ipv4"
+        text = self.vtysh(f"show bgp {family} unicast {prefix}/{128 if ':' in prefix else 32}")
+        return {w for ln in text.splitlines() if "Community:" in ln for w in ln.split()[1:]}
 
 
 @dataclass
@@ -298,6 +307,15 @@ class BirdRouter(Router):
 
     def birdc(self, command: str) -> str:
         return self.host.run("birdc", "-s", str(self.socket), command).stdout
+
+    def communities(self, prefix: str = VIP) -> set[str]:
+        text = self.birdc(f"show route {prefix}/{128 if ':' in prefix else 32} all")
+        found = set()
+        for line in text.splitlines():
+            if "BGP.community:" in line:
+                # "(65001,100) (65535,65281)" -> 65001:100 …
+                found |= {c.strip("()").replace(",", ":") for c in line.split(":", 1)[1].split()}
+        return found
 
 
 # ------------------------------------------------------------------------------ traffic

@@ -167,6 +167,8 @@ def test_anycast_spreads_over_healthy_nodes_and_withdraws_a_failing_one(
     assert router.wait_routes(both), router.routes()
     assert router.wait_routes(sorted([str(n1.ipv6), str(n2.ipv6)]), VIP6), router.routes(VIP6)
     assert wait_answers(topo, {"n1", "n2"}), ask(topo)
+    assert "65001:100" in router.communities(), router.communities()
+    assert "65001:100" in router.communities(VIP6), router.communities(VIP6)
 
     (ctl["n1"] / f"down-{PORT}").write_text("")  # n1's web server stops: its check fails
     assert router.wait_routes([str(n2.ipv4)]), router.routes()
