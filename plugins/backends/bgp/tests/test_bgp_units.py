@@ -23,7 +23,13 @@ from halo_backend_bgp.speakers import (
     frr_route_map,
 )
 from halo_core.bus import EventBus
-from halo_core.events import BackendApplied, BackendFailed, CheckResultEvent, CheckStateChanged
+from halo_core.events import (
+    BackendApplied,
+    BackendFailed,
+    CheckResultEvent,
+    CheckStateChanged,
+    PoolChanged,
+)
 from halo_core.plugin_api import PluginContext
 from halo_core.scheduler import LoopClock, Scheduler
 from halo_tool_lab.testing import config_errors, eventually, load_config, vrrp
@@ -282,3 +288,26 @@ async def test_reload_applies_addresses_and_attributes_and_restarts_for_the_rest
             )
     finally:
         await backend.stop()
+
+
+async def test_anycast_follows_the_quorum_of_its_virtual_servers() -> None:
+    text = (
+        "virtual_servers:\n  - name: web\n    address: 203.0.113.10\n    port: 80\n"
+        "    real_servers: [{address: 192.0.2.21, port: 8080}]\n"
+        "backends:\n  bgp:\n    type: bgp\n    mode: anycast\n    local_as: 1\n"
+        "    prefixes: [203.0.113.10]\n    virtual_servers: [web]\n"
+        "    peers: [{address: 127.0.0.9, peer_as: 2, local_address: 127.0.0.1}]\n"
+    )
+    backend, _ = make_backend(text)
+    assert backend.kinds == ("check_state", "pool")
+    assert backend.wanted() == set()
+
+    def pool(quorum: bool) -> PoolChanged:
+        return PoolChanged(
+            virtual_server="web", service=None, members=(), quorum=quorum, reason="t"
+        )
+
+    await backend.handle(pool(True))
+    assert backend.wanted() == {ip_network("203.0.113.10/32")}
+    await backend.handle(pool(False))
+    assert backend.wanted() == set()
