@@ -54,6 +54,7 @@ FIRST_PARTY_TYPES: dict[tuple[str, str], str] = {
     ("backend", "vip"): "halo-backend-vip",
     ("backend", "ipvs"): "halo-backend-ipvs",
     ("backend", "nftables"): "halo-backend-nftables",
+    ("backend", "bgp"): "halo-backend-bgp",
 }
 """The types halo's own distributions provide, (kind, type) → distribution: the install
 hint of an unknown ``type:``, and how to tell that the plugin providing it is blocked or

@@ -38,6 +38,9 @@ TOOLS: dict[str, str] = {
     "systemd-analyze": "systemd",
     "qemu-system-x86_64": "qemu-system-x86",
     "tcpdump": "tcpdump",
+    "vtysh": "frr",  # FRR's shell; its daemons (zebra, bgpd, bfdd) live in /usr/lib/frr
+    "bird": "bird2",
+    "birdc": "bird2",
 }
 TRACED = tuple(t for t in TOOLS if t != "ip")
 MARKERS = ("needs_tools", "uses_tools")
