@@ -10,11 +10,22 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
+from scapy.layers.inet import IP
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
+from scapy.layers.vrrp import VRRPv3
 
 from halo_backend_vip.announce import Port
-from halo_backend_vip.claims import ANSWER_GAP, Claim, ClaimGuard, answer_frame, parse_claim
+from halo_backend_vip.claims import (
+    ANSWER_GAP,
+    HIGHER_FOR,
+    Advert,
+    Claim,
+    ClaimGuard,
+    answer_frame,
+    parse_advert,
+    parse_claim,
+)
 from halo_backend_vip.frames import garp_frame, mac_bytes, unsolicited_na_frame
 from halo_core.schema import IPAddress
 from halo_tool_lab.clock import FakeClock
@@ -109,7 +120,7 @@ async def guarded() -> tuple[ClaimGuard, RecordingPort, Inst, FakeClock]:
     port = RecordingPort()
     guard = ClaimGuard(clock, {"lab0": port}.get)
     inst = Inst("VI_1", [HeldVip("lab0", VIP4), HeldVip("lab0", VIP6)])
-    guard.note_master("VI_1", 100)
+    guard.note_master("VI_1", 100, 51)
     guard.update([inst])  # no interface lab0 here: not listening, logged, still guarding
     return guard, port, inst, clock
 
@@ -158,3 +169,34 @@ async def test_leaving_master_stops_answers_and_cancels_the_trailing_one(
     assert len(port.sent) == 1
     assert clock.pending() == 0
     guard.close()
+
+
+def advert(mac: bytes, priority: int, vrid: int = 51) -> bytes:
+    frame = Ether(src=mac.hex(":"), dst="01:00:5e:00:00:12") / IP(
+        src="192.0.2.12", dst="224.0.0.18", proto=112, ttl=255
+    )
+    return bytes(frame / VRRPv3(vrid=vrid, priority=priority, ipcount=1, addrlist=[str(VIP4)]))
+
+
+def test_adverts_are_read_for_vrid_and_priority() -> None:
+    assert parse_advert(advert(THEIRS, 110)) == Advert(51, 110, THEIRS)
+    assert parse_advert(garp_frame(THEIRS, VIP4)) is None
+
+
+async def test_the_master_we_are_about_to_yield_to_is_not_answered(
+    guarded: tuple[ClaimGuard, RecordingPort, Inst, FakeClock],
+) -> None:
+    """The heal seen from the node that loses: the winner's advert arrives just before its
+    announcements, and our step-down has not happened yet."""
+    guard, port, _, clock = guarded
+    guard.heard("lab0", advert(THEIRS, 110))
+    guard.heard("lab0", garp_frame(THEIRS, VIP4))
+    guard.heard("lab0", advert(THEIRS, 110, vrid=52))  # another VRID tells nothing
+    assert port.sent == []
+    lower = mac_bytes("02:48:41:00:00:03")
+    guard.heard("lab0", advert(lower, 90))  # a lower priority is answered
+    guard.heard("lab0", garp_frame(lower, VIP4))
+    assert len(port.sent) == 1
+    await clock.advance(HIGHER_FOR)  # not heard advertising for a while: answered again
+    guard.heard("lab0", garp_frame(THEIRS, VIP4))
+    assert len(port.sent) == 2

@@ -7,11 +7,15 @@ announces again, and every host keeps the backup's MAC for the VIPs until its AR
 expires (keepalived has the same race). VRRP cannot tell the master what it missed, but the
 backup's gratuitous ARPs / unsolicited neighbour advertisements reach it: a partition of
 VRRP (a filter on protocol 112, a VLAN or multicast problem) passes them. So while an
-instance is MASTER this module listens on its interfaces (an ``AF_PACKET`` socket for ARP,
-one for IPv6 with a BPF filter that passes only ICMPv6 neighbour advertisements) and answers
-every claim of one of its addresses from another MAC: the claimer's last frame is followed by
-ours, within :data:`ANSWER_GAP`.
+instance is MASTER this module listens on its interfaces (one ``AF_PACKET`` socket each,
+with a BPF filter passing only ARP, VRRP adverts and ICMPv6 neighbour advertisements) and
+answers every claim of one of its addresses from another MAC: the claimer's last frame is
+followed by ours, within :data:`ANSWER_GAP`.
 
+The node that is about to step down must not answer the winner: when the partition heals
+the winner's advert arrives just before its own announcements. So the adverts are read on
+the same socket, in wire order, and a MAC seen advertising the instance's VRID with a higher
+priority (equal: a higher MAC) in the last :data:`HIGHER_FOR` seconds is never answered.
 Two halo masters of one split brain would answer each other for ever, so an answer carries
 a mark the claim parser recognises — ``HALO`` and the instance's priority in the ARP frame's
 padding, or an experimental ND option (type 253, RFC 4727) in a neighbour advertisement —
@@ -53,16 +57,28 @@ PACKET_OUTGOING = 4  # sll_pkttype of our own frames, looped back to packet sock
 SO_ATTACH_FILTER = 26
 READ_BATCH = 64  # frames read per wake-up, so a flood cannot hold the event loop
 
-# Classic BPF on an Ethernet frame: IPv6 next header ICMPv6 (58) at byte 20 and ICMPv6 type
-# neighbour advertisement (136) at byte 54, else drop in the kernel.
-_NA_FILTER = [
-    (0x30, 0, 0, 20),  # ldb [20]
-    (0x15, 0, 3, frames.IPPROTO_ICMPV6),  # jeq #58, next, drop
-    (0x30, 0, 0, 54),  # ldb [54]
-    (0x15, 0, 1, frames.ND_NEIGHBOR_ADVERT),  # jeq #136, next, drop
-    (0x06, 0, 0, 0xFFFF),  # ret: pass
-    (0x06, 0, 0, 0),  # ret: drop
+HIGHER_FOR = 3.0  # seconds a MAC heard advertising a higher priority is left alone
+IPPROTO_VRRP = 112
+
+# Classic BPF on an Ethernet frame (the socket gets every protocol): pass ARP, VRRP over IPv4
+# or IPv6, and ICMPv6 neighbour advertisements; drop everything else in the kernel.
+_ACCEPT, _DROP = 11, 12
+_FILTER = [
+    (0x28, 0, 0, 12),  # 0: ldh [12] (ethertype)
+    (0x15, _ACCEPT - 2, 0, frames.ETH_P_ARP),  # 1
+    (0x15, 0, 5 - 3, frames.ETH_P_IP),  # 2: IPv4 -> 3, else -> 5
+    (0x30, 0, 0, 23),  # 3: ldb [23] (IPv4 protocol)
+    (0x15, _ACCEPT - 5, _DROP - 5, IPPROTO_VRRP),  # 4
+    (0x15, 0, _DROP - 6, frames.ETH_P_IPV6),  # 5
+    (0x30, 0, 0, 20),  # 6: ldb [20] (IPv6 next header)
+    (0x15, _ACCEPT - 8, 0, IPPROTO_VRRP),  # 7
+    (0x15, 0, _DROP - 9, frames.IPPROTO_ICMPV6),  # 8
+    (0x30, 0, 0, 54),  # 9: ldb [54] (ICMPv6 type)
+    (0x15, _ACCEPT - 11, _DROP - 11, frames.ND_NEIGHBOR_ADVERT),  # 10
+    (0x06, 0, 0, 0xFFFF),  # 11: accept
+    (0x06, 0, 0, 0),  # 12: drop
 ]
+ETH_P_ALL = 0x0003
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +132,31 @@ def parse_claim(frame: bytes) -> Claim | None:
     return None
 
 
+@dataclass(frozen=True)
+class Advert:
+    """A VRRP advert's VRID and priority, from the sender's MAC."""
+
+    vrid: int
+    priority: int
+    mac: bytes
+
+
+def parse_advert(frame: bytes) -> Advert | None:
+    """The VRRP advert (version 2 or 3) in an Ethernet frame, or None."""
+    if len(frame) < 14:
+        return None
+    ethertype = int.from_bytes(frame[12:14], "big")
+    if ethertype == frames.ETH_P_IP and len(frame) >= 34 and frame[23] == IPPROTO_VRRP:
+        at = 14 + (frame[14] & 0x0F) * 4
+    elif ethertype == frames.ETH_P_IPV6 and len(frame) >= 54 and frame[20] == IPPROTO_VRRP:
+        at = 54
+    else:
+        return None
+    if len(frame) < at + 3 or frame[at] & 0x0F != 1 or frame[at] >> 4 not in (2, 3):
+        return None
+    return Advert(frame[at + 1], frame[at + 2], frame[6:12])
+
+
 def answer_frame(mac: bytes, ip: IPAddress, priority: int) -> bytes:
     """Our announcement of ``ip``, as :mod:`.frames` builds it, marked with ``priority``."""
     if isinstance(ip, IPv4Address):
@@ -131,12 +172,12 @@ def answer_frame(mac: bytes, ip: IPAddress, priority: int) -> bytes:
     return na[:14] + bytes(ip6) + bytes(icmp)
 
 
-def _na_filter() -> tuple[bytes, ctypes.Array[ctypes.c_char]]:
+def _filter_program() -> tuple[bytes, ctypes.Array[ctypes.c_char]]:
     """``struct sock_fprog`` for SO_ATTACH_FILTER, and the buffer it points into (keep it
     alive until the call returns)."""
-    code = b"".join(struct.pack("HBBI", *ins) for ins in _NA_FILTER)
+    code = b"".join(struct.pack("HBBI", *ins) for ins in _FILTER)
     buf = ctypes.create_string_buffer(code, len(code))
-    return struct.pack("HL", len(_NA_FILTER), ctypes.addressof(buf)), buf
+    return struct.pack("HL", len(_FILTER), ctypes.addressof(buf)), buf
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,42 +209,34 @@ class _Address:
 
     instance: Guarded
     priority: int
+    vrid: int | None
     last_answer: float = float("-inf")
     trailing: Timer | None = None
     logged: dict[bytes, float] = field(default_factory=dict)  # claimer MAC -> last logged
 
 
 class _Listener:
-    """The packet sockets of one interface (ARP always, IPv6 when it has IPv6 addresses)."""
+    """One interface's packet socket: ARP, VRRP and neighbour advertisements, in wire order."""
 
-    def __init__(self, dev: str, v6: bool, on_frame: Callable[[str, bytes], None]) -> None:
+    def __init__(self, dev: str, on_frame: Callable[[str, bytes], None]) -> None:
         self.dev = dev
-        self.socks: list[socket.socket] = []
         self.loop = asyncio.get_running_loop()
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
-            self._open(frames.ETH_P_ARP, None)
-            if v6:
-                prog, buf = _na_filter()
-                self._open(frames.ETH_P_IPV6, prog)
-                del buf
+            prog, buf = _filter_program()
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+            del buf
+            self.sock.bind((dev, ETH_P_ALL))
+            self.sock.setblocking(False)
         except BaseException:
-            self.close()
+            self.sock.close()
             raise
-        for sock in self.socks:
-            self.loop.add_reader(sock.fileno(), self._drain, sock, on_frame)
+        self.loop.add_reader(self.sock.fileno(), self._drain, on_frame)
 
-    def _open(self, proto: int, prog: bytes | None) -> None:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
-        self.socks.append(sock)
-        if prog is not None:
-            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
-        sock.bind((self.dev, proto))
-        sock.setblocking(False)
-
-    def _drain(self, sock: socket.socket, on_frame: Callable[[str, bytes], None]) -> None:
+    def _drain(self, on_frame: Callable[[str, bytes], None]) -> None:
         for _ in range(READ_BATCH):
             try:
-                data, addr = sock.recvfrom(2048)
+                data, addr = self.sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # the interface went away: the next update reopens
@@ -213,12 +246,10 @@ class _Listener:
                 on_frame(self.dev, data)
 
     def close(self) -> None:
-        for sock in self.socks:
-            try:
-                self.loop.remove_reader(sock.fileno())
-            finally:
-                sock.close()
-        self.socks.clear()
+        try:
+            self.loop.remove_reader(self.sock.fileno())
+        finally:
+            self.sock.close()
 
 
 class ClaimGuard:
@@ -228,12 +259,15 @@ class ClaimGuard:
         self.clock = clock
         self.port = port
         self.addresses: dict[tuple[str, IPAddress], _Address] = {}
-        self.listeners: dict[tuple[str, bool], _Listener] = {}  # (dev, with IPv6)
-        self.priorities: dict[str, int] = {}
+        self.listeners: dict[str, _Listener] = {}
+        self.masters: dict[str, tuple[int, int | None]] = {}  # instance -> priority, VRID
+        # (interface, VRID) -> MAC -> (priority advertised, when)
+        self.adverts: dict[tuple[str, int], dict[bytes, tuple[int, float]]] = {}
 
-    def note_master(self, instance: str, priority: int) -> None:
-        """The priority ``instance`` became MASTER with: what its answers carry."""
-        self.priorities[instance] = priority
+    def note_master(self, instance: str, priority: int, vrid: int | None) -> None:
+        """The priority ``instance`` became MASTER with (what its answers carry) and its
+        VRID (whose adverts tell who outranks it)."""
+        self.masters[instance] = (priority, vrid)
 
     def update(self, instances: Iterable[Guarded]) -> None:
         """Follow what the MASTER instances hold: listen where they hold addresses, nowhere
@@ -246,25 +280,23 @@ class ClaimGuard:
         for key in [k for k in self.addresses if k not in wanted]:
             self._drop(key)
         for key, inst in wanted.items():
-            prio = self.priorities.get(inst.name, 0)
+            prio, vrid = self.masters.get(inst.name, (0, None))
             known = self.addresses.get(key)
             if known is None or known.instance is not inst:
                 if known is not None:
                     self._drop(key)
-                self.addresses[key] = _Address(inst, prio)
+                self.addresses[key] = _Address(inst, prio, vrid)
             else:
-                known.priority = prio
-        devs: dict[str, bool] = {}
-        for dev, ip in wanted:
-            devs[dev] = devs.get(dev, False) or isinstance(ip, IPv6Address)
-        for listening in [k for k in self.listeners if devs.get(k[0]) is not k[1]]:
-            self.listeners.pop(listening).close()
-        for dev, v6 in devs.items():
-            if (dev, v6) not in self.listeners:
-                try:
-                    self.listeners[(dev, v6)] = _Listener(dev, v6, self.heard)
-                except OSError as exc:
-                    log.warning("claims: cannot listen on %s: %s", dev, exc.strerror or exc)
+                known.priority, known.vrid = prio, vrid
+        devs = {dev for dev, _ in wanted}
+        for dev in [d for d in self.listeners if d not in devs]:
+            self.listeners.pop(dev).close()
+        for dev in devs - set(self.listeners):
+            try:
+                self.listeners[dev] = _Listener(dev, self.heard)
+            except OSError as exc:
+                log.warning("claims: cannot listen on %s: %s", dev, exc.strerror or exc)
+        self.adverts = {k: v for k, v in self.adverts.items() if k[0] in devs}
 
     def close(self) -> None:
         for key in list(self.addresses):
@@ -277,6 +309,10 @@ class ClaimGuard:
         """One frame from ``dev``: answer it if it claims one of our addresses."""
         claim = parse_claim(data)
         if claim is None:
+            advert = parse_advert(data)
+            if advert is not None:
+                seen = self.adverts.setdefault((dev, advert.vrid), {})
+                seen[advert.mac] = (advert.priority, self.clock.now())
             return
         held = self.addresses.get((dev, claim.ip))
         port = self.port(dev)
@@ -284,6 +320,13 @@ class ClaimGuard:
             return
         if claim.priority is not None and (claim.priority, claim.mac) > (held.priority, port.mac):
             return  # a halo master that will outlast us answers; we must not answer it back
+        if held.vrid is not None:
+            prio, when = self.adverts.get((dev, held.vrid), {}).get(claim.mac, (0, -HIGHER_FOR))
+            if self.clock.now() - when < HIGHER_FOR and (prio, claim.mac) > (
+                held.priority,
+                port.mac,
+            ):
+                return  # the master we are about to yield to: its word stands
         inst = held.instance
         inst.counters["claims_heard"] += 1
         now = self.clock.now()

@@ -336,7 +336,7 @@ class VipBackend(Backend):
                 if inst is None:
                     return
                 if event.new == "MASTER":
-                    self.claims.note_master(inst.name, event.priority)
+                    self.claims.note_master(inst.name, event.priority, event.vrid)
                     await self._become_master(inst)
                 elif inst.master or inst.owned or inst.foreign:
                     await self._withdraw(inst, f"entering {event.new}")
