@@ -420,3 +420,56 @@ def test_status_counters(lab: LabFactory, tmp_path: Path) -> None:
     assert stopped["master"] is False and stopped["owned"] == []
     assert stopped["counters"]["removed"] == 2
     assert not h1.has_address("192.0.2.100") and not h1.has_address("192.0.2.101")
+
+
+# Send, from a lab host's eth0, an announcement of each address given claiming it for this
+# host's MAC (what a second master does).
+CLAIM = r"""
+import socket, sys
+from ipaddress import ip_address
+from halo_backend_vip.announce import link_info
+from halo_backend_vip.frames import garp_frame, unsolicited_na_frame
+_, mac = link_info("eth0")
+with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as s:
+    s.bind(("eth0", 0))
+    for a in map(ip_address, sys.argv[1:]):
+        s.send(garp_frame(mac, a) if a.version == 4 else unsolicited_na_frame(mac, a))
+"""
+
+
+def test_master_answers_another_macs_claims_at_once(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
+    """Claims of a MASTER's addresses from another MAC, IPv4 and IPv6, through the real
+    listening socket and its BPF filter: each answered with a marked announcement from the
+    master well within one advert interval (the guard's unit tests cover the rest)."""
+    lb = lab(2)
+    h1, h2 = lb.hosts
+    vips = ["192.0.2.100", "2001:db8::100"]
+    a = start_halo(
+        h1,
+        config("h1", [instance("VI_4", 51, 150, vips[:1]), instance("VI_6", 52, 150, vips[1:])]),
+        state={"VI_4": "MASTER", "VI_6": "MASTER"},
+    )
+    cap = lb.capture(tmp_path / "claims.pcap", filter="arp,nd")
+    time.sleep(0.2)
+    h2.run(sys.executable, "-c", CLAIM, *vips, timeout=30)
+    time.sleep(0.3)
+    frames = cap.stop()
+    for vip in vips:
+        claimed = [
+            f.time
+            for f in frames
+            if f.src_mac == h2.mac and (c := parse_claim(f.data)) and str(c.ip) == vip
+        ]
+        answered = [
+            f.time
+            for f in frames
+            if f.src_mac == h1.mac
+            and (c := parse_claim(f.data))
+            and str(c.ip) == vip
+            and c.priority == 150
+        ]
+        assert claimed and answered, (vip, a.log)
+        assert 0 < answered[0] - claimed[0] < 0.05, vip
+    assert a.wait_log(r"claims 192\.0\.2\.100, which this MASTER holds on eth0"), a.log
