@@ -10,7 +10,7 @@ heard nothing). keepalived 2.2.7 has the race; halo's vip backend answers claims
 
 Run as root from the repository root::
 
-    uv run python bench/stale_arp/run.py [--trials 50] [--pairs hh,hk,kk]
+    uv run python bench/stale_arp/run.py [--trials 50] [--pairs hh,hk,kk] [--fault freeze]
 
 It prints one line per trial and a table, and writes every trial to
 ``bench/results/stale-arp-<time>.json``.
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "interop"))
 
-from stale_arp import Outcome, StaleArpLab, TrialError  # noqa: E402
+from stale_arp import FAULTS, Outcome, StaleArpLab, TrialError  # noqa: E402
 
 from halo_tool_lab.netns import Lab, lab_unavailable_reason  # noqa: E402
 
@@ -41,13 +41,13 @@ PAIRS = {
 }
 
 
-def run_pair(master: str, backup: str, trials: int, workdir: Path) -> list[Outcome]:
+def run_pair(master: str, backup: str, trials: int, workdir: Path, fault: str) -> list[Outcome]:
     out: list[Outcome] = []
     with Lab(3, ipv6=False) as lab:
         bench = StaleArpLab(lab, master, backup, workdir)
         try:
             for _ in range(trials):
-                o = bench.trial()
+                o = bench.trial(fault)
                 out.append(o)
                 delay = "-" if o.answer_delay is None else f"{o.answer_delay * 1000:.1f} ms"
                 print(
@@ -67,6 +67,12 @@ def main() -> int:
     parser.add_argument(
         "--pairs", default="hh,hk,kk", help=f"comma-separated, of {', '.join(PAIRS)}"
     )
+    parser.add_argument(
+        "--fault",
+        choices=FAULTS,
+        default="partition",
+        help="VRRP dropped at the master's port, or the master stopped (SIGSTOP/SIGCONT)",
+    )
     args = parser.parse_args()
     reason = lab_unavailable_reason()
     if reason:
@@ -81,11 +87,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="halo-stale-arp-") as tmp:
         for p in pairs:
             try:
-                results += run_pair(*PAIRS[p], args.trials, Path(tmp))
+                results += run_pair(*PAIRS[p], args.trials, Path(tmp), args.fault)
             except TrialError as exc:
                 print(f"{p}: {exc}", file=sys.stderr)
                 return 1
-    print()
+    print(f"\nfault: {args.fault}")
     print(f"{'pair':24} {'trials':>6} {'stale':>6} {'rate':>6} {'silent':>7} {'max answer':>11}")
     for p in pairs:
         name = "->".join(PAIRS[p])
@@ -99,7 +105,7 @@ def main() -> int:
         )
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"stale-arp-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out_dir / f"stale-arp-{args.fault}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps([asdict(o) for o in results], indent=1) + "\n")
     print(f"\nwrote {path}")
     return 0

@@ -10,26 +10,40 @@ if that comes before the backup's own (the race), the master hears nothing and, 
 halo's claim answers, never announces again. After the heal settles, the trial reads the
 capture on the bridge: the last gratuitous ARP for the VIP must come from the master's MAC
 (else the trial is *stale*), and the observer's neighbour entry must point at it.
+
+The ``freeze`` fault is the other way to a split brain that ends: the master's processes
+are stopped (SIGSTOP) until the backup has taken over, then continued (SIGCONT).
 """
 
 from __future__ import annotations
 
 import random
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vrrp_peers import V3_IPV4, Node, Spec, Wire, start_node
+from vrrp_peers import V3_IPV4, HaloNode, KeepalivedNode, Node, Spec, Wire, start_node
 
 from halo_tool_lab.capture import arp_packets
-from halo_tool_lab.netns import Lab
+from halo_tool_lab.netns import Lab, Proc
 
 MASTER_PRIO, BACKUP_PRIO = 100, 90
 PROTO = V3_IPV4  # VRRPv3 at 0.1 s
 VIP = IPv4Address(PROTO.vip.split("/")[0])
 SETTLE = 1.0  # seconds after the backup stepped down before the wire is judged
 START_TIMEOUT = 15.0
+FAULTS = ("partition", "freeze")
+
+
+def _proc(node: Node) -> Proc:
+    if isinstance(node, HaloNode):
+        return node.halo.proc
+    assert isinstance(node, KeepalivedNode)
+    return node.ka.proc
 
 
 class TrialError(RuntimeError):
@@ -39,6 +53,7 @@ class TrialError(RuntimeError):
 @dataclass
 class Outcome:
     pair: str  # "master->backup"
+    fault: str  # "partition" or "freeze"
     trial: int
     stale: bool  # the last gratuitous ARP for the VIP is not the master's
     silent: bool  # the backup sent no advert after the heal: the race happened
@@ -84,13 +99,26 @@ class StaleArpLab:
         self.observer.ping(VIP, count=2)
         self.trials = 0
 
-    def trial(self) -> Outcome:
+    @contextmanager
+    def _fault(self, fault: str) -> Iterator[None]:
+        if fault == "partition":
+            with self.lab.partition(self.master_host, proto=112):
+                yield
+            return
+        proc = _proc(self.master)
+        proc.kill_group(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            proc.kill_group(signal.SIGCONT)
+
+    def trial(self, fault: str = "partition") -> Outcome:
         self.trials += 1
         n = self.trials
         started = time.time()
         masters_before = self.backup.states().count("MASTER")
         backups_before = self.backup.states().count("BACKUP")
-        with self.lab.partition(self.master_host, proto=112):
+        with self._fault(fault):
             if not self.backup.wait_state("MASTER", 5.0, count=masters_before + 1):
                 raise TrialError(
                     f"trial {n}: {self.backup} did not take over\n{self.backup.tail()}"
@@ -126,7 +154,9 @@ class StaleArpLab:
         silent = not self.wire.sent_by(self.backup.source, after=healed + 0.001)
         neigh = self.observer.ip_json("neigh", "show", str(VIP))
         observer_mac = neigh[0].get("lladdr") if neigh else None
-        return Outcome(self.pair, n, last_from != "master", silent, last_from, answer, observer_mac)
+        return Outcome(
+            self.pair, fault, n, last_from != "master", silent, last_from, answer, observer_mac
+        )
 
     def close(self) -> None:
         for node in (self.master, self.backup):
