@@ -91,30 +91,150 @@ def split_command(command: str | Sequence[str]) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)
 
 
-def security_problem(path: str) -> str | None:
-    """Why ``path`` must not be run as another user, or None if it is safe: it and every
-    directory above it must be owned by root and not writable by group or others."""
+# Symbolic links followed on one path before giving up, as the kernel's ELOOP limit.
+MAX_SYMLINKS = 40
+_OPEN_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafePath(Exception):
+    """A path that a non-root user could change (or that cannot be walked safely)."""
+
+
+def _writable_by_others(shown: str, st: os.stat_result) -> str | None:
+    """keepalived's rule for one path component: owned by root, not writable by group or
+    others (a sticky directory such as /tmp excepted: others cannot replace what root owns
+    in it)."""
+    if st.st_uid != 0:
+        return f"{shown} is owned by uid {st.st_uid}, not root (enable_script_security)"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (
+        stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+    ):
+        return f"{shown} is writable by non-root users (enable_script_security)"
+    return None
+
+
+def open_vetted(path: str) -> tuple[int, os.stat_result]:
+    """Open ``path`` as an ``O_PATH`` descriptor without ever letting the kernel follow a
+    symbolic link, vetting every component on the descriptor just opened: each directory
+    from ``/`` down, and each symbolic link met (it must be root's, in a vetted directory; its
+    target is then walked the same way, so Debian's ``/bin -> usr/bin`` is fine and a link an
+    unprivileged user controls is not). The final component is returned unvetted with its
+    ``fstat``; the caller decides what it must be. Relative paths start at ``/``, where
+    scripts run. Raises :class:`UnsafePath` or OSError (a missing component)."""
+    pending = [c for c in path.split("/") if c not in ("", ".")]
+    dirs: list[tuple[int, str]] = []  # the vetted directories walked, "/" first
     try:
-        st = os.stat(path)
+        root = os.open("/", _OPEN_PATH | os.O_DIRECTORY)
+        dirs.append((root, "/"))
+        problem = _writable_by_others("/", os.fstat(root))
+        if problem:
+            raise UnsafePath(problem)
+        links = 0
+        while pending:
+            name = pending.pop(0)
+            if name == "..":
+                # The parent of a vetted directory was vetted on the way down.
+                if len(dirs) > 1:
+                    os.close(dirs.pop()[0])
+                continue
+            parent_fd, parent = dirs[-1]
+            shown = os.path.join(parent, name)
+            try:
+                fd = os.open(name, _OPEN_PATH, dir_fd=parent_fd)
+            except FileNotFoundError:
+                if os.fstat(parent_fd).st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                    # A sticky directory protects what root has in it, not a free name.
+                    raise UnsafePath(
+                        f"{shown} does not exist and others may create it in {parent}"
+                        " (enable_script_security)"
+                    ) from None
+                raise
+            st = os.fstat(fd)
+            if stat.S_ISLNK(st.st_mode):
+                try:
+                    if st.st_uid != 0:
+                        raise UnsafePath(
+                            f"{shown} is a symbolic link owned by uid {st.st_uid}, not root"
+                            " (enable_script_security)"
+                        )
+                    links += 1
+                    if links > MAX_SYMLINKS:
+                        raise UnsafePath(f"{path}: too many levels of symbolic links")
+                    target = os.readlink("", dir_fd=fd)  # the link this descriptor holds
+                finally:
+                    os.close(fd)
+                if target.startswith("/"):
+                    while len(dirs) > 1:
+                        os.close(dirs.pop()[0])
+                pending[:0] = [c for c in target.split("/") if c not in ("", ".")]
+                continue
+            if not pending:
+                return fd, st
+            if not stat.S_ISDIR(st.st_mode):
+                os.close(fd)
+                raise UnsafePath(f"{shown} is not a directory")
+            dirs.append((fd, shown))
+            problem = _writable_by_others(shown, st)
+            if problem:
+                raise UnsafePath(problem)
+        # The path named "/" itself (or only "." and ".." components).
+        fd, _ = dirs.pop()
+        return fd, os.fstat(fd)
+    finally:
+        for fd, _ in dirs:
+            os.close(fd)
+
+
+def open_script(path: str) -> int:
+    """An ``O_PATH`` descriptor of the script at ``path``, vetted (see :func:`open_vetted`):
+    a regular, executable file owned by root, writable by nobody else, in directories and
+    through links only root can change. Executing this descriptor runs the file that was
+    vetted, whatever happens to the path meanwhile. Raises :class:`UnsafePath`."""
+    try:
+        fd, st = open_vetted(path)
     except OSError as exc:
-        return f"{path}: {exc.strerror}"
+        raise UnsafePath(f"{path}: {exc.strerror or exc}") from None
+    problem = None
     if not stat.S_ISREG(st.st_mode):
-        return f"{path} is not a regular file"
-    if not st.st_mode & 0o111:
-        return f"{path} is not executable"
-    current = os.path.realpath(path)
-    while True:
-        st = os.stat(current)
-        if st.st_uid != 0:
-            return f"{current} is owned by uid {st.st_uid}, not root (enable_script_security)"
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (
-            stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
-        ):
-            return f"{current} is writable by non-root users (enable_script_security)"
-        parent = os.path.dirname(current)
-        if parent == current:
-            return None
-        current = parent
+        problem = f"{path} is not a regular file"
+    elif not st.st_mode & 0o111:
+        problem = f"{path} is not executable"
+    else:
+        problem = _writable_by_others(path, st)
+    if problem:
+        os.close(fd)
+        raise UnsafePath(problem)
+    return fd
+
+
+def argument_problem(arg: str) -> str | None:
+    """Why a script argument that names a file must not be given to it: ``/bin/sh FILE``
+    runs FILE, so an argument naming a regular file or a directory gets the script's own
+    checks (bar the execute bit), and so does one naming nothing yet in a directory others
+    could write to (they could create it). Arguments without a ``/`` and paths to devices,
+    FIFOs and sockets are left alone."""
+    if os.sep not in arg:
+        return None
+    try:
+        fd, st = open_vetted(arg)
+    except UnsafePath as exc:
+        return str(exc)
+    except OSError:
+        return None  # missing below vetted directories: nobody else can create it
+    os.close(fd)
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return _writable_by_others(arg, st)
+    return None
+
+
+def security_problem(path: str) -> str | None:
+    """Why the script at ``path`` must not be run, or None if it is safe: see
+    :func:`open_script`."""
+    try:
+        os.close(open_script(path))
+    except UnsafePath as exc:
+        return str(exc)
+    return None
 
 
 async def run_script(
@@ -134,19 +254,34 @@ async def run_script(
     exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0])
     if exe is None:
         return ScriptResult(None, error=f"{argv[0]}: not found")
-    if secure:
-        # keepalived's enable_script_security: a script whose path a non-root user could
-        # change must not run with our privileges — whichever user it runs as.
-        problem = security_problem(exe)
-        if problem:
-            return ScriptResult(None, error=f"refused: {problem}")
     full_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    # Under enable_script_security an interpreted script sees /proc/self/fd/N as its $0
+    # (see below): its path is here, whichever way it runs.
+    full_env["HALO_SCRIPT"] = exe
     full_env.update(env or {})
     kwargs: dict[str, object] = {}
     if run_as is not None and run_as.uid is not None:
         kwargs["user"] = run_as.uid
         kwargs["group"] = run_as.gid
         kwargs["extra_groups"] = []
+    script_fd: int | None = None
+    if secure:
+        # keepalived's enable_script_security: a script (or a file given to it, as in
+        # "/bin/sh FILE") that a non-root user could change must not run with our
+        # privileges, whichever user it runs as. The file vetted is the file executed: its
+        # descriptor, through /proc/self/fd, so swapping the path afterwards changes nothing.
+        try:
+            script_fd = open_script(exe)
+            for arg in argv[1:]:
+                problem = argument_problem(arg)
+                if problem:
+                    raise UnsafePath(problem)
+        except UnsafePath as exc:
+            if script_fd is not None:
+                os.close(script_fd)
+            return ScriptResult(None, error=f"refused: {exc}")
+        kwargs["executable"] = f"/proc/self/fd/{script_fd}"
+        kwargs["pass_fds"] = (script_fd,)
     loop = asyncio.get_running_loop()
     try:
         transport, protocol = await loop.subprocess_exec(
@@ -163,6 +298,9 @@ async def run_script(
         )
     except OSError as exc:
         return ScriptResult(None, error=f"{exe}: {exc.strerror or exc}")
+    finally:
+        if script_fd is not None:
+            os.close(script_fd)
     proc = asyncio.subprocess.Process(transport, protocol, loop)
     if stdin is not None and proc.stdin is not None:
         proc.stdin.write(stdin)

@@ -19,6 +19,7 @@ import pytest
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
+from halo_backend_vip.claims import parse_claim
 from halo_tool_lab.capture import Frame, vrrp_adverts
 from halo_tool_lab.netns import Host, wait_until
 from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
@@ -113,6 +114,12 @@ def garps(frames: list[Frame], mac: str) -> list[tuple[float, Any]]:
         if pkt.src == mac and ARP in pkt and pkt[ARP].psrc == pkt[ARP].pdst:
             out.append((f.time, pkt))
     return out
+
+
+def marked(pkt: Any) -> bool:
+    """An answer to another MAC's claim (claims.py), not an ordinary announcement."""
+    claim = parse_claim(bytes(pkt))
+    return claim is not None and claim.priority is not None
 
 
 def nas(frames: list[Frame], mac: str) -> list[tuple[float, Any]]:
@@ -266,7 +273,10 @@ def test_split_brain_heal_reannounces(
     assert h1.has_address(vip)
     frames = cap.stop()
     h2_first = min(x.time for x in vrrp_adverts(frames) if x.src_mac == h2.mac)
-    after = [t for t, _ in garps(frames, h1.mac) if t > h2_first]
+    # h1 also answers h2's announcements at once (claims.py: marked, told apart here).
+    answers = [t for t, pkt in garps(frames, h1.mac) if marked(pkt)]
+    assert answers, "h1 did not answer h2's claims of its VIP"
+    after = [t for t, pkt in garps(frames, h1.mac) if t > h2_first and t not in set(answers)]
     assert after and after[0] - h2_first < 0.1  # at once (not after garp_master_delay)
     assert len([t for t in after if t - after[0] < 0.005]) == 2  # one lower-priority burst
 
@@ -402,9 +412,64 @@ def test_status_counters(lab: LabFactory, tmp_path: Path) -> None:
         "na_sent": 0,
         "send_errors": 0,
         "netlink_errors": 0,
+        "claims_heard": 0,
+        "claims_answered": 0,
     }
     assert doc["master"]["interfaces"]["eth0"]["mac"] == h1.mac
     stopped = doc["stopped"]["instances"]["VI_1"]
     assert stopped["master"] is False and stopped["owned"] == []
     assert stopped["counters"]["removed"] == 2
     assert not h1.has_address("192.0.2.100") and not h1.has_address("192.0.2.101")
+
+
+# Send, from a lab host's eth0, an announcement of each address given claiming it for this
+# host's MAC (what a second master does).
+CLAIM = r"""
+import socket, sys
+from ipaddress import ip_address
+from halo_backend_vip.announce import link_info
+from halo_backend_vip.frames import garp_frame, unsolicited_na_frame
+_, mac = link_info("eth0")
+with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as s:
+    s.bind(("eth0", 0))
+    for a in map(ip_address, sys.argv[1:]):
+        s.send(garp_frame(mac, a) if a.version == 4 else unsolicited_na_frame(mac, a))
+"""
+
+
+def test_master_answers_another_macs_claims_at_once(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
+    """Claims of a MASTER's addresses from another MAC, IPv4 and IPv6, through the real
+    listening socket and its BPF filter: each answered with a marked announcement from the
+    master well within one advert interval (the guard's unit tests cover the rest)."""
+    lb = lab(2)
+    h1, h2 = lb.hosts
+    vips = ["192.0.2.100", "2001:db8::100"]
+    a = start_halo(
+        h1,
+        config("h1", [instance("VI_4", 51, 150, vips[:1]), instance("VI_6", 52, 150, vips[1:])]),
+        state={"VI_4": "MASTER", "VI_6": "MASTER"},
+    )
+    cap = lb.capture(tmp_path / "claims.pcap", filter="arp,nd")
+    time.sleep(0.2)
+    h2.run(sys.executable, "-c", CLAIM, *vips, timeout=30)
+    time.sleep(0.3)
+    frames = cap.stop()
+    for vip in vips:
+        claimed = [
+            f.time
+            for f in frames
+            if f.src_mac == h2.mac and (c := parse_claim(f.data)) and str(c.ip) == vip
+        ]
+        answered = [
+            f.time
+            for f in frames
+            if f.src_mac == h1.mac
+            and (c := parse_claim(f.data))
+            and str(c.ip) == vip
+            and c.priority == 150
+        ]
+        assert claimed and answered, (vip, a.log)
+        assert 0 < answered[0] - claimed[0] < 0.05, vip
+    assert a.wait_log(r"claims 192\.0\.2\.100, which this MASTER holds on eth0"), a.log

@@ -25,9 +25,10 @@ from halo_tool_lab.testing import eventually, make_context, vrrp, write_script
 ROOT = os.geteuid() == 0
 
 # Appends "<script name> <arguments>" to out/calls, and its HALO_* environment and uid to
-# out/env-<script name>: what the tests look at.
+# out/env-<script name>: what the tests look at. The name comes from HALO_SCRIPT: a script
+# run under enable_script_security has /proc/self/fd/N as its $0.
 RECORDER = """
-name=$(basename "$0")
+name=$(basename "$HALO_SCRIPT")
 echo "$name $*" >> {out}/calls
 {{ env | grep '^HALO_' | sort; echo "uid=$(id -u)"; }} > {out}/env-$name
 """
@@ -76,6 +77,7 @@ async def test_keepalived_arguments_and_environment(public_dir: Path) -> None:
         "HALO_PRIORITY": "150",
         "HALO_REASON": "higher prio",
         "HALO_ROUTER_ID": "lb1",
+        "HALO_SCRIPT": str(public_dir / "master.sh"),
         "HALO_STATE": "MASTER",
         "HALO_TYPE": "INSTANCE",
         "HALO_VRID": "51",
@@ -271,13 +273,8 @@ async def test_notify_fifo(public_dir: Path) -> None:
 async def test_fifo_that_is_not_a_fifo(public_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = public_dir / "plain"
     path.write_text("")
-    with caplog.at_level(logging.ERROR, logger="halo.notifier.script"):
-        n = notifier(notify_fifo=str(path))
-    assert "exists and is not a FIFO" in caplog.text
-    await n.notify(vrrp("MASTER"))
-    assert n.status()["fifo_dropped"] == 1
-    await n.close()
-    assert path.exists()  # not ours: left alone
+    await fifo_refused(path, "exists and is not a FIFO", caplog)
+    assert path.read_text() == ""  # not written to, and not ours: left alone
 
 
 async def test_unknown_script_user_keeps_the_notifier_from_starting() -> None:
@@ -324,3 +321,50 @@ def test_schema() -> None:
         "t.yaml:2:6: notifiers.a: configures nothing: give a notify_* command or notify_fifo",
         "t.yaml:3:29: notifiers.b.notify: cannot be split into arguments: No closing quotation",
     ]
+
+
+# ------------------------------------------------- FIFO attacks: only a real, trusted FIFO
+
+
+async def fifo_refused(path: Path, expected: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="halo.notifier.script"):
+        n = notifier(notify_fifo=str(path))
+    assert expected in caplog.text
+    await n.notify(vrrp("MASTER"))
+    assert (n.status()["fifo_written"], n.status()["fifo_dropped"]) == (0, 1)
+    await n.close()
+
+
+async def test_fifo_behind_a_symbolic_link_is_refused(
+    public_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = public_dir / "real.fifo"
+    os.mkfifo(target, 0o600)
+    reader = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        link = public_dir / "notify.fifo"
+        link.symlink_to(target)
+        await fifo_refused(link, "is a symbolic link, not a FIFO", caplog)
+        assert os.read(reader, 4096) == b""  # nothing reached the FIFO the link points at
+    finally:
+        os.close(reader)
+    assert link.is_symlink()  # not ours: left alone
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to give the FIFO away")
+async def test_fifo_of_another_user_is_refused(
+    public_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = public_dir / "notify.fifo"
+    os.mkfifo(path, 0o600)
+    os.chown(path, 4242, 4242)  # neither root nor the script user
+    await fifo_refused(path, "is owned by uid 4242, not root or the script user", caplog)
+
+
+async def test_fifo_writable_by_others_is_refused(
+    public_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = public_dir / "notify.fifo"
+    os.mkfifo(path)
+    path.chmod(0o622)  # anyone could forge lines for its reader
+    await fifo_refused(path, "is writable by others", caplog)

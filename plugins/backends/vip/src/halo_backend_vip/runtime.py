@@ -61,6 +61,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
 from halo_backend_vip.announce import Announcer, Port, link_info
+from halo_backend_vip.claims import ClaimGuard
 from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
 from halo_backend_vip.plugin import VipBackendConfig, VipInstanceOptions
 from halo_core.config.model import HaloConfig
@@ -95,6 +96,8 @@ COUNTERS = (
     "na_sent",
     "send_errors",
     "netlink_errors",
+    "claims_heard",
+    "claims_answered",
 )
 
 
@@ -192,6 +195,8 @@ class VipBackend(Backend):
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
         self.ports: dict[str, Port] = {}
         self.announcer = Announcer(config, context.clock, self.ports.get)
+        # Answers other MACs claiming a MASTER's addresses (a split brain that healed).
+        self.claims = ClaimGuard(context.clock, self.ports.get)
         self.promoted: dict[str, str] = {}  # dev → promote_secondaries before we set it
         self.ipr: AddressClient | None = None
         self.monitor: AddressMonitor | None = None
@@ -255,6 +260,7 @@ class VipBackend(Backend):
             elif new:
                 self.announcer.announce(inst, self.config.garp_master_repeat, only=new)
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
+        self.claims.update(self.instances.values())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -305,6 +311,7 @@ class VipBackend(Backend):
             self.monitor = None
         for inst in self.instances.values():
             self.announcer.cancel(inst)
+        self.claims.close()
         if self.ipr is not None:
             async with self._all_locks():
                 for inst in self.instances.values():
@@ -335,9 +342,12 @@ class VipBackend(Backend):
                 if inst is None:
                     return
                 if event.new == "MASTER":
+                    self.claims.note_master(inst.name, event.priority, event.vrid)
                     await self._become_master(inst)
                 elif inst.master or inst.owned or inst.foreign:
                     await self._withdraw(inst, f"entering {event.new}")
+                if not self.closing:
+                    self.claims.update(self.instances.values())
             elif isinstance(event, VrrpAnnounce):
                 inst = self.instances.get(event.instance)
                 if inst is None or not inst.master:

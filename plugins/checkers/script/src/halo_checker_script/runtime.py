@@ -9,13 +9,11 @@ keepalived does.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import signal
 
 from halo_checker_script.plugin import ScriptCheck
 from halo_core.plugin_api import CheckResult, CheckTarget
-from halo_core.script_runner import RunAs, run_script, security_problem
+from halo_core.script_runner import RunAs, run_script
 
 _NO_LIMIT = 24 * 3600.0  # run_script needs a number; the runner's deadline comes first
 
@@ -55,26 +53,11 @@ class ScriptChecker:
             self.run_as = await asyncio.to_thread(RunAs.resolve, self.user_spec)
         return self.run_as
 
-    def _refused_as_root(self, run_as: RunAs) -> str | None:
-        """run_script vets a script only when it changes to a non-root user; keepalived's
-        enable_script_security is about scripts run *as root*, the case that matters most
-        (anyone able to edit the file would get root), so check that case here too."""
-        if not self.secure or (run_as.uid if run_as.uid is not None else os.geteuid()) != 0:
-            return None
-        exe = self.argv[0] if os.sep in self.argv[0] else shutil.which(self.argv[0])
-        if exe is None:
-            return None  # run_script reports "not found"
-        problem = security_problem(exe)
-        return f"refused: {problem}" if problem else None
-
     async def check(self) -> CheckResult:
         try:
             run_as = await self._run_as()
         except ValueError as exc:
             return CheckResult(False, str(exc))
-        refused = self._refused_as_root(run_as)
-        if refused:
-            return CheckResult(False, refused)
         res = await run_script(
             self.argv,
             timeout=self.timeout,

@@ -107,46 +107,72 @@ def fifo_line(change: Change, event: Event) -> str:
 
 class NotifyFifo:
     """A FIFO written without ever blocking: no reader, or a reader too slow to keep the pipe
-    from filling, means the line is dropped (and counted by the caller)."""
+    from filling, means the line is dropped (and counted by the caller).
 
-    def __init__(self, path: str) -> None:
+    Only a real FIFO is written to: the path is opened without following a symbolic link and
+    vetted on that descriptor (a FIFO owned by root or by ``owners``, not writable by
+    others, who could forge lines for its reader), then reopened for writing through the
+    descriptor, so what was vetted is what gets written."""
+
+    def __init__(self, path: str, owners: frozenset[int] = frozenset({0})) -> None:
         self.path = path
+        self.owners = owners | {0}
         self.fd: int | None = None
         self.created = False
         self.error: str | None = None
-        self._ensure()
+        with contextlib.suppress(OSError):
+            os.close(self._vetted())
 
-    def _ensure(self) -> bool:
+    def _vetted(self) -> int:
+        """An O_PATH descriptor of the FIFO, made if missing; OSError (with ``error`` set) if
+        it is not one halo may write to."""
         try:
-            st = os.stat(self.path)
+            fd = os.open(self.path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             try:
                 os.mkfifo(self.path, 0o600)
             except OSError as exc:
                 self.error = f"cannot create {self.path}: {exc.strerror}"
-                return False
+                raise
             self.created = True
-            return True
+            fd = os.open(self.path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
             self.error = f"{self.path}: {exc.strerror}"
-            return False
-        if not stat.S_ISFIFO(st.st_mode):
-            self.error = f"{self.path} exists and is not a FIFO"
-            return False
-        return True
+            raise
+        st = os.fstat(fd)
+        problem = None
+        if stat.S_ISLNK(st.st_mode):
+            problem = f"{self.path} is a symbolic link, not a FIFO"
+        elif not stat.S_ISFIFO(st.st_mode):
+            problem = f"{self.path} exists and is not a FIFO"
+        elif st.st_uid not in self.owners:
+            problem = f"{self.path} is owned by uid {st.st_uid}, not root or the script user"
+        elif st.st_mode & stat.S_IWOTH:
+            problem = f"{self.path} is writable by others"
+        if problem:
+            os.close(fd)
+            self.error = problem
+            raise OSError(errno.EPERM, problem)
+        return fd
 
     def write(self, line: str) -> bool:
         data = line.encode()
         if self.fd is None:
-            if not self._ensure():
+            try:
+                vetted = self._vetted()
+            except OSError:
                 return False
             try:
                 # O_NONBLOCK: open fails with ENXIO rather than wait for a reader.
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                self.fd = os.open(
+                    f"/proc/self/fd/{vetted}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC
+                )
             except OSError as exc:
                 if exc.errno != errno.ENXIO:
                     self.error = f"{self.path}: {exc.strerror}"
                 return False
+            finally:
+                os.close(vetted)
         try:
             # Lines are far below PIPE_BUF: a write is atomic, all or EAGAIN.
             return os.write(self.fd, data) == len(data)
@@ -193,7 +219,9 @@ class ScriptNotifier(Notifier):
         self.inflight = 0
         self.fifo: NotifyFifo | None = None
         if config.notify_fifo:
-            self.fifo = NotifyFifo(config.notify_fifo)
+            script_uid = self.scripts.run_as.uid if self.scripts.run_as else None
+            owners = frozenset({os.geteuid() if script_uid is None else script_uid})
+            self.fifo = NotifyFifo(config.notify_fifo, owners)
             if self.fifo.error:
                 log.error("notifier %s: notify_fifo: %s", self.name, self.fifo.error)
 
