@@ -273,7 +273,11 @@ class Daemon:
         time: two quick SIGHUPs apply the file twice, in order, never interleaved.
         """
         async with self._reload_lock:
-            return await self._reload()
+            try:
+                return await self._reload()
+            except Exception as exc:  # a bug must cost the reload, never the daemon
+                log.error("reload failed: %s: %s", type(exc).__name__, exc, exc_info=True)
+                return False
 
     async def _reload(self) -> bool:
         try:
@@ -282,6 +286,10 @@ class Daemon:
             for line in exc.lines:
                 log.error("reload: %s", line)
             log.error("reload: the configuration is invalid; the running one stays in force")
+            return False
+        except Exception as exc:  # the loader promises ConfigError only; keep running if not
+            log.error("reload: cannot load %s: %s: %s", self.config.path, type(exc).__name__, exc)
+            log.error("reload: the running configuration stays in force")
             return False
         old = self.config
         if new.model == old.model:

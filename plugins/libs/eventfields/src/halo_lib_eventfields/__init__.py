@@ -245,20 +245,31 @@ def render_json(template: Any, fields: dict[str, Any]) -> Any:
 def json_template_problem(
     template: Any, path: tuple[str | int, ...] = ()
 ) -> tuple[tuple[str | int, ...], str] | None:
-    """The first problem in a JSON-shaped template: (path, message) or None."""
-    if isinstance(template, str):
-        problem = template_problem(template)
-        return (path, problem) if problem else None
-    items: list[tuple[str | int, Any]] = []
-    if isinstance(template, list):
-        items = list(enumerate(template))
-    elif isinstance(template, dict):
-        items = [(str(k), v) for k, v in template.items()]
-    for key, value in items:
-        found = json_template_problem(value, (*path, key))
-        if found:
-            return found
-    return None
+    """The first problem in a JSON-shaped template: (path, message) or None.
+
+    A list or mapping met again (a YAML alias repeats one object) is not looked into again:
+    an alias bomb of a million strings costs what was written, not what it expands to."""
+    seen: set[int] = set()
+
+    def walk(node: Any, where: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], str] | None:
+        if isinstance(node, str):
+            problem = template_problem(node)
+            return (where, problem) if problem else None
+        if id(node) in seen:
+            return None
+        seen.add(id(node))
+        items: list[tuple[str | int, Any]] = []
+        if isinstance(node, list):
+            items = list(enumerate(node))
+        elif isinstance(node, dict):
+            items = [(str(k), v) for k, v in node.items()]
+        for key, value in items:
+            found = walk(value, (*where, key))
+            if found:
+                return found
+        return None
+
+    return walk(template, path)
 
 
 # --------------------------------------------------------------------------- secrets
