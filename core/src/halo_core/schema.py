@@ -451,7 +451,7 @@ class _Validator:
         if seconds < 0:
             return self.fail(path, "must not be negative")
         if seconds > MAX_SECONDS:
-            return self.fail(path, f"must be at most {MAX_SECONDS:g} s, not {_kind(data)}")
+            return self.fail(path, f"must be at most {MAX_SECONDS:.0f} s, not {_kind(data)}")
         return Seconds(seconds)
 
     def _ip(self, tp: Any, data: Any, path: Path) -> Any:

@@ -236,9 +236,12 @@ def load_or_report(path: str, report: Callable[[str], object]) -> tuple[Config, 
     """Load the plugins and the configuration for a command; on errors ``report`` them (one
     line each) and give None. Every command that reads a configuration uses this, the
     core's and the plugins' alike."""
+    from halo_core import plugins
+
+    raw, problems = load_file(path)  # read once: the block list, then the validation
+    p = plugins.load(block=block_list(raw))
     try:
-        p = plugins_for(path)
-        return load(path, p), p
+        return _finish(raw, problems, path, p), p
     except ConfigError as exc:
         for line in exc.lines:
             report(line)

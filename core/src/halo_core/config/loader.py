@@ -35,11 +35,12 @@ class LoadProblem:
     fatal: bool = False  # the file could not be parsed: validating the rest would mislead
 
 
-# Limits that keep a hostile or broken configuration from costing more than a second: a real
-# one (3,000 VRRP instances) is about 1 MB, 8 levels deep and uses a few hundred aliases.
-MAX_FILE_BYTES = 16 * 1024 * 1024
+# Limits that keep a hostile or broken configuration from costing much: a real one (3,000 VRRP
+# instances) is about 0.5 MB, 6 levels deep and uses a few hundred aliases. Parsing costs
+# about 0.6 s per MB of YAML (PyYAML in Python), so the byte limits also bound the time.
+MAX_FILE_BYTES = 4 * 1024 * 1024
 """Largest file read (bytes); a device like /dev/zero would otherwise fill the memory."""
-MAX_TOTAL_BYTES = 64 * 1024 * 1024
+MAX_TOTAL_BYTES = 16 * 1024 * 1024
 """Largest total of all files read for one configuration."""
 MAX_FILES = 10_000
 """Most files one configuration may read, itself and every include."""
@@ -70,9 +71,29 @@ def _mark(filename: str, node: yaml.Node) -> Mark:
     return (filename, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose containers carry marks, that reports duplicate keys, and that refuses
-    documents nested deeper than :data:`MAX_DEPTH` while composing (PyYAML's composer is
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _Base(  # type: ignore[misc]
+        yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver
+    ):
+        """libyaml's scanner and parser (4 times faster than PyYAML's on a large config, 30
+        times on long comments or strings) under PyYAML's composer, whose depth is checked
+        below; libyaml's own composer recurses in C, where no limit applies."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+    _Base = yaml.SafeLoader  # type: ignore[misc,assignment]
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """A YAML loader whose containers carry marks, that reports duplicate keys, and that
+    refuses documents nested deeper than :data:`MAX_DEPTH` while composing (the composer is
     recursive: a flow list 250 deep ends in RecursionError)."""
 
     filename: str
@@ -83,7 +104,7 @@ class _Loader(yaml.SafeLoader):
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
+                event: Any = self.peek_event()
                 message = f"nested deeper than {MAX_DEPTH} levels"
                 raise yaml.composer.ComposerError(None, None, message, event.start_mark)
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
@@ -91,7 +112,7 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
-        digits = sum(c.isdigit() for c in str(node.value))
+        digits = sum(c.isalnum() for c in str(node.value))  # hex digits count too
         if digits > MAX_INT_DIGITS:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -138,13 +159,13 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _Loader.construct_mapping,  # type: ignore[arg-type]
+    _Loader.construct_mapping,  # type: ignore[arg-type,type-var]
 )
 _Loader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
-    _Loader.construct_sequence,  # type: ignore[arg-type]
+    _Loader.construct_sequence,  # type: ignore[arg-type,type-var]
 )
-_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)  # type: ignore[arg-type]
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)  # type: ignore[arg-type,type-var]
 
 
 def _expansion_problem(root: yaml.Node) -> tuple[yaml.Node, str] | None:
@@ -188,12 +209,27 @@ def _expansion_problem(root: yaml.Node) -> tuple[yaml.Node, str] | None:
     return walk(root)
 
 
+# The characters YAML 1.1 allows in a stream (PyYAML's reader rule), checked before parsing so
+# the position is one of characters, whichever parser runs.
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+
+
 def parse_text(text: str, filename: str) -> tuple[Any, list[LoadProblem]]:
     """Parse one YAML document. Syntax errors and documents over the limits above come back
     as problems, never exceptions."""
+    bad_char = _NON_PRINTABLE.search(text)
+    if bad_char:
+        at = bad_char.start()
+        line = text.count("\n", 0, at) + 1
+        col = at - (text.rfind("\n", 0, at) + 1) + 1
+        message = (
+            f"YAML syntax: control character #x{ord(bad_char.group()):04x} is not allowed"
+            " (write it escaped in double quotes)"
+        )
+        return None, [LoadProblem((filename, line, col), None, message, fatal=True)]
     loader: _Loader | None = None
     try:
-        loader = _Loader(text)  # the reader checks every character here already
+        loader = _Loader(text)
         loader.filename = filename
         loader.problems = []
         node = loader.get_single_node()
@@ -204,16 +240,17 @@ def parse_text(text: str, filename: str) -> tuple[Any, list[LoadProblem]]:
             bad, message = expansion
             return None, [LoadProblem(_mark(filename, bad), None, f"YAML: {message}", fatal=True)]
         data = loader.construct_document(node)
-    except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        code = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "a byte"
-        message = f"YAML syntax: control character {code} is not allowed (write it escaped)"
-        return None, [LoadProblem((filename, line, col), None, message, fatal=True)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where: Mark = (filename, mark.line + 1, mark.column + 1) if mark else (filename, 1, 1)
         message = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        lines = text.split("\n")
+        if (
+            mark
+            and mark.line < len(lines)
+            and lines[mark.line][mark.column : mark.column + 1] == "\t"
+        ):
+            message += " (a tab: indent with spaces)"
         return None, [LoadProblem(where, None, f"YAML syntax: {message}", fatal=True)]
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
         # PyYAML's constructors may still raise plain Python errors on values that pass
@@ -284,16 +321,20 @@ def _read(abspath: str, shown: str, reading: _Reading, at: Mark | None) -> str |
             return None
         limit = min(MAX_FILE_BYTES, MAX_TOTAL_BYTES - reading.total_bytes)
         chunks: list[bytes] = []
-        size = 0
-        while size <= limit:  # st_size may lie (files in /proc say 0)
+        # too big as stat says: refused unread; else read and counted, as st_size may lie
+        # (files in /proc say 0)
+        size = st.st_size if st.st_size > limit else 0
+        while size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
-            which = "file" if limit == MAX_FILE_BYTES else "configuration (all files together)"
-            refuse(f"larger than the limit of {limit >> 20} MiB for a {which}")
+            if limit == MAX_FILE_BYTES:
+                refuse(f"larger than the limit of {MAX_FILE_BYTES >> 20} MiB for a file")
+            else:
+                refuse(f"the files read reach the limit of {MAX_TOTAL_BYTES >> 20} MiB in all")
             return None
     except OSError as exc:
         refuse(exc.strerror or type(exc).__name__)
@@ -324,9 +365,12 @@ def _load_one(
     if data is None:
         return PosDict_empty(shown)
     if not isinstance(data, PosDict):
-        problems.append(
-            LoadProblem((shown, 1, 1), None, "the configuration must be a mapping of sections")
-        )
+        if at is not None:  # an included file: said at the include, as for any other file
+            message = f"{shown} is not a halo configuration (not a mapping of sections)"
+            problems.append(LoadProblem(at, ("include",), message))
+        else:
+            message = "the configuration must be a mapping of sections"
+            problems.append(LoadProblem((shown, 1, 1), None, message))
         return None
     if at is not None and data and not any(k in _SECTIONS for k in data):
         # Not a halo file (say /etc/shadow by mistake): its keys are its content, so none is
@@ -352,7 +396,8 @@ def _load_one(
         full = os.path.join(base, pattern)
         matches = sorted(glob.glob(full))
         if not matches and not glob.has_magic(pattern):
-            problems.append(LoadProblem(item_mark, ("include",), f"no such file: {pattern}"))
+            shown_pattern = pattern if len(pattern) <= 80 else f"{pattern[:79]}…"
+            problems.append(LoadProblem(item_mark, ("include",), f"no such file: {shown_pattern}"))
         for match in matches:
             real = os.path.realpath(match)
             if real in stack or real == me:

@@ -1,0 +1,157 @@
+"""The generated corpus of malformed configurations (``halo_tool_lab.hostile``): ``halo
+check`` exits 1 on each, with only ``file:line:col: path: message`` lines, no traceback,
+within a second. Run in-process for speed (about 1,400 cases), and a sample of each
+category through the real command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import pytest
+import yaml
+
+from halo_core import cli, plugins
+from halo_core.config import ConfigError, load, load_text
+from halo_tool_lab.hostile import (
+    BASES,
+    MAIN,
+    SECTION_OF,
+    HostileConfig,
+    corpus,
+    materialise,
+    schemas_of,
+)
+
+LINE = re.compile(r"^.+:\d+:\d+: \S.*: .+$")
+SECONDS = 1.0
+
+PLUGINS = plugins.load()
+CASES = corpus(schemas_of(PLUGINS))
+
+
+def _category(case: HostileConfig) -> str:
+    return case.name.split("-")[0]
+
+
+def test_corpus_is_large_and_covers_every_category() -> None:
+    assert len(CASES) >= 500
+    assert {_category(c) for c in CASES} == {
+        "syntax",
+        "control",
+        "nul",
+        "crlf",
+        "encoding",
+        "depth",
+        "size",
+        "number",
+        "alias",
+        "include",
+        "field",
+        "conflict",
+    }
+
+
+@pytest.mark.parametrize("kind_type", sorted(BASES), ids=lambda k: f"{k[0]}-{k[1]}")
+def test_each_base_item_is_valid(kind_type: tuple[str, str]) -> None:
+    """The field cases change one option of these: each must be valid as it is, or a case
+    could fail for the wrong reason."""
+    kind, type_name = kind_type
+    item = {"type": type_name, **BASES[kind_type]}
+    doc = {
+        "vrrp_instances": {
+            "VI_1": {
+                "interface": "eth0",
+                "virtual_router_id": 51,
+                "virtual_ipaddress": ["192.0.2.51"],
+            }
+        },
+        SECTION_OF[kind]: {"x": item},
+    }
+    try:
+        load_text(yaml.safe_dump(doc), plugins=PLUGINS)
+    except ConfigError as exc:
+        pytest.fail("\n".join(exc.lines))
+
+
+class _Hang(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: FrameType | None) -> None:
+    raise _Hang
+
+
+@pytest.fixture
+def deadline() -> Iterator[None]:
+    """A case that hangs fails after 10 s instead of stopping the suite."""
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(10)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_hostile_config_is_answered_fast(
+    case: HostileConfig,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    deadline: None,
+) -> None:
+    main = materialise(case, tmp_path)
+    started = time.perf_counter()
+    try:
+        status = cli.main(["check", "-c", str(main)])
+    except _Hang:
+        pytest.fail("no answer within 10 s")
+    elapsed = time.perf_counter() - started
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert status == 1, err
+    assert out == ""
+    assert lines
+    assert [line for line in lines if not LINE.match(line)] == []
+    assert "Traceback" not in err
+    assert elapsed < SECONDS, f"{elapsed:.2f} s"
+
+
+def test_reload_refuses_each_category_and_keeps_running(tmp_path: Path) -> None:
+    """What a SIGHUP reload reads: the same loader, so the same answers (ConfigError,
+    nothing else) for one case of each category."""
+    for case in {_category(c): c for c in CASES}.values():
+        directory = tmp_path / case.name
+        directory.mkdir()
+        with pytest.raises(ConfigError):
+            load(str(materialise(case, directory)), PLUGINS)
+
+
+SAMPLE = list({_category(c): c for c in reversed(CASES)}.values())
+
+
+@pytest.mark.parametrize("case", SAMPLE, ids=lambda c: c.name)
+def test_real_command_sample(case: HostileConfig, tmp_path: Path) -> None:
+    materialise(case, tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "halo_core.cli", "check", "-c", MAIN],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    assert all(LINE.match(line) for line in proc.stderr.splitlines()), proc.stderr
