@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
+from halo_core.log import add_secret
 from halo_core.plugin_api import PluginsConfig
 from halo_core.schema import (
     Alias,
@@ -159,6 +160,9 @@ class Authentication:
     auth_pass: Annotated[
         str, Alias(("password",)), Length(1, 8), Doc("up to 8 characters (keepalived truncates)")
     ]
+
+    def __post_init__(self) -> None:
+        add_secret(self.auth_pass)  # never in a log line or a status field
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,6 +32,7 @@ from halo_core.events import (
     SyncGroupStateChanged,
     VrrpStateChanged,
 )
+from halo_core.log import add_secret
 
 # ``time`` is given at the top level; ``service`` (pool events) is the virtual server's whole
 # configuration: the receiver has it already, and it may hold other plugins' secrets.
@@ -288,6 +289,7 @@ class Secret:
     @classmethod
     def parse(cls, data: Any) -> Secret:
         if isinstance(data, str | int) and not isinstance(data, bool):
+            add_secret(str(data))  # from now on never in a log line or a status field
             return cls(value=str(data))
         if not isinstance(data, dict):
             raise ValueError("must be a string, {env: NAME} or {file: PATH}")
@@ -332,11 +334,14 @@ class Secret:
             found = os.environ.get(self.env)
             if found is None:
                 raise ValueError(f"environment variable {self.env} is not set")
+            add_secret(found)
             return found
         assert self.file is not None
         try:
             with open(self.file, encoding="utf-8") as fh:
-                return fh.read().rstrip("\r\n")
+                found = fh.read().rstrip("\r\n")
+            add_secret(found)
+            return found
         except OSError as exc:
             raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
 
