@@ -155,3 +155,27 @@ def test_real_command_sample(case: HostileConfig, tmp_path: Path) -> None:
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
     assert all(LINE.match(line) for line in proc.stderr.splitlines()), proc.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "root:$6$Zsecret$hash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+        "api_key: Zsecret-value\npassword: Zsecret2\n",
+        "[section]\nkey = Zsecret\n",
+        "- Zsecret\n- Zsecret2\n",
+        "Zsecret: {nested: Zsecret3}\n",
+        "Zsecret\n",
+    ],
+    ids=["shadow", "foreign-keys", "ini", "list", "nested", "scalar"],
+)
+def test_include_never_shows_a_foreign_files_content(
+    content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """include: reads with halo's privileges; a file that is not a halo configuration is
+    refused without a word of what it holds."""
+    (tmp_path / "foreign").write_text(content)
+    (tmp_path / MAIN).write_text("include: foreign\n")
+    assert cli.main(["check", "-c", str(tmp_path / MAIN)]) == 1
+    err = capsys.readouterr().err
+    assert err and "Zsecret" not in err

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import types
@@ -26,6 +27,7 @@ from halo_core.events import PoolChanged, PoolMember, VrrpStateChanged
 from halo_core.hookspecs import hookimpl
 from halo_tool_status.endpoint import parse
 from halo_tool_status.plugin import server_of, settings
+from halo_tool_status.server import SOCKET_MODE
 
 
 def config_text(state_dir: Path, port: int, status_api: str = "") -> str:
@@ -337,8 +339,13 @@ async def test_unix_socket_taken_over_only_when_stale(tmp_path: Path, listener: 
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(state / "halo.sock"))
     stale.close()  # the file stays: a daemon killed with -9 leaves this
-    r = await start(tmp_path, listener)
+    previous = os.umask(0)  # the socket must not be born 0777, even for a moment
     try:
+        r = await start(tmp_path, listener)
+    finally:
+        assert os.umask(previous) == 0  # and the umask is the daemon's again
+    try:
+        assert stat.S_IMODE(os.stat(r.sock).st_mode) == SOCKET_MODE
         assert (await r.get("/healthz"))[0] == 200
         # A second daemon with the same state_dir must not steal the live socket.
         second = await start(tmp_path / "b", listener, state_dir=state)
