@@ -151,3 +151,21 @@ def test_include_never_shows_a_foreign_files_content(
     assert cli.main(["check", "-c", str(tmp_path / MAIN)]) == 1
     err = capsys.readouterr().err
     assert err and "Zsecret" not in err
+
+
+def test_file_count_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MAX_FILES stops a configuration that includes too many files (10,000 files are too
+    slow to write for a test: the limit is lowered instead)."""
+    from halo_core.config import loader
+
+    monkeypatch.setattr(loader, "MAX_FILES", 3)
+    (tmp_path / "conf.d").mkdir()
+    for i in range(5):
+        (tmp_path / "conf.d" / f"{i}.yaml").write_text(f"checks: {{c{i}: {{type: tcp}}}}\n")
+    (tmp_path / MAIN).write_text("include: conf.d/*.yaml\n")
+    assert cli.main(["check", "-c", str(tmp_path / MAIN)]) == 1
+    assert capsys.readouterr().err == (
+        f"{tmp_path / MAIN}:1:10: include: more than 3 files included\n"
+    )
