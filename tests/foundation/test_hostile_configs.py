@@ -169,3 +169,19 @@ def test_file_count_limit(
     assert capsys.readouterr().err == (
         f"{tmp_path / MAIN}:1:10: include: more than 3 files included\n"
     )
+
+
+def test_value_count_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MAX_NODES stops a file with too many values before composing all of them (at the
+    real limit that takes about 2 s: the limit is lowered instead), counted over includes."""
+    from halo_core.config import loader
+
+    monkeypatch.setattr(loader, "MAX_NODES", 50)
+    (tmp_path / "a.yaml").write_text("checks: {}\nnotifiers: {}\nx: [" + "1, " * 40 + "]\n")
+    (tmp_path / MAIN).write_text("include: a.yaml\nglobal: {}\ny: [" + "1, " * 20 + "]\n")
+    assert cli.main(["check", "-c", str(tmp_path / MAIN)]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'a.yaml'}:3:" in err
+    assert "more than 50 values in the configuration" in err

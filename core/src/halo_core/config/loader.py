@@ -36,14 +36,18 @@ class LoadProblem:
 
 
 # Limits that keep a hostile or broken configuration from costing much: a real one (3,000 VRRP
-# instances) is about 0.5 MB, 6 levels deep and uses a few hundred aliases. Parsing costs
-# about 0.6 s per MB of YAML (PyYAML in Python), so the byte limits also bound the time.
+# instances) is about 0.5 MB, 50,000 values, 6 levels deep and uses a few hundred aliases.
+# The time to read a file grows with its values (MAX_NODES bounds it) and its bytes.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 """Largest file read (bytes); a device like /dev/zero would otherwise fill the memory."""
 MAX_TOTAL_BYTES = 16 * 1024 * 1024
 """Largest total of all files read for one configuration."""
 MAX_FILES = 10_000
 """Most files one configuration may read, itself and every include."""
+MAX_NODES = 200_000
+"""Most values (scalars, lists, mappings) written in all files of a configuration: about 4
+times a 3,000-instance one. Composing costs about 15 µs a value, so this bounds a large
+file that is broken at its end to about 3 s."""
 MAX_DEPTH = 50
 """Deepest nesting of mappings and lists, aliases expanded."""
 MAX_ALIAS_NODES = 100_000
@@ -99,13 +103,20 @@ class _Loader(_Base):  # type: ignore[misc]
     filename: str
     problems: list[LoadProblem]
     depth: int = 0
+    nodes: int = 0  # composed so far
+    max_nodes: int = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # type: ignore[override]
         self.depth += 1
+        self.nodes += 1
         try:
-            if self.depth > MAX_DEPTH:
+            if self.depth > MAX_DEPTH or self.nodes > self.max_nodes:
                 event: Any = self.peek_event()
-                message = f"nested deeper than {MAX_DEPTH} levels"
+                message = (
+                    f"nested deeper than {MAX_DEPTH} levels"
+                    if self.depth > MAX_DEPTH
+                    else f"more than {MAX_NODES:,} values in the configuration"
+                )
                 raise yaml.composer.ComposerError(None, None, message, event.start_mark)
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
@@ -217,6 +228,12 @@ _NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
 def parse_text(text: str, filename: str) -> tuple[Any, list[LoadProblem]]:
     """Parse one YAML document. Syntax errors and documents over the limits above come back
     as problems, never exceptions."""
+    data, problems, _ = _parse(text, filename, MAX_NODES)
+    return data, problems
+
+
+def _parse(text: str, filename: str, max_nodes: int) -> tuple[Any, list[LoadProblem], int]:
+    """:func:`parse_text` with at most ``max_nodes`` values; also gives how many it read."""
     bad_char = _NON_PRINTABLE.search(text)
     if bad_char:
         at = bad_char.start()
@@ -226,12 +243,23 @@ def parse_text(text: str, filename: str) -> tuple[Any, list[LoadProblem]]:
             f"YAML syntax: control character #x{ord(bad_char.group()):04x} is not allowed"
             " (write it escaped in double quotes)"
         )
-        return None, [LoadProblem((filename, line, col), None, message, fatal=True)]
-    loader: _Loader | None = None
+        return None, [LoadProblem((filename, line, col), None, message, fatal=True)], 0
     try:
         loader = _Loader(text)
-        loader.filename = filename
-        loader.problems = []
+    except ValueError:  # a lone surrogate in a string given to load_text
+        return None, [LoadProblem((filename, 1, 1), None, "not valid text", fatal=True)], 0
+    loader.filename = filename
+    loader.problems = []
+    loader.max_nodes = max_nodes
+    try:
+        data, problems = _compose(loader, text, filename)
+    finally:
+        loader.dispose()
+    return data, problems, loader.nodes
+
+
+def _compose(loader: _Loader, text: str, filename: str) -> tuple[Any, list[LoadProblem]]:
+    try:
         node = loader.get_single_node()
         if node is None:
             return None, []
@@ -257,9 +285,6 @@ def parse_text(text: str, filename: str) -> tuple[Any, list[LoadProblem]]:
         # its grammar; the exception's text may quote the file, so it is not shown.
         message = f"YAML: cannot read this document ({type(exc).__name__})"
         return None, [LoadProblem((filename, 1, 1), None, message, fatal=True)]
-    finally:
-        if loader is not None:
-            loader.dispose()
     return data, loader.problems
 
 
@@ -282,6 +307,7 @@ class _Reading:
     problems: list[LoadProblem]
     seen: dict[str, Mark | None] = field(default_factory=dict)  # real path -> included at
     total_bytes: int = 0
+    nodes: int = 0  # values composed in all files so far
 
 
 def load_file(path: str) -> tuple[Any, list[LoadProblem]]:
@@ -360,7 +386,8 @@ def _load_one(
     text = _read(abspath, shown, reading, at)
     if text is None:
         return None
-    data, found = parse_text(text, shown)
+    data, found, nodes = _parse(text, shown, MAX_NODES - reading.nodes)
+    reading.nodes += nodes
     problems.extend(found)
     if data is None:
         return PosDict_empty(shown)
