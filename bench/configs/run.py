@@ -184,6 +184,17 @@ def main() -> int:
             took, status, first = halo_cli(by_name[name])
             print(f"  {took * 1000:8.1f} ms  exit {status}  {name}")
 
+    # The worst a file within the limits can cost: dense YAML up to the value limit, broken
+    # at its end (no corpus case: the test's bound is 1 s, this takes longer by design).
+    line = "- [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p]\n"
+    dense = "x:\n" + line * 13_000 + "y: [\n"
+    worst = HostileConfig("limit-dense-values", {"halo.yaml": dense.encode()})
+    took = halo_in_process([worst])[0][0]
+    print(
+        f"\nat the value limit ({len(dense) >> 10} KiB of dense YAML broken at its end):"
+        f" {took:.2f} s in-process"
+    )
+
     if args.no_keepalived:
         return 0
     keepalived = shutil.which("keepalived")
