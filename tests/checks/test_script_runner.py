@@ -135,3 +135,20 @@ async def test_script_runner_spawn_runs_in_the_background_and_cancel_kills(
     runner.cancel()
     await asyncio.sleep(0.1)
     assert not runner.tasks
+
+
+@pytest.mark.parametrize(
+    ("command", "why"),
+    [
+        ("/bin/echo 'unclosed", "cannot split the command into words: No closing quotation"),
+        ('/bin/echo "a\\', "cannot split the command into words"),
+        ("/bin/echo a\0b", "the command contains a NUL character"),
+        (["/bin/echo", "a\0b"], "the command contains a NUL character"),
+    ],
+)
+async def test_unrunnable_command_is_a_result_not_an_exception(
+    command: str | list[str], why: str
+) -> None:
+    result = await run_script(command, timeout=5, secure=False)
+    assert not result.ok
+    assert result.describe().startswith(why)

@@ -15,6 +15,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -52,6 +53,69 @@ def fields(
 
 FIELDS = tuple(inspect.signature(fields).parameters)
 """The structured fields a record may carry; JSON lines include those present."""
+
+
+# --------------------------------------------------------------------------- secrets
+
+REDACTED = "<redacted>"
+_secrets: set[str] = set()
+_secret_re: re.Pattern[str] | None = None
+
+
+def add_secret(value: str | None) -> None:
+    """Never show ``value`` again: every log line and every status field that would contain
+    it shows :data:`REDACTED` instead. Passwords, tokens, URLs that carry a credential and
+    header values register here when the configuration is read or a secret is revealed at
+    run time."""
+    global _secret_re
+    if not value or value in _secrets:
+        return
+    _secrets.add(value)
+    # Longest first, so a secret that contains another is replaced whole. A short one
+    # (keepalived's auth_pass is often 4 digits) only where it stands alone, or every "1"
+    # in the log would go.
+    parts = [
+        re.escape(v) if len(v) >= 6 else rf"(?<![\w]){re.escape(v)}(?![\w])"
+        for v in sorted(_secrets, key=len, reverse=True)
+    ]
+    _secret_re = re.compile("|".join(parts))
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by :data:`REDACTED`."""
+    return _secret_re.sub(REDACTED, text) if _secret_re is not None else text
+
+
+def redact_data(data: Any) -> Any:
+    """A copy of JSON-shaped ``data`` with every string redacted (keys kept)."""
+    if _secret_re is None:
+        return data
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {k: redact_data(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact_data(v) for v in data]
+    return data
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites each record with its message, structured fields and traceback redacted,
+    before any formatter sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secret_re is None:
+            return True
+        record.msg = redact(record.getMessage())
+        record.args = None
+        for name in FIELDS:
+            value = record.__dict__.get(name)
+            if isinstance(value, str):
+                record.__dict__[name] = redact(value)
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
 
 
 def syslog_priority(levelno: int) -> int:
@@ -103,6 +167,8 @@ class JsonFormatter(logging.Formatter):
                 out[name] = str(value)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and redacted) by RedactSecrets
+            out["exception"] = record.exc_text
         return json.dumps(out, ensure_ascii=False)
 
 
@@ -129,6 +195,7 @@ def setup(level: str = "info", fmt: str = "text") -> None:
         formatter = PriorityPrefix(formatter)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
-from halo_core.schema import Alias, Doc, IPAddress, Length, Range, Seconds
+from halo_core.schema import Alias, Command, Doc, IPAddress, Length, Range, Seconds
 
 if TYPE_CHECKING:
     from halo_core.bus import EventBus
@@ -127,6 +127,7 @@ class CheckerConfig:
 
     interval: Annotated[
         Seconds | None,
+        Range(0.001, 86400),  # 0 would never run the check, a huge one never again
         Doc(
             "time between two checks (default: 1 s for a named check, like vrrp_script;"
             " the virtual server's delay_loop for a real server's check)"
@@ -134,6 +135,7 @@ class CheckerConfig:
     ] = None
     timeout: Annotated[
         Seconds | None,
+        Range(0.001, 86400),  # 0 would fail every check
         Alias(("connect_timeout",)),  # keepalived's TCP_CHECK name; a checker may define its own
         Doc("how long one check may take before it counts as failed (default: the interval)"),
     ] = None
@@ -151,8 +153,10 @@ class CheckerConfig:
         Range(-254, 254),
         Doc("default weight when a VRRP instance tracks this check (vrrp_script weight)"),
     ] = 0
-    notify_up: Annotated[str | None, Doc("command run when the check goes up")] = None
-    notify_down: Annotated[str | None, Doc("command run when the check goes down")] = None
+    notify_up: Annotated[str | None, Command(), Doc("command run when the check goes up")] = None
+    notify_down: Annotated[str | None, Command(), Doc("command run when the check goes down")] = (
+        None
+    )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ipaddress
+import math
 import re
+import shlex
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -76,6 +78,13 @@ class Keys:
     the error is ``name 'KEY' MESSAGE`` at the key."""
 
     pattern: Pattern
+
+
+@dataclass(frozen=True)
+class Command:
+    """Marks a string run as a command, split into words with shell-like quoting and no
+    shell (keepalived's way): a quote left open is found by ``halo check``, not when the
+    command is due to run."""
 
 
 @dataclass(frozen=True)
@@ -339,7 +348,7 @@ class _Validator:
                     and data.upper() == choice.upper()
                 ):
                     return choice
-            return self.fail(path, f"must be {_describe(tp)}, not {data!r}")
+            return self.fail(path, f"must be {_describe(tp)}, not {_shown(data)}")
         if origin in (list, Sequence) or (origin is tuple and get_args(tp)[1:] == (Ellipsis,)):
             if not isinstance(data, list):
                 return self.fail(path, f"must be a list, not {_kind(data)}")
@@ -379,12 +388,16 @@ class _Validator:
             return self.fail(path, f"must be an integer, not {_kind(data)}")
         if tp is float:
             if isinstance(data, int | float) and not isinstance(data, bool):
-                return float(data)
+                return self._finite(data, path)
             return self.fail(path, f"must be a number, not {_kind(data)}")
         if tp is Seconds:
             return self._seconds(data, path)
         if tp is str:
             if isinstance(data, str):
+                if "\0" in data:
+                    # no file name, command, password or address may hold one: the OS stops
+                    # at it (or refuses it) at run time
+                    return self.fail(path, "must not contain a NUL character (\\0)")
                 return data
             if isinstance(data, int | float) and not isinstance(data, bool):
                 # keepalived passwords and names are often written bare: auth_pass 1111
@@ -396,7 +409,7 @@ class _Validator:
                     isinstance(data, str) and str(member.value).upper() == data.upper()
                 ):
                     return member
-            return self.fail(path, f"must be {_describe(tp)}, not {data!r}")
+            return self.fail(path, f"must be {_describe(tp)}, not {_shown(data)}")
         if tp in _IP_TYPES:
             return self._ip(tp, data, path)
         if tp is type(None):
@@ -426,18 +439,35 @@ class _Validator:
         plausible = [a for a in candidates if _plausible(a, data)]
         if len(plausible) == 1:
             return self._value(plausible[0], data, path)
-        return self.fail(path, f"must be {_describe(tp)}, not {data!r}")
+        return self.fail(path, f"must be {_describe(tp)}, not {_shown(data)}")
+
+    def _finite(self, data: float, path: Path) -> Any:
+        """``data`` as a float if it is a finite number of a sane size, else a problem."""
+        if isinstance(data, float) and not math.isfinite(data):
+            return self.fail(path, f"must be a finite number, not {data}")
+        if abs(data) > MAX_NUMBER:
+            return self.fail(path, f"must be at most {MAX_NUMBER:g} in size, not {_kind(data)}")
+        return float(data)
 
     def _seconds(self, data: Any, path: Path) -> Any:
+        seconds: float | None = None
         if isinstance(data, int | float) and not isinstance(data, bool):
-            if data < 0:
-                return self.fail(path, "must not be negative")
-            return Seconds(data)
-        if isinstance(data, str):
+            if isinstance(data, float) and math.isnan(data):
+                return self.fail(path, "must be a duration, not NaN")
+            seconds = data if isinstance(data, float) or abs(data) <= MAX_SECONDS else math.inf
+        elif isinstance(data, str) and len(data) <= 64:
             m = _DURATION.fullmatch(data.strip())
             if m:
-                return Seconds(float(m.group(1)) * _UNITS[m.group(2) or "s"])
-        return self.fail(path, f"must be a duration (seconds, or e.g. '100ms', '2s'), not {data!r}")
+                seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+        if seconds is None:
+            return self.fail(
+                path, f"must be a duration (seconds, or e.g. '100ms', '2s'), not {_shown(data)}"
+            )
+        if seconds < 0:
+            return self.fail(path, "must not be negative")
+        if seconds > MAX_SECONDS:
+            return self.fail(path, f"must be at most {MAX_SECONDS:.0f} s, not {_kind(data)}")
+        return Seconds(seconds)
 
     def _ip(self, tp: Any, data: Any, path: Path) -> Any:
         if not isinstance(data, str):
@@ -445,7 +475,7 @@ class _Validator:
         try:
             return tp(data)
         except ValueError:
-            return self.fail(path, f"{data!r} is not {_describe(tp)}")
+            return self.fail(path, f"{_short(data)} is not {_describe(tp)}")
 
     def _constraints(self, meta: tuple[Any, ...], value: Any, path: Path) -> Any:
         for m in meta:
@@ -458,7 +488,7 @@ class _Validator:
                     return _INVALID
             if isinstance(m, Range) and isinstance(value, int | float):
                 if (m.min is not None and value < m.min) or (m.max is not None and value > m.max):
-                    return self.fail(path, f"must be {_range_text(m)}, not {value:g}")
+                    return self.fail(path, f"must be {_range_text(m)}, not {_number(value)}")
             elif isinstance(m, Length) and isinstance(value, str | list | tuple | dict):
                 n = len(value)
                 what = "characters" if isinstance(value, str) else "items"
@@ -472,6 +502,13 @@ class _Validator:
                 and not re.fullmatch(m.regex, value)
             ):
                 return self.fail(path, m.message or f"must match {m.regex}")
+            elif isinstance(m, Command) and isinstance(value, str):
+                try:
+                    words = shlex.split(value)
+                except ValueError as exc:  # "No closing quotation", "No escaped character"
+                    return self.fail(path, f"cannot be split into words: {exc}")
+                if not words:
+                    return self.fail(path, "names no program")
         return value
 
     def dataclass(
@@ -573,6 +610,10 @@ _IP_TYPES = (
     ipaddress.IPv4Network,
     ipaddress.IPv6Network,
 )
+MAX_NUMBER = 1e15
+"""Largest magnitude of a number option (a float beyond it has no meaning here)."""
+MAX_SECONDS = 2.0**31
+"""Longest duration accepted (about 68 years): a timer beyond it would never fire."""
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -597,17 +638,45 @@ def _range_text(r: Range) -> str:
     return f"at most {r.max:g}"
 
 
+def _number(value: float) -> str:
+    """A number for a message: an integer in full unless it is very long (formatting a huge
+    int as a float overflows), a float as %g."""
+    if isinstance(value, int):
+        text = str(value)
+        return text if len(text) <= 24 else f"{text[:12]}… ({len(text)} digits)"
+    return f"{value:g}"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """``repr(text)``, cut to about ``limit`` characters: a message is one readable line."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 1]}…"
+
+
+def _shown(data: Any) -> str:
+    """A value as written, for a message: short scalars as their repr, containers by kind
+    (an alias bomb's repr would never end)."""
+    if isinstance(data, str):
+        return _short(data)
+    if isinstance(data, int) and not isinstance(data, bool):
+        return _number(data)
+    if isinstance(data, list | dict):
+        return _kind(data)
+    text = repr(data)  # a number, a boolean, null, or bytes from !!binary
+    return text if len(text) <= 60 else f"{text[:59]}…"
+
+
 def _kind(data: Any) -> str:
     if data is None:
         return "null"
     if isinstance(data, bool):
         return "a boolean"
     if isinstance(data, int):
-        return f"an integer ({data})"
+        return f"an integer ({_number(data)})"
     if isinstance(data, float):
         return f"a number ({data:g})"
     if isinstance(data, str):
-        return f"a string ({data!r})"
+        return f"a string ({_short(data)})"
     if isinstance(data, list):
         return "a list"
     if isinstance(data, dict):

@@ -248,9 +248,14 @@ async def run_script(
 ) -> ScriptResult:
     """Run ``command`` without a shell, in a new process group, and wait for it at most
     ``timeout`` seconds; on time-out the whole group is killed."""
-    argv = split_command(command)
+    try:
+        argv = split_command(command)
+    except ValueError as exc:  # an unclosed quote: a result like any other failure
+        return ScriptResult(None, error=f"cannot split the command into words: {exc}")
     if not argv:
         return ScriptResult(None, error="empty command")
+    if any("\0" in arg for arg in argv):
+        return ScriptResult(None, error="the command contains a NUL character")
     exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0])
     if exe is None:
         return ScriptResult(None, error=f"{argv[0]}: not found")

@@ -115,7 +115,7 @@ def _finish(
     raw: Any, load_problems: list[LoadProblem], path: str, plugins: Plugins | None
 ) -> Config:
     located = [_located(raw, p) for p in load_problems]
-    if raw is None or any(p.message.startswith("YAML syntax") for p in load_problems):
+    if raw is None or any(p.fatal for p in load_problems):
         raise ConfigError(located or [Located((path, 1, 1), None, "empty configuration")])
     if not isinstance(raw, dict):
         raise ConfigError([Located((path, 1, 1), None, "the configuration must be a mapping")])
@@ -167,7 +167,18 @@ def cross_check(cfg: HaloConfig) -> Iterable[Problem]:
     """Rules that span sections: references, VRID clashes. (The sections' names follow
     their ``Keys`` pattern in the schema.)"""
     seen_vrid: dict[tuple[str, int, int], str] = {}
+    vip_owner: dict[Any, str] = {}
     for name, inst in cfg.vrrp_instances.items():
+        # two instances holding one address fight over it: each master adds it, each
+        # backup's step-down removes it from under the other
+        for field_name in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
+            for i, address in enumerate(getattr(inst, field_name)):
+                other = vip_owner.setdefault(address.ip, name)
+                if other != name:
+                    yield Problem(
+                        ("vrrp_instances", name, field_name, i),
+                        f"{address.ip} is already a virtual address of instance {other!r}",
+                    )
         family = inst.family
         key = (inst.interface or str(inst.unicast_src_ip), family, inst.virtual_router_id)
         if key in seen_vrid:
@@ -193,6 +204,16 @@ def cross_check(cfg: HaloConfig) -> Iterable[Problem]:
                     ("vrrp_instances", name, "unicast_src_ip"),
                     "address family differs from the virtual addresses",
                 )
+
+    service_at: dict[tuple[Any, ...], int] = {}
+    for i, vs in enumerate(cfg.virtual_servers):
+        service = (vs.fwmark, vs.address, vs.port or 0, vs.protocol)
+        first = service_at.setdefault(service, i)
+        if first != i:
+            yield Problem(
+                ("virtual_servers", i),
+                f"the same service as virtual_servers[{first}] ({vs.label} {vs.protocol})",
+            )
 
     member_of: dict[str, str] = {}
     for gname, group in cfg.vrrp_sync_groups.items():
@@ -267,9 +288,12 @@ def load_or_report(path: str, report: Callable[[str], object]) -> tuple[Config, 
     """Load the plugins and the configuration for a command; on errors ``report`` them (one
     line each) and give None. Every command that reads a configuration uses this, the
     core's and the plugins' alike."""
+    from halo_core import plugins
+
+    raw, problems = load_file(path)  # read once: the block list, then the validation
+    p = plugins.load(block=block_list(raw))
     try:
-        p = plugins_for(path)
-        return load(path, p), p
+        return _finish(raw, problems, path, p), p
     except ConfigError as exc:
         for line in exc.lines:
             report(line)

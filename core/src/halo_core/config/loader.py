@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -31,6 +32,28 @@ class LoadProblem:
     message: str
     container: Any = None  # for a duplicate key: the mapping it was in, to find its path
     key: str | None = None
+    fatal: bool = False  # the file could not be parsed: validating the rest would mislead
+
+
+# Limits that keep a hostile or broken configuration from costing much: a real one (3,000 VRRP
+# instances) is about 0.5 MB, 50,000 values, 6 levels deep and uses a few hundred aliases.
+# The time to read a file grows with its values (MAX_NODES bounds it) and its bytes.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""Largest file read (bytes); a device like /dev/zero would otherwise fill the memory."""
+MAX_TOTAL_BYTES = 16 * 1024 * 1024
+"""Largest total of all files read for one configuration."""
+MAX_FILES = 10_000
+"""Most files one configuration may read, itself and every include."""
+MAX_NODES = 200_000
+"""Most values (scalars, lists, mappings) written in all files of a configuration: about 4
+times a 3,000-instance one. Composing costs about 15 µs a value, so this bounds a large
+file that is broken at its end to about 3 s."""
+MAX_DEPTH = 50
+"""Deepest nesting of mappings and lists, aliases expanded."""
+MAX_ALIAS_NODES = 100_000
+"""Most values that aliases may add to a document (a billion-laughs guard)."""
+MAX_INT_DIGITS = 100
+"""Longest integer literal; no option needs more, and Python refuses over 4,300 digits."""
 
 
 class PosDict(dict[str, Any]):
@@ -52,11 +75,63 @@ def _mark(filename: str, node: yaml.Node) -> Mark:
     return (filename, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose containers carry marks, and that reports duplicate keys."""
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _Base(  # type: ignore[misc]
+        yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver
+    ):
+        """libyaml's scanner and parser (4 times faster than PyYAML's on a large config, 30
+        times on long comments or strings) under PyYAML's composer, whose depth is checked
+        below; libyaml's own composer recurses in C, where no limit applies."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+    _Base = yaml.SafeLoader  # type: ignore[misc,assignment]
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """A YAML loader whose containers carry marks, that reports duplicate keys, and that
+    refuses documents nested deeper than :data:`MAX_DEPTH` while composing (the composer is
+    recursive: a flow list 250 deep ends in RecursionError)."""
 
     filename: str
     problems: list[LoadProblem]
+    depth: int = 0
+    nodes: int = 0  # composed so far
+    max_nodes: int = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # type: ignore[override]
+        self.depth += 1
+        self.nodes += 1
+        try:
+            if self.depth > MAX_DEPTH or self.nodes > self.max_nodes:
+                event: Any = self.peek_event()
+                message = (
+                    f"nested deeper than {MAX_DEPTH} levels"
+                    if self.depth > MAX_DEPTH
+                    else f"more than {MAX_NODES:,} values in the configuration"
+                )
+                raise yaml.composer.ComposerError(None, None, message, event.start_mark)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self.depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
+        digits = sum(c.isalnum() for c in str(node.value))  # hex digits count too
+        if digits > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"integer of {digits} digits (at most {MAX_INT_DIGITS})",
+                node.start_mark,
+            )
+        return super().construct_yaml_int(node)  # type: ignore[no-any-return]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> PosDict:  # type: ignore[override]
         out = PosDict()
@@ -95,30 +170,121 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _Loader.construct_mapping,  # type: ignore[arg-type]
+    _Loader.construct_mapping,  # type: ignore[arg-type,type-var]
 )
 _Loader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
-    _Loader.construct_sequence,  # type: ignore[arg-type]
+    _Loader.construct_sequence,  # type: ignore[arg-type,type-var]
 )
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)  # type: ignore[arg-type,type-var]
+
+
+def _expansion_problem(root: yaml.Node) -> tuple[yaml.Node, str] | None:
+    """What is wrong with the document once its aliases are expanded: too deep, too many
+    values added by aliases, or an alias inside its own anchor. The walk visits each node
+    once (sizes are remembered), so a billion-laughs document costs its written size."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_: set[int] = set()
+    unique = 0
+
+    def walk(node: yaml.Node) -> tuple[yaml.Node, str] | None:
+        nonlocal unique
+        key = id(node)
+        if key in size:
+            return None
+        if key in open_:
+            return node, "an alias refers to its own anchor (recursive structure)"
+        open_.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        total, deepest = 1, 0
+        for child in children:
+            found = walk(child)
+            if found:
+                return found
+            total += size[id(child)]
+            deepest = max(deepest, depth[id(child)])
+        open_.discard(key)
+        unique += 1
+        size[key], depth[key] = total, deepest + 1
+        if depth[key] > MAX_DEPTH:
+            return node, f"nested deeper than {MAX_DEPTH} levels once aliases are expanded"
+        if total - unique > MAX_ALIAS_NODES:
+            return node, f"aliases expand to more than {MAX_ALIAS_NODES:,} values"
+        return None
+
+    return walk(root)
+
+
+# The characters YAML 1.1 allows in a stream (PyYAML's reader rule), checked before parsing so
+# the position is one of characters, whichever parser runs.
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
 
 
 def parse_text(text: str, filename: str) -> tuple[Any, list[LoadProblem]]:
-    """Parse one YAML document. Syntax errors come back as problems, never exceptions."""
-    loader = _Loader(text)
+    """Parse one YAML document. Syntax errors and documents over the limits above come back
+    as problems, never exceptions."""
+    data, problems, _ = _parse(text, filename, MAX_NODES)
+    return data, problems
+
+
+def _parse(text: str, filename: str, max_nodes: int) -> tuple[Any, list[LoadProblem], int]:
+    """:func:`parse_text` with at most ``max_nodes`` values; also gives how many it read."""
+    bad_char = _NON_PRINTABLE.search(text)
+    if bad_char:
+        at = bad_char.start()
+        line = text.count("\n", 0, at) + 1
+        col = at - (text.rfind("\n", 0, at) + 1) + 1
+        message = (
+            f"YAML syntax: control character #x{ord(bad_char.group()):04x} is not allowed"
+            " (write it escaped in double quotes)"
+        )
+        return None, [LoadProblem((filename, line, col), None, message, fatal=True)], 0
+    try:
+        loader = _Loader(text)
+    except ValueError:  # a lone surrogate in a string given to load_text
+        return None, [LoadProblem((filename, 1, 1), None, "not valid text", fatal=True)], 0
     loader.filename = filename
     loader.problems = []
+    loader.max_nodes = max_nodes
     try:
-        data = loader.get_single_data()
+        data, problems = _compose(loader, text, filename)
+    finally:
+        loader.dispose()
+    return data, problems, loader.nodes
+
+
+def _compose(loader: _Loader, text: str, filename: str) -> tuple[Any, list[LoadProblem]]:
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        expansion = _expansion_problem(node)
+        if expansion:
+            bad, message = expansion
+            return None, [LoadProblem(_mark(filename, bad), None, f"YAML: {message}", fatal=True)]
+        data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where: Mark = (filename, mark.line + 1, mark.column + 1) if mark else (filename, 1, 1)
         message = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        return None, [LoadProblem(where, None, f"YAML syntax: {message}")]
-    except yaml.YAMLError as exc:
-        return None, [LoadProblem((filename, 1, 1), None, f"YAML syntax: {exc}")]
-    finally:
-        loader.dispose()
+        lines = text.split("\n")
+        if (
+            mark
+            and mark.line < len(lines)
+            and lines[mark.line][mark.column : mark.column + 1] == "\t"
+        ):
+            message += " (a tab: indent with spaces)"
+        return None, [LoadProblem(where, None, f"YAML syntax: {message}", fatal=True)]
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
+        # PyYAML's constructors may still raise plain Python errors on values that pass
+        # its grammar; the exception's text may quote the file, so it is not shown.
+        message = f"YAML: cannot read this document ({type(exc).__name__})"
+        return None, [LoadProblem((filename, 1, 1), None, message, fatal=True)]
     return data, loader.problems
 
 
@@ -140,45 +306,114 @@ INCLUDE_SCHEMA: dict[str, Any] = {
 """The ``include:`` key in JSON Schema: read here, before validation, so not a field."""
 
 
+# Every top-level key a configuration may have (sections and their aliases, and include).
+_SECTIONS = _MERGED_SECTIONS | _LISTED_SECTIONS | {"global_defs", "virtual_server", "include"}
+
+
+@dataclass
+class _Reading:
+    """What one load has read so far, for the limits and for includes read twice."""
+
+    problems: list[LoadProblem]
+    seen: dict[str, Mark | None] = field(default_factory=dict)  # real path -> included at
+    total_bytes: int = 0
+    nodes: int = 0  # values composed in all files so far
+
+
 def load_file(path: str) -> tuple[Any, list[LoadProblem]]:
     """Read ``path`` and everything it includes, merged into one document.
 
     ``include:`` takes a glob or a list of globs relative to the including file, matched
     files read in sorted order (the conf.d convention). A pattern that matches nothing is an
-    error unless it contains a wildcard (an empty conf.d is normal).
+    error unless it contains a wildcard (an empty conf.d is normal). Only regular files are
+    read, each once (an include loop or a file included twice is an error), within
+    :data:`MAX_FILES` files and :data:`MAX_TOTAL_BYTES` bytes.
     """
-    problems: list[LoadProblem] = []
-    root = _load_one(os.path.abspath(path), path, problems, stack=())
-    return root, problems
+    reading = _Reading([])
+    root = _load_one(os.path.abspath(path), path, reading, stack=())
+    return root, reading.problems
 
 
-def _read(abspath: str, shown: str, problems: list[LoadProblem], at: Mark | None) -> str | None:
+def _read(abspath: str, shown: str, reading: _Reading, at: Mark | None) -> str | None:
+    """The file's text, or None with a problem that never quotes the file's content."""
+    where = at or (shown, 1, 1)
+
+    def refuse(reason: str) -> None:
+        reading.problems.append(LoadProblem(where, None, f"cannot read {shown}: {reason}"))
+
     try:
-        with open(abspath, encoding="utf-8") as fh:
-            return fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        problems.append(LoadProblem(at or (shown, 1, 1), None, f"cannot read {shown}: {reason}"))
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+        fd = os.open(abspath, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        refuse(exc.strerror or type(exc).__name__)
+        return None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            refuse("is a directory")
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            refuse("not a regular file")
+            return None
+        limit = min(MAX_FILE_BYTES, MAX_TOTAL_BYTES - reading.total_bytes)
+        chunks: list[bytes] = []
+        # too big as stat says: refused unread; else read and counted, as st_size may lie
+        # (files in /proc say 0)
+        size = st.st_size if st.st_size > limit else 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            if limit == MAX_FILE_BYTES:
+                refuse(f"larger than the limit of {MAX_FILE_BYTES >> 20} MiB for a file")
+            else:
+                refuse(f"the files read reach the limit of {MAX_TOTAL_BYTES >> 20} MiB in all")
+            return None
+    except OSError as exc:
+        refuse(exc.strerror or type(exc).__name__)
+        return None
+    finally:
+        os.close(fd)
+    reading.total_bytes += size
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        refuse(f"not UTF-8 text (byte {exc.start + 1})")
         return None
 
 
 def _load_one(
     abspath: str,
     shown: str,
-    problems: list[LoadProblem],
+    reading: _Reading,
     stack: tuple[str, ...],
     at: Mark | None = None,
 ) -> Any:
-    text = _read(abspath, shown, problems, at)
+    problems = reading.problems
+    text = _read(abspath, shown, reading, at)
     if text is None:
         return None
-    data, found = parse_text(text, shown)
+    data, found, nodes = _parse(text, shown, MAX_NODES - reading.nodes)
+    reading.nodes += nodes
     problems.extend(found)
     if data is None:
         return PosDict_empty(shown)
     if not isinstance(data, PosDict):
+        if at is not None:  # an included file: said at the include, as for any other file
+            message = f"{shown} is not a halo configuration (not a mapping of sections)"
+            problems.append(LoadProblem(at, ("include",), message))
+        else:
+            message = "the configuration must be a mapping of sections"
+            problems.append(LoadProblem((shown, 1, 1), None, message))
+        return None
+    if at is not None and data and not any(k in _SECTIONS for k in data):
+        # Not a halo file (say /etc/shadow by mistake): its keys are its content, so none is
+        # shown, and the file adds nothing.
         problems.append(
-            LoadProblem((shown, 1, 1), None, "the configuration must be a mapping of sections")
+            LoadProblem(at, ("include",), f"{shown} is not a halo configuration (no section)")
         )
         return None
     includes = data.pop("include", None)
@@ -189,25 +424,38 @@ def _load_one(
     patterns = includes if isinstance(includes, list) else [includes]
     base = os.path.dirname(abspath)
     shown_base = os.path.dirname(shown)
+    me = os.path.realpath(abspath)
     for i, pattern in enumerate(patterns):
         item_mark = includes.item_marks[i] if isinstance(includes, PosList) else inc_mark
-        if not isinstance(pattern, str):
+        if not isinstance(pattern, str) or not pattern or "\0" in pattern:
             problems.append(LoadProblem(item_mark, ("include",), "must be a file name or glob"))
             continue
         full = os.path.join(base, pattern)
         matches = sorted(glob.glob(full))
         if not matches and not glob.has_magic(pattern):
-            problems.append(LoadProblem(item_mark, ("include",), f"no such file: {pattern}"))
+            shown_pattern = pattern if len(pattern) <= 80 else f"{pattern[:79]}…"
+            problems.append(LoadProblem(item_mark, ("include",), f"no such file: {shown_pattern}"))
         for match in matches:
             real = os.path.realpath(match)
-            if real in stack or real == os.path.realpath(abspath):
+            if real in stack or real == me:
                 problems.append(LoadProblem(item_mark, ("include",), f"include loop via {pattern}"))
                 continue
+            if real in reading.seen:
+                first = reading.seen[real]
+                where = f" (first at {first[0]}:{first[1]})" if first else ""
+                problems.append(
+                    LoadProblem(item_mark, ("include",), f"{match} is already included{where}")
+                )
+                continue
+            if len(reading.seen) >= MAX_FILES:
+                problems.append(
+                    LoadProblem(item_mark, ("include",), f"more than {MAX_FILES} files included")
+                )
+                return data
+            reading.seen[real] = item_mark
             rel = os.path.relpath(match, base)
             child_shown = os.path.normpath(os.path.join(shown_base, rel))
-            child = _load_one(
-                match, child_shown, problems, (*stack, os.path.realpath(abspath)), item_mark
-            )
+            child = _load_one(match, child_shown, reading, (*stack, me), item_mark)
             if isinstance(child, PosDict):
                 _merge(data, child, problems)
     return data
@@ -277,19 +525,30 @@ def locate(root: Any, path: Path, *, at_key: bool = False) -> Mark | None:
 
 
 def path_of(root: Any, target: Any) -> Path | None:
-    """The path of container ``target`` inside ``root`` (by identity), or None."""
-    if root is target:
-        return ()
-    items: Any = (
-        root.items()
-        if isinstance(root, dict)
-        else enumerate(root)
-        if isinstance(root, list)
-        else ()
-    )
-    for k, v in items:
-        if isinstance(v, dict | list):
-            sub = path_of(v, target)
-            if sub is not None:
-                return (k, *sub)
-    return None
+    """The path of container ``target`` inside ``root`` (by identity), or None.
+
+    Each container is looked into once: an alias makes one object appear at many places,
+    and walking every place of a billion-laughs document would never end."""
+    seen: set[int] = set()
+
+    def walk(node: Any) -> Path | None:
+        if node is target:
+            return ()
+        if id(node) in seen:
+            return None
+        seen.add(id(node))
+        items: Any = (
+            node.items()
+            if isinstance(node, dict)
+            else enumerate(node)
+            if isinstance(node, list)
+            else ()
+        )
+        for k, v in items:
+            if isinstance(v, dict | list):
+                sub = walk(v)
+                if sub is not None:
+                    return (k, *sub)
+        return None
+
+    return walk(root)

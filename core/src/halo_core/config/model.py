@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
+from halo_core.log import add_secret
 from halo_core.plugin_api import PluginsConfig
 from halo_core.schema import (
     IP_ANY,
     Alias,
+    Command,
     Configured,
     Doc,
     ExtensionPoint,
@@ -29,6 +31,21 @@ from halo_core.schema import (
     Seconds,
 )
 from halo_core.vrrp.packet import interval_problem
+
+
+def unusable_address(ip: IPAddress) -> str | None:
+    """Why ``ip`` cannot be a virtual address or a VRRP peer, or None: the kernel accepts
+    some of these, but no host on the link can reach a service through them."""
+    if ip.is_unspecified:
+        return f"{ip} is the unspecified address"
+    if ip.is_multicast:
+        return f"{ip} is a multicast address"
+    if ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255"):
+        return f"{ip} is the broadcast address"
+    if ip.is_loopback:
+        return f"{ip} is a loopback address"
+    return None
+
 
 NAME = Pattern(r"[A-Za-z0-9_.:@-]+", "must be a name of letters, digits and _ . : @ -")
 IFNAME = Pattern(r"[^\s/]{1,15}", "must be an interface name (1 to 15 characters, no / or space)")
@@ -77,7 +94,10 @@ class VirtualAddress:
         try:
             addr = ipaddress.ip_interface(words[0])
         except ValueError:
-            raise ValueError(f"{words[0]!r} is not an IP address or address/prefix") from None
+            raise ValueError(f"{words[0][:60]!r} is not an IP address or address/prefix") from None
+        unusable = unusable_address(addr.ip)
+        if unusable:
+            raise ValueError(f"{unusable}, not one a virtual address can be")
         opts: dict[str, str] = {}
         rest = words[1:]
         if len(rest) % 2:
@@ -100,7 +120,10 @@ class VirtualAddress:
         if "broadcast" in opts:
             if addr.version != 4:
                 raise ValueError("brd applies to IPv4 addresses only")
-            brd = ipaddress.IPv4Address(opts["broadcast"])
+            try:
+                brd = ipaddress.IPv4Address(opts["broadcast"])
+            except ValueError:
+                raise ValueError(f"brd {opts['broadcast'][:60]!r} is not an IPv4 address") from None
         return cls(addr, opts.get("dev"), opts.get("label"), opts.get("scope"), brd)
 
     @classmethod
@@ -148,6 +171,9 @@ class Authentication:
     auth_pass: Annotated[
         str, Alias(("password",)), Length(1, 8), Doc("up to 8 characters (keepalived truncates)")
     ]
+
+    def __post_init__(self) -> None:
+        add_secret(self.auth_pass)  # never in a log line or a status field
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -282,8 +308,8 @@ class VrrpInstance:
             ),
         ]
 
-    def __check__(self) -> list[tuple[tuple[str, ...], str]]:
-        problems: list[tuple[tuple[str, ...], str]] = []
+    def __check__(self) -> list[tuple[tuple[str | int, ...], str]]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         interval = interval_problem(self.version, float(self.advert_int))
         if interval:
             problems.append((("advert_int",), interval))
@@ -302,6 +328,22 @@ class VrrpInstance:
         if self.version == 2 and self.family == 6:
             where = "virtual_ipaddress" if self.virtual_ipaddress else "unicast_peer"
             problems.append(((where,), "IPv6 needs VRRP version 3"))
+        first: dict[IPAddress, str] = {}
+        listed = [("virtual_ipaddress", i, v) for i, v in enumerate(self.virtual_ipaddress)] + [
+            ("virtual_ipaddress_excluded", i, v)
+            for i, v in enumerate(self.virtual_ipaddress_excluded)
+        ]
+        for key, i, address in listed:
+            if address.ip in first:
+                problems.append(
+                    ((key, i), f"{address.ip} is listed twice (also at {first[address.ip]})")
+                )
+            else:
+                first[address.ip] = f"{key}[{i}]"
+        for i, peer in enumerate(self.unicast_peer):
+            unusable = unusable_address(peer)
+            if unusable:
+                problems.append((("unicast_peer", i), f"{unusable}, not a peer's"))
         return problems
 
 
@@ -337,20 +379,28 @@ class ServerAddress:
             if " " in text:
                 host, _, port_text = text.partition(" ")
             elif text.startswith("["):
-                host, _, port_text = text[1:].partition("]:")
+                host, bracket, port_text = text[1:].partition("]")
+                if not bracket or (port_text and not port_text.startswith(":")):
+                    raise ValueError(
+                        f"{text[:60]!r}: write an IPv6 address and port as [ADDRESS]:PORT"
+                    )
+                port_text = port_text[1:]
             elif text.count(":") == 1:
                 host, _, port_text = text.partition(":")
             else:
                 host, port_text = text, ""
-            port = int(port_text) if port_text.strip().isdigit() else (port_text or None)
+            digits = port_text.strip()
+            port = int(digits) if digits.isdigit() and len(digits) <= 6 else (port_text or None)
         else:
             raise ValueError(f"must be an address (and port), not {type(value).__name__}")
         try:
             addr = ipaddress.ip_address(host.strip())
         except ValueError:
-            raise ValueError(f"{host!r} is not an IP address") from None
-        if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
-            raise ValueError(f"port {port!r} must be 1 to 65535")
+            raise ValueError(f"{host[:60]!r} is not an IP address") from None
+        if port is not None and (
+            not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536
+        ):
+            raise ValueError(f"port {str(port)[:20]!r} must be 1 to 65535")
         return cls(addr, port)
 
     @classmethod
@@ -388,8 +438,10 @@ class RealServer:
         list[Annotated[Configured, PluginRef("checker")]],
         Doc("health checks; the server is up while all of them are up"),
     ] = field(default_factory=list)
-    notify_up: Annotated[str | None, Doc("command run when this server goes up")] = None
-    notify_down: Annotated[str | None, Doc("command run when this server goes down")] = None
+    notify_up: Annotated[str | None, Command(), Doc("command run when this server goes up")] = None
+    notify_down: Annotated[str | None, Command(), Doc("command run when this server goes down")] = (
+        None
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -445,8 +497,8 @@ class VirtualServer:
     hysteresis: Annotated[
         int, Range(0, 2**31), Doc("margin around the quorum against flapping")
     ] = 0
-    quorum_up: Annotated[str | None, Doc("command run when the quorum is gained")] = None
-    quorum_down: Annotated[str | None, Doc("command run when the quorum is lost")] = None
+    quorum_up: Annotated[str | None, Command(), Doc("command run when the quorum is gained")] = None
+    quorum_down: Annotated[str | None, Command(), Doc("command run when the quorum is lost")] = None
     sorry_server: Annotated[ServerAddress | None, Doc("server used while the quorum is lost")] = (
         None
     )

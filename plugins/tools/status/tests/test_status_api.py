@@ -8,12 +8,14 @@ import asyncio
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import types
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from status_helpers import families, get_json, http, metrics, raw, response_schema, split, validate
@@ -25,6 +27,7 @@ from halo_core.events import PoolChanged, PoolMember, VrrpStateChanged
 from halo_core.hookspecs import hookimpl
 from halo_tool_status.endpoint import parse
 from halo_tool_status.plugin import server_of, settings
+from halo_tool_status.server import SOCKET_MODE
 
 
 def config_text(state_dir: Path, port: int, status_api: str = "") -> str:
@@ -277,6 +280,29 @@ async def test_token(tmp_path: Path, listener: int) -> None:
         )
         out, err = await proc.communicate()
         assert proc.returncode == 1 and b"HTTP 401" in err
+        # the token from a file or the environment, never in argv (ps shows argv)
+        for extra, env in (
+            (["--token-file", str(token_file)], {}),
+            ([], {"HALO_STATUS_TOKEN": "s3cret-token"}),
+        ):
+            proc = await asyncio.create_subprocess_exec(
+                *[sys.executable, "-m", "halo_core.cli", "status", "--api", f"unix:{r.sock}"],
+                *extra,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "HALO_TOKEN": "", **env},
+            )
+            out, err = await proc.communicate()
+            assert proc.returncode == 0, err.decode()
+            assert "always_down  script  DOWN" in out.decode()
+        proc = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "halo_core.cli", "status", "--api", f"unix:{r.sock}"],
+            *["--token-file", str(tmp_path / "missing")],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 2 and b"No such file or directory" in err
     finally:
         await r.daemon.stop()
 
@@ -313,8 +339,13 @@ async def test_unix_socket_taken_over_only_when_stale(tmp_path: Path, listener: 
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(state / "halo.sock"))
     stale.close()  # the file stays: a daemon killed with -9 leaves this
-    r = await start(tmp_path, listener)
+    previous = os.umask(0)  # the socket must not be born 0777, even for a moment
     try:
+        r = await start(tmp_path, listener)
+    finally:
+        assert os.umask(previous) == 0  # and the umask is the daemon's again
+    try:
+        assert stat.S_IMODE(os.stat(r.sock).st_mode) == SOCKET_MODE
         assert (await r.get("/healthz"))[0] == 200
         # A second daemon with the same state_dir must not steal the live socket.
         second = await start(tmp_path / "b", listener, state_dir=state)
@@ -459,3 +490,83 @@ def test_a_check_that_cannot_start_is_in_the_metrics_with_the_reason() -> None:
     assert m[("halo_check_start_failed", frozenset({*who, ("reason", reason)}))] == 1
     assert m[("halo_check_up", frozenset(who))] == 0
     assert not [k for k in m if k[0] == "halo_check_start_failed" and ("check", "ok") in k[1]]
+
+
+async def test_secrets_never_in_logs_or_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run with a status token, a webhook whose URL (from the environment) fails and a
+    header value, and a VRRP password: none of them appears in any log line (text or JSON)
+    or in /v1/status, also where an error message would quote them."""
+    import io
+    import logging
+
+    from halo_core import log as halo_log
+
+    token = "tok-9f8e7d6c5b4a"
+    url = "http://127.0.0.1:99999/hook-path-s3cr3t-1b2c"  # port out of range: refused at start
+    header = "hdr-value-7a6b5c4d"
+    auth_pass = "pw4vrrp"
+    monkeypatch.setenv("HALO_TEST_HOOK_URL", url)
+    state_dir = tmp_path / "state"
+    path = tmp_path / "halo.yaml"
+    path.write_text(f"""
+global:
+  state_dir: {state_dir}
+  status_api:
+    token: {token}
+checks:
+  down: {{type: script, script: /bin/false, interval: 0.2, fall: 1}}
+notifiers:
+  hook:
+    type: webhook
+    url: {{env: HALO_TEST_HOOK_URL}}
+    headers: {{X-Api-Key: {header}}}
+    attempts: 1
+    timeout: 1
+""")
+    load_text(
+        "vrrp_instances:\n  VI_1: {interface: eth0, virtual_router_id: 1,"
+        f" virtual_ipaddress: [192.0.2.1], authentication: {{auth_pass: {auth_pass}}}}}\n"
+    )
+    secrets = [token, url, header, auth_pass]
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    texts = []
+    try:
+        for fmt in ("text", "json"):
+            stream = io.StringIO()
+            monkeypatch.setattr(sys, "stderr", stream)
+            halo_log.setup("debug", fmt)
+            plugins = plugin_loader.load()
+            daemon = Daemon(load(str(path), plugins), plugins)
+            await daemon.start()
+            sock = str(state_dir / "halo.sock")
+            auth = {"Authorization": f"Bearer {token}"}
+            try:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 15
+                status: Any = {}
+                while loop.time() < deadline:
+                    status = await asyncio.to_thread(get_json, sock, "/v1/status", headers=auth)
+                    if status["checks"][0]["runs"] >= 2:
+                        break
+                    await asyncio.sleep(0.1)
+                # whatever a plugin or the core might log about them
+                logging.getLogger("halo.test").error("the secrets: %s", " ".join(secrets))
+                try:
+                    raise ValueError(f"failed with {url} and {token}")
+                except ValueError:
+                    logging.getLogger("halo.test").exception("a traceback quoting secrets")
+                events = await asyncio.to_thread(http, sock, "/v1/status", headers=auth)
+            finally:
+                await daemon.stop()
+            texts += [stream.getvalue(), json.dumps(status), events[2].decode()]
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    joined = "\n".join(texts)
+    assert halo_log.REDACTED in joined
+    assert "ValueError: failed with" in joined
+    for secret in secrets:
+        assert secret not in joined, secret

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from halo_core.hookspecs import hookimpl
+from halo_core.log import add_secret
 from halo_core.plugin_api import CheckerConfig, PluginType
 from halo_core.schema import Alias, Doc, IPAddress, Length, Range
 
@@ -73,6 +74,9 @@ class SshCheck(CheckerConfig):
         if self.known_hosts is None:
             return list(DEFAULT_KNOWN_HOSTS)
         return [self.known_hosts] if isinstance(self.known_hosts, str) else list(self.known_hosts)
+
+    def __post_init__(self) -> None:
+        add_secret(self.password)  # never in a log line or a status field
 
     def __check__(self) -> list[tuple[tuple[str | int, ...], str]]:
         problems: list[tuple[tuple[str | int, ...], str]] = []

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from halo_checker_http.plugin import HttpCheck, Problems
 from halo_core.hookspecs import hookimpl
+from halo_core.log import add_secret
 from halo_core.plugin_api import PluginType
 from halo_core.schema import Alias, Doc, Range, Seconds
 
@@ -63,6 +64,9 @@ class SslCheck(HttpCheck):
     @property
     def verifying(self) -> bool:
         return self.verify if self.verify is not None else self.ca_file is not None
+
+    def __post_init__(self) -> None:
+        add_secret(self.key_password)  # never in a log line or a status field
 
     def __check__(self) -> Problems:
         problems = super().__check__()

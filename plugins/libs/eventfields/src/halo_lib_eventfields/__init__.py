@@ -32,6 +32,7 @@ from halo_core.events import (
     SyncGroupStateChanged,
     VrrpStateChanged,
 )
+from halo_core.log import add_secret
 
 # ``time`` is given at the top level; ``service`` (pool events) is the virtual server's whole
 # configuration: the receiver has it already, and it may hold other plugins' secrets.
@@ -245,20 +246,31 @@ def render_json(template: Any, fields: dict[str, Any]) -> Any:
 def json_template_problem(
     template: Any, path: tuple[str | int, ...] = ()
 ) -> tuple[tuple[str | int, ...], str] | None:
-    """The first problem in a JSON-shaped template: (path, message) or None."""
-    if isinstance(template, str):
-        problem = template_problem(template)
-        return (path, problem) if problem else None
-    items: list[tuple[str | int, Any]] = []
-    if isinstance(template, list):
-        items = list(enumerate(template))
-    elif isinstance(template, dict):
-        items = [(str(k), v) for k, v in template.items()]
-    for key, value in items:
-        found = json_template_problem(value, (*path, key))
-        if found:
-            return found
-    return None
+    """The first problem in a JSON-shaped template: (path, message) or None.
+
+    A list or mapping met again (a YAML alias repeats one object) is not looked into again:
+    an alias bomb of a million strings costs what was written, not what it expands to."""
+    seen: set[int] = set()
+
+    def walk(node: Any, where: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], str] | None:
+        if isinstance(node, str):
+            problem = template_problem(node)
+            return (where, problem) if problem else None
+        if id(node) in seen:
+            return None
+        seen.add(id(node))
+        items: list[tuple[str | int, Any]] = []
+        if isinstance(node, list):
+            items = list(enumerate(node))
+        elif isinstance(node, dict):
+            items = [(str(k), v) for k, v in node.items()]
+        for key, value in items:
+            found = walk(value, (*where, key))
+            if found:
+                return found
+        return None
+
+    return walk(template, path)
 
 
 # --------------------------------------------------------------------------- secrets
@@ -277,6 +289,7 @@ class Secret:
     @classmethod
     def parse(cls, data: Any) -> Secret:
         if isinstance(data, str | int) and not isinstance(data, bool):
+            add_secret(str(data))  # from now on never in a log line or a status field
             return cls(value=str(data))
         if not isinstance(data, dict):
             raise ValueError("must be a string, {env: NAME} or {file: PATH}")
@@ -321,11 +334,14 @@ class Secret:
             found = os.environ.get(self.env)
             if found is None:
                 raise ValueError(f"environment variable {self.env} is not set")
+            add_secret(found)
             return found
         assert self.file is not None
         try:
             with open(self.file, encoding="utf-8") as fh:
-                return fh.read().rstrip("\r\n")
+                found = fh.read().rstrip("\r\n")
+            add_secret(found)
+            return found
         except OSError as exc:
             raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
 

@@ -130,9 +130,18 @@ class EmailNotifierConfig(NotifierConfig):
             problems.append((("username",), "SMTP AUTH needs security: starttls or tls"))
         for i, address in enumerate(self.notification_email):
             if not _mailbox(address):
-                problems.append((("notification_email", i), f"{address!r} is no address"))
+                problems.append((("notification_email", i), f"{address[:60]!r} is no address"))
         if self.notification_email_from is not None and not _mailbox(self.notification_email_from):
             problems.append((("notification_email_from",), "must be an e-mail address"))
+        # A line break in a header value would start a header of the config's choosing
+        # (Bcc: …), and the SMTP library refuses it only when a message is due.
+        lines: list[tuple[tuple[str | int, ...], str | None]] = [
+            (("notification_email", i), a) for i, a in enumerate(self.notification_email)
+        ]
+        lines += [((key,), getattr(self, key)) for key in _ONE_LINE]
+        for where, value in lines:
+            if value is not None and _CONTROL.search(value):
+                problems.append((where, "must be one line, without control characters"))
         return problems
 
 
@@ -143,6 +152,10 @@ _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 
 def _mailbox(address: str) -> bool:
     return "@" in address or bool(_LOCAL_PART.fullmatch(address))
+
+
+_ONE_LINE = ("notification_email_from", "subject", "digest_subject", "smtp_helo_name", "username")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @hookimpl

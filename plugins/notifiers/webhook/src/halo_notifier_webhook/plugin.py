@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,7 @@ DEFAULT_EVENTS = (
     "config_reloaded",
 )
 URL = re.compile(r"https?://[^/\s?#]+\S*")
+_HEADER_BREAK = re.compile(r"[\r\n\0]")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
 
 
@@ -91,9 +93,13 @@ class WebhookNotifierConfig(NotifierConfig):
         bad_url = url_problem(self.url.value) if self.url.value is not None else None
         if bad_url:
             problems.append((("url",), bad_url))
-        for name in self.headers:
+        for name, value in self.headers.items():
             if not _TOKEN.fullmatch(name):
                 problems.append((("headers", name), "is not an HTTP header name"))
+            elif value.value is not None and _HEADER_BREAK.search(value.value):
+                # CR or LF would end the header and start one of the config's choosing;
+                # aiohttp refuses it only when the first event is sent
+                problems.append((("headers", name), "must be one line (no CR, LF or NUL)"))
         if isinstance(self.template, str):
             problem = template_problem(self.template)
             if problem:
@@ -106,7 +112,16 @@ class WebhookNotifierConfig(NotifierConfig):
 
 
 def url_problem(url: str) -> str | None:
-    return None if URL.fullmatch(url) else "must be an http:// or https:// URL"
+    """What is wrong with a webhook URL, or None. Never quotes it: the URL is a secret."""
+    if not URL.fullmatch(url):
+        return "must be an http:// or https:// URL"
+    try:
+        port = urllib.parse.urlsplit(url).port
+    except ValueError:  # "Port out of range 0-65535", "Port could not be cast…"
+        return "must have a port from 1 to 65535"
+    if port == 0:
+        return "must have a port from 1 to 65535"
+    return None
 
 
 @hookimpl

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from halo_core.hookspecs import hookimpl
+from halo_core.log import add_secret
 from halo_core.plugin_api import add_config_option
 from halo_core.schema import Doc, Length
 
@@ -37,6 +39,9 @@ class StatusApi:
     token_file: Annotated[
         str | None, Doc("file whose first line is the token (instead of `token`)")
     ] = None
+
+    def __post_init__(self) -> None:
+        add_secret(self.token)  # never in a log line or a status field
 
     def __check__(self) -> list[tuple[tuple[str, ...], str]]:
         from halo_tool_status.endpoint import parse
@@ -105,8 +110,19 @@ async def halo_shutdown(daemon: Daemon) -> None:
 def _run_status(args: argparse.Namespace) -> int:
     from halo_tool_status.client import cmd_status
 
+    if args.token is None and args.token_file is not None:
+        try:
+            with open(args.token_file, encoding="utf-8") as fh:
+                args.token = fh.readline().strip() or None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            print(f"halo status: --token-file {args.token_file}: {reason}", file=sys.stderr)
+            return 2
+        if args.token is None:
+            print(f"halo status: --token-file {args.token_file} is empty", file=sys.stderr)
+            return 2
     if args.token is None:
-        args.token = os.environ.get("HALO_TOKEN")
+        args.token = os.environ.get("HALO_STATUS_TOKEN") or os.environ.get("HALO_TOKEN")
     return cmd_status(args)
 
 
@@ -126,10 +142,17 @@ def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         " from the configuration)",
     )
     # The default is read when the command runs: --help must never print a secret.
-    p_status.add_argument(
+    tokens = p_status.add_mutually_exclusive_group()
+    tokens.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="file whose first line is the bearer token for the status API (default:"
+        " $HALO_STATUS_TOKEN, else the token or token file named in the configuration)",
+    )
+    tokens.add_argument(
         "--token",
-        help="bearer token for the status API (default: $HALO_TOKEN, else the token file"
-        " named in the configuration)",
+        help="the bearer token itself; visible to every user in ps: prefer --token-file or"
+        " $HALO_STATUS_TOKEN",
     )
     p_status.add_argument(
         "--json", action="store_true", help="print the daemon's JSON instead of tables"

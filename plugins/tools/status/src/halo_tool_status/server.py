@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from halo_core import version
 from halo_core.events import Event
+from halo_core.log import add_secret, redact_data
 from halo_tool_status import metrics, snapshot
 from halo_tool_status.endpoint import Endpoint, read_token, resolve
 from halo_tool_status.plugin import StatusApi, settings
@@ -91,6 +92,8 @@ class HttpError(Exception):
 
 
 def json_response(data: Any, status: int = 200) -> Response:
+    """``data`` as JSON, every string in it redacted (an error text may quote a secret)."""
+    data = redact_data(data)
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
     return Response(status, body.encode())
 
@@ -213,6 +216,7 @@ class StatusServer:
             return False
         try:
             self.token = read_token(wanted)
+            add_secret(self.token)
         except (OSError, ValueError) as exc:
             log.error("status API not started: cannot read its token: %s", exc)
             return False
@@ -246,10 +250,19 @@ class StatusServer:
             if _socket_alive(path):
                 raise RuntimeError(f"{path} is in use (another halo with the same state_dir?)")
             os.unlink(path)  # left behind by a daemon that died
-        server = await asyncio.start_unix_server(self._accept, path, limit=MAX_HEAD)
-        # The socket is created with the umask's mode (0755 under systemd: only root may
-        # connect); open it to the group as documented.
-        os.chmod(path, SOCKET_MODE)
+        # bind() creates the file with the umask's mode: set the umask so that it is born
+        # SOCKET_MODE, with no moment at which a wider mode lets another user connect. The
+        # umask is the process's, but nothing else runs between these two lines (one thread).
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        previous = os.umask(0o777 & ~SOCKET_MODE)
+        try:
+            sock.bind(path)
+        except OSError:
+            sock.close()
+            raise
+        finally:
+            os.umask(previous)
+        server = await asyncio.start_unix_server(self._accept, sock=sock, limit=MAX_HEAD)
         st = os.stat(path)
         self._socket_id = (st.st_dev, st.st_ino)
         return server
@@ -478,7 +491,9 @@ class StatusServer:
                 while stream.queue:
                     seq, event = stream.queue.popleft()
                     data = json.dumps(
-                        snapshot.event_dict(event), ensure_ascii=False, separators=(",", ":")
+                        redact_data(snapshot.event_dict(event)),
+                        ensure_ascii=False,
+                        separators=(",", ":"),
                     )
                     chunks.append(f"id: {seq}\nevent: {event.kind}\ndata: {data}\n\n")
                 if stream.dropped:
