@@ -539,7 +539,7 @@ def conflicts() -> Iterator[HostileConfig]:
         "vip-broadcast": {vrrp: {"A": inst(virtual_ipaddress=["255.255.255.255"])}},
         "vip-loopback": {vrrp: {"A": inst(virtual_ipaddress=["127.0.0.1"])}},
         "vip-loopback-v6": {vrrp: {"A": inst(version=3, virtual_ipaddress=["::1"])}},
-        "vip-none": {vrrp: {"A": inst(virtual_ipaddress=[])}},
+        "no-interface-no-source": {vrrp: {"A": inst(interface=None)}},
         "vip-mixed-families": {
             vrrp: {"A": inst(version=3, virtual_ipaddress=["192.0.2.1", "2001:db8::1"])}
         },
