@@ -64,11 +64,13 @@ packages = ["halo_checker_broken"]
 """
 
 
-def test_example_plugin_in_a_fresh_venv(tmp_path: Path) -> None:
+def test_a_broken_plugin_in_a_fresh_venv(tmp_path: Path) -> None:
+    """halo-core alone in a fresh venv with a plugin that cannot be imported: named, with
+    the reason, and the exit status says so. (A working out-of-tree plugin in a fresh venv:
+    the guides' projects, tests/foundation/test_guides.py.)"""
     assert UV
     dist = tmp_path / "dist"
-    for project in (ROOT / "core", ROOT / "examples" / "halo-checker-example"):
-        subprocess.run([UV, "build", "--wheel", "-q", "-o", str(dist), str(project)], check=True)
+    subprocess.run([UV, "build", "--wheel", "-q", "-o", str(dist), str(ROOT / "core")], check=True)
     broken = tmp_path / "broken"
     (broken / "halo_checker_broken").mkdir(parents=True)
     (broken / "pyproject.toml").write_text(BROKEN_PYPROJECT)
@@ -87,23 +89,12 @@ def test_example_plugin_in_a_fresh_venv(tmp_path: Path) -> None:
     listed = subprocess.run([halo, "plugins"], capture_output=True, text=True, env=env)
     assert listed.returncode == 1  # the broken plugin did not load
     out = listed.stdout
-    assert "checker-file-age  halo-checker-example" in out
-    assert "checker file_age" in out
     assert "checker-broken: not loaded: import failed: ModuleNotFoundError" in out
     # only what was installed: the workspace's own plugins are not in this venv
     assert "checker-tcp" not in out
-
     good = tmp_path / "good.yaml"
-    good.write_text("checks:\n  hb: {type: file_age, path: /run/hb, max_age: 5s}\n")
+    good.write_text("global:\n  router_id: lb1\n")
     res = subprocess.run(
         [halo, "check", "-c", str(good)], capture_output=True, text=True, env=env, check=False
     )
     assert res.returncode == 0, res.stderr
-
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("checks:\n  hb: {type: file_age, path: /run/hb, max_age: 0}\n")
-    res = subprocess.run(
-        [halo, "check", "-c", str(bad)], capture_output=True, text=True, env=env, check=False
-    )
-    assert res.returncode == 1
-    assert res.stderr == f"{bad}:2:48: checks.hb.max_age: must be between 0.001 and 86400, not 0\n"

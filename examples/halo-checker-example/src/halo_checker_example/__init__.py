@@ -1,1 +1,0 @@
-"""Example third-party halo checker ``file_age``."""
