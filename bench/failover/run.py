@@ -48,7 +48,8 @@ from halo_tool_lab.keepalived import keepalived_version  # noqa: E402
 from halo_tool_lab.netns import Lab, lab_unavailable_reason  # noqa: E402
 
 MASTER_PRIO, BACKUP_PRIO = 100, 90
-PROTOS = {"v2": V2_PASS, "v3": V3_IPV4, "v3-ipv6": V3_IPV6}
+V3_10MS = Proto("v3-ipv4-10ms", 3, False, 0.01)
+PROTOS = {"v2": V2_PASS, "v3": V3_IPV4, "v3-ipv6": V3_IPV6, "v3-10ms": V3_10MS}
 PAIRS = {
     "kk": ("keepalived", "keepalived"),
     "hh": ("halo", "halo"),

@@ -51,9 +51,10 @@ log = logging.getLogger("halo.vrrp")
 
 APPROACH_FROM = 0.05
 """Seconds: a Master_Down_Timer further away is first approached to within the kernel's
-wake-up slack (see ``InstanceRuntime._approach``)."""
-LOOP_RESOLUTION = 0.001
-"""Seconds: the event loop's waits are whole milliseconds, rounded up."""
+wake-up slack (see ``InstanceRuntime._wake``)."""
+POLL_FROM = 0.002
+"""Seconds: the last stretch of a Master_Down_Timer is polled: the event loop's waits are
+whole milliseconds, rounded up (twice with asyncio's stock selector)."""
 
 STOP = "STOP"  # the state name published when an instance stops (keepalived's notify_stop)
 
@@ -117,6 +118,7 @@ class InstanceRuntime:
         self.tracks = TrackState()
         self.track_faults: frozenset[str] = frozenset()
         self._timer: Timer | None = None
+        self._wake_at = 0.0  # when the armed timer fires
         self._forced = False
 
         src = cfg.unicast_src_ip or (
@@ -177,20 +179,22 @@ class InstanceRuntime:
         return self.machine.state
 
     def step(self, event: fsm.Event, *, forced: bool = False) -> None:
-        now = self.clock.now()
-        self.machine, actions = fsm.step(self.machine, event, now)
-        self._forced = forced
-        for action in actions:
-            if isinstance(action, fsm.SendAdvert):
-                self._send(action.priority)
-            elif isinstance(action, fsm.StateChanged):
-                self._state_changed(action)
-            elif isinstance(action, fsm.Announce):
-                # Entering MASTER is itself the request to announce (backends act on the
-                # state change); this one means "again, now": a split brain healed.
-                self.counters["announce_requests"] += 1
-                self.bus.publish(VrrpAnnounce(instance=self.name, reason=action.reason))
-        self._forced = False
+        self.machine, actions = fsm.step(self.machine, event, self.clock.now())
+        if actions:
+            self._forced = forced
+            # Adverts first: the takeover is on the wire before it is logged or published.
+            for action in actions:
+                if isinstance(action, fsm.SendAdvert):
+                    self._send(action.priority)
+            for action in actions:
+                if isinstance(action, fsm.StateChanged):
+                    self._state_changed(action)
+                elif isinstance(action, fsm.Announce):
+                    # Entering MASTER is itself the request to announce (backends act on
+                    # the state change); this one means "again, now": a split brain healed.
+                    self.counters["announce_requests"] += 1
+                    self.bus.publish(VrrpAnnounce(instance=self.name, reason=action.reason))
+            self._forced = False
         self._arm()
 
     def cancel_timer(self) -> None:
@@ -199,43 +203,64 @@ class InstanceRuntime:
             self._timer = None
 
     def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Have a wake-up armed no later than the machine's next deadline.
+
+        An armed wake-up that comes earlier is kept: it finds the deadline moved and arms
+        again then. A backup hearing its master re-arms about once per Master_Down_Interval
+        instead of cancelling and creating a timer per advert.
+        """
         deadline = self.machine.next_deadline()
         if deadline is None:
+            self.cancel_timer()
             return
-        if self.machine.state is fsm.State.BACKUP:
-            self._approach(deadline)  # the takeover timer: on time to a fraction of a ms
-        else:
-            self._timer = self.clock.call_at(deadline, self._tick)
+        wake = self._wake_time(deadline)
+        if self._timer is not None:
+            if self._wake_at <= wake:
+                return
+            self._timer.cancel()
+        self._wake_at = wake
+        self._timer = self.clock.call_at(wake, self._wake)
 
-    def _approach(self, deadline: float) -> None:
+    def _wake_time(self, deadline: float) -> float:
+        """When to wake for ``deadline``: a master's Adver_Timer on time; a backup's
+        Master_Down_Timer approached in steps (see :meth:`_wake`)."""
+        if self.machine.state is not fsm.State.BACKUP:
+            return deadline
+        wait = deadline - self.clock.now()
+        if wait > APPROACH_FROM:
+            return deadline - min(wait / 1000, 0.1) - POLL_FROM
+        if wait > POLL_FROM:
+            return deadline - POLL_FROM
+        return deadline
+
+    def _wake(self) -> None:
         """Arm the Master_Down_Timer precisely.
 
         The event loop waits in epoll_wait, which Linux lets end up to 1/1000 of the wait
         late (select_estimate_accuracy: 3.6 ms on a 3.6 s Master_Down_Interval) and which
-        counts whole milliseconds, rounded up: plain ``call_at`` took over 1.5 to 4 ms after
-        the RFC time where keepalived (timerfd) is 0.3 ms late. So: wake a little more than
-        that slack early, then one millisecond early, then poll the loop (``call_soon``: I/O
-        is still served) until the deadline. The polling lasts under a millisecond and only
-        happens when the timer really expires, i.e. at a takeover.
+        counts whole milliseconds, rounded up (asyncio's stock selector even rounds up
+        twice: ``halo_core.scheduler.new_event_loop``): plain ``call_at`` took over 1.5 to
+        4 ms after the RFC time where keepalived (timerfd) is 0.3 ms late. So: wake a
+        little more than that slack early, then ``POLL_FROM`` early, then poll the loop
+        (``call_soon``: I/O is still served) until the deadline. The polling lasts about
+        a millisecond and only happens when the timer really expires, i.e. at a takeover.
         """
-        wait = deadline - self.clock.now()
-        if wait > APPROACH_FROM:
-            early = deadline - min(wait / 1000, 0.1) - 0.002
-            self._timer = self.clock.call_at(early, lambda: self._approach(deadline))
-        elif wait > LOOP_RESOLUTION:
-            early = deadline - LOOP_RESOLUTION
-            self._timer = self.clock.call_at(early, lambda: self._approach(deadline))
-        elif wait > 0 and isinstance(self.clock, LoopClock):
-            self._timer = self.clock.loop.call_soon(self._approach, deadline)
-        else:
-            self._timer = self.clock.call_at(deadline, self._tick)
-
-    def _tick(self) -> None:
         self._timer = None
-        self.step(fsm.Tick())
+        deadline = self.machine.next_deadline()
+        if deadline is None:
+            return
+        now = self.clock.now()
+        if now >= deadline:
+            self.step(fsm.Tick())
+        elif self.machine.state is fsm.State.BACKUP and deadline - now <= POLL_FROM:
+            if isinstance(self.clock, LoopClock):
+                self._wake_at = now
+                self._timer = self.clock.loop.call_soon(self._wake)
+            else:
+                self._wake_at = deadline
+                self._timer = self.clock.call_at(deadline, self._wake)
+        else:
+            self._arm()
 
     def _send(self, priority: int) -> None:
         for dst, template in self.templates:
@@ -252,6 +277,20 @@ class InstanceRuntime:
             self.counters["became_master"] += 1
         if change.old is fsm.State.MASTER:
             self.counters["released_master"] += 1
+        # Published before it is logged: the addresses backend's immediate route sends
+        # the first gratuitous ARPs from inside publish.
+        self.bus.publish(
+            VrrpStateChanged(
+                instance=self.name,
+                old=change.old.value,
+                new=new,
+                priority=self.machine.priority,
+                reason=change.reason,
+                interface=self.iface.name,
+                vrid=self.cfg.virtual_router_id,
+                group=self.group,
+            )
+        )
         log.log(
             transition_level(change.old.value, new),
             "%s: entering %s state (%s)",
@@ -265,18 +304,6 @@ class InstanceRuntime:
                 to_state=new,
                 reason=change.reason,
             ),
-        )
-        self.bus.publish(
-            VrrpStateChanged(
-                instance=self.name,
-                old=change.old.value,
-                new=new,
-                priority=self.machine.priority,
-                reason=change.reason,
-                interface=self.iface.name,
-                vrid=self.cfg.virtual_router_id,
-                group=self.group,
-            )
         )
         if self.on_state is not None:
             self.on_state(self, change, self._forced)
