@@ -63,6 +63,7 @@ from typing import Any
 from halo_backend_vip.announce import Announcer, Port, link_info
 from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
 from halo_backend_vip.plugin import VipBackendConfig, VipInstanceOptions
+from halo_core.bus import Subscription
 from halo_core.config.model import HaloConfig
 from halo_core.events import (
     BackendApplied,
@@ -162,6 +163,7 @@ class Instance:
     owned: set[Vip] = field(default_factory=set)  # added by us and (as far as we know) there
     foreign: set[Vip] = field(default_factory=set)  # present without our marker: not ours
     noted_foreign: set[Vip] = field(default_factory=set)  # logged once
+    announced_early: set[Vip] = field(default_factory=set)  # first round sent on entry
     restore_wanted: bool = False
     restore_task: asyncio.Task[None] | None = None
     counters: Counter[str] = field(default_factory=Counter)
@@ -196,6 +198,7 @@ class VipBackend(Backend):
         self.ipr: AddressClient | None = None
         self.monitor: AddressMonitor | None = None
         self.job: Job | None = None
+        self.first_announce: Subscription | None = None
         self.closing = False
         self.counters: Counter[str] = Counter()  # backend-wide: leftovers, stale, reconciles
         self._tasks: set[asyncio.Task[None]] = set()
@@ -277,6 +280,9 @@ class VipBackend(Backend):
             for vip in inst.vips:
                 with contextlib.suppress(OSError):
                     self._port(vip.dev).frame(vip.ip)
+        self.first_announce = self.context.bus.subscribe_immediate(
+            self._announce_now, name=f"backend:{self.name}:first-announce", kinds=["vrrp_state"]
+        )
         interval = float(self.config.reconcile_interval)
         if interval > 0:
             self.job = self.context.scheduler.every(
@@ -291,6 +297,9 @@ class VipBackend(Backend):
 
     async def stop(self) -> None:
         self.closing = True
+        if self.first_announce is not None:
+            self.context.bus.unsubscribe(self.first_announce)
+            self.first_announce = None
         if self.job is not None:
             self.context.scheduler.cancel(self.job.name)
             self.job = None
@@ -321,6 +330,17 @@ class VipBackend(Backend):
         for port in self.ports.values():
             port.close()
         self.ports.clear()
+
+    def _announce_now(self, event: Event) -> None:
+        """The VRRP engine's direct route (called inside its publish, right after the new
+        master's first advert): the first gratuitous ARPs / NAs leave now, not after a task
+        switch and the netlink adds. Clients may send to us a few hundred microseconds
+        before the addresses are up; those packets would otherwise go to the dead master."""
+        if not isinstance(event, VrrpStateChanged) or event.new != "MASTER" or self.closing:
+            return
+        inst = self.instances.get(event.instance)
+        if inst is not None:
+            inst.announced_early = set(self.announcer.announce_first(inst, inst.vips))
 
     async def handle(self, event: Event) -> None:
         try:
@@ -364,11 +384,13 @@ class VipBackend(Backend):
         # (keepalived's round order is kept: round one interleaved with the adds, then the
         # other rounds), so the first frame does not wait for the remaining adds.
         interleave = repeat > 0 and not any(self.announcer.gap(v.v6) for v in inst.vips)
+        early, inst.announced_early = inst.announced_early, set()
         first_round: set[Vip] = set()
 
         def held(vip: Vip) -> None:
             if interleave:
-                self.announcer.announce(inst, 1, only=(vip,))
+                if vip not in early:
+                    self.announcer.announce(inst, 1, only=(vip,))
                 first_round.add(vip)
 
         async with inst.lock:
