@@ -55,6 +55,8 @@ wake-up slack (see ``InstanceRuntime._wake``)."""
 POLL_FROM = 0.002
 """Seconds: the last stretch of a Master_Down_Timer is polled: the event loop's waits are
 whole milliseconds, rounded up (twice with asyncio's stock selector)."""
+EARLIEST_WAKE = 0.1 + POLL_FROM
+"""Seconds: the earliest a wake-up is armed before its deadline (see ``_wake_time``)."""
 
 STOP = "STOP"  # the state name published when an instance stops (keepalived's notify_stop)
 
@@ -178,8 +180,10 @@ class InstanceRuntime:
     def state(self) -> fsm.State:
         return self.machine.state
 
-    def step(self, event: fsm.Event, *, forced: bool = False) -> None:
-        self.machine, actions = fsm.step(self.machine, event, self.clock.now())
+    def step(self, event: fsm.Event, *, forced: bool = False, now: float | None = None) -> None:
+        self.machine, actions = fsm.step(
+            self.machine, event, self.clock.now() if now is None else now
+        )
         if actions:
             self._forced = forced
             # Adverts first: the takeover is on the wire before it is logged or published.
@@ -213,6 +217,8 @@ class InstanceRuntime:
         if deadline is None:
             self.cancel_timer()
             return
+        if self._timer is not None and self._wake_at <= deadline - EARLIEST_WAKE:
+            return  # the common case of a backup hearing its master: nothing to compute
         wake = self._wake_time(deadline)
         if self._timer is not None:
             if self._wake_at <= wake:
@@ -329,7 +335,8 @@ class InstanceRuntime:
         if adv.priority == 0:
             self.counters["priority_zero_received"] += 1
         self.step(
-            fsm.AdvertReceived(priority=adv.priority, source=src, interval_cs=adv.interval_cs)
+            fsm.AdvertReceived(priority=adv.priority, source=src, interval_cs=adv.interval_cs),
+            now=now,
         )
 
     # ------------------------------------------------------------------ tracking
