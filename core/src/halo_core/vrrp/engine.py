@@ -173,6 +173,9 @@ class InstanceRuntime:
         self.local_addresses = {
             a for a in (iface.ipv4, iface.link_local, cfg.unicast_src_ip) if a is not None
         }
+        self._last_source: IPAddress | None = None
+        self._source_is_local = False
+        self._checked: tuple[packet.Advertisement | None, packet.RejectReason | None] = (None, None)
 
     # ------------------------------------------------------------------ driving the FSM
 
@@ -319,9 +322,13 @@ class InstanceRuntime:
     def on_advert(
         self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
     ) -> None:
-        if src in self.local_addresses:
+        if src is not self._last_source:  # the decoder hands out the same objects again
+            self._last_source, self._source_is_local = src, src in self.local_addresses
+        if self._source_is_local:
             return  # our own packet looped back by a peer or bridge
-        reason = packet.check(adv, self.expectation)
+        if adv is not self._checked[0]:
+            self._checked = (adv, packet.check(adv, self.expectation))
+        reason = self._checked[1]
         if reason is not None:
             self.counters[reason.value] += 1
             if reason.is_warning:

@@ -360,8 +360,10 @@ class Machine:
 
     def next_deadline(self) -> float | None:
         """The earliest armed timer: sleep until then and deliver :class:`Tick`."""
-        armed = [t for t in (self.adver_timer, self.master_down_timer) if t is not None]
-        return min(armed, default=None)
+        adver, down = self.adver_timer, self.master_down_timer
+        if adver is None or down is None:
+            return down if adver is None else adver
+        return adver if adver < down else down
 
 
 def initial(config: Config) -> Machine:

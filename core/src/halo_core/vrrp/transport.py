@@ -43,6 +43,10 @@ IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 IPV6_MULTICAST_ALL = 29
 
 
+DECODED_CACHE = 1024
+"""Distinct adverts remembered per socket (cleared when full): a few per VRID heard."""
+
+
 class Receiver(Protocol):
     """The instance that owns one VRID on an interface."""
 
@@ -115,6 +119,7 @@ class InterfaceSocket:
         self.loop = loop or asyncio.get_running_loop()
         self.receivers: dict[int, Receiver] = {}
         self.counters: Counter[str] = Counter()  # per-interface: drops before we know the instance
+        self._decoded: dict[bytes, tuple[bool, packet.Advertisement, IPAddress, IPAddress]] = {}
         self.sock = self._open()
         self.loop.add_reader(self.sock.fileno(), self._readable)
         self.closed = False
@@ -199,7 +204,7 @@ class InterfaceSocket:
         for _ in range(64):
             try:
                 if self.family == socket.AF_INET:
-                    data, _ = self.sock.recvfrom(2048)
+                    data = self.sock.recv(2048)  # the source is in the IP header
                     anc: list[tuple[int, int, bytes]] = []
                 else:
                     data, anc, _, addr = self.sock.recvmsg(2048, 256)
@@ -216,14 +221,25 @@ class InterfaceSocket:
                 self._handle6(data, anc, addr, now)
 
     def _handle4(self, datagram: bytes, now: float) -> None:
+        # A master sends the same bytes every time but for the IP ID and header checksum
+        # (bytes 4-5 and 10-11): an advert decoded before is looked up, not decoded again.
+        key = datagram[:4] + datagram[6:10] + datagram[12:]
+        seen = self._decoded.get(key)
+        if seen is not None and seen[0] is self._v2_style(datagram[21]):  # 21: VRID
+            _, adv, src, dst = seen
+            self._dispatch(adv, src, dst, now)
+            return
         try:
             src, dst, ttl, payload = packet.parse_ipv4(datagram)
-            adv = packet.decode(
-                payload, src, dst, ttl=ttl, v3_checksum_as_v2=self._csum_v2(payload)
-            )
+            csum_v2 = self._csum_v2(payload)
+            adv = packet.decode(payload, src, dst, ttl=ttl, v3_checksum_as_v2=csum_v2)
         except packet.PacketError as exc:
             self._drop(exc, None)
             return
+        if len(self._decoded) >= DECODED_CACHE:
+            self._decoded.clear()
+        if datagram[0] == 0x45:  # no IP options, so byte 21 is the VRID
+            self._decoded[key] = (csum_v2, adv, src, dst)
         self._dispatch(adv, src, dst, now)
 
     def _handle6(
@@ -247,9 +263,10 @@ class InterfaceSocket:
     def _csum_v2(self, payload: bytes) -> bool:
         # The checksum style of v3 over IPv4 is a per-instance option: look up the instance
         # by VRID (byte 1) before decoding.
-        if len(payload) < 2:
-            return False
-        receiver = self.receivers.get(payload[1])
+        return len(payload) >= 2 and self._v2_style(payload[1])
+
+    def _v2_style(self, vrid: int) -> bool:
+        receiver = self.receivers.get(vrid)
         return receiver is not None and receiver.v3_checksum_as_v2
 
     def _drop(self, exc: packet.PacketError, vrid: int | None) -> None:
