@@ -91,6 +91,68 @@ def family_of(cfg: VrrpInstance) -> int:
     return socket.AF_INET6 if addrs and addrs[0].version == 6 else socket.AF_INET
 
 
+@dataclass
+class _Window:
+    timer: Timer
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class InvalidAdvertLog:
+    """Log invalid adverts one line per source per minute, with the count.
+
+    The first one from a source is logged at once; while more keep coming, one line a
+    minute says how many and why. The instance's counters keep every one. A sender with
+    a wrong password or address list at 100 adverts a second must not write 100 lines a
+    second (nor cost the CPU to format them).
+    """
+
+    WINDOW = 60.0
+
+    def __init__(self, instance: str, clock: Clock) -> None:
+        self.instance = instance
+        self.clock = clock
+        self.windows: dict[IPAddress, _Window] = {}
+
+    def note(self, src: IPAddress, reason: packet.RejectReason) -> None:
+        level = logging.WARNING if reason.is_warning else logging.DEBUG
+        window = self.windows.get(src)
+        if window is not None:
+            window.counts[reason.value] += 1
+            return
+        if level == logging.WARNING:
+            log.warning(
+                "%s: advert from %s: %s", self.instance, src, reason.value.replace("_", " ")
+            )
+        else:
+            log.debug("%s: dropped advert from %s: %s", self.instance, src, reason.value)
+        self._open(src)
+
+    def _open(self, src: IPAddress) -> None:
+        self.windows[src] = _Window(
+            self.clock.call_at(self.clock.now() + self.WINDOW, lambda: self._flush(src))
+        )
+
+    def _flush(self, src: IPAddress) -> None:
+        window = self.windows.pop(src)
+        if not window.counts:
+            return  # quiet for a minute: the next one is logged at once again
+        warned = any(packet.RejectReason(r).is_warning for r in window.counts)
+        log.log(
+            logging.WARNING if warned else logging.DEBUG,
+            "%s: %d more invalid adverts from %s in the last minute (%s)",
+            self.instance,
+            window.counts.total(),
+            src,
+            ", ".join(f"{r.replace('_', ' ')}: {n}" for r, n in sorted(window.counts.items())),
+        )
+        self._open(src)
+
+    def close(self) -> None:
+        for window in self.windows.values():
+            window.timer.cancel()
+        self.windows.clear()
+
+
 class InstanceRuntime:
     """One VRRP instance at run time."""
 
@@ -176,6 +238,7 @@ class InstanceRuntime:
         self._last_source: IPAddress | None = None
         self._source_is_local = False
         self._checked: tuple[packet.Advertisement | None, packet.RejectReason | None] = (None, None)
+        self.invalid_log = InvalidAdvertLog(name, clock)
 
     # ------------------------------------------------------------------ driving the FSM
 
@@ -208,6 +271,7 @@ class InstanceRuntime:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.invalid_log.close()
 
     def _arm(self) -> None:
         """Have a wake-up armed no later than the machine's next deadline.
@@ -331,12 +395,8 @@ class InstanceRuntime:
         reason = self._checked[1]
         if reason is not None:
             self.counters[reason.value] += 1
-            if reason.is_warning:
-                log.warning(
-                    "%s: advert from %s: %s", self.name, src, reason.value.replace("_", " ")
-                )
-            else:
-                log.debug("%s: dropped advert from %s: %s", self.name, src, reason.value)
+            self.invalid_log.note(src, reason)
+            if not reason.is_warning:
                 return
         self.counters["adverts_received"] += 1
         if adv.priority == 0:
