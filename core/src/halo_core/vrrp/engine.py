@@ -323,6 +323,14 @@ class InstanceRuntime:
         if deadline is None:
             return
         now = self.clock.now()
+        if now >= deadline and self.machine.state is fsm.State.BACKUP:
+            # Before declaring the master dead, read what has arrived: its advert may be
+            # queued behind a burst of other instances' (the loop reads 64 at a time).
+            self.sock.drain()
+            deadline = self.machine.next_deadline()
+            if deadline is None or now < deadline:
+                self._arm()
+                return
         if now >= deadline:
             self.step(fsm.Tick())
         elif self.machine.state is fsm.State.BACKUP and deadline - now <= POLL_FROM:

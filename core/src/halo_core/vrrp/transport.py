@@ -41,6 +41,8 @@ IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 IPV6_MULTICAST_ALL = 29
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+RECEIVE_BUFFER = 2 * 1024 * 1024
 
 
 DECODED_CACHE = 1024
@@ -150,6 +152,12 @@ class InterfaceSocket:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.iface.index)
                 mreq = struct.pack("16sI", GROUP6.packed, self.iface.index)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            # Room for a second of 255 instances' adverts (the default, 208 kB, holds about
+            # 270): a busy moment must delay adverts, never drop them.
+            try:
+                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            except OSError:  # without CAP_NET_ADMIN: as much as net.core.rmem_max allows
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             s.setblocking(False)
         except OSError:
             s.close()
@@ -199,9 +207,16 @@ class InterfaceSocket:
 
     # ------------------------------------------------------------------ receiving
 
-    def _readable(self) -> None:
-        # Drain what is queued, bounded so one busy interface cannot starve the loop.
-        for _ in range(64):
+    def drain(self) -> None:
+        """Handle everything queued now. A backup calls this before its Master_Down_Timer
+        fires: the master's advert may be waiting behind a burst of others."""
+        while not self.closed and self._readable():
+            pass
+
+    def _readable(self, batch: int = 64) -> bool:
+        """Handle up to ``batch`` queued packets (bounded so one busy interface cannot
+        starve the loop); True if there may be more."""
+        for _ in range(batch):
             try:
                 if self.family == socket.AF_INET:
                     data = self.sock.recv(2048)  # the source is in the IP header
@@ -209,16 +224,17 @@ class InterfaceSocket:
                 else:
                     data, anc, _, addr = self.sock.recvmsg(2048, 256)
             except BlockingIOError:
-                return
+                return False
             except OSError as exc:
                 self.counters["receive_errors"] += 1
                 log.warning("%s: receive error: %s", self.iface.name, exc.strerror)
-                return
+                return False
             now = self.loop.time()
             if self.family == socket.AF_INET:
                 self._handle4(data, now)
             else:
                 self._handle6(data, anc, addr, now)
+        return True
 
     def _handle4(self, datagram: bytes, now: float) -> None:
         # A master sends the same bytes every time but for the IP ID and header checksum

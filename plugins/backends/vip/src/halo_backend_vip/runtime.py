@@ -125,14 +125,17 @@ class Vip:
         """Whether ``addr`` is this VIP as the kernel identifies addresses: IPv4 by
         (device, address, prefix length) — the same IPv4 address may be there twice with
         different prefixes — IPv6 by (device, address)."""
-        return (
-            addr.index == index
-            and addr.address == self.ip
-            and (self.v6 or addr.prefixlen == self.address.network.prefixlen)
-        )
+        return addr.key == self.key(index)
+
+    def key(self, index: int) -> AddressKey:
+        """What :meth:`matches` compares, for looking many up at once."""
+        return (index, self.ip, None if self.v6 else self.address.network.prefixlen)
 
     def __str__(self) -> str:
         return f"{self.address} dev {self.dev}"
+
+
+AddressKey = tuple[int, IPAddress, int | None]  # (ifindex, address, IPv4 prefix length)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,10 @@ class KernelAddress:
     @property
     def ours(self) -> bool:
         return self.proto == IFA_PROTO_HALO
+
+    @property
+    def key(self) -> AddressKey:
+        return (self.index, self.address, None if self.address.version == 6 else self.prefixlen)
 
     def __str__(self) -> str:
         return f"{self.address}/{self.prefixlen} (ifindex {self.index})"
@@ -677,10 +684,15 @@ class VipBackend(Backend):
         self, inst: Instance, present: list[KernelAddress]
     ) -> tuple[list[Vip], list[str]]:
         """Put back the VIPs of a MASTER instance that are missing from ``present``."""
+        return await self._repair_indexed(inst, _by_key(present))
+
+    async def _repair_indexed(
+        self, inst: Instance, present: dict[AddressKey, list[KernelAddress]]
+    ) -> tuple[list[Vip], list[str]]:
         missing: list[Vip] = []
         for vip in inst.vips:
             port = self.ports.get(vip.dev)
-            found = [a for a in present if port is not None and vip.matches(port.index, a)]
+            found = present.get(vip.key(port.index), []) if port is not None else []
             if not found:
                 missing.append(vip)
             else:
@@ -717,13 +729,23 @@ class VipBackend(Backend):
                 return
             self._refresh_macs()
             present = await self._dump()
+            # Indexed once: comparing every address with every VIP was quadratic, and at
+            # 255 instances it held the event loop (and the adverts) for a few hundred ms.
+            wanted = {
+                vip.key(port.index)
+                for inst in self.instances.values()
+                if inst.master
+                for vip in inst.owned
+                if (port := self.ports.get(vip.dev)) is not None
+            }
             for addr in present:
-                if addr.ours and not self._wanted(addr) and await self._delete(addr):
+                if addr.ours and addr.key not in wanted and await self._delete(addr):
                     self.counters["stale_removed"] += 1
                     log.warning("%s: removed %s, which no MASTER holds", self.name, addr)
+            by_key = _by_key(present)
             for inst in self.instances.values():
                 if inst.master:
-                    restored, failures = await self._repair(inst, present)
+                    restored, failures = await self._repair_indexed(inst, by_key)
                     results.append((inst, restored, failures))
         for inst, restored, failures in results:
             self._after_repair(inst, restored, failures)
@@ -768,6 +790,13 @@ class VipBackend(Backend):
             "promote_secondaries_set": sorted(self.promoted),
             "counters": dict(self.counters),
         }
+
+
+def _by_key(addresses: Iterable[KernelAddress]) -> dict[AddressKey, list[KernelAddress]]:
+    out: dict[AddressKey, list[KernelAddress]] = {}
+    for addr in addresses:
+        out.setdefault(addr.key, []).append(addr)
+    return out
 
 
 def marker_supported(release: str | None = None) -> bool:
