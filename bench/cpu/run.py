@@ -35,6 +35,7 @@ from halo_core import __version__ as halo_version  # noqa: E402
 from halo_tool_lab.halo import Halo  # noqa: E402
 from halo_tool_lab.keepalived import Keepalived, keepalived_version  # noqa: E402
 from halo_tool_lab.netns import Host, Lab, lab_unavailable_reason  # noqa: E402
+from halo_tool_lab.testing import many_instances_config  # noqa: E402
 
 MASTER_PRIO, BACKUP_PRIO = 100, 90
 IMPLS = ("keepalived", "halo")
@@ -45,21 +46,6 @@ MASTER_LINE = {"halo": "entering MASTER state", "keepalived": "Entering MASTER S
 
 def vip(i: int) -> str:
     return f"198.51.100.{i}/32" if i < 256 else f"203.0.113.{i - 255}/32"
-
-
-def halo_config(n: int, interval: float, priority: int, state_dir: Path) -> str:
-    lines = ["global:", f'  state_dir: "{state_dir}"', "vrrp_instances:"]
-    for i in range(1, n + 1):
-        lines += [
-            f"  VI_{i}:",
-            "    interface: eth0",
-            f"    virtual_router_id: {i}",
-            f"    priority: {priority}",
-            "    version: 3",
-            f"    advert_int: {interval:g}",
-            f'    virtual_ipaddress: ["{vip(i)}"]',
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def keepalived_config(n: int, interval: float, priority: int) -> str:
@@ -82,7 +68,10 @@ def start(impl: str, host: Host, n: int, interval: float, priority: int, workdir
     name = f"{impl}-{host.name}"
     if impl == "halo":
         return Halo(
-            host, halo_config(n, interval, priority, workdir / f"{name}.state"), workdir, name=name
+            host,
+            many_instances_config(n, interval, priority, state_dir=workdir / f"{name}.state"),
+            workdir,
+            name=name,
         )
     return Keepalived(host, keepalived_config(n, interval, priority), workdir, name=name)
 

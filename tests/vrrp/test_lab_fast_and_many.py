@@ -15,21 +15,7 @@ from pathlib import Path
 from halo_tool_lab.halo import Halo
 from halo_tool_lab.netns import wait_until
 from halo_tool_lab.pytest_plugin import LabFactory
-
-
-def pair_config(instances: int, interval: float, priority: int) -> str:
-    lines = ["global:", "  log_format: json", "vrrp_instances:"]
-    for i in range(1, instances + 1):
-        lines += [
-            f"  VI_{i}:",
-            "    interface: eth0",
-            f"    virtual_router_id: {i}",
-            f"    priority: {priority}",
-            "    version: 3",
-            f"    advert_int: {interval:g}",
-            f'    virtual_ipaddress: ["198.51.100.{i}/32"]',
-        ]
-    return "\n".join(lines) + "\n"
+from halo_tool_lab.testing import many_instances_config
 
 
 def masters(node: Halo) -> int:
@@ -40,9 +26,9 @@ def steady_pair(lab: LabFactory, tmp_path: Path, instances: int, interval: float
     """A backup that holds everything alone, then a master that preempts it all."""
     net = lab(2, ipv6=False)
     h1, h2 = net.hosts
-    backup = Halo(h2, pair_config(instances, interval, 90), tmp_path, name="backup")
+    backup = Halo(h2, many_instances_config(instances, interval, 90), tmp_path, name="backup")
     assert wait_until(lambda: masters(backup) >= instances, 30), backup.log[-2000:]
-    master = Halo(h1, pair_config(instances, interval, 100), tmp_path, name="master")
+    master = Halo(h1, many_instances_config(instances, interval, 100), tmp_path, name="master")
     assert wait_until(lambda: masters(master) >= instances, 30), master.log[-2000:]
     time.sleep(1.0)  # the backup's step-downs are through
     return [master, backup]
