@@ -48,7 +48,8 @@ from halo_tool_lab.keepalived import keepalived_version  # noqa: E402
 from halo_tool_lab.netns import Lab, lab_unavailable_reason  # noqa: E402
 
 MASTER_PRIO, BACKUP_PRIO = 100, 90
-PROTOS = {"v2": V2_PASS, "v3": V3_IPV4, "v3-ipv6": V3_IPV6}
+V3_10MS = Proto("v3-ipv4-10ms", 3, False, 0.01)
+PROTOS = {"v2": V2_PASS, "v3": V3_IPV4, "v3-ipv6": V3_IPV6, "v3-10ms": V3_10MS}
 PAIRS = {
     "kk": ("keepalived", "keepalived"),
     "hh": ("halo", "halo"),
@@ -72,6 +73,20 @@ class Trial:
     delta: float  # takeover - rfc
 
 
+@dataclass
+class Start:
+    """A node started alone: ``halo run`` (or keepalived) -> its first advert as master."""
+
+    proto: str
+    impl: str
+    took: float  # seconds from spawning the process to its first advert
+    rfc: float  # Master_Down_Interval: the least it must wait
+    delta: float = 0.0  # took - rfc: the start-up cost
+
+    def __post_init__(self) -> None:
+        self.delta = self.took - self.rfc
+
+
 class BenchError(RuntimeError):
     pass
 
@@ -87,6 +102,7 @@ def run_pair(
     trials: int,
     workdir: Path,
     log: Any,
+    starts: list[Start],
 ) -> list[Trial]:
     """All trials of one protocol and pair on a fresh lab; the backup runs throughout."""
     master_impl, backup_impl = pair
@@ -97,7 +113,21 @@ def run_pair(
         wire = Wire(cap)
         backup = start_node(backup_impl, h2, proto, Spec(BACKUP_PRIO), workdir, "backup")
         # Alone, the backup becomes master; each trial's master then preempts it.
-        wire.wait(backup.source, timeout=proto.master_down(BACKUP_PRIO) + START_TIMEOUT)
+        first = wire.wait(backup.source, timeout=proto.master_down(BACKUP_PRIO) + START_TIMEOUT)
+        starts.append(
+            Start(
+                proto.id,
+                backup_impl,
+                first[0].time - backup.started_at,
+                proto.master_down(BACKUP_PRIO),
+            )
+        )
+        print(
+            f"  {proto.id:14} {backup_impl:22} start    {starts[-1].took:.4f} s "
+            f"{starts[-1].delta * 1000:+7.1f} ms",
+            file=log,
+            flush=True,
+        )
         n = 0
         for i in range(trials):
             for scenario in scenarios:
@@ -252,6 +282,34 @@ def tables(summary: Sequence[dict[str, Any]], pairs: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def start_table(starts: Sequence[Start]) -> str:
+    """Start to first advert beyond Master_Down_Interval, median / max per protocol."""
+    lines = ["Start (process spawned -> first advert) minus Master_Down_Interval, median / max"]
+    lines.append("")
+    impls = sorted({s.impl for s in starts})
+    head = f"{'protocol':14} {'MDI':>8}  " + "".join(f"{i:>22}" for i in impls)
+    lines += [head, "-" * len(head)]
+    for proto in dict.fromkeys(s.proto for s in starts):
+        rows = [s for s in starts if s.proto == proto]
+        cells = []
+        for impl in impls:
+            ds = [s.delta * 1000 for s in rows if s.impl == impl]
+            cells.append(f"{statistics.median(ds):+.1f} / {max(ds):+.1f} ms" if ds else "-")
+        lines.append(f"{proto:14} {rows[0].rfc:>7.4f}s  " + "".join(f"{c:>22}" for c in cells))
+    return "\n".join(lines)
+
+
+def precompile() -> None:
+    """Write the bytecode of halo and its dependencies once, as an install does: with
+    PYTHONDONTWRITEBYTECODE set (as in some CI shells) every start would compile them."""
+    import compileall
+    import sysconfig
+
+    dirs = [ROOT / "core" / "src", *ROOT.glob("plugins/*/*/src"), sysconfig.get_paths()["purelib"]]
+    for d in dirs:
+        compileall.compile_dir(str(d), quiet=2, workers=1)
+
+
 def _split(value: str, known: Sequence[str], what: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     bad = [v for v in items if v not in known]
@@ -304,8 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     random.seed(args.seed)
 
+    precompile()
     began = time.time()
     trials: list[Trial] = []
+    starts: list[Start] = []
     print(
         f"failover benchmark: {args.trials} trials x {', '.join(args.scenarios)}, "
         f"halo {halo_version}, keepalived {ka or '-'}, Linux {platform.release()}, "
@@ -324,10 +384,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.trials,
                     workdir,
                     sys.stdout,
+                    starts,
                 )
     summary = summarise(trials)
     print()
     print(tables(summary, pairs))
+    print()
+    print(start_table(starts))
     elapsed = time.time() - began
     print(f"\n{len(trials)} trials in {elapsed:.0f} s")
 
@@ -354,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "summary": summary,
         "trials": [asdict(t) for t in trials],
+        "starts": [asdict(s) for s in starts],
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"results: {out}")

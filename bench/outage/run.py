@@ -8,6 +8,7 @@ From the client's log and a capture on the bridge (kernel timestamps):
 
 - outage: the last answer before the kill to the first answer after it;
 - kill → first GARP: the kill to the new master's first gratuitous ARP for the VIP.
+- first advert → GARP: the new master's first advert to its first gratuitous ARP.
 
 Memory: resident set of a node running the seeds' master config (one instance, three
 VIPs), halo's daemon next to keepalived's processes together.
@@ -135,7 +136,12 @@ def trial(kind: str, version: int, interval: float, work: Path) -> dict[str, flo
         for ad in cap.vrrp_adverts(frames, vrid=51)
         if ad.src_mac == a.mac and ad.time <= killed
     ]
-    if not before or not after or not garps or not adverts:
+    new_adverts = [
+        ad.time
+        for ad in cap.vrrp_adverts(frames, vrid=51)
+        if ad.src_mac == b.mac and ad.time > killed
+    ]
+    if not before or not after or not garps or not adverts or not new_adverts:
         counts = f"answers {len(before)}/{len(after)}, garps {len(garps)}, adverts {len(adverts)}"
         raise RuntimeError(f"{kind}: incomplete trial ({counts})")
     # The kill falls at a random point of the master's advert cycle, which moves the
@@ -146,6 +152,7 @@ def trial(kind: str, version: int, interval: float, work: Path) -> dict[str, flo
         "kill_to_garp": garps[0] - killed,
         "last_advert_to_answer": after[0] - adverts[-1],
         "last_advert_to_garp": garps[0] - adverts[-1],
+        "first_advert_to_garp": garps[0] - new_adverts[0],
     }
 
 
@@ -225,10 +232,11 @@ def main() -> int:
         ("kill_to_garp", "kill -> GARP (ms)"),
         ("last_advert_to_answer", "last advert->answer"),
         ("last_advert_to_garp", "last advert->GARP"),
+        ("first_advert_to_garp", "first advert->GARP"),
     ):
         for stat, fn in (("median", statistics.median), ("max", max)):
             row = [fn([r[key] for r in results["pairs"][k]]) * 1000 for k in pairs]
-            print(f"{label + ' ' + stat:24}" + "".join(f"{v:>22.1f}" for v in row))
+            print(f"{label + ' ' + stat:24}" + "".join(f"{v:>22.2f}" for v in row))
     print(
         f"{'RSS, seed config (MB)':24}" + "".join(f"{results['rss_mb'][k]:>22.1f}" for k in pairs)
     )

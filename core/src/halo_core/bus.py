@@ -7,6 +7,12 @@ subscriber in order, while a slow handler for one instance does not hold back an
 instance's events or any other subscriber. A handler that raises is logged and counted; one
 that runs past its time limit is cancelled, logged and counted. A queue that grows past its
 bound drops its oldest events (counted), so a dead subscriber cannot eat memory.
+
+One exception, for the hot path: :meth:`EventBus.subscribe_immediate` registers a plain
+function that ``publish`` calls at once, before it returns. The addresses backend uses it
+to send a new master's first gratuitous ARPs right after its first advert, without waiting
+for a task to be scheduled. Such a handler must be quick and must not block (no I/O that
+waits); it runs in the same process as the publisher.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from halo_core.events import Event
 log = logging.getLogger("halo.bus")
 
 Handler = Callable[[Event], Awaitable[None] | None]
+ImmediateHandler = Callable[[Event], None]
 
 
 @dataclass
@@ -54,13 +61,14 @@ class EventBus:
 
     def __init__(self, *, default_timeout: float = 30.0, max_queue: int = 10_000) -> None:
         self._subs: list[Subscription] = []
+        self._immediate: list[Subscription] = []
         self.default_timeout = default_timeout
         self.max_queue = max_queue
         self.published = 0
 
     @property
     def subscriptions(self) -> list[Subscription]:
-        return list(self._subs)
+        return self._subs + self._immediate
 
     def subscribe(
         self,
@@ -85,16 +93,34 @@ class EventBus:
         self._subs.append(sub)
         return sub
 
+    def subscribe_immediate(
+        self, handler: ImmediateHandler, *, name: str, kinds: Iterable[str]
+    ) -> Subscription:
+        """Call ``handler(event)`` inside ``publish`` for every event of ``kinds``, before
+        any queued subscriber sees it. For a few microseconds of work that cannot wait for
+        the loop (a new master's first announcements); an exception is logged and counted
+        and never reaches the publisher. The queued subscribers still get every event."""
+        sub = Subscription(
+            name=name, handler=handler, kinds=frozenset(kinds), timeout=0.0, max_queue=0
+        )
+        self._immediate.append(sub)
+        return sub
+
     def unsubscribe(self, sub: Subscription) -> None:
         sub.active = False
         if sub in self._subs:
             self._subs.remove(sub)
+        if sub in self._immediate:
+            self._immediate.remove(sub)
         for task in sub.workers.values():
             task.cancel()
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for every interested subscriber. Never blocks, never raises."""
         self.published += 1
+        for now in self._immediate:
+            if now.wants(event):
+                self._call_now(now, event)
         source = event.source
         for sub in self._subs:
             if not sub.wants(event):
@@ -114,6 +140,16 @@ class EventBus:
                 except RuntimeError:  # no running loop: queued until one drains it
                     continue
                 sub.workers[source] = task
+
+    @staticmethod
+    def _call_now(sub: Subscription, event: Event) -> None:
+        try:
+            sub.handler(event)
+            sub.stats.delivered += 1
+        except Exception as exc:  # a subscriber's bug must not reach the publisher
+            sub.stats.failed += 1
+            sub.stats.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("subscriber %s: failed handling %s: %s", sub.name, event.kind, exc)
 
     async def _drain(self, sub: Subscription, source: str, lane: deque[Event]) -> None:
         try:
@@ -168,5 +204,5 @@ class EventBus:
             await asyncio.wait(tasks, timeout=remaining)
 
     async def close(self) -> None:
-        for sub in list(self._subs):
+        for sub in self._subs + self._immediate:
             self.unsubscribe(sub)

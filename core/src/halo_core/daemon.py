@@ -419,5 +419,8 @@ def run(
     for err in plugins.errors:
         log.error("plugin %s not loaded: %s", err.name, err.message)
     daemon = Daemon(config, plugins)
-    asyncio.run(daemon.run_forever())
+    from halo_core.scheduler import new_event_loop
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(daemon.run_forever())
     return 0

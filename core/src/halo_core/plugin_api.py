@@ -10,8 +10,6 @@ when a config actually uses the type.
 
 from __future__ import annotations
 
-import argparse
-import difflib
 import importlib
 import os
 from collections.abc import Callable, Collection, Sequence
@@ -21,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_che
 from halo_core.schema import Alias, Command, Doc, IPAddress, Length, Range, Seconds
 
 if TYPE_CHECKING:
+    import argparse
+
     from halo_core.bus import EventBus
     from halo_core.config.model import GlobalConfig, HaloConfig
     from halo_core.events import Event
@@ -344,6 +344,8 @@ def pick(what: str, name: str, names: Sequence[str], *, listed: str = "configure
     (``listed`` says what ``names`` are: ``configured``, ``known``)."""
     if name in names:
         return name
+    import difflib  # only when a name is wrong: not on the daemon's import path
+
     close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}? " if close else ""
     configured = ", ".join(names) or "none"

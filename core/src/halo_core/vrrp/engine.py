@@ -51,9 +51,12 @@ log = logging.getLogger("halo.vrrp")
 
 APPROACH_FROM = 0.05
 """Seconds: a Master_Down_Timer further away is first approached to within the kernel's
-wake-up slack (see ``InstanceRuntime._approach``)."""
-LOOP_RESOLUTION = 0.001
-"""Seconds: the event loop's waits are whole milliseconds, rounded up."""
+wake-up slack (see ``InstanceRuntime._wake``)."""
+POLL_FROM = 0.002
+"""Seconds: the last stretch of a Master_Down_Timer is polled: the event loop's waits are
+whole milliseconds, rounded up (twice with asyncio's stock selector)."""
+EARLIEST_WAKE = 0.1 + POLL_FROM
+"""Seconds: the earliest a wake-up is armed before its deadline (see ``_wake_time``)."""
 
 STOP = "STOP"  # the state name published when an instance stops (keepalived's notify_stop)
 
@@ -82,6 +85,68 @@ class TrackState:
 def family_of(cfg: VrrpInstance) -> int:
     """The instance's socket family (see :attr:`VrrpInstance.family`)."""
     return socket.AF_INET6 if cfg.family == 6 else socket.AF_INET
+
+
+@dataclass
+class _Window:
+    timer: Timer
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class InvalidAdvertLog:
+    """Log invalid adverts one line per source per minute, with the count.
+
+    The first one from a source is logged at once; while more keep coming, one line a
+    minute says how many and why. The instance's counters keep every one. A sender with
+    a wrong password or address list at 100 adverts a second must not write 100 lines a
+    second (nor cost the CPU to format them).
+    """
+
+    WINDOW = 60.0
+
+    def __init__(self, instance: str, clock: Clock) -> None:
+        self.instance = instance
+        self.clock = clock
+        self.windows: dict[IPAddress, _Window] = {}
+
+    def note(self, src: IPAddress, reason: packet.RejectReason) -> None:
+        level = logging.WARNING if reason.is_warning else logging.DEBUG
+        window = self.windows.get(src)
+        if window is not None:
+            window.counts[reason.value] += 1
+            return
+        if level == logging.WARNING:
+            log.warning(
+                "%s: advert from %s: %s", self.instance, src, reason.value.replace("_", " ")
+            )
+        else:
+            log.debug("%s: dropped advert from %s: %s", self.instance, src, reason.value)
+        self._open(src)
+
+    def _open(self, src: IPAddress) -> None:
+        self.windows[src] = _Window(
+            self.clock.call_at(self.clock.now() + self.WINDOW, lambda: self._flush(src))
+        )
+
+    def _flush(self, src: IPAddress) -> None:
+        window = self.windows.pop(src)
+        if not window.counts:
+            return  # quiet for a minute: the next one is logged at once again
+        warned = any(packet.RejectReason(r).is_warning for r in window.counts)
+        log.log(
+            logging.WARNING if warned else logging.DEBUG,
+            "%s: %d more invalid adverts from %s in the last minute (%s)",
+            self.instance,
+            window.counts.total(),
+            src,
+            ", ".join(f"{r.replace('_', ' ')}: {n}" for r, n in sorted(window.counts.items())),
+        )
+        self._open(src)
+
+    def close(self) -> None:
+        for window in self.windows.values():
+            window.timer.cancel()
+        self.windows.clear()
 
 
 class InstanceRuntime:
@@ -113,6 +178,7 @@ class InstanceRuntime:
         self.tracks = TrackState()
         self.track_faults: frozenset[str] = frozenset()
         self._timer: Timer | None = None
+        self._wake_at = 0.0  # when the armed timer fires
         self._forced = False
 
         src = cfg.unicast_src_ip or (
@@ -165,6 +231,10 @@ class InstanceRuntime:
         self.local_addresses = {
             a for a in (iface.ipv4, iface.link_local, cfg.unicast_src_ip) if a is not None
         }
+        self._last_source: IPAddress | None = None
+        self._source_is_local = False
+        self._checked: tuple[packet.Advertisement | None, packet.RejectReason | None] = (None, None)
+        self.invalid_log = InvalidAdvertLog(name, clock)
 
     # ------------------------------------------------------------------ driving the FSM
 
@@ -172,66 +242,102 @@ class InstanceRuntime:
     def state(self) -> fsm.State:
         return self.machine.state
 
-    def step(self, event: fsm.Event, *, forced: bool = False) -> None:
-        now = self.clock.now()
-        self.machine, actions = fsm.step(self.machine, event, now)
-        self._forced = forced
-        for action in actions:
-            if isinstance(action, fsm.SendAdvert):
-                self._send(action.priority)
-            elif isinstance(action, fsm.StateChanged):
-                self._state_changed(action)
-            elif isinstance(action, fsm.Announce):
-                # Entering MASTER is itself the request to announce (backends act on the
-                # state change); this one means "again, now": a split brain healed.
-                self.counters["announce_requests"] += 1
-                self.bus.publish(VrrpAnnounce(instance=self.name, reason=action.reason))
-        self._forced = False
+    def step(self, event: fsm.Event, *, forced: bool = False, now: float | None = None) -> None:
+        self.machine, actions = fsm.step(
+            self.machine, event, self.clock.now() if now is None else now
+        )
+        if actions:
+            self._forced = forced
+            # Adverts first: the takeover is on the wire before it is logged or published.
+            for action in actions:
+                if isinstance(action, fsm.SendAdvert):
+                    self._send(action.priority)
+            for action in actions:
+                if isinstance(action, fsm.StateChanged):
+                    self._state_changed(action)
+                elif isinstance(action, fsm.Announce):
+                    # Entering MASTER is itself the request to announce (backends act on
+                    # the state change); this one means "again, now": a split brain healed.
+                    self.counters["announce_requests"] += 1
+                    self.bus.publish(VrrpAnnounce(instance=self.name, reason=action.reason))
+            self._forced = False
         self._arm()
 
     def cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.invalid_log.close()
 
     def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Have a wake-up armed no later than the machine's next deadline.
+
+        An armed wake-up that comes earlier is kept: it finds the deadline moved and arms
+        again then. A backup hearing its master re-arms about once per Master_Down_Interval
+        instead of cancelling and creating a timer per advert.
+        """
         deadline = self.machine.next_deadline()
         if deadline is None:
+            self.cancel_timer()
             return
-        if self.machine.state is fsm.State.BACKUP:
-            self._approach(deadline)  # the takeover timer: on time to a fraction of a ms
-        else:
-            self._timer = self.clock.call_at(deadline, self._tick)
+        if self._timer is not None and self._wake_at <= deadline - EARLIEST_WAKE:
+            return  # the common case of a backup hearing its master: nothing to compute
+        wake = self._wake_time(deadline)
+        if self._timer is not None:
+            if self._wake_at <= wake:
+                return
+            self._timer.cancel()
+        self._wake_at = wake
+        self._timer = self.clock.call_at(wake, self._wake)
 
-    def _approach(self, deadline: float) -> None:
+    def _wake_time(self, deadline: float) -> float:
+        """When to wake for ``deadline``: a master's Adver_Timer on time; a backup's
+        Master_Down_Timer approached in steps (see :meth:`_wake`)."""
+        if self.machine.state is not fsm.State.BACKUP:
+            return deadline
+        wait = deadline - self.clock.now()
+        if wait > APPROACH_FROM:
+            return deadline - min(wait / 1000, 0.1) - POLL_FROM
+        if wait > POLL_FROM:
+            return deadline - POLL_FROM
+        return deadline
+
+    def _wake(self) -> None:
         """Arm the Master_Down_Timer precisely.
 
         The event loop waits in epoll_wait, which Linux lets end up to 1/1000 of the wait
         late (select_estimate_accuracy: 3.6 ms on a 3.6 s Master_Down_Interval) and which
-        counts whole milliseconds, rounded up: plain ``call_at`` took over 1.5 to 4 ms after
-        the RFC time where keepalived (timerfd) is 0.3 ms late. So: wake a little more than
-        that slack early, then one millisecond early, then poll the loop (``call_soon``: I/O
-        is still served) until the deadline. The polling lasts under a millisecond and only
-        happens when the timer really expires, i.e. at a takeover.
+        counts whole milliseconds, rounded up (asyncio's stock selector even rounds up
+        twice: ``halo_core.scheduler.new_event_loop``): plain ``call_at`` took over 1.5 to
+        4 ms after the RFC time where keepalived (timerfd) is 0.3 ms late. So: wake a
+        little more than that slack early, then ``POLL_FROM`` early, then poll the loop
+        (``call_soon``: I/O is still served) until the deadline. The polling lasts about
+        a millisecond and only happens when the timer really expires, i.e. at a takeover.
         """
-        wait = deadline - self.clock.now()
-        if wait > APPROACH_FROM:
-            early = deadline - min(wait / 1000, 0.1) - 0.002
-            self._timer = self.clock.call_at(early, lambda: self._approach(deadline))
-        elif wait > LOOP_RESOLUTION:
-            early = deadline - LOOP_RESOLUTION
-            self._timer = self.clock.call_at(early, lambda: self._approach(deadline))
-        elif wait > 0 and isinstance(self.clock, LoopClock):
-            self._timer = self.clock.loop.call_soon(self._approach, deadline)
-        else:
-            self._timer = self.clock.call_at(deadline, self._tick)
-
-    def _tick(self) -> None:
         self._timer = None
-        self.step(fsm.Tick())
+        deadline = self.machine.next_deadline()
+        if deadline is None:
+            return
+        now = self.clock.now()
+        if now >= deadline and self.machine.state is fsm.State.BACKUP:
+            # Before declaring the master dead, read what has arrived: its advert may be
+            # queued behind a burst of other instances' (the loop reads 64 at a time).
+            self.sock.drain()
+            deadline = self.machine.next_deadline()
+            if deadline is None or now < deadline:
+                self._arm()
+                return
+        if now >= deadline:
+            self.step(fsm.Tick())
+        elif self.machine.state is fsm.State.BACKUP and deadline - now <= POLL_FROM:
+            if isinstance(self.clock, LoopClock):
+                self._wake_at = now
+                self._timer = self.clock.loop.call_soon(self._wake)
+            else:
+                self._wake_at = deadline
+                self._timer = self.clock.call_at(deadline, self._wake)
+        else:
+            self._arm()
 
     def _send(self, priority: int) -> None:
         for dst, template in self.templates:
@@ -248,6 +354,20 @@ class InstanceRuntime:
             self.counters["became_master"] += 1
         if change.old is fsm.State.MASTER:
             self.counters["released_master"] += 1
+        # Published before it is logged: the addresses backend's immediate route sends
+        # the first gratuitous ARPs from inside publish.
+        self.bus.publish(
+            VrrpStateChanged(
+                instance=self.name,
+                old=change.old.value,
+                new=new,
+                priority=self.machine.priority,
+                reason=change.reason,
+                interface=self.iface.name,
+                vrid=self.cfg.virtual_router_id,
+                group=self.group,
+            )
+        )
         log.log(
             transition_level(change.old.value, new),
             "%s: entering %s state (%s)",
@@ -262,18 +382,6 @@ class InstanceRuntime:
                 reason=change.reason,
             ),
         )
-        self.bus.publish(
-            VrrpStateChanged(
-                instance=self.name,
-                old=change.old.value,
-                new=new,
-                priority=self.machine.priority,
-                reason=change.reason,
-                interface=self.iface.name,
-                vrid=self.cfg.virtual_router_id,
-                group=self.group,
-            )
-        )
         if self.on_state is not None:
             self.on_state(self, change, self._forced)
 
@@ -282,23 +390,24 @@ class InstanceRuntime:
     def on_advert(
         self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
     ) -> None:
-        if src in self.local_addresses:
+        if src is not self._last_source:  # the decoder hands out the same objects again
+            self._last_source, self._source_is_local = src, src in self.local_addresses
+        if self._source_is_local:
             return  # our own packet looped back by a peer or bridge
-        reason = packet.check(adv, self.expectation)
+        if adv is not self._checked[0]:
+            self._checked = (adv, packet.check(adv, self.expectation))
+        reason = self._checked[1]
         if reason is not None:
             self.counters[reason.value] += 1
-            if reason.is_warning:
-                log.warning(
-                    "%s: advert from %s: %s", self.name, src, reason.value.replace("_", " ")
-                )
-            else:
-                log.debug("%s: dropped advert from %s: %s", self.name, src, reason.value)
+            self.invalid_log.note(src, reason)
+            if not reason.is_warning:
                 return
         self.counters["adverts_received"] += 1
         if adv.priority == 0:
             self.counters["priority_zero_received"] += 1
         self.step(
-            fsm.AdvertReceived(priority=adv.priority, source=src, interval_cs=adv.interval_cs)
+            fsm.AdvertReceived(priority=adv.priority, source=src, interval_cs=adv.interval_cs),
+            now=now,
         )
 
     # ------------------------------------------------------------------ tracking

@@ -39,7 +39,7 @@ import enum
 import hmac
 import struct
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv6Address
 from typing import Final, TypeAlias
 
@@ -400,12 +400,43 @@ def decode(
         auth_type, auth_data = AUTH_NONE, b""
     if interval_cs == 0:
         raise PacketError(RejectReason.BAD_INTERVAL, "advert interval 0")
-    addresses: Addresses
-    if v4:
-        addresses = tuple(map(IPv4Address, _V4_ADDRS[count].unpack_from(payload, _HDR_LEN)))
-    else:
-        addresses = tuple([IPv6Address(payload[i : i + 16]) for i in range(_HDR_LEN, expected, 16)])
-    return Advertisement(version, vrid, priority, interval_cs, addresses, auth_type, auth_data)
+    raw = payload[_HDR_LEN : _HDR_LEN + count * addr_len]
+    addresses = _ADDRESS_LISTS.get(raw)
+    if addresses is None:
+        if v4:
+            addresses = tuple(map(IPv4Address, _V4_ADDRS[count].unpack_from(raw)))
+        else:
+            addresses = tuple([IPv6Address(raw[i : i + 16]) for i in range(0, len(raw), 16)])
+        if len(_ADDRESS_LISTS) >= _CACHE_SIZE:
+            _ADDRESS_LISTS.clear()
+        _ADDRESS_LISTS[raw] = addresses
+    # Every field was checked above: build it without __post_init__'s second check.
+    adv = object.__new__(Advertisement)
+    for name, value in zip(
+        _ADVERT_FIELDS,
+        (version, vrid, priority, interval_cs, addresses, auth_type, auth_data),
+        strict=True,
+    ):
+        _set(adv, name, value)
+    return adv
+
+
+# A receiver sees the same few address lists and sources over and over: decoding reuses
+# the address objects (bounded; cleared when full) instead of building them per advert.
+_CACHE_SIZE: Final = 4096
+_ADDRESS_LISTS: dict[bytes, Addresses] = {}
+_SOURCES4: dict[int, IPv4Address] = {}
+_ADVERT_FIELDS: Final = tuple(f.name for f in fields(Advertisement))
+_set = object.__setattr__
+
+
+def _v4(value: int) -> IPv4Address:
+    addr = _SOURCES4.get(value)
+    if addr is None:
+        if len(_SOURCES4) >= _CACHE_SIZE:
+            _SOURCES4.clear()
+        addr = _SOURCES4[value] = IPv4Address(value)
+    return addr
 
 
 def _pad_auth(data: bytes) -> bytes:
@@ -487,4 +518,4 @@ def parse_ipv4(datagram: bytes) -> tuple[IPv4Address, IPv4Address, int, bytes]:
         raise PacketError(RejectReason.BAD_IP_HEADER, "fragment")
     if proto != VRRP_PROTO:
         raise PacketError(RejectReason.BAD_PROTOCOL, f"IP protocol {proto}")
-    return IPv4Address(src), IPv4Address(dst), ttl, bytes(datagram[ihl:total_len])
+    return _v4(src), _v4(dst), ttl, bytes(datagram[ihl:total_len])

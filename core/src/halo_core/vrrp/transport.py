@@ -41,6 +41,12 @@ IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 IPV6_MULTICAST_ALL = 29
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+RECEIVE_BUFFER = 2 * 1024 * 1024
+
+
+DECODED_CACHE = 1024
+"""Distinct adverts remembered per socket (cleared when full): a few per VRID heard."""
 
 
 class Receiver(Protocol):
@@ -115,6 +121,7 @@ class InterfaceSocket:
         self.loop = loop or asyncio.get_running_loop()
         self.receivers: dict[int, Receiver] = {}
         self.counters: Counter[str] = Counter()  # per-interface: drops before we know the instance
+        self._decoded: dict[bytes, tuple[bool, packet.Advertisement, IPAddress, IPAddress]] = {}
         self.sock = self._open()
         self.loop.add_reader(self.sock.fileno(), self._readable)
         self.closed = False
@@ -145,6 +152,12 @@ class InterfaceSocket:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.iface.index)
                 mreq = struct.pack("16sI", GROUP6.packed, self.iface.index)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            # Room for a second of 255 instances' adverts (the default, 208 kB, holds about
+            # 270): a busy moment must delay adverts, never drop them.
+            try:
+                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            except OSError:  # without CAP_NET_ADMIN: as much as net.core.rmem_max allows
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             s.setblocking(False)
         except OSError:
             s.close()
@@ -194,36 +207,55 @@ class InterfaceSocket:
 
     # ------------------------------------------------------------------ receiving
 
-    def _readable(self) -> None:
-        # Drain what is queued, bounded so one busy interface cannot starve the loop.
-        for _ in range(64):
+    def drain(self) -> None:
+        """Handle everything queued now. A backup calls this before its Master_Down_Timer
+        fires: the master's advert may be waiting behind a burst of others."""
+        while not self.closed and self._readable():
+            pass
+
+    def _readable(self, batch: int = 64) -> bool:
+        """Handle up to ``batch`` queued packets (bounded so one busy interface cannot
+        starve the loop); True if there may be more."""
+        for _ in range(batch):
             try:
                 if self.family == socket.AF_INET:
-                    data, _ = self.sock.recvfrom(2048)
+                    data = self.sock.recv(2048)  # the source is in the IP header
                     anc: list[tuple[int, int, bytes]] = []
                 else:
                     data, anc, _, addr = self.sock.recvmsg(2048, 256)
             except BlockingIOError:
-                return
+                return False
             except OSError as exc:
                 self.counters["receive_errors"] += 1
                 log.warning("%s: receive error: %s", self.iface.name, exc.strerror)
-                return
+                return False
             now = self.loop.time()
             if self.family == socket.AF_INET:
                 self._handle4(data, now)
             else:
                 self._handle6(data, anc, addr, now)
+        return True
 
     def _handle4(self, datagram: bytes, now: float) -> None:
+        # A master sends the same bytes every time but for the IP ID and header checksum
+        # (bytes 4-5 and 10-11): an advert decoded before is looked up, not decoded again.
+        key = datagram[:4] + datagram[6:10] + datagram[12:]
+        seen = self._decoded.get(key)
+        if seen is not None and seen[0] is self._v2_style(datagram[21]):  # 21: VRID
+            _, adv, src, dst = seen
+            self._dispatch(adv, src, dst, now)
+            return
         try:
             src, dst, ttl, payload = packet.parse_ipv4(datagram)
-            adv = packet.decode(
-                payload, src, dst, ttl=ttl, v3_checksum_as_v2=self._csum_v2(payload)
-            )
+            csum_v2 = self._csum_v2(payload)
+            adv = packet.decode(payload, src, dst, ttl=ttl, v3_checksum_as_v2=csum_v2)
         except packet.PacketError as exc:
             self._drop(exc, None)
             return
+        if len(self._decoded) >= DECODED_CACHE:
+            self._decoded.clear()
+        if datagram[0] == 0x45:  # no IP options, so byte 21 is the VRID
+            self._decoded[key] = (csum_v2, adv, src, dst)
         self._dispatch(adv, src, dst, now)
 
     def _handle6(
@@ -247,9 +279,10 @@ class InterfaceSocket:
     def _csum_v2(self, payload: bytes) -> bool:
         # The checksum style of v3 over IPv4 is a per-instance option: look up the instance
         # by VRID (byte 1) before decoding.
-        if len(payload) < 2:
-            return False
-        receiver = self.receivers.get(payload[1])
+        return len(payload) >= 2 and self._v2_style(payload[1])
+
+    def _v2_style(self, vrid: int) -> bool:
+        receiver = self.receivers.get(vrid)
         return receiver is not None and receiver.v3_checksum_as_v2
 
     def _drop(self, exc: packet.PacketError, vrid: int | None) -> None:

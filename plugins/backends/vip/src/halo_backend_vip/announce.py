@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from halo_backend_vip import frames
 from halo_backend_vip.plugin import VipBackendConfig
@@ -107,6 +107,9 @@ class Held(Protocol):
     def v6(self) -> bool: ...
 
 
+H = TypeVar("H", bound=Held)
+
+
 class Announced(Protocol):
     """An instance, as far as announcing goes: whether it is MASTER, what it holds, and
     where the frames sent are counted."""
@@ -171,6 +174,26 @@ class Announcer:
         task = asyncio.get_running_loop().create_task(self._paced(inst, rounds))
         pending.bursts.add(task)
         task.add_done_callback(pending.bursts.discard)
+
+    def announce_first(self, inst: Announced, vips: Iterable[H]) -> list[H]:
+        """A new MASTER's first round, at once and before the addresses are added: one
+        frame for each of ``vips`` whose interface is known. Returns those sent (the
+        burst that follows the adds leaves them out of its first round). Nothing when
+        announcing is off or paced: a paced burst keeps its own order."""
+        if self.config.garp_master_repeat <= 0:
+            return []
+        packets: list[Frame] = []
+        sent: list[H] = []
+        for vip in vips:
+            if self.gap(vip.v6):
+                return []
+            port = self.port(vip.dev)
+            data = port.frame(vip.ip) if port is not None else None
+            if port is not None and data is not None:
+                packets.append((port, data, vip.v6))
+                sent.append(vip)
+        self._send_all(inst, packets)
+        return sent
 
     def follow_up(self, inst: Announced, delay: float, repeat: int) -> None:
         """After the first bursts of a new MASTER: the second burst ``delay`` seconds on,

@@ -64,6 +64,7 @@ from halo_backend_vip.announce import Announcer, Port, link_info
 from halo_backend_vip.claims import ClaimGuard
 from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
 from halo_backend_vip.plugin import VipBackendConfig, VipInstanceOptions
+from halo_core.bus import Subscription
 from halo_core.config.model import HaloConfig
 from halo_core.events import (
     BackendApplied,
@@ -127,14 +128,17 @@ class Vip:
         """Whether ``addr`` is this VIP as the kernel identifies addresses: IPv4 by
         (device, address, prefix length) — the same IPv4 address may be there twice with
         different prefixes — IPv6 by (device, address)."""
-        return (
-            addr.index == index
-            and addr.address == self.ip
-            and (self.v6 or addr.prefixlen == self.address.network.prefixlen)
-        )
+        return addr.key == self.key(index)
+
+    def key(self, index: int) -> AddressKey:
+        """What :meth:`matches` compares, for looking many up at once."""
+        return (index, self.ip, None if self.v6 else self.address.network.prefixlen)
 
     def __str__(self) -> str:
         return f"{self.address} dev {self.dev}"
+
+
+AddressKey = tuple[int, IPAddress, int | None]  # (ifindex, address, IPv4 prefix length)
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,10 @@ class KernelAddress:
     @property
     def ours(self) -> bool:
         return self.proto == IFA_PROTO_HALO
+
+    @property
+    def key(self) -> AddressKey:
+        return (self.index, self.address, None if self.address.version == 6 else self.prefixlen)
 
     def __str__(self) -> str:
         return f"{self.address}/{self.prefixlen} (ifindex {self.index})"
@@ -165,6 +173,7 @@ class Instance:
     owned: set[Vip] = field(default_factory=set)  # added by us and (as far as we know) there
     foreign: set[Vip] = field(default_factory=set)  # present without our marker: not ours
     noted_foreign: set[Vip] = field(default_factory=set)  # logged once
+    announced_early: set[Vip] = field(default_factory=set)  # first round sent on entry
     restore_wanted: bool = False
     restore_task: asyncio.Task[None] | None = None
     counters: Counter[str] = field(default_factory=Counter)
@@ -201,6 +210,7 @@ class VipBackend(Backend):
         self.ipr: AddressClient | None = None
         self.monitor: AddressMonitor | None = None
         self.job: Job | None = None
+        self.first_announce: Subscription | None = None
         self.closing = False
         self.counters: Counter[str] = Counter()  # backend-wide: leftovers, stale, reconciles
         self._tasks: set[asyncio.Task[None]] = set()
@@ -289,6 +299,9 @@ class VipBackend(Backend):
             for vip in inst.vips:
                 with contextlib.suppress(OSError):
                     self._port(vip.dev).frame(vip.ip)
+        self.first_announce = self.context.bus.subscribe_immediate(
+            self._announce_now, name=f"backend:{self.name}:first-announce", kinds=["vrrp_state"]
+        )
         interval = float(self.config.reconcile_interval)
         if interval > 0:
             self.job = self.context.scheduler.every(
@@ -303,6 +316,9 @@ class VipBackend(Backend):
 
     async def stop(self) -> None:
         self.closing = True
+        if self.first_announce is not None:
+            self.context.bus.unsubscribe(self.first_announce)
+            self.first_announce = None
         if self.job is not None:
             self.context.scheduler.cancel(self.job.name)
             self.job = None
@@ -334,6 +350,17 @@ class VipBackend(Backend):
         for port in self.ports.values():
             port.close()
         self.ports.clear()
+
+    def _announce_now(self, event: Event) -> None:
+        """The VRRP engine's direct route (called inside its publish, right after the new
+        master's first advert): the first gratuitous ARPs / NAs leave now, not after a task
+        switch and the netlink adds. Clients may send to us a few hundred microseconds
+        before the addresses are up; those packets would otherwise go to the dead master."""
+        if not isinstance(event, VrrpStateChanged) or event.new != "MASTER" or self.closing:
+            return
+        inst = self.instances.get(event.instance)
+        if inst is not None:
+            inst.announced_early = set(self.announcer.announce_first(inst, inst.vips))
 
     async def handle(self, event: Event) -> None:
         try:
@@ -380,11 +407,13 @@ class VipBackend(Backend):
         # (keepalived's round order is kept: round one interleaved with the adds, then the
         # other rounds), so the first frame does not wait for the remaining adds.
         interleave = repeat > 0 and not any(self.announcer.gap(v.v6) for v in inst.vips)
+        early, inst.announced_early = inst.announced_early, set()
         first_round: set[Vip] = set()
 
         def held(vip: Vip) -> None:
             if interleave:
-                self.announcer.announce(inst, 1, only=(vip,))
+                if vip not in early:
+                    self.announcer.announce(inst, 1, only=(vip,))
                 first_round.add(vip)
 
         async with inst.lock:
@@ -671,10 +700,15 @@ class VipBackend(Backend):
         self, inst: Instance, present: list[KernelAddress]
     ) -> tuple[list[Vip], list[str]]:
         """Put back the VIPs of a MASTER instance that are missing from ``present``."""
+        return await self._repair_indexed(inst, _by_key(present))
+
+    async def _repair_indexed(
+        self, inst: Instance, present: dict[AddressKey, list[KernelAddress]]
+    ) -> tuple[list[Vip], list[str]]:
         missing: list[Vip] = []
         for vip in inst.vips:
             port = self.ports.get(vip.dev)
-            found = [a for a in present if port is not None and vip.matches(port.index, a)]
+            found = present.get(vip.key(port.index), []) if port is not None else []
             if not found:
                 missing.append(vip)
             else:
@@ -711,13 +745,23 @@ class VipBackend(Backend):
                 return
             self._refresh_macs()
             present = await self._dump()
+            # Indexed once: comparing every address with every VIP was quadratic, and at
+            # 255 instances it held the event loop (and the adverts) for a few hundred ms.
+            wanted = {
+                vip.key(port.index)
+                for inst in self.instances.values()
+                if inst.master
+                for vip in inst.owned
+                if (port := self.ports.get(vip.dev)) is not None
+            }
             for addr in present:
-                if addr.ours and not self._wanted(addr) and await self._delete(addr):
+                if addr.ours and addr.key not in wanted and await self._delete(addr):
                     self.counters["stale_removed"] += 1
                     log.warning("%s: removed %s, which no MASTER holds", self.name, addr)
+            by_key = _by_key(present)
             for inst in self.instances.values():
                 if inst.master:
-                    restored, failures = await self._repair(inst, present)
+                    restored, failures = await self._repair_indexed(inst, by_key)
                     results.append((inst, restored, failures))
         for inst, restored, failures in results:
             self._after_repair(inst, restored, failures)
@@ -762,6 +806,13 @@ class VipBackend(Backend):
             "promote_secondaries_set": sorted(self.promoted),
             "counters": dict(self.counters),
         }
+
+
+def _by_key(addresses: Iterable[KernelAddress]) -> dict[AddressKey, list[KernelAddress]]:
+    out: dict[AddressKey, list[KernelAddress]] = {}
+    for addr in addresses:
+        out.setdefault(addr.key, []).append(addr)
+    return out
 
 
 def marker_supported(release: str | None = None) -> bool:

@@ -11,7 +11,6 @@ events the same way.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import json
 import os
@@ -210,6 +209,8 @@ def template_problem(template: str, extra: tuple[str, ...] = ()) -> str | None:
     known = known_fields() | set(extra)
     unknown = sorted(set(t.get_identifiers()) - known)
     if unknown:
+        import difflib  # only for a wrong name: not on the daemon's import path
+
         close = difflib.get_close_matches(unknown[0], sorted(known), n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else "see docs/events.md"
         return f"unknown field {unknown[0]!r} in template ({hint})"

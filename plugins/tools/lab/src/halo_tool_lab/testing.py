@@ -215,6 +215,29 @@ def drive_backend(text: str, name: str | None = None, *, path: str = "f.yaml") -
     return Driven(runtime, context, lambda e: kinds is None or e.kind in kinds)
 
 
+def many_instances_config(
+    instances: int, interval: float, priority: int, *, state_dir: Path | None = None
+) -> str:
+    """halo's YAML for ``instances`` VRRPv3 instances on eth0 (VRIDs 1..N, one lab address
+    each), JSON logs: one side of a loaded pair, for tests and benchmarks."""
+    lines = ["global:", "  log_format: json"]
+    if state_dir is not None:
+        lines.append(f'  state_dir: "{state_dir}"')
+    lines.append("vrrp_instances:")
+    for i in range(1, instances + 1):
+        vip = f"198.51.100.{i}" if i < 256 else f"203.0.113.{i - 255}"
+        lines += [
+            f"  VI_{i}:",
+            "    interface: eth0",
+            f"    virtual_router_id: {i}",
+            f"    priority: {priority}",
+            "    version: 3",
+            f"    advert_int: {interval:g}",
+            f'    virtual_ipaddress: ["{vip}/32"]',
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def write_script(path: Path, body: str, mode: int = 0o755) -> Path:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(mode)
