@@ -135,7 +135,8 @@ def interval_problem(version: int, seconds: float) -> str | None:
     None: v2 carries whole seconds 1..255 (RFC 3768 §5.3.7), v3 centiseconds 1..4095 (RFC
     9568 §5.2.7). The one range check: the config, the codec and the FSM all ask here."""
     if version == 2:
-        if seconds != int(seconds) or not 1 <= seconds <= 255:
+        # The range first: it refuses NaN and infinity, which int() would raise on.
+        if not 1 <= seconds <= 255 or seconds != int(seconds):
             return "must be whole seconds from 1 to 255 in VRRPv2"
     elif not 0.01 <= seconds <= 40.95:
         return "must be from 0.01 to 40.95 seconds in VRRPv3"
