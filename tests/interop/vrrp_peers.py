@@ -107,6 +107,11 @@ class Spec:
     unicast_src: IPAddress | None = None
     unicast_peers: tuple[IPAddress, ...] = ()
     vrid: int = VRID
+    # halo only (keepalived's configuration ignores them): tracked checks, and the YAML of
+    # the `checks:` section they name
+    halo_track: tuple[tuple[str, int], ...] = ()  # (check, weight)
+    halo_checks: str = ""
+    halo_vips: tuple[str, ...] = ()  # more virtual addresses ("ADDR/LEN dev IFNAME")
 
 
 def _auth(proto: Proto, spec: Spec) -> str | None:
@@ -142,7 +147,13 @@ def halo_config(name: str, proto: Proto, spec: Spec, state_dir: Path) -> str:
     if spec.unicast_peers:
         lines.append("    unicast_peer:")
         lines += [f'      - "{p}"' for p in spec.unicast_peers]
+    if spec.halo_track:
+        lines.append("    track:")
+        lines += [f"      - {{check: {c}, weight: {w}}}" for c, w in spec.halo_track]
     lines += ["    virtual_ipaddress:", f'      - "{proto.vip}"']
+    lines += [f'      - "{v}"' for v in spec.halo_vips]
+    if spec.halo_checks:
+        lines += ["checks:", *("  " + line for line in spec.halo_checks.splitlines())]
     return "\n".join(lines) + "\n"
 
 
