@@ -291,6 +291,9 @@ FAULTS: dict[str, Fault] = {
 }
 HALO_A_ONLY = {"flapping-check", "hup-storm"}  # halo features on the master's side
 HALO_B_ONLY = {"vip-dev-gone"}  # a halo configuration on the backup's side
+# b's extra VIP makes the address lists differ: VRRPv2 drops such adverts from a non-owner
+# (RFC 3768 §7.1), so b would be master from the start
+V3_ONLY = {"vip-dev-gone"}
 
 
 # ---------------------------------------------------------------------------------------------
