@@ -207,10 +207,11 @@ def _minmax(samples: list[dict[str, float]], key: str) -> tuple[int, int]:
     return min(values), max(values)
 
 
-def _figures(d: Daemon, warmup_end: float, start: float) -> Figures:
+def _figures(d: Daemon, warmup_end: float, warmup: float, start: float) -> Figures:
     samples = d.samples()
-    if samples:  # a restarted daemon: its last process only
+    if samples:  # a restarted daemon: its last process only, after its own warm-up
         samples = [s for s in samples if s["pid"] == samples[-1]["pid"]]
+        warmup_end = max(warmup_end, samples[0]["t"] + warmup)
     samples = [s for s in samples if s["t"] >= warmup_end]
     fig = Figures(d.name, tracebacks=d.tracebacks())
     if len(samples) < 2:
@@ -305,7 +306,7 @@ def run_soak(
             for t in a.transitions(state):
                 if outside(t):
                     report.false_takeovers.append(f"a entered {state} at{what(t)}")
-        report.daemons = [_figures(d, warmup_end, start) for d in (a, b)]
+        report.daemons = [_figures(d, warmup_end, warmup_end - start, start) for d in (a, b)]
         for d in (a, b):
             d.stop()
     return report
