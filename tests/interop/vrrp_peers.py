@@ -109,6 +109,11 @@ class Spec:
     vrid: int = VRID
     vip: bool = True  # False: no virtual address (the cloud pattern: a notify script moves it)
     interface: bool = True  # False: none configured in halo (found from unicast_src)
+    # halo only (keepalived's configuration ignores them): tracked checks, and the YAML of
+    # the `checks:` section they name
+    halo_track: tuple[tuple[str, int], ...] = ()  # (check, weight)
+    halo_checks: str = ""
+    halo_vips: tuple[str, ...] = ()  # more virtual addresses ("ADDR/LEN dev IFNAME")
 
 
 def _auth(proto: Proto, spec: Spec) -> str | None:
@@ -144,8 +149,14 @@ def halo_config(name: str, proto: Proto, spec: Spec, state_dir: Path) -> str:
     if spec.unicast_peers:
         lines.append("    unicast_peer:")
         lines += [f'      - "{p}"' for p in spec.unicast_peers]
+    if spec.halo_track:
+        lines.append("    track:")
+        lines += [f"      - {{check: {c}, weight: {w}}}" for c, w in spec.halo_track]
     if spec.vip:
         lines += ["    virtual_ipaddress:", f'      - "{proto.vip}"']
+        lines += [f'      - "{v}"' for v in spec.halo_vips]
+    if spec.halo_checks:
+        lines += ["checks:", *("  " + line for line in spec.halo_checks.splitlines())]
     return "\n".join(lines) + "\n"
 
 

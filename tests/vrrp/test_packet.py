@@ -39,6 +39,7 @@ from halo_core.vrrp.packet import (
     encode,
     parse_ipv4,
 )
+from halo_tool_lab.fuzz import ones_complement_sum
 
 SRC4 = IPv4Address("192.0.2.1")
 PEER4 = IPv4Address("192.0.2.2")
@@ -58,13 +59,7 @@ V3_6 = Advertisement(3, 51, 100, 100, VIPS6)
 
 
 def rfc1071(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = 0
-    for i in range(0, len(data), 2):
-        total += (data[i] << 8) | data[i + 1]
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return ~ones_complement_sum(data) & 0xFFFF
 
 
 def pseudo_header(src: IPAddress, dst: IPAddress, length: int) -> bytes:

@@ -261,20 +261,38 @@ class InterfaceSocket:
     def _handle6(
         self, payload: bytes, anc: list[tuple[int, int, bytes]], addr: tuple[str, ...], now: float
     ) -> None:
-        hop_limit = -1
-        dst: ipaddress.IPv6Address = GROUP6
-        for level, kind, value in anc:
-            if level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
-                hop_limit = struct.unpack("i", value[:4])[0]
-            elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
-                dst = ipaddress.IPv6Address(value[:16])
-        src = ipaddress.IPv6Address(addr[0].split("%")[0])
         try:
+            hop_limit, dst = self._ancillary6(anc)
+            src = ipaddress.IPv6Address(addr[0].split("%")[0])
             adv = packet.decode(payload, src, dst, ttl=hop_limit)
         except packet.PacketError as exc:
             self._drop(exc, None)
             return
         self._dispatch(adv, src, dst, now)
+
+    def _ancillary6(self, anc: list[tuple[int, int, bytes]]) -> tuple[int, ipaddress.IPv6Address]:
+        """(hop limit, destination) from the IPv6 ancillary data: -1 and the group when
+        absent (a multicast advert without a hop limit is then refused). Malformed data, or
+        a packet the kernel says arrived on another interface, is a bad header."""
+        hop_limit = -1
+        dst: ipaddress.IPv6Address = GROUP6
+        for level, kind, value in anc:
+            if level != socket.IPPROTO_IPV6:
+                continue
+            if kind == IPV6_HOPLIMIT:
+                if len(value) < 4:
+                    raise packet.PacketError(packet.RejectReason.BAD_IP_HEADER, "hop limit")
+                hop_limit = struct.unpack("i", value[:4])[0]
+            elif kind == IPV6_PKTINFO:
+                if len(value) < 20:
+                    raise packet.PacketError(packet.RejectReason.BAD_IP_HEADER, "pktinfo")
+                dst = ipaddress.IPv6Address(value[:16])
+                index = struct.unpack("I", value[16:20])[0]
+                if index != self.iface.index:
+                    raise packet.PacketError(
+                        packet.RejectReason.BAD_IP_HEADER, f"received on interface {index}"
+                    )
+        return hop_limit, dst
 
     def _csum_v2(self, payload: bytes) -> bool:
         # The checksum style of v3 over IPv4 is a per-instance option: look up the instance

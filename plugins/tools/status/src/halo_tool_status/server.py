@@ -123,7 +123,10 @@ def parse_head(head: bytes) -> Request:
         if not sep or not name or name != name.strip():
             raise HttpError(400, "malformed header line")
         headers[name.lower()] = value.strip()
-    url = urlsplit(target)
+    try:
+        url = urlsplit(target)
+    except ValueError:  # e.g. "//[x/": an unclosed IPv6 literal in the authority
+        raise HttpError(400, "malformed request target") from None
     if not url.path.startswith("/"):
         raise HttpError(400, "the target must be a path")
     return Request(method, url.path, parse_qs(url.query), headers)
