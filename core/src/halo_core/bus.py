@@ -16,6 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from halo_core.events import Event
 
@@ -57,6 +58,9 @@ class EventBus:
         self.default_timeout = default_timeout
         self.max_queue = max_queue
         self.published = 0
+        # Called with every event published here (not with those that came from the other
+        # process): how events cross to the other process's bus (halo_core.ipc).
+        self.taps: list[Callable[[Event], None]] = []
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -85,6 +89,25 @@ class EventBus:
         self._subs.append(sub)
         return sub
 
+    def status(self) -> dict[str, Any]:
+        """Counters of the bus and of each subscriber, as plain data (the status API's)."""
+        return {
+            "published": self.published,
+            "subscribers": [
+                {
+                    "name": sub.name,
+                    "kinds": sorted(sub.kinds) if sub.kinds is not None else None,
+                    "queued": sum(len(lane) for lane in sub.lanes.values()),
+                    "delivered": sub.stats.delivered,
+                    "failed": sub.stats.failed,
+                    "timed_out": sub.stats.timed_out,
+                    "dropped": sub.stats.dropped,
+                    "last_error": sub.stats.last_error,
+                }
+                for sub in self._subs
+            ],
+        }
+
     def unsubscribe(self, sub: Subscription) -> None:
         sub.active = False
         if sub in self._subs:
@@ -92,9 +115,13 @@ class EventBus:
         for task in sub.workers.values():
             task.cancel()
 
-    def publish(self, event: Event) -> None:
-        """Queue ``event`` for every interested subscriber. Never blocks, never raises."""
+    def publish(self, event: Event, *, tap: bool = True) -> None:
+        """Queue ``event`` for every interested subscriber. Never blocks, never raises.
+        ``tap=False``: the event came from the other process; it is not sent back."""
         self.published += 1
+        if tap:
+            for send in self.taps:
+                send(event)
         source = event.source
         for sub in self._subs:
             if not sub.wants(event):
