@@ -170,7 +170,7 @@ class EventBus:
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a subscriber's bug must not reach the publisher
+        except BaseException as exc:  # a subscriber's bug (even SystemExit) stays its own
             sub.stats.failed += 1
             sub.stats.last_error = f"{type(exc).__name__}: {exc}"
             log.error(

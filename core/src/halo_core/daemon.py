@@ -41,6 +41,9 @@ log = logging.getLogger("halo")
 
 HOOK_TIMEOUT = 10.0
 
+PLUGIN_ERRORS = (Exception, SystemExit, KeyboardInterrupt, GeneratorExit)
+"""What a plugin's code may raise at us: everything but our own task's cancellation."""
+
 Role = Literal["all", "vrrp", "worker"]
 """What a daemon runs (docs/processes.md): "all" in one process; "vrrp" the VRRP engine and
 the backends providing addresses, nothing else; "worker" the rest (checks, pools,
@@ -110,7 +113,9 @@ class Daemon:
                     result = await asyncio.wait_for(_as_coro(result), HOOK_TIMEOUT)
                 if result is not None:
                     results.append(result)
-            except Exception as exc:  # plugin territory: isolate and report
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # plugin territory, even SystemExit: isolate, report
                 self.hook_failures[plugin_name] = self.hook_failures.get(plugin_name, 0) + 1
                 log.error(
                     "plugin %s: %s failed: %s: %s", plugin_name, name, type(exc).__name__, exc
@@ -186,7 +191,7 @@ class Daemon:
             )
             try:
                 runner.start()
-            except Exception as exc:  # a checker that cannot even be built is reported, not fatal
+            except BaseException as exc:  # a checker that cannot be built is reported, not fatal
                 why = f"{type(exc).__name__}: {exc}"
                 log.error(
                     "check %s (%s): cannot start: %s",
@@ -243,7 +248,7 @@ class Daemon:
                 notifier = ptype.load_factory()(configured.config, ctx)
                 if not isinstance(notifier, Notifier):
                     raise TypeError(_not_a(notifier, Notifier))
-            except Exception as exc:  # reported, never fatal: VRRP must run without its mailer
+            except BaseException as exc:  # reported, never fatal: VRRP runs without its mailer
                 log.error(
                     "notifier %s (%s): cannot start: %s: %s",
                     name,
@@ -290,7 +295,7 @@ class Daemon:
                 if not isinstance(backend, Backend):
                     raise TypeError(_not_a(backend, Backend))
                 await asyncio.wait_for(backend.start(), HOOK_TIMEOUT)
-            except Exception as exc:  # a backend's failure is reported, never fatal to VRRP
+            except BaseException as exc:  # a backend's failure is reported, never fatal
                 self.failed_backends[name] = backend_error(
                     name, f"({configured.type}) cannot start", exc
                 )
@@ -338,12 +343,12 @@ class Daemon:
         for name, notifier in self.notifiers.items():
             try:
                 await asyncio.wait_for(notifier.close(), HOOK_TIMEOUT)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 log.error("notifier %s: close failed: %s: %s", name, type(exc).__name__, exc)
         for name, backend in self.backends.items():
             try:
                 await asyncio.wait_for(backend.stop(), HOOK_TIMEOUT)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 backend_error(name, "stop failed", exc)
         self.scheduler.close()
         await self.bus.drain(timeout=5.0)
@@ -381,7 +386,7 @@ class Daemon:
         for name, backend in self.backends.items():
             try:
                 await asyncio.wait_for(backend.reload(new.model), HOOK_TIMEOUT)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 backend_error(name, "reload failed", exc)
         done += await self._reload_checks(old.model, new.model)
         if self.role == "worker":

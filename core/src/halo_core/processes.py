@@ -381,29 +381,3 @@ class VrrpPeer:
         self.stop_requested.set()
         if not self.hello.done():
             self.hello.set_result(None)
-
-
-async def serve_worker(config: Config, plugins: Plugins, sock: socket.socket) -> int:
-    """The worker's life: wait for the VRRP process's hello, start everything but VRRP,
-    run until told to stop (or the VRRP process is gone), stop."""
-    from halo_core.daemon import Daemon
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        # The VRRP process tells this one what to do, in order: its STOP transitions
-        # first, then "stop" (systemd signals every process of the service at once).
-        loop.add_signal_handler(sig, lambda: None)
-    daemon = Daemon(config, plugins, role="worker")
-    peer = daemon.peer = VrrpPeer(daemon, sock)
-    await peer.hello
-    if peer.stop_requested.is_set():
-        return 1
-    await daemon.start()
-    peer.started()
-    log.debug("worker process started")
-    await peer.stop_requested.wait()
-    await daemon._tell_state("stopping")
-    await daemon.stop()
-    peer.link.send({"t": "stopped"})
-    await peer.link.flush(1.0)
-    return 0
