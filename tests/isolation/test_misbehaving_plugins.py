@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+import types
+from dataclasses import dataclass, replace
 
 import pytest
 from halo_checker_misbehave import Misbehave, MisbehaveCheck
 
-from halo_core import checks
+from halo_core import checks, plugins
+from halo_core import daemon as daemon_module
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
-from halo_core.events import BackendFailed, Event
-from halo_core.plugin_api import CheckTarget, PluginType
+from halo_core.config import load_text
+from halo_core.daemon import Daemon
+from halo_core.events import BackendFailed, Event, PriorityChanged, VrrpStateChanged
+from halo_core.hookspecs import hookimpl
+from halo_core.plugin_api import Backend, BackendConfig, CheckTarget, PluginType
 from halo_core.scheduler import LoopClock, Scheduler
 from halo_core.schema import Seconds
-from halo_tool_lab.testing import eventually
+from halo_tool_lab.testing import eventually, vrrp
 
 PTYPE = PluginType("checker", "misbehave", MisbehaveCheck, Misbehave)
 
@@ -126,3 +131,57 @@ async def test_a_scheduled_job_raising_keyboardinterrupt_is_isolated() -> None:
     await eventually(lambda: job.stats.failures >= 2, timeout=3)
     scheduler.close()
     assert job.stats.last_error is not None and "KeyboardInterrupt" in job.stats.last_error
+
+
+class HangingBackend(Backend):
+    """Never finishes applying a VRRP transition; raises SystemExit on a priority change."""
+
+    def __init__(self, config: object, ctx: object) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, VrrpStateChanged):
+            await asyncio.sleep(3600)
+        raise SystemExit(1)
+
+    async def stop(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class HangingConfig(BackendConfig):
+    pass
+
+
+@hookimpl
+def halo_plugin_types() -> list[PluginType]:
+    return [PluginType("backend", "hanging", HangingConfig, HangingBackend)]
+
+
+async def test_a_backend_that_times_out_or_raises_publishes_backend_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The VRRP engine puts the instance in FAULT on BackendFailed (tested with the
+    engine); here: the daemon publishes it, for the instance, whatever the backend did."""
+    monkeypatch.setattr(daemon_module, "HOOK_TIMEOUT", 0.1)
+    p = plugins.load(
+        entry_points=False,
+        modules=[("hanging", types.SimpleNamespace(halo_plugin_types=halo_plugin_types))],
+    )
+    d = Daemon(load_text("backends:\n  h: {type: hanging}\n", "t.yaml", p), p)
+    await d._start_backends()
+    failed: list[Event] = []
+    d.bus.subscribe(failed.append, kinds=["backend_failed"])
+    d.bus.publish(vrrp("MASTER"))
+    d.bus.publish(PriorityChanged(instance="VI_2", old=100, new=90, reason="r"))
+    await eventually(lambda: len(failed) == 2, timeout=3)
+    assert {(e.instance, e.backend) for e in failed if isinstance(e, BackendFailed)} == {
+        ("VI_1", "h"),
+        ("VI_2", "h"),
+    }
+    errors = sorted(e.error for e in failed if isinstance(e, BackendFailed))
+    assert "SystemExit" in errors[0] and "took over 0.1s" in errors[1]
+    await d.bus.close()

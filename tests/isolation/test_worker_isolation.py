@@ -132,3 +132,32 @@ def test_a_checker_that_kills_its_process_leaves_vrrp_alone(
     assert halo.wait_log(r"worker process exited with status 3; restart 2", timeout=10), halo.log
     assert halo.states("VI_1") == ["BACKUP", "MASTER"]
     assert halo.stop() == 0
+
+
+def loaded_libraries(pid: int) -> str:
+    """The shared objects a process has mapped: a C extension shows its package."""
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_the_vrrp_process_runs_no_checker_runtime(lab: LabFactory, start_halo: HaloFactory) -> None:
+    """The checkers' libraries (aiohttp, asyncssh's cryptography) are loaded in the worker
+    only: the VRRP process never builds a checker."""
+    lb = lab(1)
+    (host,) = lb.hosts
+    checks = (
+        "  web: {type: http, connect_ip: 192.0.2.11, connect_port: 80, interval: 0.5,"
+        " url: [{path: /}]}\n"
+        "  sshd: {type: ssh, connect_ip: 192.0.2.11, username: monitor, password: x,"
+        " interval: 0.5}\n"
+    )
+    tracks = "      - {check: web, weight: -10}\n      - {check: sshd, weight: -10}\n"
+    halo = start_halo(host, config(checks, tracks), state={"VI_1": "MASTER"}, timeout=15)
+    assert halo.wait_log(r"worker process \d+ ready", timeout=15), halo.log
+    assert halo.wait_log(r"VI_1: priority \d+ -> 80", timeout=10), halo.log  # both ran
+    (worker,) = worker_pids(halo.log)
+    heavy = ("aiohttp", "multidict", "yarl", "cryptography", "asyncssh")
+    in_worker = loaded_libraries(worker)
+    assert any(lib in in_worker for lib in heavy), "the probe must see the worker's libraries"
+    in_vrrp = loaded_libraries(halo.proc.pid)
+    assert not [lib for lib in heavy if lib in in_vrrp]
+    assert halo.stop() == 0

@@ -160,7 +160,9 @@ class EventBus:
         try:
             result = sub.handler(event)
             if result is not None:
-                await asyncio.wait_for(result, sub.timeout)
+                # Not wait_for: its task would let a handler's SystemExit end the loop.
+                async with asyncio.timeout(sub.timeout):
+                    await result
             sub.stats.delivered += 1
         except TimeoutError:
             sub.stats.timed_out += 1

@@ -129,7 +129,8 @@ class CheckRunner:
             self.job = None
         if self.checker is not None:
             try:
-                await asyncio.wait_for(self.checker.close(), 5)
+                async with asyncio.timeout(5):  # no task: a SystemExit stays here
+                    await self.checker.close()
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # the plugin's, not the daemon's

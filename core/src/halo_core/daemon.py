@@ -110,7 +110,7 @@ class Daemon:
             try:
                 result = impl.function(*[kwargs[a] for a in impl.argnames])
                 if inspect.isawaitable(result):
-                    result = await asyncio.wait_for(_as_coro(result), HOOK_TIMEOUT)
+                    result = await bounded(result, HOOK_TIMEOUT)
                 if result is not None:
                     results.append(result)
             except asyncio.CancelledError:
@@ -294,7 +294,7 @@ class Daemon:
                 backend = ptype.load_factory()(configured.config, ctx)
                 if not isinstance(backend, Backend):
                     raise TypeError(_not_a(backend, Backend))
-                await asyncio.wait_for(backend.start(), HOOK_TIMEOUT)
+                await bounded(backend.start(), HOOK_TIMEOUT)
             except BaseException as exc:  # a backend's failure is reported, never fatal
                 self.failed_backends[name] = backend_error(
                     name, f"({configured.type}) cannot start", exc
@@ -317,7 +317,7 @@ class Daemon:
             try:
                 result = backend.handle(event)
                 if inspect.isawaitable(result):
-                    await asyncio.wait_for(_as_coro(result), HOOK_TIMEOUT)
+                    await bounded(result, HOOK_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # plugin territory: even SystemExit stays here
@@ -325,7 +325,9 @@ class Daemon:
                     exc = TimeoutError(f"handling {event.kind} took over {HOOK_TIMEOUT:g}s")
                 why = backend_error(name, f"failed on {event.kind}", exc)
                 instance = getattr(event, "instance", None)
-                if isinstance(instance, str):
+                # Not for a failure report itself: a backend failing on every event would
+                # feed on its own reports.
+                if isinstance(instance, str) and not isinstance(event, BackendFailed):
                     self.bus.publish(BackendFailed(backend=name, error=why, instance=instance))
 
         return handle
@@ -342,12 +344,12 @@ class Daemon:
             await self.call_hook("halo_shutdown", daemon=self)
         for name, notifier in self.notifiers.items():
             try:
-                await asyncio.wait_for(notifier.close(), HOOK_TIMEOUT)
+                await bounded(notifier.close(), HOOK_TIMEOUT)
             except PLUGIN_ERRORS as exc:
                 log.error("notifier %s: close failed: %s: %s", name, type(exc).__name__, exc)
         for name, backend in self.backends.items():
             try:
-                await asyncio.wait_for(backend.stop(), HOOK_TIMEOUT)
+                await bounded(backend.stop(), HOOK_TIMEOUT)
             except PLUGIN_ERRORS as exc:
                 backend_error(name, "stop failed", exc)
         self.scheduler.close()
@@ -385,7 +387,7 @@ class Daemon:
         done: list[str] = []
         for name, backend in self.backends.items():
             try:
-                await asyncio.wait_for(backend.reload(new.model), HOOK_TIMEOUT)
+                await bounded(backend.reload(new.model), HOOK_TIMEOUT)
             except PLUGIN_ERRORS as exc:
                 backend_error(name, "reload failed", exc)
         done += await self._reload_checks(old.model, new.model)
@@ -501,8 +503,12 @@ def pid_file(config: Config) -> str:
     return os.path.join(config.model.global_.state_dir, "halo.pid")
 
 
-async def _as_coro(aw: Awaitable[Any]) -> Any:
-    return await aw
+async def bounded(aw: Awaitable[Any], timeout: float) -> Any:
+    """``await aw`` for at most ``timeout`` seconds (TimeoutError after). Unlike
+    ``asyncio.wait_for`` on 3.11 it runs no task of its own, so a plugin's SystemExit or
+    KeyboardInterrupt reaches our ``except`` instead of ending the event loop."""
+    async with asyncio.timeout(timeout):
+        return await aw
 
 
 def run(
