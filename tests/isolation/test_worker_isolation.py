@@ -161,3 +161,20 @@ def test_the_vrrp_process_runs_no_checker_runtime(lab: LabFactory, start_halo: H
     in_vrrp = loaded_libraries(halo.proc.pid)
     assert not [lib for lib in heavy if lib in in_vrrp]
     assert halo.stop() == 0
+
+
+def test_the_worker_exits_when_the_vrrp_process_dies(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
+    lb = lab(1)
+    (host,) = lb.hosts
+    flag = tmp_path / "flag"
+    checks = f"  flag: {{type: misbehave, mode: file, path: '{flag}', interval: 0.2}}\n"
+    halo = start_halo(
+        host, config(checks, "      - {check: flag, weight: -20}\n"), state={"VI_1": "MASTER"}
+    )
+    assert halo.wait_log(r"worker process \d+ ready", timeout=15), halo.log
+    (worker,) = worker_pids(halo.log)
+    os.kill(halo.proc.pid, signal.SIGKILL)  # the VRRP process only, not its group
+    assert wait_until(lambda: not Path(f"/proc/{worker}").exists(), 10), halo.log
+    assert "the VRRP process is gone; stopping" in halo.log
