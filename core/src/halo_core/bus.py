@@ -12,6 +12,7 @@ bound drops its oldest events (counted), so a dead subscriber cannot eat memory.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -160,7 +161,15 @@ class EventBus:
         try:
             result = sub.handler(event)
             if result is not None:
-                # Not wait_for: its task would let a handler's SystemExit end the loop.
+                # Not wait_for: its task would let a handler's SystemExit end the loop. The
+                # yield keeps what wait_for's task gave: other sources' lanes take turns, so
+                # events of different sources reach a subscriber in about publication order.
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    if inspect.iscoroutine(result):
+                        result.close()  # never started: no "never awaited" warning
+                    raise
                 async with asyncio.timeout(sub.timeout):
                     await result
             sub.stats.delivered += 1
