@@ -166,7 +166,7 @@ async def test_a_backend_that_times_out_or_raises_publishes_backend_failed(
 ) -> None:
     """The VRRP engine puts the instance in FAULT on BackendFailed (tested with the
     engine); here: the daemon publishes it, for the instance, whatever the backend did."""
-    monkeypatch.setattr(daemon_module, "HOOK_TIMEOUT", 0.1)
+    monkeypatch.setattr(daemon_module, "BACKEND_TIMEOUT", 0.1)
     p = plugins.load(
         entry_points=False,
         modules=[("hanging", types.SimpleNamespace(halo_plugin_types=halo_plugin_types))],

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("halo")
 
 HOOK_TIMEOUT = 10.0
+BACKEND_TIMEOUT = 30.0
+"""How long a backend may take to act on one event (a GARP burst with its delays)."""
 
 PLUGIN_ERRORS = (Exception, SystemExit, KeyboardInterrupt, GeneratorExit)
 """What a plugin's code may raise at us: everything but our own task's cancellation."""
@@ -308,7 +310,7 @@ class Daemon:
             )
 
     def _backend_handler(self, name: str, backend: Backend) -> Callable[[Event], Awaitable[None]]:
-        """``backend.handle`` bounded by HOOK_TIMEOUT: one that times out or raises on a VRRP
+        """``backend.handle`` bounded by BACKEND_TIMEOUT: one that times out or raises on a VRRP
         instance's event publishes BackendFailed, so that instance goes to FAULT rather than
         claim what the kernel may not hold."""
         from halo_core.events import BackendFailed
@@ -317,12 +319,12 @@ class Daemon:
             try:
                 result = backend.handle(event)
                 if inspect.isawaitable(result):
-                    await bounded(result, HOOK_TIMEOUT)
+                    await bounded(result, BACKEND_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # plugin territory: even SystemExit stays here
                 if isinstance(exc, TimeoutError):
-                    exc = TimeoutError(f"handling {event.kind} took over {HOOK_TIMEOUT:g}s")
+                    exc = TimeoutError(f"handling {event.kind} took over {BACKEND_TIMEOUT:g}s")
                 why = backend_error(name, f"failed on {event.kind}", exc)
                 instance = getattr(event, "instance", None)
                 # Not for a failure report itself: a backend failing on every event would
