@@ -89,14 +89,13 @@ class WorkerSupervisor:
         self._early: list[Event] | None = []
         daemon.bus.taps.append(self._tap)
 
-    def wants(self) -> list[str] | None:
-        """Kinds this side's subscribers consume (check_state, backend_failed): the worker
-        sends only those, not its thousands of check results a second."""
-        kinds: set[str] = {"check_state"}
+    def wants(self) -> list[str]:
+        """Kinds this side's subscribers ask for by name (the engine's check_state and
+        backend_failed): the worker sends only those, not its thousands of check results a
+        second. A subscriber of every kind (the address backend) gets what arrives."""
+        kinds: set[str] = {"check_state", "backend_failed"}
         for sub in self.daemon.bus.subscriptions:
-            if sub.kinds is None:
-                return None
-            kinds |= sub.kinds
+            kinds |= sub.kinds or set()
         return sorted(kinds)
 
     # -- lifecycle
