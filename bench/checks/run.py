@@ -6,7 +6,14 @@ a VRRPv3 instance advertising every 0.1 s on the lab segment. The bench reads th
 CPU time from /proc before and after a measuring window, counts the checks the servers
 answered, and takes the advert intervals from a capture on the bridge (kernel timestamps).
 
-    sudo uv run python bench/checks/run.py --tcp 500 --interval 0.1 --seconds 10
+halo runs as two processes (docs/processes.md): CPU and memory are given for the VRRP
+process and the worker. ``--blocking``/``--spinning`` add third-party checkers that block
+the event loop (``time.sleep(2)``) or spin the CPU for 2 s on every run (the misbehaving
+checker of tests/isolation/site). With ``--keepalived`` a second host runs keepalived's VRRP
+instance (VRID 52) with a ``vrrp_script`` that sleeps 2 s, captured in the same run.
+
+    sudo uv run python bench/checks/run.py --tcp 500 --http 50 --interval 0.1 \
+        --blocking 1 --spinning 1 --keepalived --seconds 20
 
 keepalived's checker, measured on this machine (shared/notes/keepalived-lab.md): 200 TCP
 checks/s cost 3.4 % of a core, i.e. 0.17 ms of CPU per check.
@@ -62,7 +69,40 @@ async def serve(tcp: int, http: int, base: int, count_file: Path) -> None:
 # --------------------------------------------------------------------------- the bench
 
 
-def config(tcp: int, http: int, base: int, interval: float, state_dir: Path) -> str:
+MISBEHAVING_SITE = Path(__file__).resolve().parents[2] / "tests" / "isolation" / "site"
+
+KEEPALIVED_CONF = """
+vrrp_script slow {
+    script "/bin/sleep 2"
+    interval 1
+    timeout 3
+}
+vrrp_instance VI_K {
+    state BACKUP
+    interface eth0
+    virtual_router_id 52
+    priority 100
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {
+        192.0.2.101/24
+    }
+    track_script {
+        slow
+    }
+}
+"""
+
+
+def config(
+    tcp: int,
+    http: int,
+    base: int,
+    interval: float,
+    state_dir: Path,
+    blocking: int = 0,
+    spinning: int = 0,
+) -> str:
     lines = [
         "global:",
         f"  state_dir: {state_dir}",
@@ -86,7 +126,40 @@ def config(tcp: int, http: int, base: int, interval: float, state_dir: Path) -> 
             f"  h{i}: {{type: http, connect_ip: 127.0.0.1, connect_port: {base + 20000 + i},"
             f" interval: {interval}, timeout: 1}}"
         )
+    for i in range(blocking):
+        lines.append(f"  block{i}: {{type: misbehave, mode: sleep, seconds: 2, interval: 1}}")
+    for i in range(spinning):
+        lines.append(f"  spin{i}: {{type: misbehave, mode: spin, seconds: 2, interval: 1}}")
     return "\n".join(lines) + "\n"
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out += [int(c) for c in text]
+    return out
+
+
+def pss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def jitter_figures(adverts: list[float], interval: float) -> dict[str, float | int | None]:
+    gaps = [b - a for a, b in itertools.pairwise(adverts)]
+    jitter = [abs(g - interval) * 1000 for g in gaps]
+    missed = sum(max(0, round(g / interval) - 1) for g in gaps)
+    return {
+        "adverts": len(adverts),
+        "p50_ms": round(percentile(jitter, 50), 3) if jitter else None,
+        "p99_ms": round(percentile(jitter, 99), 3) if jitter else None,
+        "max_ms": round(max(jitter), 3) if jitter else None,
+        "missed": missed,
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -117,8 +190,13 @@ def bench(args: argparse.Namespace) -> dict[str, object]:
         raise SystemExit(f"bench/checks: {reason}")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    with Lab(1) as lab:
+    with Lab(2 if args.keepalived else 1) as lab:
         host = lab.hosts[0]
+        keepalived = None
+        if args.keepalived:
+            from halo_tool_lab.keepalived import Keepalived
+
+            keepalived = Keepalived(lab.hosts[1], KEEPALIVED_CONF, work)
         counts = work / "counts.json"
         counts.unlink(missing_ok=True)
         host.spawn(
@@ -138,7 +216,17 @@ def bench(args: argparse.Namespace) -> dict[str, object]:
         while not counts.exists() and time.time() < deadline:
             time.sleep(0.05)
         cfg = work / "halo.yaml"
-        cfg.write_text(config(args.tcp, args.http, args.base, args.interval, work / "state"))
+        cfg.write_text(
+            config(
+                args.tcp,
+                args.http,
+                args.base,
+                args.interval,
+                work / "state",
+                args.blocking,
+                args.spinning,
+            )
+        )
         log = work / "halo.log"
         log.unlink(missing_ok=True)
         daemon = host.spawn(
@@ -151,26 +239,35 @@ def bench(args: argparse.Namespace) -> dict[str, object]:
             "--log-level",
             "warning",
             log=log,
+            env={"PYTHONPATH": str(MISBEHAVING_SITE)},
         )
         time.sleep(args.warmup)
         if not daemon.running:
             raise SystemExit(f"halo exited: {log.read_text()[-2000:]}")
         capture = lab.capture(work / "adverts.pcap", filter="vrrp")
         c0 = json.loads(counts.read_text())
-        cpu0, t0 = cpu_seconds(daemon.pid), time.time()
+        pids = {"vrrp": daemon.pid}
+        for n, child in enumerate(children(daemon.pid)):
+            pids[f"worker{n or ''}"] = child
+        cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+        t0 = time.time()
         time.sleep(args.seconds)
-        cpu1, t1 = cpu_seconds(daemon.pid), time.time()
+        cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+        t1 = time.time()
         c1 = json.loads(counts.read_text())
-        rss = rss_mb(daemon.pid)
+        memory = {k: (round(rss_mb(p), 1), round(pss_mb(p), 1)) for k, p in pids.items()}
         frames = capture.stop()
         daemon.terminate_and_wait()
+        if keepalived is not None:
+            keepalived.stop()
     elapsed = t1 - t0
     checks = (c1["tcp"] - c0["tcp"]) + (c1["http"] - c0["http"])
     rate = checks / (c1["t"] - c0["t"])
-    cpu = (cpu1 - cpu0) / elapsed
-    adverts = [a.time for a in cap.vrrp_adverts(frames, vrid=51)]
-    gaps = [b - a for a, b in itertools.pairwise(adverts)]
-    jitter = [abs(g - 0.1) * 1000 for g in gaps]
+    cpu_of = {k: (cpu1[k] - cpu0[k]) / elapsed for k in cpu0}
+    cpu = sum(cpu_of.values())
+    halo_jitter = jitter_figures([a.time for a in cap.vrrp_adverts(frames, vrid=51)], 0.1)
+    ka_adverts = [a.time for a in cap.vrrp_adverts(frames, vrid=52)]
+    ka_jitter = jitter_figures(ka_adverts, 0.1) if args.keepalived else None
     configured = (args.tcp + args.http) / args.interval
     return {
         "tcp_checks": args.tcp,
@@ -182,11 +279,12 @@ def bench(args: argparse.Namespace) -> dict[str, object]:
         "cpu_ms_per_check": round(cpu * 1000 / rate, 4) if rate else None,
         "cpu_per_1000_checks_s": round(cpu * 1000 / rate, 3) if rate else None,
         "checks_per_s_per_core": round(rate / cpu) if cpu else None,
-        "adverts": len(adverts),
-        "advert_jitter_ms_p50": round(percentile(jitter, 50), 3) if jitter else None,
-        "advert_jitter_ms_p99": round(percentile(jitter, 99), 3) if jitter else None,
-        "advert_jitter_ms_max": round(max(jitter), 3) if jitter else None,
-        "rss_mb": round(rss, 1),
+        "blocking_checkers": args.blocking,
+        "spinning_checkers": args.spinning,
+        "cpu_by_process": {k: round(v, 3) for k, v in cpu_of.items()},
+        "rss_pss_mb_by_process": memory,
+        "halo_adverts": halo_jitter,
+        "keepalived_adverts": ka_jitter,
     }
 
 
@@ -210,6 +308,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="measuring window")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     p.add_argument("--base", type=int, default=20000, help="first server port")
+    p.add_argument("--blocking", type=int, default=0, help="checkers blocking 2 s (default 0)")
+    p.add_argument("--spinning", type=int, default=0, help="checkers spinning 2 s (default 0)")
+    p.add_argument("--keepalived", action="store_true", help="keepalived's VRRP beside it")
     p.add_argument("--workdir", default="bench/results/checks")
     p.add_argument("--json", action="store_true", help="print JSON only")
     args = p.parse_args()
@@ -229,10 +330,20 @@ def main() -> int:
     ka_ms = KEEPALIVED_CPU_PER_CHECK_MS
     print(f"{'CPU per check (ms)':28}{result['cpu_ms_per_check']:>12}{ka_ms:>14.3f}")
     print(f"{'checks/s per core':28}{result['checks_per_s_per_core']:>12}{round(1000 / ka_ms):>14}")
-    print(f"{'advert jitter p50 (ms)':28}{result['advert_jitter_ms_p50']:>12}")
-    print(f"{'advert jitter p99 (ms)':28}{result['advert_jitter_ms_p99']:>12}")
-    print(f"{'advert jitter max (ms)':28}{result['advert_jitter_ms_max']:>12}")
-    print(f"{'daemon RSS (MB)':28}{result['rss_mb']:>12}")
+    h = result["halo_adverts"]
+    k = result["keepalived_adverts"] or {}
+    assert isinstance(h, dict) and isinstance(k, dict)
+    for key, label in (("adverts", "adverts"), ("p50_ms", "advert jitter p50 (ms)")):
+        print(f"{label:28}{h[key]!s:>12}{k.get(key, '')!s:>14}")
+    for key, label in (("p99_ms", "advert jitter p99 (ms)"), ("max_ms", "advert jitter max (ms)")):
+        print(f"{label:28}{h[key]!s:>12}{k.get(key, '')!s:>14}")
+    print(f"{'missed adverts':28}{h['missed']!s:>12}{k.get('missed', '')!s:>14}")
+    memory = result["rss_pss_mb_by_process"]
+    cpu_by = result["cpu_by_process"]
+    assert isinstance(memory, dict) and isinstance(cpu_by, dict)
+    for name, (rss, pss) in memory.items():
+        print(f"{name + ' RSS / PSS (MB)':28}{f'{rss} / {pss}':>12}")
+        print(f"{name + ' CPU (core fraction)':28}{cpu_by[name]:>12}")
     print("(keepalived: shared/notes/keepalived-lab.md, 200 TCP checks/s = 3.4% of a core)")
     return 0
 

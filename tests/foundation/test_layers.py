@@ -20,9 +20,18 @@ PLUGINS = sorted((ROOT / "plugins").glob("*/*/src"))
 
 # Highest first. A module may import its own layer and those below it.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("command line", {"halo_core.cli"}),
+    ("command line", {"halo_core.cli", "halo_core.worker"}),
     ("daemon", {"halo_core.daemon", "halo_core.once"}),
-    ("runtime", {"halo_core.vrrp.engine", "halo_core.checks"}),
+    (
+        "runtime",
+        {
+            "halo_core.vrrp.engine",
+            "halo_core.checks",
+            "halo_core.processes",
+            "halo_core.ipc",
+            "halo_core.vrrp.status",
+        },
+    ),
     (
         "configuration and plugin loading",
         {

@@ -18,10 +18,12 @@ waits); it runs in the same process as the publisher.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from halo_core.events import Event
 
@@ -65,6 +67,9 @@ class EventBus:
         self.default_timeout = default_timeout
         self.max_queue = max_queue
         self.published = 0
+        # Called with every event published here (not with those that came from the other
+        # process): how events cross to the other process's bus (halo_core.ipc).
+        self.taps: list[Callable[[Event], None]] = []
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -106,6 +111,25 @@ class EventBus:
         self._immediate.append(sub)
         return sub
 
+    def status(self) -> dict[str, Any]:
+        """Counters of the bus and of each subscriber, as plain data (the status API's)."""
+        return {
+            "published": self.published,
+            "subscribers": [
+                {
+                    "name": sub.name,
+                    "kinds": sorted(sub.kinds) if sub.kinds is not None else None,
+                    "queued": sum(len(lane) for lane in sub.lanes.values()),
+                    "delivered": sub.stats.delivered,
+                    "failed": sub.stats.failed,
+                    "timed_out": sub.stats.timed_out,
+                    "dropped": sub.stats.dropped,
+                    "last_error": sub.stats.last_error,
+                }
+                for sub in [*self._immediate, *self._subs]
+            ],
+        }
+
     def unsubscribe(self, sub: Subscription) -> None:
         sub.active = False
         if sub in self._subs:
@@ -115,12 +139,16 @@ class EventBus:
         for task in sub.workers.values():
             task.cancel()
 
-    def publish(self, event: Event) -> None:
-        """Queue ``event`` for every interested subscriber. Never blocks, never raises."""
+    def publish(self, event: Event, *, tap: bool = True) -> None:
+        """Queue ``event`` for every interested subscriber. Never blocks, never raises.
+        ``tap=False``: the event came from the other process; it is not sent back."""
         self.published += 1
         for now in self._immediate:
             if now.wants(event):
                 self._call_now(now, event)
+        if tap:
+            for send in self.taps:
+                send(event)
         source = event.source
         for sub in self._subs:
             if not sub.wants(event):
@@ -169,7 +197,17 @@ class EventBus:
         try:
             result = sub.handler(event)
             if result is not None:
-                await asyncio.wait_for(result, sub.timeout)
+                # Not wait_for: its task would let a handler's SystemExit end the loop. The
+                # yield keeps what wait_for's task gave: other sources' lanes take turns, so
+                # events of different sources reach a subscriber in about publication order.
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    if inspect.iscoroutine(result):
+                        result.close()  # never started: no "never awaited" warning
+                    raise
+                async with asyncio.timeout(sub.timeout):
+                    await result
             sub.stats.delivered += 1
         except TimeoutError:
             sub.stats.timed_out += 1
@@ -179,7 +217,7 @@ class EventBus:
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a subscriber's bug must not reach the publisher
+        except BaseException as exc:  # a subscriber's bug (even SystemExit) stays its own
             sub.stats.failed += 1
             sub.stats.last_error = f"{type(exc).__name__}: {exc}"
             log.error(

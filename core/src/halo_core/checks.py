@@ -14,6 +14,13 @@ A check whose checker cannot be built (its runtime module fails to import, its f
 raises) is not left out: it runs on its schedule like any other and every round is a failed
 result saying why (:attr:`CheckRunner.start_error`), so that it shows as down in the status
 and a VRRP instance or pool tracking it sees failures, with the usual ``fall``.
+
+A checker that misbehaves is a failed check, reported once with its plugin's name: one that
+returns something other than a CheckResult, raises anything (even ``SystemExit`` or
+``KeyboardInterrupt``), blocks the event loop past its timeout (its late result does not
+count), or swallows the cancellation at its timeout and never finishes (counted failed at
+every interval until it does). In the worker process none of this can reach VRRP
+(docs/processes.md).
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ from halo_core.plugin_api import Checker, CheckerConfig, CheckResult, CheckTarge
 from halo_core.scheduler import Job, Scheduler
 
 log = logging.getLogger("halo.checks")
+
+STUCK_GRACE = 1.0
+"""Seconds past its timeout a cancelled checker has to return before it counts as stuck."""
 
 StateCallback = Callable[[str, bool, CheckResult], None]
 
@@ -85,6 +95,8 @@ class CheckRunner:
         self.dynamic_weight: int | None = None
         self.start_error: str | None = None  # why the checker could not be built
         self.interval = float(config.interval if config.interval is not None else default_interval)
+        self._reported: set[str] = set()  # kinds of plugin misbehaviour already logged
+        self._stuck_timer: asyncio.TimerHandle | None = None
 
     @property
     def timeout(self) -> float:
@@ -126,13 +138,18 @@ class CheckRunner:
         return self.stats.last_result, time.perf_counter() - start
 
     async def stop(self) -> None:
+        if self._stuck_timer is not None:
+            self._stuck_timer.cancel()
         if self.job is not None:
             self.scheduler.cancel(self.job.name)
             self.job = None
         if self.checker is not None:
             try:
-                await asyncio.wait_for(self.checker.close(), 5)
-            except Exception as exc:
+                async with asyncio.timeout(5):  # no task: a SystemExit stays here
+                    await self.checker.close()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # the plugin's, not the daemon's
                 log.warning("check %s: close failed: %s", self.name, exc)
 
     async def probe(self) -> tuple[CheckResult, float]:
@@ -142,20 +159,66 @@ class CheckRunner:
             return CheckResult(False, self.start_error), 0.0
         assert self.checker is not None
         start = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        # A checker that swallows the cancellation at its timeout never returns: this
+        # counts it failed meanwhile (an asyncio timer: free unless it fires).
+        self._stuck_timer = loop.call_later(self.timeout + STUCK_GRACE, self._stuck, start)
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the check in a task of its
             # own, a cost paid thousands of times a second under load.
             async with asyncio.timeout(self.timeout):
-                result = await self.checker.check()
+                outcome: object = await self.checker.check()
+            if isinstance(outcome, CheckResult):
+                result = outcome
+            else:
+                self.stats.errors += 1
+                what = f"returned {type(outcome).__name__}, not a CheckResult"
+                result = CheckResult(False, f"checker error: {what}")
+                self._misbehaved(what)
         except TimeoutError:
             self.stats.timeouts += 1
             result = CheckResult(False, f"timed out after {self.timeout:g}s")
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the checker's bug is a failed check, with the reason
+        except BaseException as exc:  # even SystemExit: the checker's, a failed check
             self.stats.errors += 1
             result = CheckResult(False, f"checker error: {type(exc).__name__}: {exc}")
-        return result, time.perf_counter() - start
+            if not isinstance(exc, Exception):
+                self._misbehaved(f"raised {type(exc).__name__}")
+        finally:
+            if self._stuck_timer is not None:
+                self._stuck_timer.cancel()
+                self._stuck_timer = None
+        latency = time.perf_counter() - start
+        if result.ok and latency > self.timeout:
+            # The timeout could not fire: the checker blocked the event loop (time.sleep,
+            # a busy loop) or swallowed the cancellation. Its late success does not count.
+            self.stats.timeouts += 1
+            result = CheckResult(False, f"took {latency:.3g}s, over its {self.timeout:g}s timeout")
+            self._misbehaved(f"took {latency:.3g}s past its timeout (it blocks the event loop?)")
+        return result, latency
+
+    def _stuck(self, start: float) -> None:
+        """The probe outlived its timeout by STUCK_GRACE: it ignored the cancellation."""
+        self.stats.timeouts += 1
+        self._misbehaved("did not stop when cancelled at its timeout (swallows CancelledError?)")
+        latency = time.perf_counter() - start
+        self.record(CheckResult(False, f"did not finish in {latency:.3g}s"), latency)
+        loop = asyncio.get_running_loop()
+        self._stuck_timer = loop.call_later(self.interval, self._stuck, start)
+
+    def _misbehaved(self, what: str) -> None:
+        """Say once per check and kind what its plugin did wrong, naming the plugin."""
+        if what.split()[0] in self._reported:
+            return
+        self._reported.add(what.split()[0])
+        log.error(
+            "check %s: checker plugin %s %s; counted as a failure",
+            self.name,
+            self.ptype.name,
+            what,
+            extra=halo_log.fields(check=self.name, reason=what),
+        )
 
     async def run_once(self) -> None:
         result, latency = await self.probe()

@@ -9,8 +9,8 @@ import inspect
 import logging
 import os
 import signal
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from halo_core import log as halo_log
 from halo_core import version
@@ -33,17 +33,32 @@ from halo_core.schema import Configured
 from halo_core.script_runner import ScriptRunner
 
 if TYPE_CHECKING:
+    from halo_core.processes import VrrpPeer, WorkerSupervisor
     from halo_core.vrrp.engine import VrrpEngine
+    from halo_core.vrrp.status import VrrpStatus
 
 log = logging.getLogger("halo")
 
 HOOK_TIMEOUT = 10.0
+BACKEND_TIMEOUT = 30.0
+"""How long a backend may take to act on one event (a GARP burst with its delays)."""
+
+PLUGIN_ERRORS = (Exception, SystemExit, KeyboardInterrupt, GeneratorExit)
+"""What a plugin's code may raise at us: everything but our own task's cancellation."""
+
+Role = Literal["all", "vrrp", "worker"]
+"""What a daemon runs (docs/processes.md): "all" in one process; "vrrp" the VRRP engine and
+the backends providing addresses, nothing else; "worker" the rest (checks, pools,
+notifiers, other backends, every plugin hook), with a read-only view of VRRP."""
 
 
 class Daemon:
     """One running halo: its config, plugins, bus, scheduler and (from #3 on) VRRP engine."""
 
-    def __init__(self, config: Config, plugins: Plugins, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: Config, plugins: Plugins, *, clock: Clock | None = None, role: Role = "all"
+    ) -> None:
+        self.role: Role = role
         self.config = config
         self.plugins = plugins
         self.clock = clock or LoopClock()
@@ -59,6 +74,32 @@ class Daemon:
         self.failed_backends: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
         self.scripts = ScriptRunner(logger=log)
+        # The checks' states as the worker last told them (role "vrrp"): what tracking reads
+        # when it is (re)built, and what a restarted worker starts its checks from.
+        self.known_checks: dict[str, bool] = {}
+        self.supervisor: WorkerSupervisor | None = None  # role "vrrp"
+        self.peer: VrrpPeer | None = None  # role "worker"
+        self.log_options: list[str] = []  # the command line's, for the worker
+        # What the last reload changed in VRRP (role "vrrp"); in the worker, what the VRRP
+        # process reported for the reload it asked for (part of the summary).
+        self.vrrp_changes: list[str] = []
+        # The process `halo run` started (the pid file's): systemd's MAINPID, the status
+        # API's pid. The worker is its child.
+        self.main_pid = os.getpid() if role != "worker" else os.getppid()
+
+    def vrrp_status(self) -> VrrpStatus | None:
+        """The VRRP instances' state, read-only: from the engine in this process, or as the
+        VRRP process last reported it (see :meth:`refresh_vrrp_status`)."""
+        if self.vrrp is not None:
+            from halo_core.vrrp.status import of_engine
+
+            return of_engine(self.vrrp)
+        return self.peer.status if self.peer is not None else None
+
+    async def refresh_vrrp_status(self) -> None:
+        """Ask the VRRP process for its current state (bounded wait); a no-op in-process."""
+        if self.peer is not None:
+            await self.peer.refresh()
 
     async def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
         """Call hook ``name`` on every plugin, each isolated: an exception or an awaitable that
@@ -71,10 +112,12 @@ class Daemon:
             try:
                 result = impl.function(*[kwargs[a] for a in impl.argnames])
                 if inspect.isawaitable(result):
-                    result = await asyncio.wait_for(_as_coro(result), HOOK_TIMEOUT)
+                    result = await bounded(result, HOOK_TIMEOUT)
                 if result is not None:
                     results.append(result)
-            except Exception as exc:  # plugin territory: isolate and report
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # plugin territory, even SystemExit: isolate, report
                 self.hook_failures[plugin_name] = self.hook_failures.get(plugin_name, 0) + 1
                 log.error(
                     "plugin %s: %s failed: %s: %s", plugin_name, name, type(exc).__name__, exc
@@ -82,12 +125,18 @@ class Daemon:
         return results
 
     async def start(self) -> None:
+        if self.role == "vrrp":
+            await self._start_backends()
+            if self.config.model.vrrp_instances:
+                self._start_vrrp()
+            self.started.set()
+            return
         await self.call_hook("halo_subscribe", bus=self.bus)
         await self.call_hook("halo_startup", daemon=self)
         self.bus.subscribe(self._notify_check, kinds=["check_state"], name="check-notify")
         self._start_notifiers()
         await self._start_backends()
-        if self.config.model.vrrp_instances:
+        if self.config.model.vrrp_instances and self.role == "all":
             self._start_vrrp()
         self._start_checks()
         # Every backend listens now: what plugins publish from here (the pools' first state)
@@ -128,6 +177,8 @@ class Daemon:
                 inst.step(fsm.FaultSet(why))
 
     def _start_checks(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
+        if self.role == "vrrp":
+            return  # checks run in the worker
         for name, configured in self.config.model.checks.items():
             if name in skip:
                 continue
@@ -138,10 +189,11 @@ class Daemon:
                 target=CheckTarget(name, global_config=self.config.model.global_),
                 scheduler=self.scheduler,
                 bus=self.bus,
+                initial_up=self.known_checks.get(name, True),
             )
             try:
                 runner.start()
-            except Exception as exc:  # a checker that cannot even be built is reported, not fatal
+            except BaseException as exc:  # a checker that cannot be built is reported, not fatal
                 why = f"{type(exc).__name__}: {exc}"
                 log.error(
                     "check %s (%s): cannot start: %s",
@@ -157,7 +209,7 @@ class Daemon:
         """A named check's state (after rise/fall), None before it runs: what the VRRP
         engine reads when it (re)builds tracking; changes reach it on the bus."""
         runner = self.checks.get(name)
-        return runner.up if runner is not None else None
+        return runner.up if runner is not None else self.known_checks.get(name)
 
     def _notify_check(self, event: Event) -> None:
         """A named check's notify_up / notify_down, run in the background."""
@@ -198,7 +250,7 @@ class Daemon:
                 notifier = ptype.load_factory()(configured.config, ctx)
                 if not isinstance(notifier, Notifier):
                     raise TypeError(_not_a(notifier, Notifier))
-            except Exception as exc:  # reported, never fatal: VRRP must run without its mailer
+            except BaseException as exc:  # reported, never fatal: VRRP runs without its mailer
                 log.error(
                     "notifier %s (%s): cannot start: %s: %s",
                     name,
@@ -223,24 +275,64 @@ class Daemon:
                 kinds=configured.config.events,
             )
 
+    def _backends_here(self) -> dict[str, Configured]:
+        """The backends this process runs: those providing addresses in the VRRP process
+        (a gratuitous ARP must leave the process that decides MASTER), the others in the
+        worker."""
+        configs = self.backend_configs()
+        if self.role == "all":
+            return configs
+        providers = set(self.plugins.providers("addresses"))
+        in_vrrp = self.role == "vrrp"
+        return {n: c for n, c in configs.items() if (c.type in providers) == in_vrrp}
+
     async def _start_backends(self) -> None:
         from halo_core.plugin_api import PluginContext
 
-        for name, configured in self.backend_configs().items():
+        for name, configured in self._backends_here().items():
             ptype = self.plugins.type("backend", configured.type)
             ctx = PluginContext(name, self.config.model, self.bus, self.clock, self.scheduler)
             try:
                 backend = ptype.load_factory()(configured.config, ctx)
                 if not isinstance(backend, Backend):
                     raise TypeError(_not_a(backend, Backend))
-                await asyncio.wait_for(backend.start(), HOOK_TIMEOUT)
-            except Exception as exc:  # a backend's failure is reported, never fatal to VRRP
+                await bounded(backend.start(), HOOK_TIMEOUT)
+            except BaseException as exc:  # a backend's failure is reported, never fatal
                 self.failed_backends[name] = backend_error(
                     name, f"({configured.type}) cannot start", exc
                 )
                 continue
             self.backends[name] = backend
-            self.bus.subscribe(backend.handle, name=f"backend:{name}", kinds=backend.kinds)
+            self.bus.subscribe(
+                self._backend_handler(name, backend),
+                name=f"backend:{name}",
+                kinds=backend.kinds,
+            )
+
+    def _backend_handler(self, name: str, backend: Backend) -> Callable[[Event], Awaitable[None]]:
+        """``backend.handle`` bounded by BACKEND_TIMEOUT: one that times out or raises on a VRRP
+        instance's event publishes BackendFailed, so that instance goes to FAULT rather than
+        claim what the kernel may not hold."""
+        from halo_core.events import BackendFailed
+
+        async def handle(event: Event) -> None:
+            try:
+                result = backend.handle(event)
+                if inspect.isawaitable(result):
+                    await bounded(result, BACKEND_TIMEOUT)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # plugin territory: even SystemExit stays here
+                if isinstance(exc, TimeoutError):
+                    exc = TimeoutError(f"handling {event.kind} took over {BACKEND_TIMEOUT:g}s")
+                why = backend_error(name, f"failed on {event.kind}", exc)
+                instance = getattr(event, "instance", None)
+                # Not for a failure report itself: a backend failing on every event would
+                # feed on its own reports.
+                if isinstance(instance, str) and not isinstance(event, BackendFailed):
+                    self.bus.publish(BackendFailed(backend=name, error=why, instance=instance))
+
+        return handle
 
     async def stop(self) -> None:
         for runner in self.checks.values():
@@ -248,16 +340,19 @@ class Daemon:
         if self.vrrp is not None:
             self.vrrp.stop()  # priority 0 from every master before anything else goes
         await self.bus.drain(timeout=5.0)  # let backends act on the STOP transitions
-        await self.call_hook("halo_shutdown", daemon=self)
+        if self.supervisor is not None:  # the worker hears the STOP transitions, then stops
+            await self.supervisor.stop()
+        if self.role != "vrrp":
+            await self.call_hook("halo_shutdown", daemon=self)
         for name, notifier in self.notifiers.items():
             try:
-                await asyncio.wait_for(notifier.close(), HOOK_TIMEOUT)
-            except Exception as exc:
+                await bounded(notifier.close(), HOOK_TIMEOUT)
+            except PLUGIN_ERRORS as exc:
                 log.error("notifier %s: close failed: %s: %s", name, type(exc).__name__, exc)
         for name, backend in self.backends.items():
             try:
-                await asyncio.wait_for(backend.stop(), HOOK_TIMEOUT)
-            except Exception as exc:
+                await bounded(backend.stop(), HOOK_TIMEOUT)
+            except PLUGIN_ERRORS as exc:
                 backend_error(name, "stop failed", exc)
         self.scheduler.close()
         await self.bus.drain(timeout=5.0)
@@ -282,6 +377,8 @@ class Daemon:
                 return False
 
     async def _reload(self) -> bool:
+        if self.role == "vrrp":
+            self.vrrp_changes = []
         try:
             # In a thread: reading and validating 3,000 instances takes about 2 s of CPU,
             # which on the event loop stalled every VRRP timer as long; in a thread the loop
@@ -305,17 +402,22 @@ class Daemon:
         done: list[str] = []
         for name, backend in self.backends.items():
             try:
-                await asyncio.wait_for(backend.reload(new.model), HOOK_TIMEOUT)
-            except Exception as exc:
+                await bounded(backend.reload(new.model), HOOK_TIMEOUT)
+            except PLUGIN_ERRORS as exc:
                 backend_error(name, "reload failed", exc)
         done += await self._reload_checks(old.model, new.model)
-        if self.vrrp is None and new.model.vrrp_instances:
+        if self.role == "worker":
+            done += self.vrrp_changes  # VRRP is the VRRP process's
+        elif self.vrrp is None and new.model.vrrp_instances:
             self._start_vrrp()
             done.append("VRRP started")
         elif self.vrrp is not None:
-            done += self.vrrp.reload(new.model)
-        for changes in await self.call_hook("halo_reload", daemon=self, old=old, new=new):
-            done += [str(c) for c in changes] if isinstance(changes, list) else []
+            self.vrrp_changes = self.vrrp.reload(new.model)
+            done += self.vrrp_changes
+        if self.role != "vrrp":
+            changes = await self.call_hook("halo_reload", daemon=self, old=old, new=new)
+            for change in changes:
+                done += [str(c) for c in change] if isinstance(change, list) else []
         summary = "; ".join(done) or "no runtime change"
         log.info("reload: %s", summary)
         self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
@@ -354,6 +456,10 @@ class Daemon:
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         self.write_pid_file()
+        if self.role == "vrrp":
+            from halo_core.processes import WorkerSupervisor
+
+            self.supervisor = WorkerSupervisor(self)  # hears VRRP's first transitions
         try:
             await self.start()
         except OSError as exc:
@@ -361,6 +467,8 @@ class Daemon:
             await self._tell_state("start-failed", str(exc))
             await self.stop()
             raise SystemExit(1) from None
+        if self.supervisor is not None:
+            self.supervisor.start()
         log.info("halo %s started with %s", version(), self.config.path)
         await self.stopping.wait()
         log.info("stopping")
@@ -376,15 +484,21 @@ class Daemon:
         ok = False
         try:
             ok = await self.reload()
+            if self.supervisor is not None:
+                # The worker validates the same file and applies or refuses it likewise;
+                # its plugins tell systemd and the status API.
+                self.supervisor.reload(self.vrrp_changes)
         finally:
             await self._tell_state("reloaded" if ok else "reload-refused")
         return ok
 
     async def _tell_state(self, state: DaemonState, reason: str = "") -> None:
+        if self.role == "vrrp":
+            return  # plugin hooks run in the worker
         await self.call_hook("halo_daemon_state", daemon=self, state=state, reason=reason)
 
 
-def backend_error(name: str, what: str, exc: Exception) -> str:
+def backend_error(name: str, what: str, exc: BaseException) -> str:
     """Log a backend's failure as an ERROR with its structured fields; give the reason."""
     why = f"{type(exc).__name__}: {exc}"
     log.error("backend %s %s: %s", name, what, why, extra=halo_log.fields(backend=name, reason=why))
@@ -404,8 +518,12 @@ def pid_file(config: Config) -> str:
     return os.path.join(config.model.global_.state_dir, "halo.pid")
 
 
-async def _as_coro(aw: Awaitable[Any]) -> Any:
-    return await aw
+async def bounded(aw: Awaitable[Any], timeout: float) -> Any:
+    """``await aw`` for at most ``timeout`` seconds (TimeoutError after). Unlike
+    ``asyncio.wait_for`` on 3.11 it runs no task of its own, so a plugin's SystemExit or
+    KeyboardInterrupt reaches our ``except`` instead of ending the event loop."""
+    async with asyncio.timeout(timeout):
+        return await aw
 
 
 def run(
@@ -418,9 +536,13 @@ def run(
     halo_log.setup(log_level or g.log_level, log_format or g.log_format)
     for err in plugins.errors:
         log.error("plugin %s not loaded: %s", err.name, err.message)
-    daemon = Daemon(config, plugins)
+    from halo_core.processes import needs_worker
     from halo_core.scheduler import new_event_loop
 
+    daemon = Daemon(config, plugins, role="vrrp" if needs_worker(config, plugins) else "all")
+    if log_format:
+        daemon.log_options = ["--log-format", log_format]
+    # the VRRP process's loop sleeps to the millisecond (10 ms adverts): see new_event_loop
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(daemon.run_forever())
     return 0

@@ -152,7 +152,7 @@ class Job:
                 self.stats.runs += 1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a job's failure is its own; the schedule goes on
+            except BaseException as exc:  # a job's failure (even SystemExit) is its own
                 self.stats.failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("job %s failed: %s", self.name, self.stats.last_error)

@@ -63,7 +63,7 @@ def test_default_config() -> None:
 
 def test_keeps_the_daemon_settings() -> None:
     s = settings(halo_systemd_unit())
-    assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["main"]
+    assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["all"]
     assert int(s["WatchdogSec"][0]) > 0 and s["Restart"] == ["on-failure"]
     assert s["KillSignal"] == ["SIGTERM"] and s["KillMode"] == ["mixed"]
     assert s["RuntimeDirectory"] == ["halo"]  # the default state_dir, /run/halo

@@ -362,6 +362,8 @@ class StatusServer:
             if request.path == "/v1/events":
                 await self._events(request, reader, writer)
                 return
+            # VRRP may live in another process: its state as of now, not of the last push.
+            await self.daemon.refresh_vrrp_status()
             response = self._route(request)
         except HttpError as exc:
             response = error_response(exc.status, exc.message, exc.headers)

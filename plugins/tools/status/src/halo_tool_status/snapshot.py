@@ -26,7 +26,7 @@ from halo_core.plugin_api import Backend, Notifier
 if TYPE_CHECKING:
     from halo_core.checks import CheckRunner
     from halo_core.daemon import Daemon
-    from halo_core.vrrp.engine import InstanceRuntime
+    from halo_core.vrrp.status import InstanceStatus
 
 log = logging.getLogger("halo.status")
 
@@ -89,7 +89,7 @@ def daemon_info(daemon: Daemon, started: float, reloads: int) -> dict[str, Any]:
     g = daemon.config.model.global_
     return {
         "version": version(),
-        "pid": os.getpid(),
+        "pid": daemon.main_pid,
         "router_id": g.router_id or os.uname().nodename,
         "config": daemon.config.path,
         "started": round(started, 3),
@@ -103,68 +103,62 @@ def _remaining(deadline: float | None, now: float) -> float | None:
     return None if deadline is None else round(max(0.0, deadline - now), 4)
 
 
-def _instance(inst: InstanceRuntime) -> dict[str, Any]:
-    m = inst.machine
-    return {
+def _instance(inst: InstanceStatus, now: float) -> dict[str, Any]:
+    d: dict[str, Any] = {
         "name": inst.name,
-        "state": m.state.value,
-        "interface": inst.iface.name,
-        "vrid": inst.cfg.virtual_router_id,
-        "version": inst.cfg.version,
-        "priority": m.priority,
-        "base_priority": inst.cfg.priority,
-        "advert_interval": m.advert_interval,
-        "master_down_interval": m.master_down_interval,
-        "master": str(m.master_address) if m.master_address else None,
-        "master_priority": m.master_priority,
-        "faults": sorted(m.fault_reasons),
+        "state": inst.state,
+        "interface": inst.interface,
+        "vrid": inst.vrid,
+        "version": inst.version,
+        "priority": inst.priority,
+        "base_priority": inst.base_priority,
+        "advert_interval": inst.advert_interval,
+        "master_down_interval": inst.master_down_interval,
+        "master": inst.master,
+        "master_priority": inst.master_priority,
+        "faults": list(inst.faults),
         "group": inst.group,
     }
+    d = jsonable(d)
+    d["counters"] = dict(inst.counters)
+    d["source"] = inst.source
+    d["virtual_ipaddress"] = list(inst.virtual_ipaddress)
+    d["preempt"] = inst.preempt
+    d["timers"] = {
+        "advert_interval": inst.advert_interval,
+        "master_advert_interval": inst.master_advert_interval,
+        "master_down_interval": round(inst.master_down_interval, 4),
+        "skew_time": round(inst.skew_time, 4),
+        "advert_timer_in": _remaining(inst.advert_deadline, now),
+        "master_down_timer_in": _remaining(inst.master_down_deadline, now),
+    }
+    tracks: list[dict[str, Any]] = []
+    for t in inst.tracks:
+        reading: dict[str, Any] = {"up": t.up} if t.value is None else {"value": t.value}
+        tracks.append({"input": t.input, **reading, "weight": t.weight, "reverse": t.reverse})
+    d["tracks"] = tracks
+    return d
 
 
 def instances(daemon: Daemon) -> list[dict[str, Any]]:
-    """Each VRRP instance: the engine's own status plus its timers, addresses and inputs."""
-    if daemon.vrrp is None:
+    """Each VRRP instance: the engine's own status plus its timers, addresses and inputs
+    (read from the VRRP process when the daemon runs as two, see docs/processes.md)."""
+    status = daemon.vrrp_status()
+    if status is None:
         return []
     now = daemon.clock.now()
-    out = []
-    for inst in list(daemon.vrrp.instances.values()):
-        d = jsonable(_instance(inst))
-        m = inst.machine
-        d["counters"] = {k: int(v) for k, v in inst.counters.items()}
-        d["source"] = str(inst.source)
-        d["virtual_ipaddress"] = [str(v) for v in inst.cfg.virtual_ipaddress]
-        d["preempt"] = m.preempt_mode
-        d["timers"] = {
-            "advert_interval": m.advert_interval,
-            "master_advert_interval": m.master_adver_interval_cs / 100,
-            "master_down_interval": round(m.master_down_interval, 4),
-            "skew_time": round(m.skew_time, 4),
-            "advert_timer_in": _remaining(m.adver_timer, now),
-            "master_down_timer_in": _remaining(m.master_down_timer, now),
-        }
-        tracks: list[dict[str, Any]] = []
-        for key, (tracked, up) in sorted(inst.tracks.updown.items()):
-            tracks.append(
-                {"input": key, "up": up, "weight": tracked.weight, "reverse": tracked.reverse}
-            )
-        for key, (tfile, value) in sorted(inst.tracks.files.items()):
-            tracks.append(
-                {"input": key, "value": value, "weight": tfile.weight, "reverse": tfile.reverse}
-            )
-        d["tracks"] = tracks
-        out.append(d)
-    return out
+    return [_instance(inst, now) for inst in status.instances.values()]
 
 
 def sync_groups(daemon: Daemon) -> list[dict[str, Any]]:
-    if daemon.vrrp is None:
+    status = daemon.vrrp_status()
+    if status is None:
         return []
-    groups = daemon.vrrp.config.vrrp_sync_groups
+    groups = daemon.config.model.vrrp_sync_groups
     return [
         {
             "name": name,
-            "state": daemon.vrrp.group_states.get(name, "INIT"),
+            "state": status.group_states.get(name, "INIT"),
             "members": list(sg.group),
         }
         for name, sg in groups.items()
@@ -249,6 +243,9 @@ def backends(daemon: Daemon) -> list[dict[str, Any]]:
         d = _plugin_status("backend", name, obj)
         d["type"] = types.get(name)
         out.append(d)
+    vrrp = daemon.vrrp_status()  # the VRRP process's backends (those providing addresses)
+    for name, status in (vrrp.backends if vrrp is not None else {}).items():
+        out.append({"name": name, "type": types.get(name), "status": jsonable(status)})
     return out
 
 
@@ -263,22 +260,13 @@ def notifiers(daemon: Daemon) -> list[dict[str, Any]]:
 
 
 def bus(daemon: Daemon) -> dict[str, Any]:
-    return {
-        "published": daemon.bus.published,
-        "subscribers": [
-            {
-                "name": sub.name,
-                "kinds": sorted(sub.kinds) if sub.kinds is not None else None,
-                "queued": sum(len(lane) for lane in sub.lanes.values()),
-                "delivered": sub.stats.delivered,
-                "failed": sub.stats.failed,
-                "timed_out": sub.stats.timed_out,
-                "dropped": sub.stats.dropped,
-                "last_error": sub.stats.last_error,
-            }
-            for sub in daemon.bus.subscriptions
-        ],
-    }
+    """This process's bus, plus the VRRP process's when VRRP runs in its own."""
+    out = daemon.bus.status()
+    vrrp = daemon.vrrp_status()
+    if vrrp is not None and vrrp.bus:
+        out["published"] += int(vrrp.bus.get("published", 0))
+        out["subscribers"] += list(vrrp.bus.get("subscribers", []))
+    return out
 
 
 def full(daemon: Daemon, started: float, reloads: int) -> dict[str, Any]:

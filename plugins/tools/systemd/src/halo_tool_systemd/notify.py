@@ -59,12 +59,15 @@ class Notifier:
         self.sock.close()
 
 
-def watchdog_interval(environ: dict[str, str] | os._Environ[str] = os.environ) -> float | None:
+def watchdog_interval(
+    environ: dict[str, str] | os._Environ[str] = os.environ, main_pid: int | None = None
+) -> float | None:
     """Seconds between keep-alives (half of ``WatchdogSec``), or None without a watchdog or
-    when ``$WATCHDOG_PID`` names another process."""
+    when ``$WATCHDOG_PID`` names another process than halo's main one (``main_pid``)."""
     usec = environ.get("WATCHDOG_USEC")
     pid = environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
+    main_pid = os.getpid() if main_pid is None else main_pid
+    if not usec or (pid and pid.isdigit() and int(pid) != main_pid):
         return None
     try:
         value = int(usec)
@@ -105,7 +108,7 @@ class Integration:
         """Start-up finished: READY=1 and a status line, then keep the status current."""
         if self.notifier is None:
             return
-        self._send(ready=1, status=self.status_line(), mainpid=os.getpid())
+        self._send(ready=1, status=self.status_line(), mainpid=self.daemon.main_pid)
         if self._subscription is None:
             self._subscription = self.daemon.bus.subscribe(
                 self._on_event,
@@ -170,8 +173,9 @@ class Integration:
         """One line for ``systemctl status``: instance states, then checks and pools."""
         d = self.daemon
         parts = []
-        if d.vrrp is not None and d.vrrp.instances:
-            states = [f"{n} {i.state.value}" for n, i in d.vrrp.instances.items()]
+        vrrp = d.vrrp_status()
+        if vrrp is not None and vrrp.instances:
+            states = [f"{n} {i.state}" for n, i in vrrp.instances.items()]
             shown = ", ".join(states[:6]) + (f" (+{len(states) - 6})" if len(states) > 6 else "")
             parts.append(shown)
         if d.checks:
@@ -201,7 +205,7 @@ def attach(daemon: Daemon) -> Integration:
     to systemd on its behalf.
     """
     address = os.environ.get("NOTIFY_SOCKET")
-    interval = watchdog_interval()
+    interval = watchdog_interval(main_pid=daemon.main_pid)
     for name in _ENV:
         os.environ.pop(name, None)
     notifier = None

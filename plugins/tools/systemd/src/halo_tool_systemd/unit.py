@@ -106,7 +106,9 @@ Conflicts=keepalived.service
 # `systemctl status`, RELOADING=1/READY=1 around a reload and STOPPING=1 on the way out.
 # With systemd >= 253, Type=notify-reload can replace Type=notify and the ExecReload lines.
 Type=notify
-NotifyAccess=main
+# The sd_notify messages come from halo's worker process, a child of the main (VRRP)
+# process (docs/processes.md); without the plugins' processes halo runs as one.
+NotifyAccess=all
 {modprobe}ExecStart={run}
 # Validate first, so that `systemctl reload halo` fails, with the errors in the journal,
 # when the new file is invalid (the daemon would keep its running configuration anyway).

@@ -1,0 +1,135 @@
+"""Memory of halo's processes beside keepalived's, in one run.
+
+Runs, each in a lab namespace of its own: halo with the seeds' master/backup configuration
+(examples/master-backup/master.yaml), halo with the same instance plus HTTP and SSH checks,
+and keepalived 2.2.7 with the same instance (its three processes: parent, VRRP, checker).
+After a settling time it reads each process's RSS (/proc/PID/status) and PSS
+(/proc/PID/smaps_rollup: shared pages split among the processes sharing them).
+
+    sudo uv run python bench/memory/run.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "master-backup" / "master.yaml"
+
+CHECKS = """
+checks:
+  web:
+    type: http
+    connect_ip: 192.0.2.11
+    connect_port: 80
+    url: [{path: /}]
+  sshd:
+    type: ssh
+    connect_ip: 192.0.2.11
+    username: monitor
+    password: secret
+"""
+
+KEEPALIVED = """
+global_defs {
+    router_id LVS_DEVEL
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass 1111
+    }
+    virtual_ipaddress {
+        192.0.2.16
+        192.0.2.17
+        192.0.2.18
+    }
+}
+"""
+
+
+def status_kb(pid: int, key: str, name: str = "status") -> int:
+    with open(f"/proc/{pid}/{name}") as fh:
+        for line in fh:
+            if line.startswith(key):
+                return int(line.split()[1])
+    return 0
+
+
+def memory(pid: int) -> tuple[float, float]:
+    return status_kb(pid, "VmRSS:") / 1024, status_kb(pid, "Pss:", "smaps_rollup") / 1024
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def tree(pid: int) -> list[int]:
+    out = [pid]
+    for child in children(pid):
+        out += tree(child)
+    return out
+
+
+def bench(settle: float, work: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    from halo_tool_lab.halo import Halo
+    from halo_tool_lab.keepalived import Keepalived
+    from halo_tool_lab.netns import Lab, lab_unavailable_reason
+
+    reason = lab_unavailable_reason()
+    if reason:
+        raise SystemExit(f"bench/memory: {reason}")
+    seed = EXAMPLE.read_text()
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    with Lab(3) as lab:
+        h1, h2, h3 = lab.hosts
+        plain = Halo(h1, seed, work, name="seed")
+        checked = Halo(h2, seed + CHECKS, work, name="checks")
+        keepalived = Keepalived(h3, KEEPALIVED, work)
+        time.sleep(settle)
+        for label, halo in (("halo seed", plain), ("halo + http/ssh checks", checked)):
+            pids = tree(halo.proc.pid)
+            names = ["VRRP process"] + [f"worker {n}" for n in range(1, len(pids))]
+            results[label] = {n: memory(p) for n, p in zip(names, pids, strict=True)}
+        ka = tree(keepalived.pid)
+        names = ["parent"] + [f"child {n}" for n in range(1, len(ka))]
+        results["keepalived"] = {n: memory(p) for n, p in zip(names, ka, strict=True)}
+        plain.stop()
+        checked.stop()
+        keepalived.stop()
+    return results
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--settle", type=float, default=5.0, help="seconds before reading")
+    p.add_argument("--workdir", default="bench/results/memory")
+    args = p.parse_args()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    results = bench(args.settle, work)
+    (work / "result.json").write_text(json.dumps(results, indent=2))
+    print(f"{'':40}{'RSS MB':>10}{'PSS MB':>10}")
+    for label, procs in results.items():
+        for name, (rss, pss) in procs.items():
+            print(f"{label + ': ' + name:40}{rss:>10.1f}{pss:>10.1f}")
+        total_rss = sum(r for r, _ in procs.values())
+        total_pss = sum(p for _, p in procs.values())
+        print(f"{label + ': all processes':40}{total_rss:>10.1f}{total_pss:>10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

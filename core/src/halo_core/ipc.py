@@ -1,0 +1,213 @@
+"""The link between the VRRP process and the worker process (docs/processes.md).
+
+One ``SOCK_SEQPACKET`` socketpair: every datagram is one JSON object with a type ``t``.
+Events travel as ``{"t": "event", "kind": ..., <fields>}`` and are decoded back into the
+same :mod:`halo_core.events` dataclasses, so each side's event bus stays the programming
+model: what one side publishes, the other side's subscribers receive.
+
+Writes never block the event loop: a datagram the kernel cannot take now waits in a bounded
+queue flushed when the socket is writable; past the bound the oldest are dropped and
+counted (the supervisor restarts a worker that stops reading).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import json
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from halo_core.events import Event
+
+log = logging.getLogger("halo.ipc")
+
+Message = dict[str, Any]
+
+MAX_QUEUE = 10_000
+"""Datagrams waiting for a slow reader before the oldest are dropped."""
+BUFFER = 4 * 1024 * 1024
+"""Socket buffer asked for (the kernel caps it at net.core.wmem_max); a datagram larger
+than what the kernel grants cannot be sent and is dropped, counted."""
+
+
+def socketpair() -> tuple[socket.socket, socket.socket]:
+    """Two connected ends; the second is meant to be inherited by the worker."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for s in (ours, theirs):
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            s.setsockopt(socket.SOL_SOCKET, opt, BUFFER)
+    return ours, theirs
+
+
+def _event_classes() -> dict[str, type[Event]]:
+    out: dict[str, type[Event]] = {}
+    todo: list[type[Event]] = [Event]
+    while todo:
+        cls = todo.pop()
+        out.setdefault(cls.kind, cls)
+        todo += cls.__subclasses__()
+    return out
+
+
+def encode_event(event: Event) -> Message | None:
+    """``event`` as a message, or None when a field is not plain data (such an event, e.g.
+    a pool's desired state carrying its config, stays on its own side)."""
+    msg: Message = {"t": "event", "kind": event.kind}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if not isinstance(value, str | int | float | bool | None):
+            return None
+        msg[f.name] = value
+    return msg
+
+
+def decode_event(msg: Message, classes: dict[str, type[Event]] | None = None) -> Event | None:
+    """The event a message carries, or None for an unknown kind or malformed fields."""
+    cls = (classes or _event_classes()).get(str(msg.get("kind")))
+    if cls is None or cls is Event:
+        return None
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in msg.items() if k in names})
+    except TypeError:
+        return None
+
+
+@dataclasses.dataclass
+class LinkStats:
+    sent: int = 0
+    received: int = 0
+    queued_max: int = 0
+    dropped: int = 0
+    undecodable: int = 0
+
+
+class Link:
+    """One end of the socketpair on the running event loop."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_message: Callable[[Message], None],
+        on_close: Callable[[], None] = lambda: None,
+    ) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.on_message = on_message
+        self.on_close = on_close
+        self.stats = LinkStats()
+        self.closed = False
+        self._queue: deque[bytes] = deque()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
+        self._classes = _event_classes()
+        self._buffer = bytearray(BUFFER)
+
+    def send(self, msg: Message) -> None:
+        """Send now or queue; never blocks, never raises."""
+        if self.closed:
+            return
+        try:
+            # default=str: a plugin's status() may hold addresses and such.
+            data = json.dumps(msg, separators=(",", ":"), default=str).encode()
+        except (TypeError, ValueError) as exc:
+            self.stats.dropped += 1
+            log.error("ipc: cannot encode a %s message: %s", msg.get("t"), exc)
+            return
+        if not self._queue and self._write(data):
+            return
+        if len(self._queue) >= MAX_QUEUE:
+            self._queue.popleft()
+            self.stats.dropped += 1
+        self._queue.append(data)
+        self.stats.queued_max = max(self.stats.queued_max, len(self._queue))
+        if len(self._queue) == 1:
+            self._loop.add_writer(self.sock.fileno(), self._writable)
+
+    def send_event(self, event: Event) -> bool:
+        msg = encode_event(event)
+        if msg is None:
+            return False
+        self.send(msg)
+        return True
+
+    def event_of(self, msg: Message) -> Event | None:
+        event = decode_event(msg, self._classes)
+        if event is None:
+            self.stats.undecodable += 1
+        return event
+
+    def _write(self, data: bytes) -> bool:
+        """True when the datagram was sent or can never be (dropped); False: try later."""
+        try:
+            self.sock.send(data)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno == errno.EMSGSIZE:  # larger than the socket buffer
+                self.stats.dropped += 1
+                log.error("ipc: a %d-byte message is too large; dropped", len(data))
+                return True
+            self._lost()
+            return True
+        self.stats.sent += 1
+        return True
+
+    def _writable(self) -> None:
+        while self._queue:
+            if not self._write(self._queue[0]):
+                return
+            if self.closed:
+                return
+            self._queue.popleft()
+        self._loop.remove_writer(self.sock.fileno())
+
+    def _readable(self) -> None:
+        for _ in range(256):  # then let the loop run timers: adverts come first
+            try:
+                size = self.sock.recv_into(self._buffer)
+            except BlockingIOError:
+                return
+            except OSError:
+                size = 0
+            if not size:
+                self._lost()
+                return
+            self.stats.received += 1
+            try:
+                msg = json.loads(self._buffer[:size])
+            except ValueError:
+                self.stats.undecodable += 1
+                continue
+            if isinstance(msg, dict):
+                self.on_message(msg)
+            if self.closed:
+                return
+
+    def _lost(self) -> None:
+        if self.closed:
+            return
+        self.close()
+        self.on_close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        fd = self.sock.fileno()
+        if fd >= 0:
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
+        self._queue.clear()
+        self.sock.close()
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (bounded) until every queued datagram has reached the kernel."""
+        deadline = self._loop.time() + timeout
+        while self._queue and not self.closed and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)

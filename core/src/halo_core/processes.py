@@ -1,0 +1,382 @@
+"""halo as two processes (docs/processes.md): the VRRP process that ``halo run`` starts, and
+a worker it supervises for everything else.
+
+The VRRP process runs the VRRP engine and the backends that provide addresses, nothing
+else. The worker (``python -m halo_core.worker``, started by :class:`WorkerSupervisor`)
+loads the same configuration and runs checks, pools, notifiers, the other backends and
+every plugin hook; it sees VRRP through :class:`VrrpPeer`. Both talk over a
+:class:`~halo_core.ipc.Link`; events published on either side's bus reach the other
+side's subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from halo_core import ipc
+from halo_core.events import (
+    CheckStateChanged,
+    Event,
+    PriorityChanged,
+    SyncGroupStateChanged,
+    VrrpStateChanged,
+)
+from halo_core.vrrp import status as vrrp_status
+
+if TYPE_CHECKING:
+    from halo_core.config import Config
+    from halo_core.daemon import Daemon
+    from halo_core.plugins import Plugins
+
+log = logging.getLogger("halo")
+
+WORKER_HOOKS = ("halo_subscribe", "halo_startup", "halo_daemon_state", "halo_reload")
+PING_INTERVAL = 1.0
+HANG_LIMIT = 10.0
+"""A worker that answers no ping for this long is killed and restarted."""
+STOP_LIMIT = 15.0
+"""How long the worker may take to stop (its shutdown hooks) before it is killed."""
+STABLE_AFTER = 30.0
+"""A worker that ran this long restarts after the shortest delay again."""
+NOT_FORWARDED = frozenset({"config_reloaded"})
+"""Kinds each side publishes for itself (both reload the file)."""
+
+
+def needs_worker(config: Config, plugins: Plugins) -> bool:
+    """Whether anything besides VRRP and its addresses must run: checks, notifiers, virtual
+    servers, backends that do not provide addresses, or plugins with daemon hooks. If not,
+    halo runs as one process."""
+    m = config.model
+    if m.checks or m.notifiers or m.virtual_servers:
+        return True
+    providers = set(plugins.providers("addresses"))
+    if any(c.type not in providers for c in m.backends.values()):
+        return True
+    return any(getattr(plugins.hook, h).get_hookimpls() for h in WORKER_HOOKS)
+
+
+def _vrrp_kind(event: Event) -> bool:
+    return isinstance(event, VrrpStateChanged | PriorityChanged | SyncGroupStateChanged)
+
+
+class WorkerSupervisor:
+    """In the VRRP process: starts the worker, restarts it when it dies or hangs (with a
+    growing delay, counted and logged), and bridges the two buses. Never waits on the
+    worker from the VRRP loop: every write is non-blocking."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.link: ipc.Link | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self.stopping = False
+        self.ready = False
+        self._failures = 0  # restarts in a row without a stable run
+        self._started_at = 0.0
+        self._last_pong = 0.0
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._status_pending = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # What VRRP publishes while it starts, before the first worker exists: the first
+        # worker's notifiers hear it (a restarted worker starts from the status instead).
+        self._early: list[Event] | None = []
+        daemon.bus.taps.append(self._tap)
+
+    def wants(self) -> list[str]:
+        """Kinds this side's subscribers ask for by name (the engine's check_state and
+        backend_failed): the worker sends only those, not its thousands of check results a
+        second. A subscriber of every kind (the address backend) gets what arrives."""
+        kinds: set[str] = {"check_state", "backend_failed"}
+        for sub in self.daemon.bus.subscriptions:
+            kinds |= sub.kinds or set()
+        return sorted(kinds)
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        self._spawn_soon(0.0)
+
+    def _spawn_soon(self, delay: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._spawn(delay), name="worker:spawn")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _spawn(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        if self.stopping:
+            return
+        ours, theirs = ipc.socketpair()
+        d = self.daemon
+        cmd = [sys.executable, "-m", "halo_core.worker", "--fd", str(theirs.fileno())]
+        cmd += ["--config", d.config.path]
+        level = logging.getLevelName(logging.getLogger("halo").getEffectiveLevel())
+        cmd += ["--log-level", str(level).lower(), *d.log_options]
+        try:
+            process = await asyncio.create_subprocess_exec(*cmd, pass_fds=(theirs.fileno(),))
+        except OSError as exc:
+            ours.close()
+            theirs.close()
+            log.error("worker process: cannot start: %s", exc)
+            self._after_exit(None)
+            return
+        theirs.close()
+        self.process = process
+        self.ready = False
+        self.link = link = ipc.Link(ours, self._on_message)
+        self._started_at = self._last_pong = time.monotonic()
+        link.send(
+            {
+                "t": "hello",
+                "pid": os.getpid(),
+                "wants": self.wants(),
+                "checks": dict(d.known_checks),
+                "status": self._status_wire(),
+            }
+        )
+        early, self._early = self._early or [], None
+        for event in early:
+            link.send_event(event)
+        log.info("worker process %d started", process.pid)
+        self._arm_ping()
+        code = await process.wait()
+        link.close()
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+        if not self.stopping:
+            self._after_exit(code)
+
+    def _after_exit(self, code: int | None) -> None:
+        if time.monotonic() - self._started_at > STABLE_AFTER:
+            self._failures = 0
+        self._failures += 1
+        self.restarts += 1
+        delay = min(10.0, 0.2 * 2 ** (self._failures - 1))
+        how = f"exited with status {code}" if code is not None and code >= 0 else "was killed"
+        if code is not None and code < 0:
+            how = f"was killed by {signal.Signals(-code).name}"
+        log.error(
+            "worker process %s; restart %d in %.1fs (VRRP is not affected; tracked checks keep"
+            " their last state meanwhile)",
+            how,
+            self.restarts,
+            delay,
+        )
+        self._spawn_soon(delay)
+
+    def _arm_ping(self) -> None:
+        self._ping_timer = asyncio.get_running_loop().call_later(PING_INTERVAL, self._ping)
+
+    def _ping(self) -> None:
+        link, process = self.link, self.process
+        if link is None or link.closed or process is None or process.returncode is not None:
+            return
+        silent = time.monotonic() - self._last_pong
+        if silent > HANG_LIMIT:
+            log.error("worker process %d answered nothing for %.0fs: killed", process.pid, silent)
+            process.kill()
+            return
+        link.send({"t": "ping"})
+        self._arm_ping()
+
+    def reload(self, vrrp_changes: list[str]) -> None:
+        if self.link is not None:
+            self.link.send({"t": "reload", "vrrp_changes": vrrp_changes})
+
+    async def stop(self) -> None:
+        """Tell the worker to stop (after the STOP transitions it has been sent), wait for
+        it (bounded), kill it if it does not go."""
+        self.stopping = True
+        for task in list(self._tasks):
+            if self.process is None:
+                task.cancel()
+        link, process = self.link, self.process
+        if link is not None:
+            link.send({"t": "stop"})
+            await link.flush(2.0)
+        if process is not None and process.returncode is None:
+            try:
+                await asyncio.wait_for(process.wait(), STOP_LIMIT)
+            except TimeoutError:
+                log.error("worker process %d did not stop in %gs: killed", process.pid, STOP_LIMIT)
+                process.kill()
+                await process.wait()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- messages
+
+    def _tap(self, event: Event) -> None:
+        if event.kind in NOT_FORWARDED:
+            return
+        if self._early is not None and len(self._early) < ipc.MAX_QUEUE:
+            self._early.append(event)
+        link = self.link
+        if link is None or link.closed:
+            return
+        link.send_event(event)
+        if _vrrp_kind(event) and not self._status_pending:
+            # The worker's view is refreshed after a burst of transitions, once.
+            self._status_pending = True
+            asyncio.get_running_loop().call_later(0.05, self._push_status)
+
+    def _push_status(self) -> None:
+        self._status_pending = False
+        if self.link is not None:
+            self.link.send({"t": "status", "status": self._status_wire()})
+
+    def _status_wire(self) -> dict[str, Any] | None:
+        """The VRRP state for the worker's view, with this process's backends and bus."""
+        status = self.daemon.vrrp_status()
+        if status is None:
+            return None
+        backends: dict[str, Any] = {}
+        for name, backend in self.daemon.backends.items():
+            try:
+                backends[name] = dict(backend.status())
+            except Exception as exc:  # plugin territory: the status must still answer
+                backends[name] = {"error": f"status() failed: {type(exc).__name__}: {exc}"}
+        wire = vrrp_status.to_wire(status)
+        wire["backends"] = backends
+        wire["bus"] = self.daemon.bus.status()
+        return wire
+
+    def _on_message(self, msg: ipc.Message) -> None:
+        t = msg.get("t")
+        link = self.link
+        assert link is not None
+        if t == "event":
+            event = link.event_of(msg)
+            if event is None:
+                return
+            if isinstance(event, CheckStateChanged):
+                self.daemon.known_checks[event.check] = event.up
+            self.daemon.bus.publish(event, tap=False)
+        elif t == "pong":
+            self._last_pong = time.monotonic()
+        elif t == "status?":
+            link.send({"t": "status", "id": msg.get("id"), "status": self._status_wire()})
+        elif t == "ready":
+            self.ready = True
+            log.info("worker process %s ready", self.process.pid if self.process else "?")
+
+
+class VrrpPeer:
+    """In the worker: the VRRP process as this side sees it. Holds the read-only
+    :class:`~halo_core.vrrp.status.VrrpStatus`, forwards what the VRRP side consumes, and
+    publishes what VRRP publishes on this side's bus."""
+
+    def __init__(self, daemon: Daemon, sock: socket.socket) -> None:
+        self.daemon = daemon
+        self.link = ipc.Link(sock, self._on_message, self._on_close)
+        self.status: vrrp_status.VrrpStatus | None = None
+        self.wants: frozenset[str] | None = frozenset()
+        self.hello = asyncio.get_running_loop().create_future()
+        self.stop_requested = asyncio.Event()
+        self._pending: list[Event] | None = []  # events until the daemon has started
+        self._requests: dict[int, asyncio.Future[None]] = {}
+        self._next_id = 0
+        self._reloads: set[asyncio.Task[bool]] = set()
+        daemon.bus.taps.append(self._tap)
+
+    def started(self) -> None:
+        pending, self._pending = self._pending or [], None
+        for event in pending:
+            self.daemon.bus.publish(event, tap=False)
+        self.link.send({"t": "ready"})
+
+    async def refresh(self, timeout: float = 1.0) -> None:
+        self._next_id += 1
+        ident = self._next_id
+        future = self._requests[ident] = asyncio.get_running_loop().create_future()
+        self.link.send({"t": "status?", "id": ident})
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass  # the last state known stays
+        finally:
+            self._requests.pop(ident, None)
+
+    def _tap(self, event: Event) -> None:
+        if event.kind in NOT_FORWARDED:
+            return
+        if self.wants is None or event.kind in self.wants:
+            self.link.send_event(event)
+
+    def _apply(self, event: Event) -> None:
+        """Keep the view current between full status records: a state or priority change
+        is known here before any subscriber hears of it."""
+        from dataclasses import replace
+
+        s = self.status
+        if s is None:
+            return
+        if isinstance(event, VrrpStateChanged) and event.group is None:
+            inst = s.instances.get(event.instance)
+            if inst is not None:
+                s.instances[event.instance] = replace(
+                    inst, state=event.new, priority=event.priority
+                )
+        elif isinstance(event, PriorityChanged):
+            inst = s.instances.get(event.instance)
+            if inst is not None:
+                s.instances[event.instance] = replace(inst, priority=event.new)
+        elif isinstance(event, SyncGroupStateChanged):
+            s.group_states[event.group] = event.new
+
+    def _on_message(self, msg: ipc.Message) -> None:
+        t = msg.get("t")
+        if t == "event":
+            event = self.link.event_of(msg)
+            if event is None:
+                return
+            self._apply(event)
+            if self._pending is not None:
+                self._pending.append(event)
+            else:
+                self.daemon.bus.publish(event, tap=False)
+        elif t == "status":
+            self._set_status(msg.get("status"))
+            future = self._requests.get(msg.get("id", 0))
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif t == "ping":
+            self.link.send({"t": "pong"})
+        elif t == "hello":
+            self._set_status(msg.get("status"))
+            wants = msg.get("wants")
+            self.wants = frozenset(wants) if isinstance(wants, list) else None
+            checks = msg.get("checks")
+            if isinstance(checks, dict):
+                self.daemon.known_checks = {str(k): bool(v) for k, v in checks.items()}
+            if not self.hello.done():
+                self.hello.set_result(None)
+        elif t == "reload":
+            changes = msg.get("vrrp_changes")
+            self.daemon.vrrp_changes = [str(c) for c in changes or []]
+            task = asyncio.get_running_loop().create_task(self.daemon._reload_on_signal())
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+        elif t == "stop":
+            self.stop_requested.set()
+
+    def _set_status(self, wire: object) -> None:
+        if isinstance(wire, dict):
+            try:
+                self.status = vrrp_status.from_wire(wire)
+            except (KeyError, TypeError) as exc:
+                log.error("worker: malformed VRRP status from the VRRP process: %s", exc)
+
+    def _on_close(self) -> None:
+        if not self.stop_requested.is_set():
+            log.warning("worker: the VRRP process is gone; stopping")
+        self.stop_requested.set()
+        if not self.hello.done():
+            self.hello.set_result(None)
