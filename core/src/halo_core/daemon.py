@@ -148,7 +148,9 @@ class Daemon:
         from halo_core.vrrp.engine import VrrpEngine
 
         self.vrrp = VrrpEngine(self.config.model, self.bus, self.clock, check_up=self._check_up)
-        self.bus.subscribe(self.vrrp.on_backend_failed, kinds=["backend_failed"], name="vrrp")
+        self.bus.subscribe(
+            self.vrrp.on_backend_failed, kinds=["backend_failed", "backend_cleared"], name="vrrp"
+        )
         self.vrrp.start()
         self._fault_without_address_backend()
 

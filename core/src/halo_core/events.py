@@ -140,6 +140,25 @@ class BackendFailed(Event):
     backend: str
     error: str
     instance: str | None = None
+    until_cleared: bool = False
+    """False: the instance leaves FAULT after a while and tries again (an address that
+    could not be added). True: it stays in FAULT until the backend publishes
+    :class:`BackendCleared` for it (a failure the backend watches itself, e.g. a routing
+    daemon it keeps restarting), so that it never claims MASTER in between."""
+
+    @property
+    def source(self) -> str:
+        return f"backend:{self.backend}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendCleared(Event):
+    """The failure a backend reported with ``until_cleared`` for ``instance`` is over: the
+    instance may leave FAULT."""
+
+    kind: ClassVar[str] = "backend_cleared"
+    backend: str
+    instance: str
 
     @property
     def source(self) -> str:

@@ -93,7 +93,7 @@ class WorkerSupervisor:
         """Kinds this side's subscribers ask for by name (the engine's check_state and
         backend_failed): the worker sends only those, not its thousands of check results a
         second. A subscriber of every kind (the address backend) gets what arrives."""
-        kinds: set[str] = {"check_state", "backend_failed"}
+        kinds: set[str] = {"check_state", "backend_failed", "backend_cleared"}
         for sub in self.daemon.bus.subscriptions:
             kinds |= sub.kinds or set()
         return sorted(kinds)

@@ -26,6 +26,7 @@ from halo_core import log as halo_log
 from halo_core.bus import EventBus, Subscription
 from halo_core.config.model import HaloConfig, Track, VrrpInstance
 from halo_core.events import (
+    BackendCleared,
     BackendFailed,
     CheckStateChanged,
     Event,
@@ -676,7 +677,11 @@ class VrrpEngine:
 
     def on_backend_failed(self, event: Event) -> None:
         """A backend could not put this instance's state in the kernel (e.g. add a VIP): go
-        to FAULT rather than claim what we cannot hold, and try again later."""
+        to FAULT rather than claim what we cannot hold, and try again later - or, for a
+        failure the backend watches itself (``until_cleared``), when it says it is over."""
+        if isinstance(event, BackendCleared) and event.instance in self.instances:
+            self.instances[event.instance].step(fsm.FaultCleared(f"backend {event.backend} failed"))
+            return
         if not isinstance(event, BackendFailed) or event.instance not in self.instances:
             return
         inst = self.instances[event.instance]
@@ -691,9 +696,10 @@ class VrrpEngine:
             extra=halo_log.fields(instance=inst.name, backend=event.backend, reason=event.error),
         )
         inst.step(fsm.FaultSet(reason))
-        self.clock.call_at(
-            self.clock.now() + self.BACKEND_RETRY, lambda: inst.step(fsm.FaultCleared(reason))
-        )
+        if not event.until_cleared:
+            self.clock.call_at(
+                self.clock.now() + self.BACKEND_RETRY, lambda: inst.step(fsm.FaultCleared(reason))
+            )
 
     def _sync(self, inst: InstanceRuntime, change: fsm.StateChanged, forced: bool) -> None:
         """keepalived's sync groups: a member's own transition carries the others along."""

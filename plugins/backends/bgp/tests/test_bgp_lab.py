@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -257,3 +258,8 @@ def test_a_speaker_that_cannot_start_sends_the_master_to_fault(
     assert router.wait_routes([str(n2.ipv4)]), router.routes()
     assert wait_answers(topo, {"n2"}), ask(topo)
     assert "bgp: exabgp did not start: exabgp exited with 1" in h1.log
+    # held in FAULT while the speaker cannot run: no preemption when the engine's usual
+    # 10 s retry of a failed backend comes round
+    time.sleep(11)
+    assert not h1.wait_state("VI_4", "MASTER", timeout=0.1, count=2), h1.log
+    assert h2.wait_state("VI_4", "MASTER", timeout=0.1), h2.log

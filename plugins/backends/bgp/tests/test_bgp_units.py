@@ -226,6 +226,7 @@ async def test_a_speaker_that_cannot_start_sends_followed_instances_to_fault(
     failed = [e for e in events if isinstance(e, BackendFailed)]
     assert "did not start" in failed[0].error and failed[0].instance is None
     assert failed[-1].instance == "VI_1" and "cannot be started" in failed[-1].error
+    assert failed[-1].until_cleared  # FAULT until the speaker runs again, not 10 s
 
 
 async def test_exabgp_is_driven_restarted_and_stopped(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from halo_backend_bgp.speakers import (
 )
 from halo_core.events import (
     BackendApplied,
+    BackendCleared,
     BackendFailed,
     CheckResultEvent,
     CheckStateChanged,
@@ -209,7 +210,10 @@ class BgpBackend(Backend):
         self.context.bus.publish(BackendFailed(backend=self.name, error=error))
 
     def _fault(self, instance: str, error: str) -> None:
-        self.context.bus.publish(BackendFailed(backend=self.name, error=error, instance=instance))
+        # held until the speaker runs again: no MASTER in between that cannot be announced
+        self.context.bus.publish(
+            BackendFailed(backend=self.name, error=error, instance=instance, until_cleared=True)
+        )
 
     # -- the speaker's life --------------------------------------------------------------------
 
@@ -231,6 +235,11 @@ class BgpBackend(Backend):
                     self._applied(f"{self.speaker.name} restarted (pid {self.speaker.pid})")
                 first = False
                 failures = 0
+                if self.gave_up:
+                    for instance in self.vips:
+                        self.context.bus.publish(
+                            BackendCleared(backend=self.name, instance=instance)
+                        )
                 self.gave_up = False
                 self.up = True
                 self.announced.clear()
