@@ -678,7 +678,11 @@ class IpvsBackend(Backend):
         return {
             "state_file": str(self.state_path),
             "services": {
-                p.label: {"key": str(p.key), "error": self.broken.get(p.key)} for p in self.planned
+                (p.label if len(self.by_label[p.label]) == 1 else f"{p.label} {p.key}"): {
+                    "key": str(p.key),
+                    "error": self.broken.get(p.key),
+                }
+                for p in self.planned
             },
             "counters": dict(self.counters),
         }
