@@ -554,7 +554,6 @@ class IpvsBackend(Backend):
             if (
                 isinstance(event, VrrpStateChanged)
                 and sync is not None
-                and event.group is None
                 and event.instance == sync.vrrp_instance
             ):
                 async with self.lock:
