@@ -422,6 +422,99 @@ class ServerAddress:
         return f"{host}:{self.port}" if self.port else str(self.address)
 
 
+@dataclass(frozen=True)
+class GroupEntry:
+    """One entry of a virtual server group (keepalived's ``virtual_server_group``):
+    ``"192.0.2.1 80"``; a range ``"192.0.2.10-20 80"`` (up to that last byte, or last group
+    of IPv6 in hex), ``"192.0.2.250-192.0.3.10 80"`` or ``"192.0.2.8/29 80"``; or
+    ``"fwmark 7"``. Each address (or mark) is a service of its own with the same real
+    servers and the same checks."""
+
+    first: IPAddress | None = None
+    last: IPAddress | None = None  # the range's last address (None: a single address)
+    port: int = 0
+    fwmark: int | None = None
+
+    LARGEST: ClassVar[int] = 4096  # addresses in one range: each is a kernel service
+
+    @classmethod
+    def parse(cls, value: Any) -> GroupEntry:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string like '192.0.2.1 80', not {type(value).__name__}")
+        words = value.split()
+        if words[:1] == ["fwmark"]:
+            if len(words) != 2 or not words[1].isdigit() or not 0 < int(words[1]) < 2**32:
+                raise ValueError(f"{value!r}: fwmark needs a number from 1 to {2**32 - 1}")
+            return cls(fwmark=int(words[1]))
+        if len(words) not in (1, 2):
+            raise ValueError(f"{value!r} is not 'ADDRESS PORT', 'FIRST-LAST PORT' or 'fwmark N'")
+        first, last = cls._range(value, words[0])
+        port = 0
+        if len(words) == 2:
+            if not words[1].isdigit() or int(words[1]) > 65535:
+                raise ValueError(f"{value!r}: port must be 0 to 65535")
+            port = int(words[1])
+        return cls(first, last, port)
+
+    @staticmethod
+    def _range(value: str, text: str) -> tuple[IPAddress, IPAddress | None]:
+        if "/" in text:
+            try:
+                net = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an address range") from None
+            first, last = net[0], net[-1]
+        else:
+            host, _, end = text.partition("-")
+            try:
+                first = ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"{host!r} is not an IP address") from None
+            if not end:
+                return first, None
+            if "." in end or ":" in end:
+                try:
+                    last = ipaddress.ip_address(end)
+                except ValueError:
+                    raise ValueError(f"{value!r}: {end!r} is not an IP address") from None
+            else:
+                v6 = first.version == 6
+                width = 0xFFFF if v6 else 0xFF
+                try:
+                    low = int(end, 16 if v6 else 10)
+                except ValueError:
+                    raise ValueError(f"{value!r}: the range end {end!r} is no number") from None
+                if not 0 <= low <= width:
+                    raise ValueError(f"{value!r}: the range end {end!r} is too large")
+                last = ipaddress.ip_address((int(first) & ~width) + low)
+        if last.version != first.version or int(last) < int(first):
+            raise ValueError(f"{value!r}: the range ends before it starts")
+        if int(last) - int(first) >= GroupEntry.LARGEST:
+            raise ValueError(f"{value!r}: more than {GroupEntry.LARGEST} addresses")
+        return first, last
+
+    @classmethod
+    def __json_schema__(cls) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "description": "ADDRESS PORT, FIRST-LAST PORT, NETWORK/PREFIX PORT or fwmark N",
+        }
+
+    def addresses(self) -> list[IPAddress]:
+        """Every address of the entry (none for a firewall mark)."""
+        if self.first is None:
+            return []
+        if self.last is None:
+            return [self.first]
+        return [ipaddress.ip_address(n) for n in range(int(self.first), int(self.last) + 1)]
+
+    def __str__(self) -> str:
+        if self.fwmark is not None:
+            return f"fwmark {self.fwmark}"
+        span = f"{self.first}-{self.last}" if self.last is not None else str(self.first)
+        return f"{span} {self.port}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class RealServer:
     """One server behind a virtual service (keepalived's ``real_server``)."""
@@ -485,6 +578,34 @@ class VirtualServer:
     lb_kind: Annotated[
         Literal["NAT", "DR", "TUN"], Alias(("lvs_method",)), Doc("forwarding method")
     ] = "NAT"
+    lb_flags: Annotated[
+        list[
+            Literal[
+                "mh-fallback", "mh-port", "sh-fallback", "sh-port", "flag-1", "flag-2", "flag-3"
+            ]
+        ],
+        Doc(
+            "scheduler flags: mh-/sh-fallback (skip a real server of weight 0), mh-/sh-port"
+            " (hash the port too), or the raw flag-1..3 of any scheduler"
+        ),
+    ] = field(default_factory=list)
+    tun_type: Annotated[
+        Literal["ipip", "gue", "gre"], Doc("encapsulation of lb_kind TUN (gue and gre: Linux 5.3+)")
+    ] = "ipip"
+    tun_port: Annotated[
+        int | None, Range(1, 65535), Doc("destination UDP port of tun_type gue")
+    ] = None
+    tun_checksum: Annotated[
+        Literal["nocsum", "csum", "remcsum"],
+        Doc("checksum of gue and gre tunnels: none, outer, remote (gue only)"),
+    ] = "nocsum"
+    group: Annotated[
+        list[GroupEntry],
+        Doc(
+            "keepalived's virtual_server_group: services sharing these real servers and"
+            " checks, instead of address/port or fwmark"
+        ),
+    ] = field(default_factory=list)
     persistence_timeout: Annotated[
         Seconds | None, Doc("pin a client to its real server this long")
     ] = None
@@ -520,14 +641,16 @@ class VirtualServer:
             return self.name
         if self.fwmark is not None:
             return f"fwmark:{self.fwmark}"
-        assert self.address is not None
+        if self.address is None:
+            return f"group:{self.group[0]}" if self.group else "?"
         host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
         return f"{host}:{self.port or 0}"
 
     def __check__(self) -> list[tuple[tuple[str | int, ...], str]]:
         problems: list[tuple[tuple[str | int, ...], str]] = []
-        if (self.address is None) == (self.fwmark is None):
-            problems.append(((), "needs either 'address' (with 'port') or 'fwmark'"))
+        if (self.address is not None) + (self.fwmark is not None) + bool(self.group) != 1:
+            problems.append(((), "needs one of 'address' (with 'port'), 'fwmark' or 'group'"))
+        problems += self._lvs_problems()
         seen: set[tuple[str, int | None]] = set()
         for i, rs in enumerate(self.real_servers):
             key = (str(rs.address), rs.port or self.port)
@@ -547,6 +670,30 @@ class VirtualServer:
                         "address family differs from the virtual server's",
                     )
                 )
+        return problems
+
+    def _lvs_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for i, flag in enumerate(self.lb_flags):
+            owner = flag.partition("-")[0]
+            if owner in ("mh", "sh") and owner != self.lb_algo:
+                problems.append((("lb_flags", i), f"{flag} needs lb_algo {owner}"))
+        if self.lb_kind != "TUN":
+            for key, default in (
+                ("tun_type", "ipip"),
+                ("tun_port", None),
+                ("tun_checksum", "nocsum"),
+            ):
+                if getattr(self, key) != default:
+                    problems.append(((key,), "only for lb_kind TUN"))
+        elif self.tun_type == "gue" and self.tun_port is None:
+            problems.append((("tun_port",), "tun_type gue needs tun_port"))
+        elif self.tun_type != "gue" and self.tun_port is not None:
+            problems.append((("tun_port",), "only for tun_type gue"))
+        if self.tun_type == "ipip" and self.tun_checksum != "nocsum":
+            problems.append((("tun_checksum",), "ipip tunnels have no checksum option"))
+        if self.tun_type == "gre" and self.tun_checksum == "remcsum":
+            problems.append((("tun_checksum",), "remcsum is for tun_type gue only"))
         return problems
 
 

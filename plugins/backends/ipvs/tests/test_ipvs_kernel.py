@@ -520,3 +520,110 @@ def test_flush_on_stop_removes_only_halos_services(scenario: Scenario) -> None:
     if IPVSADM:
         assert "TCP 203.0.113.99:80" in left
     assert json.loads((s.state_dir / "ipvs-lb.json").read_text())["services"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# keepalived's virtual_server_group, lvs_method TUN, the mh scheduler's flags, lvs_timeouts and
+# lvs_sync_daemon: a daemon of its own in a namespace of its own (its own IPVS table)
+
+GROUP_VIP = "203.0.113.20"
+
+
+def test_group_tunnel_mh_timeouts_and_sync_daemon(tmp_path: Path) -> None:
+    """A group of one address, a range of two and a firewall mark: four services with the same
+    real servers, forwarded through GUE tunnels, scheduled by mh with both flags; the kernel's
+    timeouts as configured; the sync daemon backup at start, master once VI_2 is MASTER, gone
+    when halo stops. `halo ipvs` prints what `ipvsadm -Ln` prints."""
+    conf = {
+        "global": {"state_dir": str(tmp_path / "state"), "log_format": "json"},
+        "backends": {
+            "lb": {
+                "type": "ipvs",
+                "reconcile_interval": "1s",
+                "flush_on_stop": True,
+                "connection_timeouts": {"tcp": 900, "tcp_fin": 60, "udp": 200},
+                "sync_daemon": {"interface": "eth0", "vrrp_instance": "VI_2", "syncid": 5},
+            }
+        },
+        "vrrp_instances": {
+            "VI_2": {
+                "interface": "eth0",
+                "virtual_router_id": 52,
+                "priority": 100,
+                "version": 3,
+                "advert_int": 1,
+                "virtual_ipaddress": [GROUP_VIP],
+            }
+        },
+        "virtual_servers": [
+            {
+                "name": "farm",
+                "group": [f"{GROUP_VIP} 80", "203.0.113.21-22 8080", "fwmark 9"],
+                "lb_algo": "mh",
+                "lb_flags": ["mh-fallback", "mh-port"],
+                "lb_kind": "TUN",
+                "tun_type": "gue",
+                "tun_port": 6080,
+                "tun_checksum": "csum",
+                "real_servers": [{"address": "192.0.2.31", "weight": 2}, {"address": "192.0.2.32"}],
+            }
+        ],
+    }
+    with Lab(["lvs"]) as lab:
+        lvs = lab.host("lvs")
+        lvs.ip("addr", "add", "192.0.2.30/24", "dev", "eth0")
+        daemon = Halo(lvs, json.dumps(conf), tmp_path, name="halo-group")
+        try:
+            want = {
+                f"TCP {GROUP_VIP}:80": {
+                    "192.0.2.31:80": ("Tunnel", 2),
+                    "192.0.2.32:80": ("Tunnel", 1),
+                },
+                "TCP 203.0.113.21:8080": {
+                    "192.0.2.31:8080": ("Tunnel", 2),
+                    "192.0.2.32:8080": ("Tunnel", 1),
+                },
+                "TCP 203.0.113.22:8080": {
+                    "192.0.2.31:8080": ("Tunnel", 2),
+                    "192.0.2.32:8080": ("Tunnel", 1),
+                },
+                "FWM 9": {"192.0.2.31:0": ("Tunnel", 2), "192.0.2.32:0": ("Tunnel", 1)},
+            }
+            assert wait_until(lambda: ipvs_table(lvs) == want, 120 * SLOW + 10, POLL), (
+                ipvs_table(lvs),
+                daemon.log[-3000:],
+            )
+            shown = lvs.run(sys.executable, "-m", "halo_core.cli", "ipvs", timeout=120).stdout
+            assert f"TCP  {GROUP_VIP}:80 mh (mh-fallback,mh-port)\n" in shown
+            assert "FWM  9 mh (mh-fallback,mh-port)\n" in shown
+            as_json = json.loads(
+                lvs.run(sys.executable, "-m", "halo_core.cli", "ipvs", "--json", timeout=120).stdout
+            )
+            tunnels = {
+                (d["address"], d["port"], json.dumps(d["tunnel"]))
+                for svc_ in as_json["services"]
+                for d in svc_["dests"]
+            }
+            assert {t[2] for t in tunnels} == {
+                json.dumps({"type": "gue", "port": 6080, "checksum": "csum"})
+            }, tunnels
+            assert {tuple(s_["flags"]) for s_ in as_json["services"]} == {
+                ("mh-fallback", "mh-port")
+            }
+            assert daemon.wait_log(r"VI_2: entering MASTER", 60 * SLOW + 10, POLL), daemon.log
+            assert daemon.wait_log(r"IPVS sync daemon master", 30 * SLOW + 5, POLL), daemon.log
+            if IPVSADM:
+                assert shown == lvs.run(IPVSADM, "-Ln").stdout
+                timeouts = lvs.run(IPVSADM, "-L", "--timeout").stdout
+                assert "Timeout (tcp tcpfin udp): 900 60 200" in timeouts, timeouts
+                sync = lvs.run(IPVSADM, "-L", "--daemon").stdout
+                assert "master sync daemon (mcast=eth0, syncid=5" in sync, sync
+                assert "backup sync daemon" not in sync, sync
+            messages = daemon.log
+            assert "IPVS sync daemon backup on eth0 (syncid 5)" in messages
+        finally:
+            if daemon.running:
+                assert daemon.stop(STOP) == 0
+        assert ipvs_table(lvs) == {}
+        if IPVSADM:
+            assert lvs.run(IPVSADM, "-L", "--daemon").stdout.strip() == ""

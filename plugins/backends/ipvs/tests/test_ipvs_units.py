@@ -33,6 +33,7 @@ from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged, 
 from halo_core.plugin_api import PluginContext
 from halo_core.scheduler import Scheduler
 from halo_tool_lab.clock import FakeClock
+from halo_tool_lab.testing import config_errors
 
 V4 = ServiceKey(2, 6, "203.0.113.1", 80)
 
@@ -80,10 +81,82 @@ def test_dests_of_members() -> None:
         PoolMember("192.0.2.14", None, 0),
         PoolMember("192.0.2.13", 8080, 1, sorry=True),  # same address/port: first wins
     ]
-    assert model.dests_of(members, fwd=0) == {
+    planned = model.Planned("web", ServiceKey(2, 6, "203.0.113.1", 0), ServiceAttrs("rr"), 0)
+    assert model.dests_of(members, planned) == {
         DestKey("192.0.2.13", 8080): DestAttrs(0, 3),
         DestKey("192.0.2.14", 0): DestAttrs(0, 0),
     }
+
+
+def test_group_is_one_service_per_address_and_mark(tmp_path: Path) -> None:
+    """keepalived's virtual_server_group: ranges expand to one service per address, fwmark
+    entries are services of their own, and a member without a port takes each service's."""
+    cfg = config(
+        tmp_path,
+        """
+        virtual_servers:
+          - name: farm
+            group: ["203.0.113.1 80", "203.0.113.10-11 8080", "203.0.113.12/32 8080",
+                    "fwmark 7", "2001:db8::a-2001:db8::b 443"]
+            lb_algo: mh
+            lb_flags: [mh-fallback, mh-port]
+            lb_kind: TUN
+            tun_type: gue
+            tun_port: 6080
+            tun_checksum: remcsum
+            real_servers: [{address: 192.0.2.13}]
+        """,
+    )
+    planned, problems = model.plan(cfg.model, None)
+    assert problems == []
+    assert [str(p.key) for p in planned] == [
+        "TCP 203.0.113.1:80",
+        "TCP 203.0.113.10:8080",
+        "TCP 203.0.113.11:8080",
+        "TCP 203.0.113.12:8080",
+        "FWM 7 (IPv4)",
+        "TCP [2001:db8::a]:443",
+        "TCP [2001:db8::b]:443",
+    ]
+    flags = model.F_SCHED1 | model.F_SCHED2
+    assert {p.attrs for p in planned} == {
+        ServiceAttrs("mh", flags, 0, 32),
+        ServiceAttrs("mh", flags, 0, 128),
+    }
+    assert {(p.label, p.fwd, p.tunnel) for p in planned} == {("farm", 2, (1, 6080, 2))}
+    dests = model.dests_of([PoolMember("192.0.2.13", None, 2)], planned[1])
+    assert dests == {DestKey("192.0.2.13", 8080): DestAttrs(2, 2, 0, 0, 1, 6080, 2)}
+    table = model.render(
+        [model.KernelService(p.key, p.attrs) for p in planned[:1]], "IP Virtual Server"
+    )
+    assert "TCP  203.0.113.1:80 mh (mh-fallback,mh-port)" in table
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ('group: ["203.0.113.1-0 80"]', "the range ends before it starts"),
+        ('group: ["203.0.113.1-256 80"]', "the range end '256' is too large"),
+        ('group: ["203.0.0.0/16 80"]', "more than 4096 addresses"),
+        ('group: ["2001:db8::a-g 80"]', "the range end 'g' is no number"),
+        ('group: ["fwmark x"]', "fwmark needs a number"),
+        ('group: ["nohost 80"]', "'nohost' is not an IP address"),
+        ("address: 203.0.113.1\n    port: 80\n    group: [fwmark 7]", "needs one of"),
+        ('group: ["203.0.113.1 80"]\n    lb_flags: [sh-port]', "sh-port needs lb_algo sh"),
+        ('group: ["203.0.113.1 80"]\n    tun_type: gre', "tun_type: only for lb_kind TUN"),
+        (
+            'group: ["203.0.113.1 80"]\n    lb_kind: TUN\n    tun_type: gue',
+            "tun_type gue needs tun_port",
+        ),
+        (
+            'group: ["203.0.113.1 80"]\n    lb_kind: TUN\n    tun_checksum: csum',
+            "ipip tunnels have no checksum option",
+        ),
+    ],
+)
+def test_group_and_tunnel_errors_have_a_location(extra: str, error: str) -> None:
+    errors = config_errors("virtual_servers:\n  - name: farm\n    " + extra + "\n")
+    assert any(error in e and e.startswith("f.yaml:") for e in errors), errors
 
 
 def test_diff_applies_only_the_difference() -> None:
@@ -441,3 +514,48 @@ def test_halo_ipvs_help_lists_the_command() -> None:
         check=True,
     ).stdout
     assert "ipvsadm -Ln" in out and "--json" in out
+
+
+def test_settings_requests_encode_the_kernel_attributes() -> None:
+    """lvs_timeouts and lvs_sync_daemon as IPVS_CMD_SET_CONFIG / IPVS_CMD_NEW_DAEMON: the
+    attributes read back as sent (the kernel test checks them with ipvsadm)."""
+    from ipaddress import IPv4Address
+
+    from halo_backend_ipvs.plugin import IpvsSyncDaemon, IpvsTimeouts
+    from halo_core.schema import Seconds
+
+    msg = runtime.timeouts_request(IpvsTimeouts(tcp=Seconds(900), udp=Seconds(30)))
+    msg.encode()
+    back = runtime.ipvs_settings_msg(msg.data)
+    back.decode()
+    assert back["cmd"] == 12
+    assert back.get_attr("IPVS_CMD_ATTR_TIMEOUT_TCP") == 900
+    assert back.get_attr("IPVS_CMD_ATTR_TIMEOUT_UDP") == 30
+    assert back.get_attr("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN") is None  # left to the kernel
+
+    sync = IpvsSyncDaemon(
+        interface="eth1",
+        vrrp_instance="VI_1",
+        syncid=5,
+        maxlen=1400,
+        mcast_group=IPv4Address("239.0.0.5"),
+        mcast_port=8849,
+        mcast_ttl=2,
+    )
+    msg = runtime.daemon_request(sync, "master", start=True)
+    msg.encode()
+    back = runtime.ipvs_settings_msg(msg.data)
+    back.decode()
+    daemon = back.get_attr("IPVS_CMD_ATTR_DAEMON")
+    assert back["cmd"] == 9
+    assert [
+        daemon.get_attr(f"IPVS_DAEMON_ATTR_{k}") for k in ("STATE", "MCAST_IFN", "SYNC_ID")
+    ] == [
+        1,
+        "eth1",
+        5,
+    ]
+    assert daemon.get_attr("IPVS_DAEMON_ATTR_MCAST_GROUP") == "239.0.0.5"
+    assert daemon.get_attr("IPVS_DAEMON_ATTR_MCAST_PORT") == 8849
+    stop = runtime.daemon_request(sync, "backup", start=False)
+    assert stop["cmd"] == 10 and stop["attrs"][0][1]["attrs"] == [("IPVS_DAEMON_ATTR_STATE", 2)]

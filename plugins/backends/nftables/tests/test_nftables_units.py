@@ -215,7 +215,7 @@ def test_plan_maps_schedulers_and_reports_what_it_cannot_do(tmp_path: Path) -> N
         tmp_path,
         """
         backends:
-          lb: {type: nftables, virtual_servers: [a, b, c, d, e, nosuch]}
+          lb: {type: nftables, virtual_servers: [a, b, c, d, e, g, nosuch]}
         virtual_servers:
           - {name: a, address: 203.0.113.1, port: 80, real_servers: [{address: 192.0.2.13}]}
           - {name: b, address: 203.0.113.1, port: 81, lb_kind: DR,
@@ -226,6 +226,7 @@ def test_plan_maps_schedulers_and_reports_what_it_cannot_do(tmp_path: Path) -> N
           - {name: e, address: 203.0.113.1, port: 84, lb_algo: fo,
              real_servers: [{address: 192.0.2.13}]}
           - {name: f, address: 203.0.113.1, port: 85, real_servers: [{address: 192.0.2.13}]}
+          - {name: g, group: ["203.0.113.2-3 80"], real_servers: [{address: 192.0.2.13}]}
         """,
     )
     plan = plan_services(cfg.model, cfg.model.backends["lb"].config.virtual_servers)
@@ -239,6 +240,8 @@ def test_plan_maps_schedulers_and_reports_what_it_cannot_do(tmp_path: Path) -> N
     assert plan.problems == [
         "virtual server 'nosuch' is not in the configuration",
         "b: lb_kind DR cannot be done with nftables DNAT (use the ipvs backend); service left out",
+        "g: a virtual server group cannot be done with the nftables backend (use the ipvs"
+        " backend); service left out",
     ]
     assert plan.notes == [
         "a: lb_algo wlc needs connection counts nftables does not keep; balancing with wrr instead",

@@ -30,6 +30,11 @@ PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
 # ip_vs.h: IP_VS_CONN_F_FWD_MASK values
 FWD_METHODS = {"NAT": 0, "TUN": 2, "DR": 3}
 FWD_NAMES = {0: "Masq", 1: "Local", 2: "Tunnel", 3: "Route", 4: "Bypass"}
+# ip_vs.h: IP_VS_CONN_F_TUNNEL_TYPE_* and IP_VS_TUNNEL_ENCAP_FLAG_*
+TUN_TYPES = {"ipip": 0, "gue": 1, "gre": 2}
+TUN_FLAGS = {"nocsum": 0, "csum": 1, "remcsum": 2}
+TUN_NAMES = {v: k for k, v in TUN_TYPES.items()}
+CSUM_NAMES = {v: k for k, v in TUN_FLAGS.items()}
 
 # ip_vs.h: service flags
 F_PERSISTENT = 0x0001
@@ -38,6 +43,17 @@ F_ONEPACKET = 0x0004
 F_SCHED1 = 0x0008
 F_SCHED2 = 0x0010
 F_SCHED3 = 0x0020
+
+# keepalived's names of the scheduler flags (ipvsadm's for mh and sh)
+LB_FLAGS = {
+    "flag-1": F_SCHED1,
+    "flag-2": F_SCHED2,
+    "flag-3": F_SCHED3,
+    "sh-fallback": F_SCHED1,
+    "sh-port": F_SCHED2,
+    "mh-fallback": F_SCHED1,
+    "mh-port": F_SCHED2,
+}
 
 # The schedulers the kernel ships (ip_vs_*.ko); keepalived's lb_algo list has two more.
 SCHEDULERS = frozenset(
@@ -124,6 +140,9 @@ class DestAttrs:
     weight: int
     u_thresh: int = 0
     l_thresh: int = 0
+    tun_type: int = 0
+    tun_port: int = 0
+    tun_flags: int = 0
 
 
 @dataclass
@@ -155,6 +174,7 @@ class Planned:
     key: ServiceKey
     attrs: ServiceAttrs
     fwd: int
+    tunnel: tuple[int, int, int] = (0, 0, 0)  # type, port, flags of lb_kind TUN
 
 
 def prefix_of(mask: IPAddress | None, af: int) -> int | None:
@@ -179,8 +199,27 @@ def service_af(vs: VirtualServer) -> int:
     return AF_INET6 if addresses and all(a.version == 6 for a in addresses) else AF_INET
 
 
+def service_keys(vs: VirtualServer) -> list[ServiceKey]:
+    """The IPVS services of a virtual server: one, or one per address and mark of its group."""
+    protocol = PROTOCOLS[vs.protocol]
+    if vs.fwmark is not None:
+        return [ServiceKey(service_af(vs), 0, "", 0, vs.fwmark)]
+    if vs.address is not None:
+        af = AF_INET6 if vs.address.version == 6 else AF_INET
+        return [ServiceKey(af, protocol, str(vs.address), vs.port or 0)]
+    keys: list[ServiceKey] = []
+    for entry in vs.group:
+        if entry.fwmark is not None:
+            keys.append(ServiceKey(service_af(vs), 0, "", 0, entry.fwmark))
+        for address in entry.addresses():
+            af = AF_INET6 if address.version == 6 else AF_INET
+            keys.append(ServiceKey(af, protocol, str(address), entry.port))
+    return keys
+
+
 def plan(config: HaloConfig, wanted: Sequence[str] | None) -> tuple[list[Planned], list[str]]:
-    """The config's virtual services as IPVS services (and the problems of those left out)."""
+    """The config's virtual services as IPVS services (and the problems of those left out).
+    A virtual server with a group is one service per address (and mark) of the group."""
     out: list[Planned] = []
     problems: list[str] = []
     labels = [vs.label for vs in config.virtual_servers]
@@ -197,39 +236,43 @@ def plan(config: HaloConfig, wanted: Sequence[str] | None) -> tuple[list[Planned
                 f" {', '.join(sorted(SCHEDULERS))}); service left out"
             )
             continue
-        af = service_af(vs)
-        if vs.fwmark is not None:
-            key = ServiceKey(af, 0, "", 0, vs.fwmark)
-        else:
-            assert vs.address is not None
-            key = ServiceKey(af, PROTOCOLS[vs.protocol], str(vs.address), vs.port or 0)
-        if key in seen:
-            problems.append(f"{vs.label}: same IPVS service as {seen[key]}; left out")
-            continue
-        seen[key] = vs.label
-        full = 128 if af == AF_INET6 else 32
-        flags, timeout, netmask = 0, 0, full
-        if vs.persistence_timeout is not None:
-            flags |= F_PERSISTENT
-            timeout = max(1, round(float(vs.persistence_timeout)))
-            netmask = prefix_of(vs.persistence_granularity, af) or full
-        out.append(
-            Planned(
-                label=vs.label,
-                key=key,
-                attrs=ServiceAttrs(vs.lb_algo, flags, timeout, netmask),
-                fwd=FWD_METHODS[vs.lb_kind],
+        tunnel = (0, 0, 0)
+        if vs.lb_kind == "TUN":
+            tunnel = (TUN_TYPES[vs.tun_type], vs.tun_port or 0, TUN_FLAGS[vs.tun_checksum])
+        for key in service_keys(vs):
+            if key in seen:
+                problems.append(f"{vs.label}: {key} is also {seen[key]}'s; left out")
+                continue
+            seen[key] = vs.label
+            full = 128 if key.v6 else 32
+            flags, timeout, netmask = 0, 0, full
+            for name in vs.lb_flags:
+                flags |= LB_FLAGS[name]
+            if vs.persistence_timeout is not None:
+                flags |= F_PERSISTENT
+                timeout = max(1, round(float(vs.persistence_timeout)))
+                netmask = prefix_of(vs.persistence_granularity, key.af) or full
+            out.append(
+                Planned(
+                    label=vs.label,
+                    key=key,
+                    attrs=ServiceAttrs(vs.lb_algo, flags, timeout, netmask),
+                    fwd=FWD_METHODS[vs.lb_kind],
+                    tunnel=tunnel,
+                )
             )
-        )
     return out, problems
 
 
-def dests_of(members: Iterable[PoolMember], fwd: int) -> dict[DestKey, DestAttrs]:
-    """A pool's members as IPVS destinations (the first of two equal address/port wins)."""
+def dests_of(members: Iterable[PoolMember], planned: Planned) -> dict[DestKey, DestAttrs]:
+    """A pool's members as the destinations of one of its IPVS services (the first of two
+    equal address/port wins). A member without a port takes the service's, as ipvsadm
+    does: in a group each service may have its own."""
     out: dict[DestKey, DestAttrs] = {}
+    tun_type, tun_port, tun_flags = planned.tunnel
     for m in members:
-        key = DestKey(str(ip_address(m.address)), m.port or 0)
-        out.setdefault(key, DestAttrs(fwd=fwd, weight=m.weight))
+        key = DestKey(str(ip_address(m.address)), m.port or planned.key.port)
+        out.setdefault(key, DestAttrs(planned.fwd, m.weight, 0, 0, tun_type, tun_port, tun_flags))
     return out
 
 
@@ -358,6 +401,9 @@ def to_json(services: Iterable[KernelService]) -> list[dict[str, Any]]:
             "persistent": bool(s.attrs.flags & F_PERSISTENT),
             "timeout": s.attrs.timeout,
             "netmask": s.attrs.netmask,
+            "flags": _sched_flags(s.attrs.scheduler, s.attrs.flags).split(",")
+            if s.attrs.flags & (F_SCHED1 | F_SCHED2 | F_SCHED3)
+            else [],
             "dests": [
                 {
                     "address": d.address,
@@ -366,6 +412,19 @@ def to_json(services: Iterable[KernelService]) -> list[dict[str, Any]]:
                     "weight": kd.attrs.weight,
                     "active": kd.active,
                     "inactive": kd.inactive,
+                    **(
+                        {
+                            "tunnel": {
+                                "type": TUN_NAMES.get(kd.attrs.tun_type, str(kd.attrs.tun_type)),
+                                "port": kd.attrs.tun_port,
+                                "checksum": CSUM_NAMES.get(
+                                    kd.attrs.tun_flags, str(kd.attrs.tun_flags)
+                                ),
+                            }
+                        }
+                        if kd.attrs.fwd == FWD_METHODS["TUN"]
+                        else {}
+                    ),
                 }
                 for d, kd in sorted(s.dests.items())
             ],

@@ -12,7 +12,43 @@ from typing import Annotated, Any
 
 from halo_core.hookspecs import hookimpl
 from halo_core.plugin_api import BackendConfig, PluginType
-from halo_core.schema import Doc, Range, Seconds
+from halo_core.schema import Doc, IPAddress, Range, Seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class IpvsTimeouts:
+    """The kernel's connection timeouts for every IPVS service (keepalived's
+    ``lvs_timeouts``, ``ipvsadm --set``); an option left out keeps the kernel's value."""
+
+    tcp: Annotated[Seconds | None, Range(1, 2**31), Doc("established TCP connections")] = None
+    tcp_fin: Annotated[Seconds | None, Range(1, 2**31), Doc("TCP after a FIN")] = None
+    udp: Annotated[Seconds | None, Range(1, 2**31), Doc("UDP flows")] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IpvsSyncDaemon:
+    """The kernel's IPVS connection sync daemon (keepalived's ``lvs_sync_daemon``): the
+    master daemon while ``vrrp_instance`` is MASTER, the backup daemon otherwise, so the
+    new master already knows the connections when a failover happens; without
+    ``vrrp_instance``, both run as long as halo does."""
+
+    interface: Annotated[str, Doc("interface the sync messages are sent and received on")]
+    vrrp_instance: Annotated[
+        str | None, Doc("the VRRP instance whose state picks master or backup daemon")
+    ] = None
+    syncid: Annotated[
+        int | None,
+        Range(0, 255),
+        Doc("sync id shared by the pair (default: the instance's virtual_router_id, or 0)"),
+    ] = None
+    maxlen: Annotated[
+        int | None, Range(1, 65507), Doc("largest sync message (default: the interface's MTU)")
+    ] = None
+    mcast_group: Annotated[
+        IPAddress | None, Doc("multicast group of the sync messages (default 224.0.0.81)")
+    ] = None
+    mcast_port: Annotated[int | None, Range(1, 65535), Doc("their UDP port (default 8848)")] = None
+    mcast_ttl: Annotated[int | None, Range(1, 255), Doc("their TTL (default 1)")] = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +86,12 @@ class IpvsBackendConfig(BackendConfig):
     netlink_timeout: Annotated[
         Seconds, Range(0.1, 300), Doc("time limit of one netlink request")
     ] = Seconds(5.0)
+    connection_timeouts: Annotated[
+        IpvsTimeouts | None, Doc("the kernel's IPVS connection timeouts, set at start")
+    ] = None
+    sync_daemon: Annotated[
+        IpvsSyncDaemon | None, Doc("run the IPVS connection sync daemon, following VRRP")
+    ] = None
 
 
 @hookimpl

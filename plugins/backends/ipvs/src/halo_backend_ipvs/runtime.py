@@ -15,6 +15,9 @@
   the bus, so VRRP never notices.
 * **Drift.** The same periodic reconcile puts back what was changed behind halo's back
   (``ipvsadm -d`` of a real server, a deleted service).
+* **IPVS-wide settings.** ``connection_timeouts`` are set once at start (``IPVS_CMD_SET_CONFIG``);
+  the ``sync_daemon`` runs as backup daemon from the start and as master daemon while its
+  VRRP instance is MASTER (``IPVS_CMD_NEW_DAEMON``/``DEL_DAEMON``), as keepalived does.
 * **Stop.** Services stay (a restart keeps connections) unless ``flush_on_stop``, which
   deletes halo's services, never anyone else's.
 
@@ -40,7 +43,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pyroute2 import AsyncIPVS, IPVSDest, IPVSService
+from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.generic import ipvs as genl_ipvs
 
 from halo_backend_ipvs import model
 from halo_backend_ipvs.model import (
@@ -55,8 +60,8 @@ from halo_backend_ipvs.model import (
     ServiceAttrs,
     ServiceKey,
 )
-from halo_backend_ipvs.plugin import IpvsBackendConfig
-from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged
+from halo_backend_ipvs.plugin import IpvsBackendConfig, IpvsSyncDaemon, IpvsTimeouts
+from halo_core.events import BackendApplied, BackendFailed, Event, PoolChanged, VrrpStateChanged
 from halo_core.log import fields
 from halo_core.plugin_api import Backend, PluginContext
 from halo_core.scheduler import Job
@@ -120,6 +125,81 @@ def _service_request(key: ServiceKey, attrs: ServiceAttrs | None = None) -> Any:
     return IPVSService(**kw)
 
 
+class ipvs_settings_msg(genlmsg):  # type: ignore[misc]  # pyroute2 is untyped
+    """IPVS_CMD_SET_CONFIG and the daemon commands, which pyroute2's ``ipvsmsg`` carries as
+    opaque bytes."""
+
+    prefix = "IPVS_CMD_ATTR_"
+    nla_map = (
+        ("IPVS_CMD_ATTR_UNSPEC", "none"),
+        ("IPVS_CMD_ATTR_SERVICE", "hex"),
+        ("IPVS_CMD_ATTR_DEST", "hex"),
+        ("IPVS_CMD_ATTR_DAEMON", "daemon"),
+        ("IPVS_CMD_ATTR_TIMEOUT_TCP", "uint32"),
+        ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", "uint32"),
+        ("IPVS_CMD_ATTR_TIMEOUT_UDP", "uint32"),
+    )
+
+    class daemon(nla):  # type: ignore[misc]
+        prefix = "IPVS_DAEMON_ATTR_"
+        nla_map = (
+            ("IPVS_DAEMON_ATTR_UNSPEC", "none"),
+            ("IPVS_DAEMON_ATTR_STATE", "uint32"),
+            ("IPVS_DAEMON_ATTR_MCAST_IFN", "asciiz"),
+            ("IPVS_DAEMON_ATTR_SYNC_ID", "uint32"),
+            ("IPVS_DAEMON_ATTR_SYNC_MAXLEN", "uint16"),
+            ("IPVS_DAEMON_ATTR_MCAST_GROUP", "ip4addr"),
+            ("IPVS_DAEMON_ATTR_MCAST_GROUP6", "ip6addr"),
+            ("IPVS_DAEMON_ATTR_MCAST_PORT", "be16"),
+            ("IPVS_DAEMON_ATTR_MCAST_TTL", "uint8"),
+        )
+
+
+# ip_vs.h: IP_VS_STATE_MASTER / IP_VS_STATE_BACKUP
+DAEMON_STATES = {"master": 1, "backup": 2}
+
+
+def timeouts_request(timeouts: IpvsTimeouts) -> Any:
+    msg = ipvs_settings_msg()
+    msg["cmd"] = genl_ipvs.IPVS_CMD_SET_CONFIG
+    msg["version"] = genl_ipvs.GENL_VERSION
+    msg["attrs"] = [
+        (name, round(float(value)))
+        for name, value in (
+            ("IPVS_CMD_ATTR_TIMEOUT_TCP", timeouts.tcp),
+            ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", timeouts.tcp_fin),
+            ("IPVS_CMD_ATTR_TIMEOUT_UDP", timeouts.udp),
+        )
+        if value is not None
+    ]
+    return msg
+
+
+def daemon_request(sync: IpvsSyncDaemon, state: str, *, start: bool, syncid: int = 0) -> Any:
+    attrs: list[tuple[str, Any]] = [("IPVS_DAEMON_ATTR_STATE", DAEMON_STATES[state])]
+    if start:
+        attrs += [
+            ("IPVS_DAEMON_ATTR_MCAST_IFN", sync.interface),
+            ("IPVS_DAEMON_ATTR_SYNC_ID", syncid if sync.syncid is None else sync.syncid),
+        ]
+        if sync.maxlen is not None:
+            attrs.append(("IPVS_DAEMON_ATTR_SYNC_MAXLEN", sync.maxlen))
+        if sync.mcast_group is not None:
+            v6 = sync.mcast_group.version == 6
+            attrs.append(
+                (f"IPVS_DAEMON_ATTR_MCAST_GROUP{'6' if v6 else ''}", str(sync.mcast_group))
+            )
+        if sync.mcast_port is not None:
+            attrs.append(("IPVS_DAEMON_ATTR_MCAST_PORT", sync.mcast_port))
+        if sync.mcast_ttl is not None:
+            attrs.append(("IPVS_DAEMON_ATTR_MCAST_TTL", sync.mcast_ttl))
+    msg = ipvs_settings_msg()
+    msg["cmd"] = genl_ipvs.IPVS_CMD_NEW_DAEMON if start else genl_ipvs.IPVS_CMD_DEL_DAEMON
+    msg["version"] = genl_ipvs.GENL_VERSION
+    msg["attrs"] = [("IPVS_CMD_ATTR_DAEMON", {"attrs": attrs})]
+    return msg
+
+
 def _dest_request(dest: DestKey, attrs: DestAttrs | None = None) -> Any:
     # Every field, always: a "set" without fwd_method would silently switch NAT to DR.
     attrs = attrs or DestAttrs(fwd=0, weight=0)
@@ -131,9 +211,10 @@ def _dest_request(dest: DestKey, attrs: DestAttrs | None = None) -> Any:
         weight=attrs.weight,
         u_thresh=attrs.u_thresh,
         l_thresh=attrs.l_thresh,
-        tun_type=0,
-        tun_port=0,
-        tun_flags=0,
+        tun_type=attrs.tun_type,
+        # IPVS_DEST_ATTR_TUN_PORT is big-endian; pyroute2 declares it host-order
+        tun_port=socket.htons(attrs.tun_port),
+        tun_flags=attrs.tun_flags,
     )
 
 
@@ -171,6 +252,9 @@ def parse_dest(msg: Any) -> tuple[DestKey, KernelDest]:
         weight=int(_attr(nla, "IPVS_DEST_ATTR_WEIGHT", 0)),
         u_thresh=int(_attr(nla, "IPVS_DEST_ATTR_U_THRESH", 0)),
         l_thresh=int(_attr(nla, "IPVS_DEST_ATTR_L_THRESH", 0)),
+        tun_type=int(_attr(nla, "IPVS_DEST_ATTR_TUN_TYPE", 0)),
+        tun_port=socket.ntohs(int(_attr(nla, "IPVS_DEST_ATTR_TUN_PORT", 0))),
+        tun_flags=int(_attr(nla, "IPVS_DEST_ATTR_TUN_FLAGS", 0)),
     )
     return key, KernelDest(
         attrs,
@@ -269,6 +353,11 @@ class KernelIpvs:
             s.dests = await self.dests(s.key)
         return services
 
+    async def settings(self, msg: Any) -> None:
+        """Send one IPVS-wide request (timeouts, sync daemon)."""
+        sock = await self._sock()
+        await self._call(sock._do_request(msg, msg_flags=NLM_F_REQUEST | NLM_F_ACK))
+
     async def execute(self, op: Op, *, fallback: bool = True) -> None:
         """Apply one operation; tolerant of the kernel being already there (an add that
         finds the object updates it, a delete that finds nothing is done)."""
@@ -313,7 +402,9 @@ class IpvsBackend(Backend):
         self.context = context
         self.name = context.name
         self.planned, self.problems = model.plan(context.config, config.virtual_servers)
-        self.by_label: dict[str, Planned] = {p.label: p for p in self.planned}
+        self.by_label: dict[str, list[Planned]] = {}
+        for p in self.planned:
+            self.by_label.setdefault(p.label, []).append(p)
         self.by_key: dict[ServiceKey, Planned] = {p.key: p for p in self.planned}
         self.wanted: dict[ServiceKey, dict[DestKey, DestAttrs] | None] = {
             p.key: None for p in self.planned
@@ -331,6 +422,18 @@ class IpvsBackend(Backend):
         self.job: Job | None = None
         self.counters: dict[str, int] = {"applied": 0, "failures": 0, "repaired": 0}
         self.leftovers: set[ServiceKey] = set()
+        self.sync_running: set[str] = set()  # the sync daemons running: master, backup
+        self.syncid = 0
+        sync = config.sync_daemon
+        if sync is not None and sync.vrrp_instance is not None:
+            instance = context.config.vrrp_instances.get(sync.vrrp_instance)
+            if instance is None:
+                self.problems.append(
+                    f"sync_daemon: no VRRP instance {sync.vrrp_instance!r}; the sync daemon"
+                    " runs as backup only"
+                )
+            else:
+                self.syncid = instance.virtual_router_id
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -339,6 +442,15 @@ class IpvsBackend(Backend):
             log.error("%s: %s", self.name, problem, extra=fields(backend=self.name, reason=problem))
             self.context.bus.publish(BackendFailed(backend=self.name, error=problem))
         await self.kernel.open()  # raises when there is no IPVS: the daemon reports it
+        if self.config.connection_timeouts is not None:
+            try:
+                await self.kernel.settings(timeouts_request(self.config.connection_timeouts))
+            except (NetlinkError, OSError, TimeoutError) as exc:
+                self._failed(None, f"cannot set the IPVS timeouts: {_errtext(exc)}")
+        if self.config.sync_daemon is not None:
+            both = self.config.sync_daemon.vrrp_instance is None
+            async with self.lock:
+                await self._sync_daemon({"master", "backup"} if both else {"backup"})
         before, unreadable = model.read_owned(self.state_path)
         if unreadable:
             log.warning(
@@ -390,8 +502,43 @@ class IpvsBackend(Backend):
                     log.info(
                         "%s: flush on stop: removed halo's services (%d left)", self.name, len(left)
                     )
+                await self._sync_daemon(set())
             finally:
                 self.kernel.close()
+
+    async def _sync_daemon(self, wanted: set[str]) -> None:
+        """Run the sync daemons ``wanted`` (master, backup), like keepalived: stop the one
+        no longer wanted first, then start the other."""
+        sync = self.config.sync_daemon
+        if sync is None:
+            return
+        state = "none"
+        try:
+            for state in sorted(self.sync_running - wanted):
+                try:
+                    await self.kernel.settings(daemon_request(sync, state, start=False))
+                except NetlinkError as exc:
+                    if exc.code != errno.ESRCH:
+                        raise
+                self.sync_running.discard(state)
+                log.info("%s: IPVS sync daemon %s stopped", self.name, state)
+            for state in sorted(wanted - self.sync_running):
+                request = daemon_request(sync, state, start=True, syncid=self.syncid)
+                try:
+                    await self.kernel.settings(request)
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST:  # left running by an earlier run
+                        raise
+                self.sync_running.add(state)
+                log.info(
+                    "%s: IPVS sync daemon %s on %s (syncid %d)",
+                    self.name,
+                    state,
+                    sync.interface,
+                    self.syncid if sync.syncid is None else sync.syncid,
+                )
+        except (NetlinkError, OSError, TimeoutError) as exc:
+            self._failed(None, f"IPVS sync daemon {state}: {_errtext(exc)}")
 
     def _record(self, keys: set[ServiceKey]) -> None:
         try:
@@ -403,13 +550,25 @@ class IpvsBackend(Backend):
 
     async def handle(self, event: Event) -> None:
         try:
+            sync = self.config.sync_daemon
+            if (
+                isinstance(event, VrrpStateChanged)
+                and sync is not None
+                and event.instance == sync.vrrp_instance
+            ):
+                async with self.lock:
+                    if not self.closing:
+                        await self._sync_daemon({"master"} if event.new == "MASTER" else {"backup"})
+                return
             if not isinstance(event, PoolChanged):
                 return
-            planned = self.by_label.get(event.virtual_server)
-            if planned is None:
+            group = self.by_label.get(event.virtual_server)
+            if not group:
                 return
-            self.wanted[planned.key] = model.dests_of(event.members, planned.fwd)
-            self.dirty.add(planned.key)
+            for planned in group:
+                self.wanted[planned.key] = model.dests_of(event.members, planned)
+                self.dirty.add(planned.key)
+            mine = {p.key for p in group}
             async with self.lock:
                 if self.closing:
                     return
@@ -417,7 +576,7 @@ class IpvsBackend(Backend):
                 keys = sorted(self.dirty)
                 self.dirty.clear()
                 for key in keys:
-                    await self._reconcile(key, event.reason if key == planned.key else "update")
+                    await self._reconcile(key, event.reason if key in mine else "update")
         except Exception as exc:  # never raise at the bus: report instead
             log.exception(
                 "%s: failed handling %s", self.name, event.kind, extra=fields(backend=self.name)
@@ -518,7 +677,11 @@ class IpvsBackend(Backend):
         return {
             "state_file": str(self.state_path),
             "services": {
-                p.label: {"key": str(p.key), "error": self.broken.get(p.key)} for p in self.planned
+                (p.label if len(self.by_label[p.label]) == 1 else f"{p.label} {p.key}"): {
+                    "key": str(p.key),
+                    "error": self.broken.get(p.key),
+                }
+                for p in self.planned
             },
             "counters": dict(self.counters),
         }

@@ -25,7 +25,11 @@ class NftablesBackendConfig(BackendConfig):
     of the client address over consistent buckets), ``fo`` (the heaviest server). The
     others (``wlc``, ``lc``, …) need connection counts nftables does not have: they run as
     ``wrr`` (``lc`` as ``rr``), which the log says once. Only ``lb_kind: NAT`` can be done
-    with DNAT; ``DR`` and ``TUN`` services are reported and left out."""
+    with DNAT; ``DR`` and ``TUN`` services are reported and left out, and so are virtual
+    servers with a ``group`` (keepalived's ``virtual_server_group``). IPVS-wide settings
+    have no nftables counterpart: connection timeouts (``lvs_timeouts``) are conntrack's,
+    and there is no connection sync daemon (``lvs_sync_daemon``; use conntrackd): both are
+    options of the ipvs backend only. ``lb_flags`` are ignored."""
 
     table: Annotated[
         str,

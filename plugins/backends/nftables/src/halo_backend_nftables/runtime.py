@@ -124,6 +124,12 @@ def plan_services(config: HaloConfig, wanted: Sequence[str] | None) -> Plan:
     for index, vs in enumerate(config.virtual_servers):
         if wanted is not None and vs.label not in wanted:
             continue
+        if vs.group:
+            problems.append(
+                f"{vs.label}: a virtual server group cannot be done with the nftables backend"
+                " (use the ipvs backend); service left out"
+            )
+            continue
         if vs.lb_kind != "NAT":
             problems.append(
                 f"{vs.label}: lb_kind {vs.lb_kind} cannot be done with nftables DNAT"

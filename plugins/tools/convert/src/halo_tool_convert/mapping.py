@@ -91,7 +91,7 @@ TOP: Table = {
     "vrrp_track_file": vrrp_script.track_file_root,
     "SSL": ssl_root,
     "vrrp_track_process": U("halo cannot track processes yet (track_process)"),
-    "virtual_server_group": U("virtual server groups are not supported by halo"),
+    "virtual_server_group": virtual_server.virtual_server_group,
     "bfd_instance": BFD,
     "garp_group": U("halo has no per-interface gratuitous ARP groups"),
     "static_ipaddress": STATIC,
@@ -203,6 +203,10 @@ class Converter(Values):
         self.group_of: dict[str, str] = {}
         self.ssl: dict[str, tuple[str, Node]] = {}
         self.vs_states: list[VsState] = []
+        self.vs_groups: dict[str, Node] = {}  # virtual_server_group blocks by name
+        self.used_vs_groups: set[str] = set()
+        # IPVS-wide settings (lvs_timeouts, lvs_sync_daemon) for the ipvs backend's plugin
+        self.ipvs_settings: dict[str, tuple[Node, YMap]] = {}
         self.has_scripts = False
         self.first_script: Loc | None = None
         self._gmaps: dict[str, YMap] = {}
@@ -255,6 +259,10 @@ class Converter(Values):
                 self.track_processes.add(name)
             elif node.keyword == "vrrp_instance" and name:
                 self.instance_names.setdefault(name, node.loc)
+            elif node.keyword == "virtual_server_group" and name:
+                self.vs_groups.setdefault(name, node)
+            elif node.keyword == "virtual_server" and node.args[:1] == ["group"]:
+                self.used_vs_groups.update(node.args[1:2])
             elif node.keyword == "global_defs":
                 global_defs.prescan_global(self, node)
             elif node.keyword == "SSL":

@@ -1,10 +1,12 @@
-"""``virtual_server``: address and port or fwmark, scheduler, forwarding method,
-persistence, quorum, sorry server; the ipvs backend that runs them."""
+"""``virtual_server``: address and port, fwmark or a ``virtual_server_group``, scheduler
+and its flags, forwarding method (with TUN's tunnel options), persistence, quorum, sorry
+server; the ipvs backend that runs them."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from halo_core.config.model import GroupEntry
 from halo_tool_convert import checker, real_server
 from halo_tool_convert.emit import Entry, YMap, YSeq
 from halo_tool_convert.parser import Node
@@ -27,6 +29,43 @@ def g_lvs_flush_on_stop(conv: Converter, node: Node, g: YMap) -> None:
     g.comment(*conv.said(node), f"{node.line} ({conv.at(node.loc)}): see backends.ipvs")
 
 
+def group_entries(conv: Converter, node: Node) -> list[str]:
+    """A ``virtual_server_group`` block's entries as halo's group strings; a bad one is
+    reported and left out, as keepalived does."""
+    out: list[str] = []
+    for child in node.children:
+        words = [child.keyword, *child.args]
+        if child.keyword == "fwmark" and len(words) == 3 and words[2] in ("inet", "inet6"):
+            conv.note(
+                child,
+                f"the family ({words[2]}) is taken from the real servers' addresses",
+            )
+            words = words[:2]
+        try:
+            entry = GroupEntry.parse(" ".join(words))
+        except ValueError as exc:
+            conv.error(child.loc, f"virtual_server_group {node.args[0]}: {exc}")
+            continue
+        out.append(str(entry))
+    return out
+
+
+def virtual_server_group(conv: Converter, node: Node, _: Any) -> None:
+    """The group's entries are written where a ``virtual_server group NAME`` uses it."""
+    if not conv.need_block(node):
+        return
+    if not node.args:
+        conv.error(node.loc, "virtual_server_group needs a name")
+        return
+    if node.args[0] not in conv.used_vs_groups:
+        conv.note(node, "no virtual_server uses this group: nothing to convert")
+        return
+    conv.doc.comment(
+        *conv.said(node),
+        f"virtual_server_group {node.args[0]} ({conv.at(node.loc)}): see its virtual server",
+    )
+
+
 def virtual_server(conv: Converter, node: Node, _: Any) -> None:
     if not conv.need_block(node):
         return
@@ -36,9 +75,20 @@ def virtual_server(conv: Converter, node: Node, _: Any) -> None:
         conv.error(node.loc, "virtual_server needs an address and port, fwmark N or group NAME")
         return
     if args[0] == "group":
-        conv.unsupported(node, "virtual server groups are not supported by halo", conv.doc)
-        return
-    if args[0] == "fwmark":
+        group = conv.vs_groups.get(args[1]) if len(args) > 1 else None
+        if group is None:
+            conv.error(node.loc, f"virtual_server group: no virtual_server_group {args[1:2]}")
+            return
+        entries = group_entries(conv, group)
+        if not entries:
+            conv.error(node.loc, f"virtual_server group {args[1]}: the group has no entry")
+            return
+        m.set("name", args[1], loc=node.loc)
+        seq = m.child_seq("group", loc=group.loc, flow=len(entries) <= 4)
+        for entry in entries:
+            seq.append(entry)
+        label = args[1]
+    elif args[0] == "fwmark":
         if len(args) < 2:
             conv.error(node.loc, "virtual_server fwmark needs a number")
             return
@@ -117,16 +167,57 @@ def v_lb_kind(conv: Converter, node: Node, vs: VsState) -> None:
     if v not in ("NAT", "DR", "TUN"):
         conv.error(node.loc, f"{node.keyword} must be NAT, DR or TUN, not {node.args[0]!r}")
         return
-    if len(node.args) > 1:
-        conv.unsupported(
-            node,
-            f"tunnel options {' '.join(node.args[1:])!r} are not supported (plain ipip is kept)",
-            vs.m,
-        )
+    if len(node.args) > 1 and not tunnel_options(conv, node, vs):
+        return
     if node.keyword == "lb_kind":
         conv.note(node, "deprecated synonym of lvs_method")
     vs.lb_kind = v
     conv.put(vs.m, node, "lb_kind", v)
+
+
+def tunnel_options(conv: Converter, node: Node, vs: VsState) -> bool:
+    """``TUN [type {ipip|gue port NUM|gre} [nocsum|csum|remcsum]]``."""
+    words = node.args[1:]
+    if node.args[0].upper() != "TUN" or words[:1] != ["type"] or len(words) < 2:
+        conv.error(node.loc, f"{node.keyword}: unexpected {' '.join(words)!r}")
+        return False
+    tun_type, rest = words[1], words[2:]
+    if tun_type not in ("ipip", "gue", "gre"):
+        conv.error(node.loc, f"{node.keyword}: tunnel type must be ipip, gue or gre")
+        return False
+    port = None
+    if tun_type == "gue":
+        if rest[:1] != ["port"] or len(rest) < 2:
+            conv.error(node.loc, f"{node.keyword}: type gue needs port NUM")
+            return False
+        port = conv.integer(node, 1, 65535, rest[1])
+        if port is None:
+            return False
+        rest = rest[2:]
+    checksum = rest[0] if rest else "nocsum"
+    allowed = {"ipip": ("nocsum",), "gre": ("nocsum", "csum")}.get(
+        tun_type, ("nocsum", "csum", "remcsum")
+    )
+    if len(rest) > 1 or checksum not in allowed:
+        conv.error(node.loc, f"{node.keyword}: unexpected {' '.join(rest)!r} after {tun_type}")
+        return False
+    conv.put(vs.m, node, "tun_type", tun_type)
+    if port is not None:
+        conv.put(vs.m, node, "tun_port", port)
+    if checksum != "nocsum":
+        conv.put(vs.m, node, "tun_checksum", checksum)
+    return True
+
+
+def v_lb_flag(conv: Converter, node: Node, vs: VsState) -> None:
+    """``mh-port``, ``sh-fallback``, ``flag-1``...: scheduler flags."""
+    if not conv.plain(node):
+        return
+    flags = vs.m.get("lb_flags")
+    if not isinstance(flags, YSeq):
+        flags = vs.m.child_seq("lb_flags", loc=node.loc, flow=True)
+    if node.keyword not in flags.values():
+        flags.append(node.keyword, loc=node.loc, comments=node.comments, trailing=node.trailing)
 
 
 def v_persistence_timeout(conv: Converter, node: Node, vs: VsState) -> None:
@@ -240,13 +331,13 @@ TABLE: Table = {
     "ha_suspend": U("halo has no ha_suspend"),
     "ops": NO_LB_OPTION,
     "hashed": NO_LB_OPTION,
-    "flag-1": NO_LB_OPTION,
-    "flag-2": NO_LB_OPTION,
-    "flag-3": NO_LB_OPTION,
-    "sh-port": NO_LB_OPTION,
-    "sh-fallback": NO_LB_OPTION,
-    "mh-port": NO_LB_OPTION,
-    "mh-fallback": NO_LB_OPTION,
+    "flag-1": v_lb_flag,
+    "flag-2": v_lb_flag,
+    "flag-3": v_lb_flag,
+    "sh-port": v_lb_flag,
+    "sh-fallback": v_lb_flag,
+    "mh-port": v_lb_flag,
+    "mh-fallback": v_lb_flag,
     "persistence_engine": NO_LB_OPTION,
     "ip_family": NO_LB_OPTION,
     "sorry_server_lvs_method": NO_LB_OPTION,
