@@ -127,7 +127,8 @@ virtual_servers:
     with pytest.raises(ConfigError) as exc:
         load_text(text.replace("    lb_algo: fastest\n", ""), "vs.yaml", plugins.load())
     assert exc.value.lines == [
-        "vs.yaml:3:5: virtual_servers[0]: needs one of 'address' (with 'port'), 'fwmark' or 'group'",
+        "vs.yaml:3:5: virtual_servers[0]: needs one of 'address' (with 'port'), 'fwmark'"
+        " or 'group'",
         "vs.yaml:6:9: virtual_servers[0].real_servers[1]: 192.0.2.21 port 80 is listed twice",
     ]
 
