@@ -40,6 +40,10 @@ log = logging.getLogger("halo")
 WORKER_HOOKS = ("halo_subscribe", "halo_startup", "halo_daemon_state", "halo_reload")
 PING_INTERVAL = 1.0
 HANG_LIMIT = 10.0
+START_LIMIT = 180.0
+"""How long a new worker may take before its first word: it imports and loads every
+plugin first, which takes seconds on a slow machine (minutes in an emulated VM), and it
+cannot answer pings meanwhile. Once it has spoken, HANG_LIMIT applies."""
 """A worker that answers no ping for this long is killed and restarted."""
 STOP_LIMIT = 15.0
 """How long the worker may take to stop (its shutdown hooks) before it is killed."""
@@ -81,6 +85,7 @@ class WorkerSupervisor:
         self._failures = 0  # restarts in a row without a stable run
         self._started_at = 0.0
         self._last_pong = 0.0
+        self._heard = False
         self._ping_timer: asyncio.TimerHandle | None = None
         self._status_pending = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -132,6 +137,7 @@ class WorkerSupervisor:
         self.ready = False
         self.link = link = ipc.Link(ours, self._on_message)
         self._started_at = self._last_pong = time.monotonic()
+        self._heard = False
         link.send(
             {
                 "t": "hello",
@@ -179,7 +185,7 @@ class WorkerSupervisor:
         if link is None or link.closed or process is None or process.returncode is not None:
             return
         silent = time.monotonic() - self._last_pong
-        if silent > HANG_LIMIT:
+        if silent > (HANG_LIMIT if self._heard else START_LIMIT):
             log.error("worker process %d answered nothing for %.0fs: killed", process.pid, silent)
             process.kill()
             return
@@ -252,6 +258,7 @@ class WorkerSupervisor:
         t = msg.get("t")
         link = self.link
         assert link is not None
+        self._heard = True  # any word from the worker: it is up, pings must be answered now
         if t == "event":
             event = link.event_of(msg)
             if event is None:

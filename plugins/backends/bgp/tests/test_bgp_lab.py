@@ -106,13 +106,27 @@ def anycast_config(topo: Topology, node: Host, ctl: Path) -> str:
 
 
 def exabgp_pid(halo: Halo) -> int:
-    """The pid of the ExaBGP a halo daemon runs (its child process)."""
-    children = Path(f"/proc/{halo.proc.pid}/task/{halo.proc.pid}/children").read_text().split()
-    for pid in children:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    """The pid of the ExaBGP a halo daemon runs: a child of its worker process (backends
+    other than the address one run there), so searched among all its descendants."""
+
+    def children(pid: str) -> list[str]:
+        try:
+            return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return []
+
+    todo, seen = children(str(halo.proc.pid)), []
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
         if any(b"exabgp" in arg for arg in cmdline):
             return int(pid)
-    raise AssertionError(f"no exabgp child of halo {halo.proc.pid}: {children}")
+        todo += children(pid)
+    raise AssertionError(f"no exabgp process under halo {halo.proc.pid}: {seen}")
 
 
 def eventually(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> None:
