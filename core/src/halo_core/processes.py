@@ -40,13 +40,15 @@ log = logging.getLogger("halo")
 WORKER_HOOKS = ("halo_subscribe", "halo_startup", "halo_daemon_state", "halo_reload")
 PING_INTERVAL = 1.0
 HANG_LIMIT = 10.0
+"""A worker that answers no ping for this long is killed and restarted."""
 START_LIMIT = 180.0
 """How long a new worker may take before its first word: it imports and loads every
 plugin first, which takes seconds on a slow machine (minutes in an emulated VM), and it
 cannot answer pings meanwhile. Once it has spoken, HANG_LIMIT applies."""
-"""A worker that answers no ping for this long is killed and restarted."""
-STOP_LIMIT = 15.0
-"""How long the worker may take to stop (its shutdown hooks) before it is killed."""
+STOP_LIMIT = 60.0
+"""How long the worker may take to stop (its shutdown hooks, a backend flushing a large
+IPVS table) before it is killed. VRRP has stepped down by then - the backup has taken
+over - so there is no hurry; systemd's unit allows 90 s for the whole stop."""
 STABLE_AFTER = 30.0
 """A worker that ran this long restarts after the shortest delay again."""
 NOT_FORWARDED = frozenset({"config_reloaded"})

@@ -120,7 +120,7 @@ ExecReload={kill} -HUP $MAINPID
 # in the background: start long-lived things with `systemctl` or `systemd-run`.
 KillMode=mixed
 KillSignal=SIGTERM
-TimeoutStopSec=30
+TimeoutStopSec=90
 # The keep-alive comes from halo's event loop: a loop stalled for this long is no longer
 # doing VRRP, and a restart is the right answer.
 WatchdogSec=10
