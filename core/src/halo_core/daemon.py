@@ -353,7 +353,9 @@ class Daemon:
                 log.error("notifier %s: close failed: %s: %s", name, type(exc).__name__, exc)
         for name, backend in self.backends.items():
             try:
-                await bounded(backend.stop(), HOOK_TIMEOUT)
+                # a backend's stop withdraws what it put in the kernel (a whole IPVS table):
+                # it gets a backend's time, not a hook's
+                await bounded(backend.stop(), BACKEND_TIMEOUT)
             except PLUGIN_ERRORS as exc:
                 backend_error(name, "stop failed", exc)
         self.scheduler.close()
