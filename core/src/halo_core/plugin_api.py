@@ -171,6 +171,45 @@ class CheckTarget:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """Where a checker that connects goes: socket family, address, optional local address,
+    and ``where`` (``192.0.2.1:80``, ``[2001:db8::1]:80``) for its messages."""
+
+    family: int
+    address: tuple[str, int]
+    local: tuple[str, int] | None
+    where: str
+
+
+def endpoint(
+    target: CheckTarget,
+    ip: IPAddress | None,
+    port: int | None,
+    local_ip: IPAddress | None = None,
+    local_port: int | None = None,
+    *,
+    default_port: int | None = None,
+) -> Endpoint:
+    """The endpoint from a checker's connection options (keepalived's connect and bind
+    ones), defaulting to the real server's address and port, then ``default_port``. Raises
+    ValueError for a check outside a real server without them."""
+    import socket
+
+    host = ip or target.address
+    port = port or target.port or default_port
+    if host is None or port is None:
+        needed = "connect_ip and connect_port are" if default_port is None else "connect_ip is"
+        raise ValueError(f"check {target.name}: {needed} needed outside a real server")
+    family = socket.AF_INET6 if host.version == 6 else socket.AF_INET
+    local = None
+    if local_ip is not None or local_port is not None:
+        any_addr = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        local = (str(local_ip or any_addr), local_port or 0)
+    where = f"[{host}]:{port}" if host.version == 6 else f"{host}:{port}"
+    return Endpoint(family, (str(host), port), local, where)
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """The outcome of one check. ``weight`` is set by checkers that report a dynamic weight
     (keepalived's ``misc_dynamic``); ``warning`` flags an ok result that needs attention (a

@@ -10,7 +10,7 @@ import socket
 import struct
 
 from halo_checker_dns.plugin import QTYPES, DnsCheck
-from halo_core.plugin_api import CheckResult, CheckTarget
+from halo_core.plugin_api import CheckResult, CheckTarget, endpoint
 
 _HEADER = struct.Struct("!HHHHHH")
 RCODES = {1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
@@ -24,14 +24,9 @@ def question(name: str, qtype: int) -> bytes:
 
 class DnsChecker:
     def __init__(self, config: DnsCheck, target: CheckTarget) -> None:
-        host = config.connect_ip or target.address
-        if host is None:
-            raise ValueError(f"check {target.name}: connect_ip is needed outside a real server")
-        port = config.connect_port or target.port or 53
-        self.family = socket.AF_INET6 if host.version == 6 else socket.AF_INET
-        self.address = (str(host), port)
+        end = endpoint(target, config.connect_ip, config.connect_port, default_port=53)
+        self.family, self.address, self.where = end.family, end.address, end.where
         self.bind = str(config.bind_to) if config.bind_to is not None else None
-        self.where = f"[{host}]:{port}" if host.version == 6 else f"{host}:{port}"
         self.question = question(config.query_name, QTYPES[config.query_type])
         self.what = f"{config.query_type} {config.query_name}"
 

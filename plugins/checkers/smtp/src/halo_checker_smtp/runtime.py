@@ -7,7 +7,7 @@ import os
 import socket
 
 from halo_checker_smtp.plugin import SmtpCheck
-from halo_core.plugin_api import CheckResult, CheckTarget
+from halo_core.plugin_api import CheckResult, CheckTarget, endpoint
 
 
 async def reply(reader: asyncio.StreamReader) -> tuple[int, str]:
@@ -25,15 +25,15 @@ async def reply(reader: asyncio.StreamReader) -> tuple[int, str]:
 
 class SmtpChecker:
     def __init__(self, config: SmtpCheck, target: CheckTarget) -> None:
-        host = config.connect_ip or target.address
-        if host is None:
-            raise ValueError(f"check {target.name}: connect_ip is needed outside a real server")
-        self.host, self.port = str(host), config.connect_port or target.port or 25
-        self.local: tuple[str, int] | None = None
-        if config.bind_to is not None or config.bind_port is not None:
-            any_addr = "::" if host.version == 6 else "0.0.0.0"
-            self.local = (str(config.bind_to or any_addr), config.bind_port or 0)
-        self.where = f"[{host}]:{self.port}" if host.version == 6 else f"{host}:{self.port}"
+        end = endpoint(
+            target,
+            config.connect_ip,
+            config.connect_port,
+            config.bind_to,
+            config.bind_port,
+            default_port=25,
+        )
+        (self.host, self.port), self.local, self.where = end.address, end.local, end.where
         self.helo = config.helo_name or socket.gethostname()
 
     async def check(self) -> CheckResult:

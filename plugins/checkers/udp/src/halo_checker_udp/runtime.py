@@ -8,24 +8,20 @@ import os
 import socket
 
 from halo_checker_udp.plugin import UdpCheck, octets
-from halo_core.plugin_api import CheckResult, CheckTarget
+from halo_core.plugin_api import CheckResult, CheckTarget, endpoint
 
 
 class UdpChecker:
     def __init__(self, config: UdpCheck, target: CheckTarget) -> None:
-        host = config.connect_ip or target.address
-        port = config.connect_port or target.port
-        if host is None or port is None:
-            raise ValueError(
-                f"check {target.name}: connect_ip and connect_port are needed outside a real server"
-            )
-        self.family = socket.AF_INET6 if host.version == 6 else socket.AF_INET
-        self.address = (str(host), port)
-        self.local: tuple[str, int] | None = None
-        if config.bind_to is not None or config.bind_port is not None:
-            any_addr = "::" if self.family == socket.AF_INET6 else "0.0.0.0"
-            self.local = (str(config.bind_to or any_addr), config.bind_port or 0)
-        self.where = f"[{host}]:{port}" if host.version == 6 else f"{host}:{port}"
+        end = endpoint(
+            target, config.connect_ip, config.connect_port, config.bind_to, config.bind_port
+        )
+        self.family, self.address, self.local, self.where = (
+            end.family,
+            end.address,
+            end.local,
+            end.where,
+        )
         self.payload = octets(config.payload)
         self.pattern = octets(config.reply) if config.reply is not None else None
         self.need_reply = config.require_reply or self.pattern is not None
