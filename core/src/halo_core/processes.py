@@ -42,9 +42,10 @@ PING_INTERVAL = 1.0
 HANG_LIMIT = 10.0
 """A worker that answers no ping for this long is killed and restarted."""
 START_LIMIT = 180.0
-"""How long a new worker may take before its first word: it imports and loads every
-plugin first, which takes seconds on a slow machine (minutes in an emulated VM), and it
-cannot answer pings meanwhile. Once it has spoken, HANG_LIMIT applies."""
+"""How long a new worker may take to say it is ready: it imports and starts every plugin
+first, which takes seconds on a slow machine (minutes in an emulated VM), and a plugin's
+start may hold its loop so that pings go unanswered meanwhile. Once ready, HANG_LIMIT
+applies."""
 STOP_LIMIT = 60.0
 """How long the worker may take to stop (its shutdown hooks, a backend flushing a large
 IPVS table) before it is killed. VRRP has stepped down by then - the backup has taken
@@ -260,7 +261,6 @@ class WorkerSupervisor:
         t = msg.get("t")
         link = self.link
         assert link is not None
-        self._heard = True  # any word from the worker: it is up, pings must be answered now
         if t == "event":
             event = link.event_of(msg)
             if event is None:
@@ -274,6 +274,7 @@ class WorkerSupervisor:
             link.send({"t": "status", "id": msg.get("id"), "status": self._status_wire()})
         elif t == "ready":
             self.ready = True
+            self._heard = True  # started: from now on, pings must be answered in time
             log.info("worker process %s ready", self.process.pid if self.process else "?")
 
 

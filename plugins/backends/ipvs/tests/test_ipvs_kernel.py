@@ -501,7 +501,9 @@ def test_restart_keeps_connections(scenario: Scenario) -> None:
         s.daemon = Halo(s.director, conf, s.tmp, name="halo2")
         assert s.daemon.wait_log(r"halo .* started with", 120 * SLOW + 10, POLL), s.daemon.log
         assert s.daemon.wait_log(r"VI_1: entering MASTER", 60 * SLOW + 10, POLL), s.daemon.log
-        time.sleep(2 * SLOW + 1)  # one reconcile passed
+        # The worker (it holds the IPVS backend) has applied its first reconcile when ready.
+        assert s.daemon.wait_log(r"worker process \d+ ready", 120 * SLOW + 10, POLL), s.daemon.log
+        time.sleep(2 * SLOW + 1)  # one more reconcile passed
         s.notes["restart"] = time.monotonic() - t0
         second = _ask(sock, VIP, close=True)
     finally:
@@ -514,9 +516,10 @@ def test_restart_keeps_connections(scenario: Scenario) -> None:
 
 def test_flush_on_stop_removes_only_halos_services(scenario: Scenario) -> None:
     s = scenario
-    assert s.daemon.stop(STOP) == 0
+    assert s.daemon.stop(STOP) == 0, s.daemon.log[-3000:]
     left = s.table()
-    assert [k for k in left if k.startswith(f"TCP {VIP}") or "2001:db8:ffff" in k] == []
+    ours = [k for k in left if k.startswith(f"TCP {VIP}") or "2001:db8:ffff" in k]
+    assert ours == [], s.daemon.log[-3000:]
     if IPVSADM:
         assert "TCP 203.0.113.99:80" in left
     assert json.loads((s.state_dir / "ipvs-lb.json").read_text())["services"] == []
@@ -590,8 +593,7 @@ def test_group_tunnel_mh_timeouts_and_sync_daemon(tmp_path: Path) -> None:
                 "FWM 9": {"192.0.2.31:0": ("Tunnel", 2), "192.0.2.32:0": ("Tunnel", 1)},
             }
             assert wait_until(lambda: ipvs_table(lvs) == want, 120 * SLOW + 10, POLL), (
-                ipvs_table(lvs),
-                daemon.log[-3000:],
+                f"{ipvs_table(lvs)}\n{daemon.log[-4000:]}"
             )
             shown = lvs.run(sys.executable, "-m", "halo_core.cli", "ipvs", timeout=120).stdout
             assert f"TCP  {GROUP_VIP}:80 mh (mh-fallback,mh-port)\n" in shown
