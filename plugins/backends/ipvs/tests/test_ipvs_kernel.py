@@ -291,8 +291,7 @@ class Scenario:
 
     def wait_dests(self, service: str, want: dict[str, tuple[str, int]], timeout: float) -> None:
         assert wait_until(lambda: self.table().get(service) == want, timeout, 0.2), (
-            self.table().get(service),
-            self.daemon.log[-3000:],
+            f"{self.table().get(service)}\n{self.daemon.proc.log_text()[-6000:]}"
         )
 
     def down(self, rs: str, port: int) -> None:
