@@ -1,8 +1,9 @@
 """The soak (#15 §7): two halo daemons, 100 VRRPv3 instances at 0.1 s each, 500 TCP checks
 on the master, a reload every 10 s and a random fault from the matrix every 30 s, for an
-hour by default. Prints the reloads and faults, false takeovers, and per daemon the RSS
-after the warm-up (start, end, slope per hour, the curve), open descriptors and asyncio
-tasks (first and second half) and tracebacks. Scenario: tests/soak/soak.py.
+hour by default. Prints the reloads and faults, false takeovers, and per process (each
+daemon's VRRP process, a's worker) the RSS after the warm-up (start, end, slope per hour,
+the curve), open descriptors and asyncio tasks (first and second half) and tracebacks.
+Scenario: tests/soak/soak.py.
 
     sudo uv run python bench/soak/run.py [--seconds 3600] [--check-interval 1]
 """
@@ -49,7 +50,7 @@ def main() -> int:
     )
     print(report.text())
     ok = not report.false_takeovers and all(
-        d.tracebacks == 0 and d.constant for d in report.daemons
+        d.tracebacks == 0 and d.constant and d.samples > 0 for d in report.daemons
     )
     return 0 if ok else 1
 

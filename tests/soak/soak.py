@@ -7,11 +7,12 @@ TCP checks against a local web server (each instance tracks one, weight -5), nod
 90. Every ``reload_every`` seconds both are reloaded with a changed configuration (the
 checks' interval moves by a millisecond), and every ``fault_every`` seconds a random fault
 from the matrix hits: SIGSTOP of b, b's link down, a partition of b, 30 % advert loss, a
-SIGHUP storm on a, a restart of b. Each daemon runs under ``sampled_halo.py``, which
-records its asyncio tasks, open descriptors and RSS once a second.
+SIGHUP storm on a, a restart of b. Every process of each daemon (the VRRP process and, on
+``a``, its worker) loads ``site/sitecustomize.py``, which records its asyncio tasks, open
+descriptors and RSS once a second.
 
-Judged: RSS growth after the warm-up (and its slope per hour), descriptors and tasks
-after the warm-up (min = max: constant), tracebacks in the logs, and false takeovers: b
+Judged per process: RSS growth after the warm-up (and its slope per hour), descriptors and
+tasks after the warm-up (the baseline does not rise), tracebacks in the logs, and false takeovers: b
 entering MASTER, or a leaving it, outside a fault's window (the fault and 3 s after).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import signal
 import sys
@@ -31,6 +33,7 @@ from pathlib import Path
 from halo_tool_lab.netns import Host, Lab, Proc, wait_until
 
 HERE = Path(__file__).resolve().parent
+SITE = HERE / "site"  # the sampler every process of a sampled daemon loads
 PORT = 8080
 GRACE = 3.0  # seconds after a fault's end that still belong to it
 RELOAD_WINDOW = 2.0  # a takeover this soon after a SIGHUP is counted as the reload's
@@ -60,9 +63,11 @@ class Daemon:
 
     def start(self) -> None:
         self.config_path.write_text(self.config)
+        path = os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH", "")) if p)
+        env = {"HALO_SOAK_SAMPLES": str(self.samples_path), "PYTHONPATH": path}
         self.proc = self.host.spawn(
-            sys.executable, str(HERE / "sampled_halo.py"), "run", "-c", str(self.config_path),
-            log=self.log_path, env={"HALO_SOAK_SAMPLES": str(self.samples_path)},
+            sys.executable, "-m", "halo_core.cli", "run", "-c", str(self.config_path),
+            log=self.log_path, env=env,
         )  # fmt: skip
 
     def stop(self) -> None:
@@ -147,6 +152,7 @@ class Figures:
     tasks: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
     curve: list[tuple[float, float]] = field(default_factory=list)  # (minutes, RSS MB)
     tracebacks: int = 0
+    samples: int = 0  # judged samples: none means nothing was measured, which is a failure
 
     @property
     def constant(self) -> bool:
@@ -162,7 +168,7 @@ class Figures:
             f"{self.name}: RSS {self.rss_start_mb:.1f} -> {self.rss_end_mb:.1f} MB "
             f"({self.rss_growth_mb:+.2f} MB, slope {self.rss_slope_mb_per_hour:+.2f} MB/h), "
             f"fds {_span(self.fds)}, tasks {_span(self.tasks)}, "
-            f"tracebacks {self.tracebacks}"
+            f"tracebacks {self.tracebacks}, {self.samples} samples"
         )
 
 
@@ -207,13 +213,33 @@ def _minmax(samples: list[dict[str, float]], key: str) -> tuple[int, int]:
     return min(values), max(values)
 
 
-def _figures(d: Daemon, warmup_end: float, warmup: float, start: float) -> Figures:
-    samples = d.samples()
-    if samples:  # a restarted daemon: its last process only, after its own warm-up
-        samples = [s for s in samples if s["pid"] == samples[-1]["pid"]]
-        warmup_end = max(warmup_end, samples[0]["t"] + warmup)
+def _figures(d: Daemon, warmup_end: float, warmup: float, start: float) -> list[Figures]:
+    """One :class:`Figures` per process role of the daemon (its VRRP process, its worker)."""
+    tracebacks = d.tracebacks()
+    by_role: dict[str, list[dict[str, float]]] = {}
+    for sample in d.samples():
+        by_role.setdefault(str(sample.get("role", "vrrp")), []).append(sample)
+    if not by_role:
+        return [Figures(d.name, tracebacks=tracebacks)]
+    return [
+        _role_figures(f"{d.name} {role}", samples, warmup_end, warmup, start, tracebacks)
+        for role, samples in sorted(by_role.items())
+    ]
+
+
+def _role_figures(
+    name: str,
+    samples: list[dict[str, float]],
+    warmup_end: float,
+    warmup: float,
+    start: float,
+    tracebacks: int,
+) -> Figures:
+    # a restarted process: its last incarnation only, after its own warm-up
+    samples = [s for s in samples if s["pid"] == samples[-1]["pid"]]
+    warmup_end = max(warmup_end, samples[0]["t"] + warmup)
     samples = [s for s in samples if s["t"] >= warmup_end]
-    fig = Figures(d.name, tracebacks=d.tracebacks())
+    fig = Figures(name, tracebacks=tracebacks, samples=len(samples))
     if len(samples) < 2:
         return fig
     rss = [(s["t"], s["rss_kb"] / 1024) for s in samples]
@@ -306,7 +332,9 @@ def run_soak(
             for t in a.transitions(state):
                 if outside(t):
                     report.false_takeovers.append(f"a entered {state} at{what(t)}")
-        report.daemons = [_figures(d, warmup_end, warmup_end - start, start) for d in (a, b)]
+        report.daemons = [
+            fig for d in (a, b) for fig in _figures(d, warmup_end, warmup_end - start, start)
+        ]
         for d in (a, b):
             d.stop()
     return report

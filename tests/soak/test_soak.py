@@ -20,7 +20,10 @@ def test_soak(lab_root: None, tmp_path: Path) -> None:
     report = run_soak(60, tmp_path, check_interval=2.0, fault_every=15, warmup=20, seed=15)
     print(report.text())
     assert report.reloads >= 5 and report.faults, report.text()
+    # every process measured: each daemon's VRRP process, a's worker (its checks)
+    assert {"a vrrp", "a worker", "b vrrp"} <= {d.name for d in report.daemons}, report.text()
     for d in report.daemons:
+        assert d.samples >= 10, report.text()
         assert d.tracebacks == 0, report.text()
         assert d.constant, report.text()
         assert d.rss_growth_mb < 5, report.text()
