@@ -34,15 +34,19 @@ def shim_unavailable_reason() -> str | None:
     return None
 
 
-def build_shim(directory: Path) -> Path:
-    """Compile the shim into *directory*; raises RuntimeError with gcc's message."""
-    directory.mkdir(parents=True, exist_ok=True)
-    out = directory / "ipvs_shim.so"
-    argv = ["gcc", "-shared", "-fPIC", "-O2", "-o", str(out), str(SHIM_SOURCE), "-ldl"]
+def compile_c(source: Path, out: Path, *flags: str) -> Path:
+    """``gcc -O2 FLAGS -o OUT SOURCE``; raises RuntimeError with gcc's message."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["gcc", "-O2", *flags, "-o", str(out), str(source)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"building the IPVS shim failed: {proc.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"building {source.name} failed: {proc.stderr.strip()[-2000:]}")
     return out
+
+
+def build_shim(directory: Path) -> Path:
+    """Compile the shim into *directory*."""
+    return compile_c(SHIM_SOURCE, directory / "ipvs_shim.so", "-shared", "-fPIC", "-ldl")
 
 
 def tcp_check_config(

@@ -1,6 +1,6 @@
 """CPU per TCP check: halo's worker beside keepalived's checker process, in one run (#16 §3).
 
-A three-host lab: h1 runs the real servers (N listening ports, one process that accepts and
+A three-host lab: h1 runs the real servers (N listening ports, ``tcp_servers.c``: accepts and
 closes, counting the connections of each peer address), h2 runs ``keepalived -C`` (its
 checker process only, with the IPVS shim of ``ipvs_shim.c`` preloaded since the kernel has
 no ip_vs) with one TCP_CHECK per real server, and h3 runs ``halo run`` with one ``tcp`` check
@@ -24,10 +24,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
-import selectors
-import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +31,7 @@ from pathlib import Path
 from keepalived_checker import (
     KeepalivedChecker,
     build_shim,
+    compile_c,
     shim_unavailable_reason,
     tcp_check_config,
 )
@@ -42,41 +39,11 @@ from run import children, cpu_seconds
 
 # --------------------------------------------------------------------------- the real servers
 
-
-def serve(ports: list[int], counts_file: Path) -> None:
-    """Accept and close on every port; publish accepted connections per peer every 0.1 s."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, len(ports) + 256)), hard))
-    selector = selectors.DefaultSelector()
-    for port in ports:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("0.0.0.0", port))
-        listener.listen(1024)
-        listener.setblocking(False)
-        selector.register(listener, selectors.EVENT_READ)
-    counts: dict[str, int] = {}
-    tmp = counts_file.with_suffix(".tmp")
-    published = 0.0
-    while True:  # the bench kills us
-        for key, _ in selector.select(0.1):
-            listener = key.fileobj
-            assert isinstance(listener, socket.socket)
-            while True:
-                try:
-                    conn, (peer, _port) = listener.accept()
-                except BlockingIOError:
-                    break
-                conn.close()
-                counts[peer] = counts.get(peer, 0) + 1
-        now = time.time()
-        if now - published >= 0.1:
-            tmp.write_text(json.dumps({"t": now, "by_peer": counts}))
-            tmp.replace(counts_file)
-            published = now
+SERVERS_SOURCE = Path(__file__).resolve().with_name("tcp_servers.c")
 
 
 def read_counts(path: Path) -> tuple[float, dict[str, int]]:
+    """(time, connections accepted per peer address) as tcp_servers.c last wrote them."""
     data = json.loads(path.read_text())
     return float(data["t"]), {str(k): int(v) for k, v in data["by_peer"].items()}
 
@@ -108,7 +75,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def measure(
-    checks: int, interval: float, args: argparse.Namespace, shim: Path
+    checks: int, interval: float, args: argparse.Namespace, build: Path
 ) -> dict[str, object]:
     from halo_tool_lab.halo import Halo
     from halo_tool_lab.netns import Lab
@@ -120,17 +87,13 @@ def measure(
         servers, ka_host, halo_host = lab.hosts
         counts = work / "counts.json"
         counts.unlink(missing_ok=True)
-        port_list = work / "ports.txt"
-        port_list.write_text(" ".join(map(str, ports)))
-        servers.spawn(
-            sys.executable, __file__, "serve", "--ports", str(port_list), "--counts", str(counts)
-        )
+        servers.spawn(build / "tcp_servers", counts, *map(str, ports), log=work / "servers.log")
         deadline = time.time() + 30
         while not counts.exists() and time.time() < deadline:
             time.sleep(0.05)
         server = str(servers.ipv4)
         ka_conf = tcp_check_config(server, ports, interval, args.timeout)
-        keepalived = KeepalivedChecker(ka_host, ka_conf, work, shim)
+        keepalived = KeepalivedChecker(ka_host, ka_conf, work, build / "ipvs_shim.so")
         halo = Halo(halo_host, halo_config(server, ports, interval, args.timeout), work)
         time.sleep(args.warmup)
         ka_checker = keepalived.checker_pid()
@@ -201,14 +164,6 @@ def print_result(result: dict[str, object]) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        p = argparse.ArgumentParser()
-        p.add_argument("serve")
-        p.add_argument("--ports", type=Path, required=True, help="file of port numbers")
-        p.add_argument("--counts", type=Path, required=True)
-        a = p.parse_args()
-        serve([int(x) for x in a.ports.read_text().split()], a.counts)
-        return 0
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -238,11 +193,13 @@ def main() -> int:
     if reason:
         raise SystemExit(f"per_check: {reason}")
     results = []
-    with tempfile.TemporaryDirectory(prefix="halo-ipvs-shim-") as build:
-        shim = build_shim(Path(build))
+    with tempfile.TemporaryDirectory(prefix="halo-per-check-") as tmp:
+        build = Path(tmp)
+        build_shim(build)
+        compile_c(SERVERS_SOURCE, build / "tcp_servers")
         for checks in counts:
             for interval in intervals:
-                result = measure(checks, interval, args, shim)
+                result = measure(checks, interval, args, build)
                 results.append(result)
                 if not args.json:
                     print_result(result)
