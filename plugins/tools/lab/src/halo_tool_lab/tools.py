@@ -41,6 +41,7 @@ TOOLS: dict[str, str] = {
     "vtysh": "frr",  # FRR's shell; its daemons (zebra, bgpd, bfdd) live in /usr/lib/frr
     "bird": "bird2",
     "birdc": "bird2",
+    "gcc": "gcc",  # builds bench/checks' IPVS shim for keepalived's checker
 }
 TRACED = tuple(t for t in TOOLS if t != "ip")
 MARKERS = ("needs_tools", "uses_tools")
