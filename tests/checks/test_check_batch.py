@@ -161,3 +161,20 @@ async def test_rounds_stop_with_the_check() -> None:
     assert len(Now.calls) == before + 2  # only the other check's rounds
     await rs[1].stop()
     assert clock.pending() == 0
+
+
+async def test_a_callback_that_raises_stops_neither_the_tick_nor_other_checks() -> None:
+    clock = FakeClock(start=0.0)
+    rs, _ = runners(clock, 2, fall=1)
+
+    def broken(name: str, up: bool, result: CheckResult) -> None:
+        raise RuntimeError("subscriber bug")
+
+    rs[0].on_change = broken
+    Now.outcomes = [False, False]  # both go down: the first one's callback raises
+    for r in rs:
+        r.start()
+    await clock.advance(3.0)
+    assert [r.stats.runs for r in rs] == [3, 3]
+    for r in rs:
+        await r.stop()

@@ -20,6 +20,7 @@ attempt. A check whose interval is under ten of the shortest tick keeps a job of
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, cast
@@ -30,6 +31,8 @@ from halo_core.plugin_api import CheckNow, CheckResult
 if TYPE_CHECKING:
     from halo_core.checks import CheckRunner
     from halo_core.scheduler import Clock, Scheduler, Timer
+
+log = logging.getLogger("halo.checks")
 
 TICKS = (0.1, 0.05, 0.02, 0.01, 0.005)
 """Seconds between wake-ups a ticker may have; a round starts at most one tick late."""
@@ -91,9 +94,8 @@ class CheckTicker:
     def _tick(self) -> None:
         now = self.clock.now()
         last = math.floor(now / self.tick + 1e-6)
-        due = [i for i in self.slots if i <= last]
-        due.sort()
-        for index in due:
+        starting: list[CheckRunner] = []
+        for index in sorted(i for i in self.slots if i <= last):
             for runner in self.slots.pop(index):
                 when = self.due_at.get(runner)
                 if when is None:
@@ -102,11 +104,18 @@ class CheckTicker:
                 following = max(when + runner.interval, now + self.tick)
                 self.due_at[runner] = following
                 self._slot(following).append(runner)
-                self.rounds += 1
-                start_round(runner)
+                starting.append(runner)
         self.timer = None
         if self.due_at:
-            self._arm()
+            self._arm()  # first: nothing a round does can stop the ticker
+        for runner in starting:
+            if runner not in self.due_at:
+                continue  # removed by an earlier round's consequences (a reload)
+            self.rounds += 1
+            try:
+                start_round(runner)
+            except Exception as exc:  # e.g. an on_change callback's bug: this check's alone
+                log.error("check %s: round failed: %s: %s", runner.name, type(exc).__name__, exc)
 
 
 def start_round(runner: CheckRunner) -> None:
