@@ -178,3 +178,17 @@ async def test_a_callback_that_raises_stops_neither_the_tick_nor_other_checks() 
     assert [r.stats.runs for r in rs] == [3, 3]
     for r in rs:
         await r.stop()
+
+
+async def test_a_check_added_later_is_not_held_back_by_the_others() -> None:
+    clock = FakeClock(start=0.0)
+    rs, _ = runners(clock, 2, interval=Seconds(10.0))
+    rs[0].start()  # its first round: somewhere in the next 10 s
+    first = rs[0].ticker
+    assert first is not None and first.due_at[rs[0]] > 1.0  # seed 1: not right away
+    rs[1].config = replace(rs[1].config, warmup=Seconds(0.1))
+    rs[1].start()  # due within 0.1 s: the ticker wakes for it
+    await clock.advance(0.25)
+    assert rs[1].stats.runs == 1 and rs[0].stats.runs == 0
+    for r in rs:
+        await r.stop()

@@ -63,13 +63,16 @@ class CheckTicker:
         self.slots: dict[int, list[CheckRunner]] = {}
         self.due_at: dict[CheckRunner, float] = {}  # member -> when its next round is due
         self.timer: Timer | None = None
+        self.armed_for = 0  # the slot the timer wakes for
         self.rounds = 0
 
     def add(self, runner: CheckRunner, first_delay: float) -> None:
         when = self.clock.now() + first_delay
         self.due_at[runner] = when
         self._slot(when).append(runner)
-        if self.timer is None:
+        if self.timer is None or math.ceil(when / self.tick) < self.armed_for:
+            if self.timer is not None:  # a check added later is due before the others
+                self.timer.cancel()
             self._arm()
 
     def remove(self, runner: CheckRunner) -> None:
@@ -89,6 +92,7 @@ class CheckTicker:
 
     def _arm(self) -> None:
         nearest = min(self.slots) if self.slots else math.ceil(self.clock.now() / self.tick)
+        self.armed_for = nearest
         self.timer = self.clock.call_at(max(nearest * self.tick, self.clock.now()), self._tick)
 
     def _tick(self) -> None:
