@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "halo_core.vrrp.engine",
             "halo_core.checks",
+            "halo_core.check_batch",
             "halo_core.processes",
             "halo_core.ipc",
             "halo_core.vrrp.status",

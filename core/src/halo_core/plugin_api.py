@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
@@ -235,6 +235,18 @@ class Checker(Protocol):
         """Release sockets, sessions, processes. Called on shutdown and when a reload drops
         the check."""
         ...
+
+
+class CheckNow(Protocol):
+    """Optional for a checker's runtime, beside :class:`Checker`: start a round without
+    awaiting. ``check_now()`` gives the :class:`CheckResult` when it is known at once, or an
+    awaitable of it for the rest (awaited with the check's time-out, as ``check()`` is). It
+    must never block: halo calls it for many checks in one wake-up of its event loop, which
+    costs far less CPU than a task per round (a connect check: a connection on a LAN is
+    usually established before ``connect`` returns). A checker with it still has
+    ``check()``, which ``halo check --run`` and the tests use."""
+
+    def check_now(self) -> CheckResult | Awaitable[CheckResult]: ...
 
 
 # --------------------------------------------------------------------------- notifiers

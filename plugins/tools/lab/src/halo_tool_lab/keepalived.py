@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from types import TracebackType
@@ -81,7 +81,8 @@ class Keepalived:
     """A keepalived instance in *host*, started at once.
 
     Files live in ``workdir/keepalived-<name>/``: ``keepalived.conf``, ``keepalived.log``
-    (stdout+stderr) and ``main.pid``, ``vrrp.pid``, ``checkers.pid``, ``bfd.pid``.
+    (stdout+stderr) and ``main.pid``, ``vrrp.pid``, ``checkers.pid``, ``bfd.pid``. *env*
+    entries are added to keepalived's environment (e.g. ``LD_PRELOAD``).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class Keepalived:
         binary: str = DEFAULT_BINARY,
         vrrp_only: bool = True,
         extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         self.name = name or host.name
@@ -122,7 +124,7 @@ class Keepalived:
         argv += list(extra_args)
         self.argv = argv
         self.started_at = time.monotonic()
-        self.proc: Proc = host.spawn(*argv, log=self.log_path)
+        self.proc: Proc = host.spawn(*argv, log=self.log_path, env=env)
 
     def __repr__(self) -> str:
         return f"<Keepalived {self.name} in {self.host.ns} pid={self.proc.pid}>"
