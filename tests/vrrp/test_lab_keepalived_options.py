@@ -55,7 +55,7 @@ def test_use_vmac_moves_the_virtual_mac(
         link = host.ip_json("-d", "link", "show", "vrrp.51")[0]
         assert link["address"] == VMAC and "UP" in link["flags"]
         assert link["linkinfo"]["info_kind"] == "macvlan"
-        assert link["linkinfo"]["info_data"]["mode"] == "private"
+        assert link["linkinfo"]["info_data"]["mode"] == "bridge"
     assert wait_until(lambda: h1.has_address("192.0.2.100", dev="vrrp.51"), 5), a.log
     assert not h1.has_address("192.0.2.100", dev="eth0")
     # A client reaches the VIP through the virtual MAC (only the VMAC answers ARP for it).

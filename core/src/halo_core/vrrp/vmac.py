@@ -2,23 +2,27 @@
 
 RFC 5798 §7.3 gives every virtual router a MAC address, 00:00:5e:00:01:VRID (IPv6:
 00:00:5e:00:02:VRID). Linux cannot give an address of its own MAC to a set of IP
-addresses, so, as keepalived does, each instance gets a macvlan in private mode on its
-interface with that MAC: the virtual addresses go on the macvlan, and the adverts leave
-from it (or from the base interface with ``vmac_xmit_base``). A failover then moves the
-MAC with the addresses, and the switches learn it from the new master's first advert.
-IPv6 instances send their adverts from the base interface (their link-local source is
-the base interface's, and an address on the macvlan would make a backup send MLD reports
-from the virtual MAC).
+addresses, so, as keepalived does, each instance gets a macvlan on its interface with
+that MAC: the virtual addresses go on the macvlan, and the adverts leave from it (or from
+the base interface with ``vmac_xmit_base``). A failover then moves the MAC with the
+addresses, and the switches learn it from the new master's first advert. IPv6 instances
+send their adverts from the base interface (their link-local source is the base
+interface's, and an address on the macvlan would make a backup send MLD reports from the
+virtual MAC).
 
 The macvlan exists from start-up to stop on every router of the group, up but silent
 while BACKUP: it has no IPv6 link-local address (address generation off), so it sends
 no router solicitation or MLD report that would teach the switch the MAC on a backup's
-port, and it never joins the VRRP group (the adverts are received on the base
-interface; the macvlan's socket only sends). ``arp_ignore`` is set on the
-base interface and the macvlan so that only the macvlan answers ARP for the virtual
-addresses, with the virtual MAC (keepalived sets the same), and ``arp_announce`` 2 on the
-base interface so that it never asks with a virtual address as the sender; the base
-interface's values are restored when its last macvlan goes.
+port, and it never joins the VRRP group (no IGMP report from the virtual MAC either): the
+adverts are received on the base interface, and the macvlan's socket only sends. That
+needs bridge mode: a private macvlan (keepalived's mode; keepalived receives on the
+macvlan and moves the IGMP reports with firewall rules) takes a multicast frame whose
+source is its own MAC, the other router's advert, away from the base interface.
+
+``arp_ignore`` is set on the base interface and the macvlan so that only the macvlan
+answers ARP for the virtual addresses, with the virtual MAC (keepalived sets the same),
+and ``arp_announce`` 2 on the base interface so that it never asks with a virtual address
+as the sender; the base interface's values are restored when its last macvlan goes.
 
 Written with ``struct`` like :mod:`halo_core.netlink`: the VRRP process imports no
 pyroute2.
@@ -53,7 +57,7 @@ IFLA_LINKINFO = 18
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 IFLA_MACVLAN_MODE = 1
-MACVLAN_MODE_PRIVATE = 1  # keepalived's mode: macvlans of one interface never talk
+MACVLAN_MODE_BRIDGE = 4
 IFF_UP = 0x1
 NLA_F_NESTED = 0x8000
 
@@ -95,11 +99,11 @@ def _mac_bytes(mac: str) -> bytes:
 
 
 def create_macvlan(name: str, base_index: int, mac: str) -> None:
-    """Create the macvlan ``name`` (private mode) on the interface ``base_index``, with
+    """Create the macvlan ``name`` (bridge mode) on the interface ``base_index``, with
     ``mac``. Not brought up."""
     info = _attr(IFLA_INFO_KIND, b"macvlan\0") + _attr(
         IFLA_INFO_DATA | NLA_F_NESTED,
-        _attr(IFLA_MACVLAN_MODE, struct.pack("=I", MACVLAN_MODE_PRIVATE)),
+        _attr(IFLA_MACVLAN_MODE, struct.pack("=I", MACVLAN_MODE_BRIDGE)),
     )
     body = (
         _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
