@@ -178,3 +178,35 @@ def test_default_interface_and_dynamic_interfaces(
     h1.ip("link", "set", "late0", "up")
     assert a.wait_state("VI_2", "MASTER", timeout=5), a.log
     assert wait_until(lambda: h1.has_address("198.51.100.100", dev="late0"), 5)
+    # Deleted and created again (a new index): VI_2 restarts on the new interface.
+    h1.ip("link", "del", "late0")
+    assert a.wait_state("VI_2", "FAULT", timeout=5), a.log
+    h1.ip("link", "add", "late0", "type", "veth", "peer", "name", "late1")
+    h1.ip("addr", "add", "198.51.100.1/24", "dev", "late0")
+    h1.ip("link", "set", "late1", "up")
+    h1.ip("link", "set", "late0", "up")
+    assert a.wait_state("VI_2", "MASTER", timeout=5, count=2), a.log
+    assert wait_until(lambda: h1.has_address("198.51.100.100", dev="late0"), 5), a.log
+    assert any("late0 was recreated: restarting" in m for m in a.messages())
+
+
+def test_init_fail_starts_a_tracked_check_down(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
+    """keepalived's vrrp_script init_fail: the check counts as down until it succeeds, so
+    an instance tracking it with weight 0 starts in FAULT, then becomes MASTER once the
+    check reports up. Without init_fail it never passes through FAULT."""
+    for init_fail, expected in (
+        (True, ["FAULT", "BACKUP", "MASTER"]),
+        (False, ["BACKUP", "MASTER"]),
+    ):
+        (h1,) = lab(1).hosts
+        text = config(
+            h1, tmp_path / str(init_fail), 150, "    track:\n      - check: ok\n        weight: 0\n"
+        ) + (
+            f"checks:\n  ok:\n    type: script\n    script: /bin/true\n    interval: 1\n"
+            f"    init_fail: {str(init_fail).lower()}\n"
+        )
+        a = start_halo(h1, text, name=f"h1-{init_fail}", state={"VI_1": "MASTER"})
+        assert a.states("VI_1") == expected, a.log
+        a.stop()

@@ -375,8 +375,6 @@ class VrrpInstance:
             problems.append(
                 (("use_vmac",), "with unicast_peer, set vmac_xmit_base too (as keepalived needs)")
             )
-        if self.use_vmac is not False and self.interface is None:
-            problems.append((("use_vmac",), "needs the instance's interface"))
         families = {v.address.version for v in self.virtual_ipaddress}
         if len(families) > 1:
             problems.append(

@@ -707,6 +707,8 @@ class VrrpEngine:
     def _link_changed(self, name: str, up: bool) -> None:
         if up and name in self.waiting:
             self._interface_appeared(name)
+        if up and self.config.global_.dynamic_interfaces:
+            self._interface_recreated(name)
         for inst in self.instances.values():
             if inst.iface.name == name and not inst.cfg.dont_track_primary:
                 reason = f"interface {name} down"
@@ -736,6 +738,25 @@ class VrrpEngine:
             log.info("%s: interface %s appeared: starting", inst_name, name)
             self._setup_tracking(inst)
             self._boot(inst)
+
+    def _interface_recreated(self, name: str) -> None:
+        """dynamic_interfaces: an interface deleted and created again has a new index, and
+        the sockets bound to the old one hear nothing: its instances start again."""
+        try:
+            index = socket.if_nametoindex(name)
+        except OSError:
+            return
+        stale = [i for i in self.instances.values() if i.iface.name == name]
+        stale = [i for i in stale if i.iface.index != index]
+        for inst in stale:
+            log.info("%s: interface %s was recreated: restarting", inst.name, name)
+            inst.step(fsm.Shutdown())
+            self._discard(inst)
+            del self.instances[inst.name]
+        for inst in stale:
+            self.waiting.setdefault(name, {})[inst.name] = inst.cfg
+        if stale:
+            self._interface_appeared(name)
 
     def _with_check_weight(self, t: Track) -> Track:
         """``t`` with its weight resolved, once, when tracking is built: the track's own,
