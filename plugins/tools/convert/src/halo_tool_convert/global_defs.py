@@ -40,6 +40,8 @@ def prescan_global(conv: Converter, node: Node) -> None:
         if child.keyword == "vrrp_version" and child.args[:1] in (["2"], ["3"]):
             conv.default_version = int(child.args[0])
             conv.default_version_loc = child.loc
+        elif child.keyword == "default_interface" and child.args:
+            conv.default_interface = child.args[0]
 
 
 def global_section(conv: Converter, loc: Loc | None = None) -> YMap:

@@ -370,7 +370,9 @@ def finish_instance(conv: Converter, st: InstanceState, node: Node) -> bool:
     if "virtual_router_id" not in m:
         conv.error(node.loc, f"vrrp_instance {name} has no virtual_router_id")
         return False
-    if "interface" not in m:
+    if "interface" not in m and "unicast_src_ip" not in m and conv.default_interface:
+        conv.note(node, f"no interface: global_defs default_interface ({conv.default_interface})")
+    elif "interface" not in m:
         if "unicast_src_ip" not in m:
             conv.error(
                 node.loc,
