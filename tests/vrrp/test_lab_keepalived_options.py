@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from halo_tool_lab.capture import arp_packets, vrrp_adverts
+from halo_tool_lab.capture import arp_packets, neighbour_adverts, vrrp_adverts
 from halo_tool_lab.netns import Host, wait_until
 from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
 
@@ -210,3 +210,28 @@ def test_init_fail_starts_a_tracked_check_down(
         a = start_halo(h1, text, name=f"h1-{init_fail}", state={"VI_1": "MASTER"})
         assert a.states("VI_1") == expected, a.log
         a.stop()
+
+
+def test_use_vmac_ipv6(lab: LabFactory, start_halo: HaloFactory, tmp_path: Path) -> None:
+    """IPv6: the macvlan has 00:00:5e:00:02:VRID and no link-local address of its own; the
+    VIP is on it and announced from it; adverts leave from the base interface."""
+    lb = lab(1)
+    (h1,) = lb.hosts
+    cap = lb.capture(tmp_path / "wire.pcap", filter="vrrp,nd")
+    text = config(h1, tmp_path, 150, "    use_vmac: true\n").replace(
+        "[192.0.2.100/24]", "[2001:db8::100/64]"
+    )
+    a = start_halo(h1, text, state={"VI_1": "MASTER"})
+    link = h1.ip_json("link", "show", "vrrp.51")[0]
+    assert link["address"] == "00:00:5e:00:02:33"
+    assert wait_until(lambda: h1.has_address("2001:db8::100", dev="vrrp.51"), 5), a.log
+    assert not [x for x in h1.addresses("vrrp.51") if x.ip.is_link_local]
+    time.sleep(0.3)
+    frames = cap.stop()
+    adverts = vrrp_adverts(frames, vrid=51)
+    assert adverts and {x.src_mac for x in adverts} == {h1.mac}
+    assert {str(x.src) for x in adverts} == {str(h1.link_local)}
+    nas = [n for n in neighbour_adverts(frames) if str(n.target) == "2001:db8::100"]
+    assert nas and {n.src_mac for n in nas} == {"00:00:5e:00:02:33"}
+    a.stop()
+    assert not link_exists(h1, "vrrp.51")
