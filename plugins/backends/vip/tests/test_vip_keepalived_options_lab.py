@@ -6,7 +6,8 @@
   table goes on stop.
 - The instance-level gratuitous ARP settings (``garp_master_repeat``, ``garp_master_delay``,
   ``garp_master_refresh``, ``garp_master_refresh_repeat``, ``garp_interval``) override the
-  backend's for that instance only, counted and timed on a capture.
+  backend's for that instance only, counted and timed on a capture; so do
+  ``garp_lower_prio_repeat`` and ``garp_lower_prio_delay`` when a split brain heals.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from scapy.layers.l2 import ARP, Ether
 
 from halo_tool_lab.capture import arp_packets
 from halo_tool_lab.netns import Host, wait_until
@@ -137,3 +139,41 @@ def test_instance_garp_settings_override_the_backend(
     assert 0.04 <= rel[1] < 0.2, rel  # garp_interval paces the burst
     assert 0.45 <= rel[2] < 0.75 and 0.04 <= rel[3] - rel[2] < 0.2, rel
     assert 0.9 <= rel[4] < 1.3 and 1.9 <= rel[5] < 2.3, rel
+
+
+@needs_tools("nft")  # the split brain is a partition (nftables)
+def test_instance_lower_priority_settings(
+    lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
+) -> None:
+    """A split brain heals: the winner hears the loser's lower-priority advert and sends its
+    own garp_lower_prio_repeat at once and again garp_lower_prio_delay later (the
+    instance's settings; the backend's are keepalived's defaults). h1's adverts are lost
+    one way, so that h1 surely hears h2 as master."""
+    lb = lab(2, ipv6=False)
+    h1, h2 = lb.hosts
+    own = "    garp_lower_prio_repeat: 2\n    garp_lower_prio_delay: 0.5\n"
+    own += "    garp_master_delay: 0\n"
+    a = start_halo(h1, config(h1, tmp_path, instance("VI_1", 51, 150, "192.0.2.100", own)))
+    assert h1.wait_address("192.0.2.100", timeout=10), a.log
+    b = start_halo(
+        h2,
+        config(h2, tmp_path, instance("VI_1", 51, 100, "192.0.2.100", own)),
+        state={"VI_1": "BACKUP"},
+    )
+    cap = lb.capture(tmp_path / "heal.pcap", filter="arp")
+    with lb.partition(h1, 112, direction="from"):
+        assert h2.wait_address("192.0.2.100", timeout=5), b.log
+        assert a.wait_log(r"VI_1: announcing again \(split-brain"), a.log
+        heard = time.time()
+    time.sleep(1.0)
+    frames = cap.stop()
+    # h1's gratuitous ARPs that are not answers to h2's claims (those carry "HALO" in the
+    # ARP padding, see claims.py)
+    own_garps = [
+        f.time
+        for f, p in zip(frames, [Ether(f.data) for f in frames], strict=True)
+        if p.src == h1.mac and ARP in p and p[ARP].psrc == p[ARP].pdst and b"HALO" not in bytes(p)
+    ]
+    first = [t for t in own_garps if t >= own_garps[0] and t - own_garps[0] < 0.1]
+    later = [t for t in own_garps if 0.4 < t - own_garps[0] < 0.8]
+    assert len(first) == 2 and len(later) == 2, (own_garps, heard)
