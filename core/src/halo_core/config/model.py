@@ -271,7 +271,8 @@ class VrrpInstance:
         ),
     ] = False
     vmac_xmit_base: Annotated[
-        bool, Doc("with use_vmac: send and receive adverts on the base interface")
+        bool,
+        Doc("with use_vmac: send adverts from the base interface (they are received there)"),
     ] = False
     accept: Annotated[
         bool,
@@ -349,7 +350,8 @@ class VrrpInstance:
 
     @classmethod
     def __json_schema_rules__(cls) -> list[dict[str, Any]]:
-        # an interface, or a unicast source to find it by; no authentication in VRRPv3
+        # no authentication in VRRPv3 (whether an instance has an interface depends on
+        # global.default_interface: HaloConfig.__check__)
         return [
             *(
                 {
@@ -783,8 +785,9 @@ class GlobalConfig:
     dynamic_interfaces: Annotated[
         bool,
         Doc(
-            "an instance whose interface does not exist waits in FAULT and starts when the"
-            " interface appears, instead of stopping halo"
+            "an instance whose interface does not exist waits (logged) and starts when the"
+            " interface appears, instead of stopping halo; one whose interface is deleted"
+            " and created again restarts on the new one"
         ),
     ] = False
     check_unicast_src: Annotated[

@@ -728,8 +728,8 @@ class VrrpEngine:
     def _interface_appeared(self, name: str) -> None:
         """dynamic_interfaces: start the instances that waited for ``name``."""
         for inst_name, cfg in self.waiting.pop(name, {}).items():
-            if self.config.vrrp_instances.get(inst_name) is not cfg:
-                continue  # reloaded away meanwhile
+            if self.config.vrrp_instances.get(inst_name) != cfg:
+                continue  # reloaded away (or changed) meanwhile
             try:
                 inst = self._create(inst_name, cfg)
             except OSError as exc:
