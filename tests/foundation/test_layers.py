@@ -45,7 +45,12 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("plugin API", {"halo_core.plugin_api", "halo_core.hookspecs", "halo_core.bus"}),
     (
         "VRRP protocol",
-        {"halo_core.vrrp.fsm", "halo_core.vrrp.transport", "halo_core.vrrp.tracking"},
+        {
+            "halo_core.vrrp.fsm",
+            "halo_core.vrrp.transport",
+            "halo_core.vrrp.tracking",
+            "halo_core.vrrp.vmac",
+        },
     ),
     (
         "foundation",

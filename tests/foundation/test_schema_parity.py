@@ -38,6 +38,7 @@ CHECK_ONLY: dict[str, str] = {
     "01-syntax-unclosed-bracket": SYNTAX,
     "02-syntax-bad-indent": SYNTAX,
     "03-syntax-tab": SYNTAX,
+    "07-missing-interface": ACROSS_ITEMS,  # global default_interface may give it
     "13-v2-fractional-advert": ACROSS_FIELDS,  # advert_int's range depends on version
     "14-v3-advert-too-long": ACROSS_FIELDS,
     "18-vip-mixed-families": ACROSS_ITEMS,  # IPv4 and IPv6 in one list

@@ -39,7 +39,7 @@ from vrrp_peers import (
 )
 
 from halo_tool_lab.capture import VrrpAdvert
-from halo_tool_lab.netns import Host
+from halo_tool_lab.netns import Host, wait_until
 from halo_tool_lab.tools import needs_tools
 
 pytestmark = pytest.mark.lab
@@ -283,6 +283,41 @@ def test_unicast_peers(interop: InteropFactory, pair: tuple[str, str], proto: Pr
     assert lo.wait_state("BACKUP", 2.0, count=2), t.logs()
     t.wire.wait(hi.source, after=back.time, count=2, timeout=3 * proto.interval + 2)
     assert t.wire.quiet(lo.source, after=back.time + 0.05), "old master kept advertising"
+
+
+@pytest.mark.parametrize("proto", [pytest.param(V2_PASS, id=V2_PASS.id), V3_PROTOS[0]])
+@pytest.mark.parametrize("pair", PAIRS)
+def test_use_vmac(interop: InteropFactory, pair: tuple[str, str], proto: Proto) -> None:
+    """use_vmac on both nodes: the master's adverts leave from the virtual MAC
+    00:00:5e:00:01:VRID and its VIP is on the macvlan vrrp.VRID; after a kill -9 the other
+    node's VMAC takes over: its adverts come from the same MAC, the VIP moves to its own
+    macvlan, and the preferred node takes it back on return."""
+    hi_impl, lo_impl = pair
+    t = interop(proto)
+    h1, h2 = t.hosts
+    vmac, dev = "00:00:5e:00:01:33", "vrrp.51"
+    hi, lo, advs = elect(
+        t, hi_impl, lo_impl, Spec(HIGH, "MASTER", use_vmac=True), Spec(LOW, use_vmac=True)
+    )
+    check_adverts(advs, hi, HIGH, proto.group)
+    assert {a.src_mac for a in advs} == {vmac}, t.logs()
+    assert wait_until(lambda: h1.has_address(proto.vip_address, dev=dev), 5), t.logs()
+    assert not h2.has_address(proto.vip_address)
+    assert lo.states() == ["BACKUP"], t.logs()
+
+    hi.kill9()
+    last = t.wire.last_from(hi.source)
+    assert last is not None
+    new = t.wire.wait(lo.source, after=last.time, timeout=proto.master_down(LOW) + 3)[0]
+    assert new.src_mac == vmac
+    assert lo.wait_state("MASTER", 2.0), t.logs()
+    assert wait_until(lambda: h2.has_address(proto.vip_address, dev=dev), 5), t.logs()
+
+    hi = started(t.start(hi_impl, h1, Spec(HIGH, "MASTER", use_vmac=True), name="h1-back"), t)
+    back = t.wire.wait(hi.source, after=new.time, timeout=proto.master_down(HIGH) + START)[0]
+    assert back.src_mac == vmac
+    assert lo.wait_state("BACKUP", 2.0, count=2), t.logs()
+    assert wait_until(lambda: not h2.has_address(proto.vip_address), 5), t.logs()
 
 
 # keepalived 2.2.7 runs an instance without virtual address in VRRPv2 only (with a warning;

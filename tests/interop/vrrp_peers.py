@@ -109,6 +109,7 @@ class Spec:
     vrid: int = VRID
     vip: bool = True  # False: no virtual address (the cloud pattern: a notify script moves it)
     interface: bool = True  # False: none configured in halo (found from unicast_src)
+    use_vmac: bool = False  # the VIP and the adverts on a macvlan with the virtual MAC
     # halo only (keepalived's configuration ignores them): tracked checks, and the YAML of
     # the `checks:` section they name
     halo_track: tuple[tuple[str, int], ...] = ()  # (check, weight)
@@ -141,6 +142,8 @@ def halo_config(name: str, proto: Proto, spec: Spec, state_dir: Path) -> str:
     ]
     if spec.nopreempt:
         lines.append("    nopreempt: true")
+    if spec.use_vmac:
+        lines.append("    use_vmac: true")
     auth = _auth(proto, spec)
     if auth is not None:
         lines += ["    authentication:", "      auth_type: PASS", f'      auth_pass: "{auth}"']
@@ -177,6 +180,8 @@ def keepalived_config(name: str, proto: Proto, spec: Spec) -> str:
     ]
     if spec.nopreempt:
         out.append("    nopreempt")
+    if spec.use_vmac:
+        out.append("    use_vmac")
     auth = _auth(proto, spec)
     if auth is not None:
         out += [

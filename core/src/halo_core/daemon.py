@@ -23,6 +23,7 @@ from halo_core.hookspecs import DaemonState
 from halo_core.plugin_api import (
     CAPABILITIES,
     Backend,
+    CheckerConfig,
     CheckTarget,
     Notifier,
     event_filter,
@@ -191,7 +192,7 @@ class Daemon:
                 target=CheckTarget(name, global_config=self.config.model.global_),
                 scheduler=self.scheduler,
                 bus=self.bus,
-                initial_up=self.known_checks.get(name, True),
+                initial_up=self.known_checks.get(name, not configured.config.init_fail),
             )
             try:
                 runner.start()
@@ -211,7 +212,15 @@ class Daemon:
         """A named check's state (after rise/fall), None before it runs: what the VRRP
         engine reads when it (re)builds tracking; changes reach it on the bus."""
         runner = self.checks.get(name)
-        return runner.up if runner is not None else self.known_checks.get(name)
+        if runner is not None:
+            return runner.up
+        known = self.known_checks.get(name)
+        configured = self.config.model.checks.get(name)
+        if known is None and configured is not None:
+            config = configured.config
+            if isinstance(config, CheckerConfig) and config.init_fail:
+                return False  # down until the check's first successes say otherwise
+        return known
 
     def _notify_check(self, event: Event) -> None:
         """A named check's notify_up / notify_down, run in the background."""

@@ -153,6 +153,9 @@ class CheckerConfig:
         Range(-254, 254),
         Doc("default weight when a VRRP instance tracks this check (vrrp_script weight)"),
     ] = 0
+    init_fail: Annotated[
+        bool, Doc("the check starts down (keepalived's vrrp_script init_fail), not up")
+    ] = False
     notify_up: Annotated[str | None, Command(), Doc("command run when the check goes up")] = None
     notify_down: Annotated[str | None, Command(), Doc("command run when the check goes down")] = (
         None

@@ -7,6 +7,7 @@ blocks with a name (``vrrp_instance VI_1 { … }``) are mappings keyed by that n
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -261,6 +262,35 @@ class VrrpInstance:
             " (RFC 9568 option, keepalived ≥ 2.2.8)"
         ),
     ] = False
+    use_vmac: Annotated[
+        bool | str,
+        Doc(
+            "true or an interface name: a macvlan on the interface (default name vrrp.VRID)"
+            " with the virtual MAC 00:00:5e:00:01:VRID (IPv6: 00:00:5e:00:02:VRID) carries the"
+            " addresses and the adverts (keepalived's use_vmac)"
+        ),
+    ] = False
+    vmac_xmit_base: Annotated[
+        bool,
+        Doc("with use_vmac: send adverts from the base interface (they are received there)"),
+    ] = False
+    accept: Annotated[
+        bool,
+        Doc(
+            "RFC 5798 Accept_Mode: a MASTER that is not the address owner (priority 255)"
+            " accepts packets addressed to the virtual addresses; false is keepalived's"
+            " no_accept (they are dropped)"
+        ),
+    ] = True
+    dont_track_primary: Annotated[
+        bool, Doc("ignore the instance's own interface going down (no FAULT)")
+    ] = False
+    unicast_ttl: Annotated[
+        int, Range(1, 255), Doc("TTL (hop limit) of adverts sent to unicast peers")
+    ] = 255
+    check_unicast_src: Annotated[
+        bool, Doc("drop unicast adverts whose source is not one of the unicast peers")
+    ] = False
     extensions: Annotated[
         Extensions,
         ExtensionPoint("vrrp_instance"),
@@ -277,6 +307,34 @@ class VrrpInstance:
             addrs.append(self.unicast_src_ip)
         return 6 if addrs and addrs[0].version == 6 else 4
 
+    @property
+    def vmac_name(self) -> str | None:
+        """The macvlan's name with ``use_vmac`` (keepalived's default ``vrrp.VRID``)."""
+        if self.use_vmac is False:
+            return None
+        if isinstance(self.use_vmac, str):
+            return self.use_vmac
+        return f"vrrp.{self.virtual_router_id}"
+
+    @property
+    def vmac_address(self) -> str:
+        """The virtual router MAC (RFC 5798 §7.3): 00:00:5e:00:01:VRID, 00:00:5e:00:02:VRID
+        for IPv6."""
+        return f"00:00:5e:00:0{2 if self.family == 6 else 1}:{self.virtual_router_id:02x}"
+
+    @property
+    def address_interface(self) -> str | None:
+        """Where the virtual addresses without a ``dev`` go: the VMAC, else the
+        instance's interface (None: the one holding unicast_src_ip)."""
+        return self.vmac_name or self.interface
+
+    @property
+    def advert_interface(self) -> str | None:
+        """The interface adverts are sent from: the VMAC unless ``vmac_xmit_base``."""
+        if self.vmac_name is not None and not self.vmac_xmit_base:
+            return self.vmac_name
+        return None
+
     def resolved_interface(self) -> str:
         """The interface: the configured one, else the one that holds ``unicast_src_ip``
         (keepalived's rule for a unicast instance without ``interface``). Raises OSError
@@ -292,13 +350,9 @@ class VrrpInstance:
 
     @classmethod
     def __json_schema_rules__(cls) -> list[dict[str, Any]]:
-        # an interface, or a unicast source to find it by; no authentication in VRRPv3
+        # no authentication in VRRPv3 (whether an instance has an interface depends on
+        # global.default_interface: HaloConfig.__check__)
         return [
-            {
-                "anyOf": [
-                    {"required": [key]} for key in ("interface", "unicast_src_ip", "mcast_src_ip")
-                ]
-            },
             *(
                 {
                     "if": {"required": [key], "properties": {key: {"const": 3}}},
@@ -315,8 +369,14 @@ class VrrpInstance:
             problems.append((("advert_int",), interval))
         if self.version == 3 and self.authentication is not None:
             problems.append((("authentication",), "VRRPv3 has no authentication (RFC 5798 §9)"))
-        if self.interface is None and self.unicast_src_ip is None:
-            problems.append(((), "missing required key 'interface' (or give unicast_src_ip)"))
+        if isinstance(self.use_vmac, str) and not re.fullmatch(IFNAME.regex, self.use_vmac):
+            problems.append((("use_vmac",), "must be true, false or an interface name"))
+        if self.vmac_xmit_base and self.use_vmac is False:
+            problems.append((("vmac_xmit_base",), "only with use_vmac"))
+        if self.use_vmac is not False and self.unicast_peer and not self.vmac_xmit_base:
+            problems.append(
+                (("use_vmac",), "with unicast_peer, set vmac_xmit_base too (as keepalived needs)")
+            )
         families = {v.address.version for v in self.virtual_ipaddress}
         if len(families) > 1:
             problems.append(
@@ -717,6 +777,24 @@ class GlobalConfig:
     ] = "info"
     plugins: Annotated[PluginsConfig, Doc("plugin loading")] = field(default_factory=PluginsConfig)
     state_dir: Annotated[str, Doc("where halo keeps its run-time state")] = "/run/halo"
+    default_interface: Annotated[
+        str | None,
+        IFNAME,
+        Doc("interface of the VRRP instances that name none and have no unicast_src_ip"),
+    ] = None
+    dynamic_interfaces: Annotated[
+        bool,
+        Doc(
+            "an instance whose interface does not exist waits (logged) and starts when the"
+            " interface appears, instead of stopping halo; one whose interface is deleted"
+            " and created again restarts on the new one"
+        ),
+    ] = False
+    check_unicast_src: Annotated[
+        bool,
+        Alias(("vrrp_check_unicast_src",)),
+        Doc("check_unicast_src for every VRRP instance"),
+    ] = False
     extensions: Annotated[
         Extensions,
         ExtensionPoint("global"),
@@ -758,6 +836,26 @@ class HaloConfig:
         Alias(("virtual_server",)),
         Doc("load-balanced services and their real servers"),
     ] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # keepalived's default_interface: the interface of instances that give none (a
+        # unicast instance with a source address finds its interface by that address)
+        default = self.global_.default_interface
+        if default is not None:
+            filled = {
+                name: dataclasses.replace(cfg, interface=default)
+                if cfg.interface is None and cfg.unicast_src_ip is None
+                else cfg
+                for name, cfg in self.vrrp_instances.items()
+            }
+            object.__setattr__(self, "vrrp_instances", filled)
+
+    def __check__(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [
+            (("vrrp_instances", name), "missing required key 'interface' (or give unicast_src_ip)")
+            for name, cfg in self.vrrp_instances.items()
+            if cfg.interface is None and cfg.unicast_src_ip is None
+        ]
 
 
 EXTENDED_SECTIONS: tuple[type, ...] = (GlobalConfig, VrrpInstance)

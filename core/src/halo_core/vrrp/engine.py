@@ -47,6 +47,7 @@ from halo_core.vrrp.transport import (
     Transport,
     interface_info,
 )
+from halo_core.vrrp.vmac import SendOnlySocket, VmacSet
 
 log = logging.getLogger("halo.vrrp")
 
@@ -164,11 +165,14 @@ class InstanceRuntime:
         bus: EventBus,
         group: str | None = None,
         on_state: Callable[[InstanceRuntime, fsm.StateChanged, bool], None] | None = None,
+        sender: InterfaceSocket | None = None,
+        check_unicast_src: bool = False,
     ) -> None:
         self.name = name
         self.cfg = cfg
         self.iface = iface
         self.sock = sock
+        self.sender = sender or sock  # a VMAC's socket (use_vmac), else the interface's
         self.clock = clock
         self.bus = bus
         self.group = group
@@ -197,6 +201,13 @@ class InstanceRuntime:
         self.destinations: list[IPAddress] = list(cfg.unicast_peer) or [
             GROUP4 if self.family == socket.AF_INET else GROUP6
         ]
+        self.ttl = cfg.unicast_ttl if cfg.unicast_peer and cfg.unicast_ttl != 255 else 0
+        # check_unicast_src: adverts from anyone but the peers are dropped
+        self.allowed_sources: frozenset[IPAddress] | None = (
+            frozenset(cfg.unicast_peer)
+            if cfg.unicast_peer and (check_unicast_src or cfg.check_unicast_src)
+            else None
+        )
         advert = packet.Advertisement(
             version=cfg.version,
             vrid=cfg.virtual_router_id,
@@ -234,6 +245,7 @@ class InstanceRuntime:
         }
         self._last_source: IPAddress | None = None
         self._source_is_local = False
+        self._source_unknown = False
         self._checked: tuple[packet.Advertisement | None, packet.RejectReason | None] = (None, None)
         self.invalid_log = InvalidAdvertLog(name, clock)
 
@@ -342,7 +354,7 @@ class InstanceRuntime:
 
     def _send(self, priority: int) -> None:
         for dst, template in self.templates:
-            if self.sock.send(template.encode(priority), self.source, dst):
+            if self.sender.send(template.encode(priority), self.source, dst, self.ttl):
                 self.counters["adverts_sent"] += 1
                 if priority == 0:
                     self.counters["priority_zero_sent"] += 1
@@ -393,8 +405,16 @@ class InstanceRuntime:
     ) -> None:
         if src is not self._last_source:  # the decoder hands out the same objects again
             self._last_source, self._source_is_local = src, src in self.local_addresses
+            self._source_unknown = (
+                self.allowed_sources is not None and src not in self.allowed_sources
+            )
         if self._source_is_local:
             return  # our own packet looped back by a peer or bridge
+        if self._source_unknown:
+            unknown = packet.RejectReason.UNKNOWN_UNICAST_SOURCE
+            self.counters[unknown.value] += 1
+            self.invalid_log.note(src, unknown)
+            return
         if adv is not self._checked[0]:
             self._checked = (adv, packet.check(adv, self.expectation))
         reason = self._checked[1]
@@ -473,10 +493,24 @@ class VrrpEngine:
         self.track_files: list[tuple[InstanceRuntime, Track]] = []
         self.group_states: dict[str, str] = {}
         self._file_timer: Timer | None = None
+        self.vmacs = VmacSet()
+        # dynamic_interfaces: instances whose interface does not exist yet, by interface
+        self.waiting: dict[str, dict[str, VrrpInstance]] = {}
 
     def _create(self, name: str, cfg: VrrpInstance) -> InstanceRuntime:
         iface = interface_info(cfg.resolved_interface())
-        sock = self.transport.socket_for(iface, family_of(cfg))
+        family = family_of(cfg)
+        sock = self.transport.socket_for(iface, family)
+        sender: InterfaceSocket | None = None
+        vmac = cfg.vmac_name
+        if vmac is not None:
+            vmac_iface = self.vmacs.create(vmac, iface, cfg.vmac_address)
+            if cfg.advert_interface is not None and family == socket.AF_INET:
+                try:
+                    sender = SendOnlySocket(vmac_iface, family)
+                except OSError:
+                    self.vmacs.remove(vmac)
+                    raise
         inst = InstanceRuntime(
             name,
             cfg,
@@ -486,15 +520,47 @@ class VrrpEngine:
             bus=self.bus,
             group=self.group_of.get(name),
             on_state=self._sync,
+            sender=sender,
+            check_unicast_src=self.config.global_.check_unicast_src,
         )
         sock.receivers[cfg.virtual_router_id] = inst
         self.instances[name] = inst
         return inst
 
+    def _discard(self, inst: InstanceRuntime) -> None:
+        """Release what :meth:`_create` made for a stopped instance."""
+        inst.cancel_timer()
+        if inst.sender is not inst.sock:
+            inst.sender.close()
+        self.transport.release(inst.iface.name, inst.family, inst.cfg.virtual_router_id)
+        if inst.cfg.vmac_name is not None:
+            self.vmacs.remove(inst.cfg.vmac_name)
+
+    def _create_or_wait(self, name: str, cfg: VrrpInstance) -> InstanceRuntime | None:
+        """:meth:`_create`, or with ``dynamic_interfaces`` and a missing interface, None:
+        the instance starts when the interface appears (see :meth:`_link_changed`)."""
+        try:
+            return self._create(name, cfg)
+        except OSError:
+            if not self.config.global_.dynamic_interfaces or cfg.interface is None:
+                raise
+            if _exists(cfg.interface):
+                raise
+        log.warning(
+            "%s: interface %s does not exist: waiting for it (dynamic_interfaces)",
+            name,
+            cfg.interface,
+            extra=halo_log.fields(instance=name, reason=f"interface {cfg.interface} missing"),
+        )
+        self.waiting.setdefault(cfg.interface, {})[name] = cfg
+        self.links.watch(cfg.interface)
+        return None
+
     def _boot(self, inst: InstanceRuntime) -> None:
         inst.step(fsm.Startup())
-        # The interface itself is always tracked: down means FAULT (keepalived).
-        if not self.links.watch(inst.iface.name):
+        # The interface itself is tracked: down means FAULT (keepalived), unless
+        # dont_track_primary.
+        if not self.links.watch(inst.iface.name) and not inst.cfg.dont_track_primary:
             inst.step(fsm.FaultSet(f"interface {inst.iface.name} down"))
         log.debug("%s: started on %s (pid %d)", inst.name, inst.iface.name, os.getpid())
 
@@ -506,7 +572,7 @@ class VrrpEngine:
             self.on_check_state, kinds=[CheckStateChanged.kind], name="vrrp:checks"
         )
         for name, cfg in self.config.vrrp_instances.items():
-            self._create(name, cfg)
+            self._create_or_wait(name, cfg)
         for inst in self.instances.values():
             self._setup_tracking(inst)
             self._boot(inst)
@@ -529,14 +595,15 @@ class VrrpEngine:
             if name not in new.vrrp_instances:
                 inst = self.instances.pop(name)
                 inst.step(fsm.Shutdown())
-                inst.cancel_timer()
-                self.transport.release(inst.iface.name, inst.family, inst.cfg.virtual_router_id)
+                self._discard(inst)
                 done.append(f"{name} removed")
         fresh: list[InstanceRuntime] = []
         for name, cfg in new.vrrp_instances.items():
             current = self.instances.get(name)
             if current is None:
-                fresh.append(self._create(name, cfg))
+                added = self._create_or_wait(name, cfg)
+                if added is not None:
+                    fresh.append(added)
                 done.append(f"{name} added")
                 continue
             group_changed = old.vrrp_sync_groups.get(
@@ -553,10 +620,7 @@ class VrrpEngine:
                 done.append(f"{name} updated in place")
             else:
                 current.step(fsm.Shutdown())
-                current.cancel_timer()
-                self.transport.release(
-                    current.iface.name, current.family, current.cfg.virtual_router_id
-                )
+                self._discard(current)
                 del self.instances[name]
                 fresh.append(self._create(name, cfg))
                 done.append(f"{name} restarted (interface, VRID, version or source changed)")
@@ -580,6 +644,8 @@ class VrrpEngine:
             bus=self.bus,
             group=self.group_of.get(inst.name),
             on_state=self._sync,
+            sender=inst.sender if inst.sender is not inst.sock else None,
+            check_unicast_src=self.config.global_.check_unicast_src,
         )
         m = inst.machine
         interval = replacement.machine.master_adver_interval_cs
@@ -639,8 +705,12 @@ class VrrpEngine:
                 self.track_files.append((inst, t))
 
     def _link_changed(self, name: str, up: bool) -> None:
+        if up and name in self.waiting:
+            self._interface_appeared(name)
+        if up and self.config.global_.dynamic_interfaces:
+            self._interface_recreated(name)
         for inst in self.instances.values():
-            if inst.iface.name == name:
+            if inst.iface.name == name and not inst.cfg.dont_track_primary:
                 reason = f"interface {name} down"
                 log.log(
                     logging.INFO if up else logging.WARNING,
@@ -654,6 +724,39 @@ class VrrpEngine:
             for t in inst.cfg.track:
                 if t.interface == name:
                     inst.set_input(t, f"interface {name}", up)
+
+    def _interface_appeared(self, name: str) -> None:
+        """dynamic_interfaces: start the instances that waited for ``name``."""
+        for inst_name, cfg in self.waiting.pop(name, {}).items():
+            if self.config.vrrp_instances.get(inst_name) != cfg:
+                continue  # reloaded away (or changed) meanwhile
+            try:
+                inst = self._create(inst_name, cfg)
+            except OSError as exc:
+                log.error("%s: cannot start on %s: %s", inst_name, name, exc)
+                continue
+            log.info("%s: interface %s appeared: starting", inst_name, name)
+            self._setup_tracking(inst)
+            self._boot(inst)
+
+    def _interface_recreated(self, name: str) -> None:
+        """dynamic_interfaces: an interface deleted and created again has a new index, and
+        the sockets bound to the old one hear nothing: its instances start again."""
+        try:
+            index = socket.if_nametoindex(name)
+        except OSError:
+            return
+        stale = [i for i in self.instances.values() if i.iface.name == name]
+        stale = [i for i in stale if i.iface.index != index]
+        for inst in stale:
+            log.info("%s: interface %s was recreated: restarting", inst.name, name)
+            inst.step(fsm.Shutdown())
+            self._discard(inst)
+            del self.instances[inst.name]
+        for inst in stale:
+            self.waiting.setdefault(name, {})[inst.name] = inst.cfg
+        if stale:
+            self._interface_appeared(name)
 
     def _with_check_weight(self, t: Track) -> Track:
         """``t`` with its weight resolved, once, when tracking is built: the track's own,
@@ -749,6 +852,9 @@ class VrrpEngine:
         for inst in self.instances.values():
             inst.step(fsm.Shutdown())
             inst.cancel_timer()
+            if inst.sender is not inst.sock:
+                inst.sender.close()
+        self.vmacs.close()
         if self._file_timer is not None:
             self._file_timer.cancel()
         if self._check_sub is not None:
@@ -760,7 +866,23 @@ class VrrpEngine:
 
 def _identity(cfg: VrrpInstance) -> tuple[Any, ...]:
     """What cannot change without becoming another virtual router."""
-    return (cfg.interface, cfg.virtual_router_id, cfg.version, family_of(cfg), cfg.unicast_src_ip)
+    return (
+        cfg.interface,
+        cfg.virtual_router_id,
+        cfg.version,
+        family_of(cfg),
+        cfg.unicast_src_ip,
+        cfg.vmac_name,
+        cfg.vmac_xmit_base,
+    )
+
+
+def _exists(interface: str) -> bool:
+    try:
+        socket.if_nametoindex(interface)
+    except OSError:
+        return False
+    return True
 
 
 def read_track_file(path: str) -> int:

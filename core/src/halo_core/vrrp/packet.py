@@ -109,6 +109,7 @@ class RejectReason(enum.Enum):
     ADDRESS_LIST_MISMATCH_DROP = "address_list_mismatch_drop"  # v2 from a non-owner
     BAD_IP_HEADER = "bad_ip_header"  # parse_ipv4 only
     BAD_PROTOCOL = "bad_protocol"  # parse_ipv4: IP protocol is not 112
+    UNKNOWN_UNICAST_SOURCE = "unknown_unicast_source"  # check_unicast_src: not a peer
 
     @property
     def is_warning(self) -> bool:

@@ -113,6 +113,8 @@ def _mac(name: str) -> str | None:
 class InterfaceSocket:
     """The shared protocol-112 socket of one interface and address family."""
 
+    JOINS = True  # join the VRRP group (a send-only socket must not: see vrrp.vmac)
+
     def __init__(
         self, iface: Interface, family: int, *, loop: asyncio.AbstractEventLoop | None = None
     ) -> None:
@@ -140,7 +142,8 @@ class InterfaceSocket:
                 s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
                 mreqn = struct.pack("4s4si", GROUP4.packed, b"\0" * 4, self.iface.index)
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
-                s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+                if self.JOINS:
+                    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
             else:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
@@ -151,7 +154,8 @@ class InterfaceSocket:
                 s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.iface.index)
                 mreq = struct.pack("16sI", GROUP6.packed, self.iface.index)
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+                if self.JOINS:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
             # Room for a second of 255 instances' adverts (the default, 208 kB, holds about
             # 270): a busy moment must delay adverts, never drop them.
             try:
@@ -182,22 +186,22 @@ class InterfaceSocket:
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, payload: bytes, src: IPAddress, dst: IPAddress) -> bool:
-        """Send one VRRP message. Returns False (and counts) if the kernel refused it."""
+    def send(self, payload: bytes, src: IPAddress, dst: IPAddress, ttl: int = 0) -> bool:
+        """Send one VRRP message (``ttl``: this packet's TTL / hop limit, 0 for the
+        socket's 255). Returns False (and counts) if the kernel refused it."""
         try:
             if self.family == socket.AF_INET:
                 info = struct.pack("i4s4s", self.iface.index, src.packed, b"\0" * 4)
-                self.sock.sendmsg(
-                    [payload], [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, (str(dst), 0)
-                )
+                anc = [(socket.IPPROTO_IP, IP_PKTINFO, info)]
+                if ttl:
+                    anc.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", ttl)))
+                self.sock.sendmsg([payload], anc, 0, (str(dst), 0))
             else:
                 info = struct.pack("16sI", src.packed, self.iface.index)
-                self.sock.sendmsg(
-                    [payload],
-                    [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)],
-                    0,
-                    (str(dst), 0, 0, self.iface.index),
-                )
+                anc = [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)]
+                if ttl:
+                    anc.append((socket.IPPROTO_IPV6, IPV6_HOPLIMIT, struct.pack("i", ttl)))
+                self.sock.sendmsg([payload], anc, 0, (str(dst), 0, 0, self.iface.index))
         except OSError as exc:
             self.counters["send_errors"] += 1
             if self.counters["send_errors"] <= 3 or exc.errno != errno.ENETDOWN:

@@ -18,7 +18,7 @@ GOOD = """global_defs {
 vrrp_instance VI_1 {
     interface eth0
     virtual_router_id 51
-    use_vmac
+    use_ipvlan
     virtual_ipaddress {
         192.0.2.10
     }
@@ -41,7 +41,8 @@ def test_convert_prints_yaml_and_reports(
     assert status == 0
     assert "vrrp_instances:\n  VI_1:\n" in out
     assert err.splitlines() == [
-        f"unsupported: {conf}:7: use_vmac: halo has no virtual MAC (macvlan/ipvlan) interfaces",
+        f"unsupported: {conf}:7: use_ipvlan: halo's use_vmac has no such option (one macvlan"
+        " per instance, RFC 5798's MAC)",
         "halo convert: 2 blocks converted, 0 notes, 0 warnings, 1 unsupported",
     ]
     # and the result passes `halo check`
@@ -152,7 +153,7 @@ def test_default_config_id_is_the_host_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     conf = tmp_path / "keepalived.conf"
-    conf.write_text("@nosuchhost use_vmac\n" + GOOD.replace("    use_vmac\n", ""))
+    conf.write_text("@nosuchhost use_ipvlan\n" + GOOD.replace("    use_ipvlan\n", ""))
     status, _, err = run(["convert", str(conf)], capsys)
     assert status == 0
     assert "note: " in err and "give --config-id to convert for another node" in err

@@ -205,12 +205,12 @@ virtual_server 192.0.2.100 80 {
 
 
 def test_unsupported_keywords_are_reported_with_file_and_line(plugins: Plugins) -> None:
-    result, _ = instance("use_vmac", plugins)
+    result, _ = instance("use_ipvlan", plugins)
     assert reports(result) == [
-        "unsupported: keepalived.conf:5: use_vmac: halo has no virtual MAC (macvlan/ipvlan)"
-        " interfaces"
+        "unsupported: keepalived.conf:5: use_ipvlan: halo's use_vmac has no such option (one"
+        " macvlan per instance, RFC 5798's MAC)"
     ]
-    assert "# unsupported (line 5): use_vmac - halo has no virtual MAC" in result.yaml
+    assert "# unsupported (line 5): use_ipvlan - halo's use_vmac has no such option" in result.yaml
 
 
 def test_a_missing_plugin_makes_its_keywords_unsupported(plugins: Plugins) -> None:

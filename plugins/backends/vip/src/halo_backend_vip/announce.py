@@ -117,6 +117,7 @@ class Announced(Protocol):
     name: str
     master: bool
     counters: Counter[str]
+    settings: VipBackendConfig  # the backend's settings with the instance's own applied
 
     @property
     def held(self) -> Sequence[Held]: ...
@@ -128,6 +129,7 @@ class _Pending:
 
     second_burst: Timer | None = None
     refresh: Timer | None = None
+    lower_prio: Timer | None = None
     bursts: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -137,17 +139,15 @@ Frame = tuple[Port, bytes, bool]  # (interface, frame, IPv6)
 class Announcer:
     """Sends and paces the announcements of every instance of one backend."""
 
-    def __init__(
-        self, config: VipBackendConfig, clock: Clock, port: Callable[[str], Port | None]
-    ) -> None:
-        self.config = config
+    def __init__(self, clock: Clock, port: Callable[[str], Port | None]) -> None:
         self.clock = clock
         self.port = port  # the interface's Port if it is known, else None
         self.pending: dict[str, _Pending] = {}
 
-    def gap(self, v6: bool) -> float:
+    @staticmethod
+    def gap(inst: Announced, v6: bool) -> float:
         """The pause between two frames of a burst (0: back to back)."""
-        return float(self.config.gna_interval if v6 else self.config.garp_interval)
+        return float(inst.settings.gna_interval if v6 else inst.settings.garp_interval)
 
     def announce(self, inst: Announced, repeat: int, only: Iterable[Held] | None = None) -> None:
         """Send ``repeat`` rounds of announcements for the held addresses (keepalived's
@@ -167,7 +167,7 @@ class Announcer:
         if not packets:
             return
         rounds = packets * repeat
-        if not any(self.gap(v6) for _, _, v6 in packets):
+        if not any(self.gap(inst, v6) for _, _, v6 in packets):
             self._send_all(inst, rounds)
             return
         pending = self.pending.setdefault(inst.name, _Pending())
@@ -180,12 +180,12 @@ class Announcer:
         frame for each of ``vips`` whose interface is known. Returns those sent (the
         burst that follows the adds leaves them out of its first round). Nothing when
         announcing is off or paced: a paced burst keeps its own order."""
-        if self.config.garp_master_repeat <= 0:
+        if inst.settings.garp_master_repeat <= 0:
             return []
         packets: list[Frame] = []
         sent: list[H] = []
         for vip in vips:
-            if self.gap(vip.v6):
+            if self.gap(inst, vip.v6):
                 return []
             port = self.port(vip.dev)
             data = port.frame(vip.ip) if port is not None else None
@@ -204,15 +204,35 @@ class Announcer:
             pending.second_burst = self.clock.call_at(
                 now + delay, lambda: self.announce(inst, repeat)
             )
-        if self.config.garp_master_refresh > 0:
-            self._arm_refresh(inst, now + float(self.config.garp_master_refresh))
+        refresh = float(inst.settings.garp_master_refresh)
+        if refresh > 0:
+            self._arm_refresh(inst, now + refresh)
+
+    def lower_priority_heard(self, inst: Announced) -> None:
+        """A MASTER heard a lower-priority master (a split brain healed): announce at
+        once, and again after ``garp_lower_prio_delay``."""
+        settings = inst.settings
+        repeat = settings.garp_lower_prio_repeat
+        if repeat is None:
+            repeat = settings.garp_master_repeat
+        delay = settings.garp_lower_prio_delay
+        if delay is None:
+            delay = settings.garp_master_delay
+        self.announce(inst, repeat)
+        pending = self.pending.setdefault(inst.name, _Pending())
+        if float(delay) > 0 and repeat > 0:
+            if pending.lower_prio is not None:
+                pending.lower_prio.cancel()
+            pending.lower_prio = self.clock.call_at(
+                self.clock.now() + float(delay), lambda: self.announce(inst, repeat)
+            )
 
     def cancel(self, inst: Announced) -> None:
         """Drop everything still scheduled for ``inst`` (it leaves MASTER)."""
         pending = self.pending.pop(inst.name, None)
         if pending is None:
             return
-        for timer in (pending.second_burst, pending.refresh):
+        for timer in (pending.second_burst, pending.refresh, pending.lower_prio):
             if timer is not None:
                 timer.cancel()
         for task in pending.bursts:
@@ -238,7 +258,7 @@ class Announcer:
     async def _paced(self, inst: Announced, packets: list[Frame]) -> None:
         for i, (port, data, v6) in enumerate(packets):
             if i:
-                await self.clock.sleep(self.gap(packets[i - 1][2]))
+                await self.clock.sleep(self.gap(inst, packets[i - 1][2]))
             err = self._send_one(inst, port, data, v6)
             if err is not None:
                 log.warning("%s: announcement not sent on %s: %s", inst.name, port.name, err)
@@ -246,7 +266,7 @@ class Announcer:
     def _arm_refresh(self, inst: Announced, when: float) -> None:
         def due() -> None:
             if inst.master:
-                self.announce(inst, self.config.garp_master_refresh_repeat)
-                self._arm_refresh(inst, when + float(self.config.garp_master_refresh))
+                self.announce(inst, inst.settings.garp_master_refresh_repeat)
+                self._arm_refresh(inst, when + float(inst.settings.garp_master_refresh))
 
         self.pending.setdefault(inst.name, _Pending()).refresh = self.clock.call_at(when, due)

@@ -1,10 +1,11 @@
 """keepalived's global gratuitous ARP settings (``vrrp_garp_*``, ``vrrp_gna_interval``,
 ``vrrp_min_garp`` in ``global_defs``), for ``halo convert`` (imported only by the
-``halo_convert_keepalived`` hook): they become the vip backend's settings."""
+``halo_convert_keepalived`` hook): they become the vip backend's settings; the same
+settings in a ``vrrp_instance`` become that instance's own."""
 
 from __future__ import annotations
 
-from halo_tool_convert.api import Converter, Keyword, Node, YMap
+from halo_tool_convert.api import Converter, InstanceState, Keyword, Node, YMap
 
 GARP_KEYWORDS = (
     "vrrp_garp_master_delay",
@@ -14,6 +15,15 @@ GARP_KEYWORDS = (
     "vrrp_garp_interval",
     "vrrp_gna_interval",
     "vrrp_min_garp",
+    "vrrp_garp_lower_prio_delay",
+    "vrrp_garp_lower_prio_repeat",
+)
+INSTANCE_KEYWORDS = (
+    "garp_master_repeat",
+    "garp_master_refresh",
+    "garp_master_refresh_repeat",
+    "garp_lower_prio_delay",
+    "garp_lower_prio_repeat",
 )
 
 
@@ -48,5 +58,18 @@ def g_garp(conv: Converter, node: Node, g: YMap) -> None:
     g.comment(f"{node.line} ({conv.at(node.loc)}): see backends.vip")
 
 
+def i_garp(conv: Converter, node: Node, st: InstanceState) -> None:
+    """An instance's own gratuitous ARP setting: overrides the backend's for it."""
+    kw = node.keyword
+    if kw.endswith("_repeat"):
+        value: float | None = conv.integer(node, 0 if "refresh" not in kw else 1, 255)
+    else:
+        value = conv.number(node, 0, 86400 if "refresh" in kw else 3600)
+    if value is not None:
+        conv.put(st, node, kw, value)
+
+
 def keywords() -> list[Keyword]:
-    return [Keyword("global_defs", kw, g_garp) for kw in GARP_KEYWORDS]
+    return [Keyword("global_defs", kw, g_garp) for kw in GARP_KEYWORDS] + [
+        Keyword("vrrp_instance", kw, i_garp) for kw in INSTANCE_KEYWORDS
+    ]

@@ -48,6 +48,15 @@ class VipBackendConfig(BackendConfig):
         Alias(("vrrp_garp_master_refresh_repeat",)),
         Doc("announcements per address in each refresh"),
     ] = 1
+    garp_lower_prio_delay: Annotated[
+        Seconds | None,
+        Range(0, 3600),
+        Alias(("vrrp_garp_lower_prio_delay",)),
+        Doc(
+            "after the announcements for a lower-priority master heard, another set this much"
+            " later (default: garp_master_delay; 0: none)"
+        ),
+    ] = None
     garp_lower_prio_repeat: Annotated[
         int | None,
         Range(0, 255),
@@ -90,10 +99,39 @@ class VipBackendConfig(BackendConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class VipInstanceOptions:
-    """What this backend adds to every VRRP instance (written among the instance's keys)."""
+    """What this backend adds to every VRRP instance (written among the instance's keys):
+    keepalived's instance-level announcement settings, each overriding the vip backend's
+    setting of the same name for this instance."""
 
     garp_master_delay: Annotated[
-        Seconds | None, Doc("override the vip backend's delay for the second burst")
+        Seconds | None, Range(0, 3600), Doc("delay of the second burst after becoming MASTER")
+    ] = None
+    garp_master_repeat: Annotated[
+        int | None, Range(0, 255), Doc("announcements per address in each burst")
+    ] = None
+    garp_master_refresh: Annotated[
+        Seconds | None, Range(0, 86400), Doc("re-announce this often while MASTER (0: never)")
+    ] = None
+    garp_master_refresh_repeat: Annotated[
+        int | None, Range(1, 255), Doc("announcements per address in each refresh")
+    ] = None
+    garp_lower_prio_delay: Annotated[
+        Seconds | None,
+        Range(0, 3600),
+        Doc("delay of the second set after hearing a lower-priority master"),
+    ] = None
+    garp_lower_prio_repeat: Annotated[
+        int | None,
+        Range(0, 255),
+        Doc("announcements per address after hearing a lower-priority master"),
+    ] = None
+    garp_interval: Annotated[
+        Seconds | None, Range(0, 1), Doc("pause between two gratuitous ARPs of a burst")
+    ] = None
+    gna_interval: Annotated[
+        Seconds | None,
+        Range(0, 1),
+        Doc("pause between two unsolicited neighbour advertisements of a burst"),
     ] = None
 
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -60,6 +61,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
+from halo_backend_vip.accept import NoAcceptFirewall
 from halo_backend_vip.announce import Announcer, Port, link_info
 from halo_backend_vip.claims import ClaimGuard
 from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
@@ -168,7 +170,7 @@ class Instance:
 
     name: str
     vips: tuple[Vip, ...]
-    delay: float  # seconds to the second burst
+    settings: VipBackendConfig  # announcement settings, the instance's own applied
     master: bool = False
     owned: set[Vip] = field(default_factory=set)  # added by us and (as far as we know) there
     foreign: set[Vip] = field(default_factory=set)  # present without our marker: not ours
@@ -198,15 +200,16 @@ class VipBackend(Backend):
         self.context = context
         self.name = context.name
         self.instances: dict[str, Instance] = {
-            name: Instance(name, vips, delay)
-            for name, (vips, delay) in self._wanted_vips(context.config).items()
+            name: Instance(name, vips, settings)
+            for name, (vips, settings) in self._wanted_vips(context.config).items()
         }
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
         self.ports: dict[str, Port] = {}
-        self.announcer = Announcer(config, context.clock, self.ports.get)
+        self.announcer = Announcer(context.clock, self.ports.get)
         # Answers other MACs claiming a MASTER's addresses (a split brain that healed).
         self.claims = ClaimGuard(context.clock, self.ports.get)
         self.promoted: dict[str, str] = {}  # dev → promote_secondaries before we set it
+        self.firewall = NoAcceptFirewall(self.name)
         self.ipr: AddressClient | None = None
         self.monitor: AddressMonitor | None = None
         self.job: Job | None = None
@@ -215,11 +218,13 @@ class VipBackend(Backend):
         self.counters: Counter[str] = Counter()  # backend-wide: leftovers, stale, reconciles
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _wanted_vips(self, config: HaloConfig) -> dict[str, tuple[tuple[Vip, ...], float]]:
+    def _wanted_vips(
+        self, config: HaloConfig
+    ) -> dict[str, tuple[tuple[Vip, ...], VipBackendConfig]]:
         out = {}
         for name, icfg in config.vrrp_instances.items():
             listed = (*icfg.virtual_ipaddress, *icfg.virtual_ipaddress_excluded)
-            dev = icfg.interface
+            dev = icfg.address_interface  # the VMAC with use_vmac
             if dev is None and any(v.dev is None for v in listed):
                 try:
                     dev = icfg.resolved_interface()
@@ -229,10 +234,18 @@ class VipBackend(Backend):
                 Vip(v.address, v.dev or dev or "", v.label, v.scope, v.broadcast) for v in listed
             )
             if vips:
-                own = icfg.extensions[VipInstanceOptions]
-                delay = own.garp_master_delay
-                out[name] = (vips, float(self.config.garp_master_delay if delay is None else delay))
+                out[name] = (vips, self._settings(icfg.extensions[VipInstanceOptions]))
         return out
+
+    def _settings(self, own: VipInstanceOptions) -> VipBackendConfig:
+        """The backend's announcement settings with an instance's own (keepalived's
+        instance-level garp_* keywords) applied."""
+        given = {
+            f.name: getattr(own, f.name)
+            for f in dataclasses.fields(own)
+            if getattr(own, f.name) is not None
+        }
+        return dataclasses.replace(self.config, **given) if given else self.config
 
     async def reload(self, config: HaloConfig) -> None:
         """Follow a reloaded configuration. Called before the VRRP engine applies it: new
@@ -240,12 +253,12 @@ class VipBackend(Backend):
         addresses added and announced and the dropped ones (if ours) removed, with no
         change at all to the addresses it keeps. Removed instances are withdrawn when the
         engine steps them down."""
-        for name, (vips, delay) in self._wanted_vips(config).items():
+        for name, (vips, settings) in self._wanted_vips(config).items():
             inst = self.instances.get(name)
             if inst is None:
-                self.instances[name] = Instance(name, vips, delay)
+                self.instances[name] = Instance(name, vips, settings)
                 continue
-            inst.delay = delay
+            inst.settings = settings
             if vips == inst.vips:
                 continue
             added = [v for v in vips if v not in inst.vips]
@@ -257,7 +270,7 @@ class VipBackend(Backend):
                 inst.owned -= set(dropped)
                 inst.foreign -= set(dropped)
                 # Only what left the list, and only if ours (another MASTER's stays).
-                removed, _ = await self._remove_ours(Instance(name, tuple(dropped), delay))
+                removed, _ = await self._remove_ours(Instance(name, tuple(dropped), settings))
                 new, failures = await self._ensure(inst, added)
             log.info(
                 "%s: reload: added %s, removed %s",
@@ -268,9 +281,10 @@ class VipBackend(Backend):
             if failures:
                 self._fail(inst, "; ".join(failures))
             elif new:
-                self.announcer.announce(inst, self.config.garp_master_repeat, only=new)
+                self.announcer.announce(inst, inst.settings.garp_master_repeat, only=new)
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
         self.claims.update(self.instances.values())
+        await self.firewall.apply(config)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -282,6 +296,8 @@ class VipBackend(Backend):
                 f"Linux {os.uname().release} does not keep IFA_PROTO on addresses (needs"
                 " 5.18 or later), so halo could not tell its addresses from others'"
             )
+        # Before any address is added: with no_accept, none may take a packet.
+        await self.firewall.apply(self.context.config)
         self.ipr = AddressClient()  # requests only; events come through the AddressMonitor
         try:
             for addr in await self._dump():
@@ -292,6 +308,7 @@ class VipBackend(Backend):
             self.monitor = AddressMonitor(self._on_address_event, self._on_overrun)
         except BaseException:
             self.ipr.close()
+            await self.firewall.remove()
             raise
         # Resolve interfaces and prebuild frames now, so becoming MASTER costs no more than
         # the netlink adds. Missing interfaces are not an error until an instance needs them.
@@ -343,6 +360,7 @@ class VipBackend(Backend):
             self.ipr = None
         for task in list(self._tasks):
             task.cancel()
+        await self.firewall.remove()
         for dev, value in self.promoted.items():
             with contextlib.suppress(OSError):
                 _write_sysctl(dev, value)
@@ -380,10 +398,7 @@ class VipBackend(Backend):
                 if inst is None or not inst.master:
                     return
                 log.info("%s: announcing again (%s)", inst.name, event.reason)
-                repeat = self.config.garp_lower_prio_repeat
-                self.announcer.announce(
-                    inst, self.config.garp_master_repeat if repeat is None else repeat
-                )
+                self.announcer.lower_priority_heard(inst)
         except Exception as exc:  # never raise at the bus; report instead
             instance = getattr(event, "instance", None)
             log.exception(
@@ -402,11 +417,11 @@ class VipBackend(Backend):
 
     async def _become_master(self, inst: Instance) -> None:
         self.announcer.cancel(inst)
-        repeat = self.config.garp_master_repeat
+        repeat = inst.settings.garp_master_repeat
         # Without pacing, each address's first announcement leaves right after its own add
         # (keepalived's round order is kept: round one interleaved with the adds, then the
         # other rounds), so the first frame does not wait for the remaining adds.
-        interleave = repeat > 0 and not any(self.announcer.gap(v.v6) for v in inst.vips)
+        interleave = repeat > 0 and not any(self.announcer.gap(inst, v.v6) for v in inst.vips)
         early, inst.announced_early = inst.announced_early, set()
         first_round: set[Vip] = set()
 
@@ -446,7 +461,7 @@ class VipBackend(Backend):
             self.announcer.announce(inst, repeat - 1)
         else:
             self.announcer.announce(inst, repeat)
-        self.announcer.follow_up(inst, inst.delay, repeat)
+        self.announcer.follow_up(inst, float(inst.settings.garp_master_delay), repeat)
         log.info(
             "%s: MASTER: added %s", inst.name, ", ".join(str(v) for v in added) or "nothing new"
         )
@@ -719,7 +734,7 @@ class VipBackend(Backend):
 
     def _after_repair(self, inst: Instance, restored: list[Vip], failures: list[str]) -> None:
         if restored:
-            self.announcer.announce(inst, self.config.garp_master_repeat, only=restored)
+            self.announcer.announce(inst, inst.settings.garp_master_repeat, only=restored)
             log.warning(
                 "%s: %s removed by someone else; restored and announced",
                 inst.name,

@@ -150,6 +150,13 @@ def vs_user(conv: Converter, node: Node, sd: ScriptDef) -> None:
         sd.check.set("user", v, loc=node.loc, comments=node.comments, trailing=node.trailing)
 
 
+def vs_init_fail(conv: Converter, node: Node, sd: ScriptDef) -> None:
+    if conv.plain(node):
+        sd.check.set(
+            "init_fail", True, loc=node.loc, comments=node.comments, trailing=node.trailing
+        )
+
+
 VRRP_SCRIPT: Table = {
     "script": vs_script,
     "interval": vs_interval,
@@ -158,7 +165,7 @@ VRRP_SCRIPT: Table = {
     "rise": vs_rise_fall,
     "fall": vs_rise_fall,
     "user": vs_user,
-    "init_fail": U("halo starts every check up (keepalived's default)"),
+    "init_fail": vs_init_fail,
 }
 
 

@@ -15,14 +15,13 @@ from halo_tool_convert.values import (
     DBUS,
     FIFO,
     FIREWALL,
-    GARP_LOWER,
+    IFNAME_RE,
     IPVS_GLOBAL,
     LINKBEAT,
     NAMESPACE,
     NOTIFY_OTHER,
     RELOAD,
     SNMP,
-    STATIC,
     TUNING,
     VMAC,
     VRRP_EXT,
@@ -41,6 +40,8 @@ def prescan_global(conv: Converter, node: Node) -> None:
         if child.keyword == "vrrp_version" and child.args[:1] in (["2"], ["3"]):
             conv.default_version = int(child.args[0])
             conv.default_version_loc = child.loc
+        elif child.keyword == "default_interface" and child.args:
+            conv.default_interface = child.args[0]
 
 
 def global_section(conv: Converter, loc: Loc | None = None) -> YMap:
@@ -96,6 +97,38 @@ def g_vrrp_version(conv: Converter, node: Node, g: YMap) -> None:
             *conv.said(node),
             f"{node.line} ({conv.at(node.loc)}): becomes each instance's version",
         )
+
+
+def g_check_unicast_src(conv: Converter, node: Node, g: YMap) -> None:
+    if conv.plain(node):
+        conv.put(g, node, "check_unicast_src", True)
+
+
+def g_default_interface(conv: Converter, node: Node, g: YMap) -> None:
+    v = conv.one(node)
+    if v is None:
+        return
+    if not IFNAME_RE.fullmatch(v):
+        conv.error(node.loc, f"default_interface {v!r} is not an interface name")
+        return
+    conv.put(g, node, "default_interface", v)
+    conv.note(
+        node,
+        "halo uses it for VRRP instances without an interface; static addresses, routes"
+        " and rules are not halo's",
+    )
+
+
+def g_dynamic_interfaces(conv: Converter, node: Node, g: YMap) -> None:
+    if not conv.plain(node):
+        return
+    if node.args:
+        conv.note(
+            node,
+            f"{' '.join(node.args)} ignored: halo restarts an instance whose"
+            " interface is recreated either way",
+        )
+    conv.put(g, node, "dynamic_interfaces", True)
 
 
 def garp_missing(conv: Converter, node: Node, g: YMap) -> None:
@@ -154,8 +187,8 @@ TABLE: Table = {
     "vrrp_garp_interval": garp_missing,
     "vrrp_gna_interval": garp_missing,
     "vrrp_min_garp": garp_missing,
-    "vrrp_garp_lower_prio_delay": GARP_LOWER,
-    "vrrp_garp_lower_prio_repeat": GARP_LOWER,
+    "vrrp_garp_lower_prio_delay": garp_missing,
+    "vrrp_garp_lower_prio_repeat": garp_missing,
     "vrrp_garp_extra_if": VMAC,
     "vrrp_vmac_garp_intvl": VMAC,
     "vmac_prefix": VMAC,
@@ -164,7 +197,7 @@ TABLE: Table = {
         "a speed-up of keepalived's advert address check; halo's check is the same for every advert"
     ),
     "vrrp_strict": U("strict mode (no_accept, no authentication, ...) is not supported"),
-    "vrrp_check_unicast_src": VRRP_EXT,
+    "vrrp_check_unicast_src": g_check_unicast_src,
     "vrrp_lower_prio_no_advert": VRRP_EXT,
     "vrrp_higher_prio_send_advert": VRRP_EXT,
     "vrrp_down_timer_adverts": VRRP_EXT,
@@ -193,7 +226,7 @@ TABLE: Table = {
     "startup_script_timeout": U("halo runs no start-up or shut-down scripts"),
     "shutdown_script": U("halo runs no start-up or shut-down scripts"),
     "shutdown_script_timeout": U("halo runs no start-up or shut-down scripts"),
-    "default_interface": STATIC,
+    "default_interface": g_default_interface,
     "lvs_sync_daemon": IPVS_GLOBAL,
     "lvs_timeouts": IPVS_GLOBAL,
     "lvs_flush": IPVS_GLOBAL,
@@ -202,7 +235,7 @@ TABLE: Table = {
     "rs_init_notifies": NOTIFY_OTHER,
     "no_checker_emails": NOTIFY_OTHER,
     "checker_log_all_failures": I("halo logs every check result at debug level"),
-    "dynamic_interfaces": U("halo needs the instances' interfaces at start-up"),
+    "dynamic_interfaces": g_dynamic_interfaces,
     "log_unknown_vrids": I("halo counts adverts for unknown VRIDs; see its debug log"),
     "snmp_socket": SNMP,
     "enable_snmp_vrrp": SNMP,

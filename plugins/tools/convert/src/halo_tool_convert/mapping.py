@@ -191,6 +191,7 @@ class Converter(Values):
         self.ipvs_flush: Node | None = None
         self.default_version: int | None = None
         self.default_version_loc: Loc | None = None
+        self.default_interface: str | None = None  # global_defs default_interface
         self.script_security: bool | None = None
         self.script_user: str | None = None
         self.scripts: dict[str, ScriptDef] = {}

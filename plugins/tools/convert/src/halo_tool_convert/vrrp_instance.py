@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from halo_tool_convert import notifiers, vrrp_script
@@ -15,8 +16,6 @@ from halo_tool_convert.state import InstanceState
 from halo_tool_convert.values import (
     BFD,
     BUFFERS,
-    FIREWALL,
-    GARP_LOWER,
     IFNAME_RE,
     IPVS_GLOBAL,
     LINKBEAT,
@@ -318,7 +317,34 @@ def i_garp_master_delay(conv: Converter, node: Node, st: InstanceState) -> None:
 
 def i_accept(conv: Converter, node: Node, st: InstanceState) -> None:
     if conv.plain(node):
-        conv.carry(node, st.m)  # halo's VIPs always accept traffic: keepalived's default
+        conv.put(st, node, "accept", node.keyword == "accept")
+
+
+def i_flag(conv: Converter, node: Node, st: InstanceState) -> None:
+    """A keyword of keepalived's that is a flag, under the same name in halo."""
+    if conv.plain(node):
+        conv.put(st, node, node.keyword, True)
+
+
+def i_use_vmac(conv: Converter, node: Node, st: InstanceState) -> None:
+    """``use_vmac [NAME] [MAC]``: the name is kept; halo always uses RFC 5798's MAC."""
+    if not conv.plain(node):
+        return
+    args = list(node.args)
+    if args and re.fullmatch(r"[0-9A-Fa-f]{1,2}(:[0-9A-Fa-f]{1,2}){4,5}", args[-1]):
+        conv.unsupported(node, f"a MAC of one's own ({args.pop()}): halo uses 00:00:5e:00:01:VRID")
+    if len(args) > 1:
+        conv.note(node, f"extra words ignored: {' '.join(args[1:])}")
+    if args and not IFNAME_RE.fullmatch(args[0]):
+        conv.error(node.loc, f"use_vmac {args[0]!r} is not an interface name")
+        return
+    conv.put(st, node, "use_vmac", args[0] if args else True)
+
+
+def i_unicast_ttl(conv: Converter, node: Node, st: InstanceState) -> None:
+    v = conv.integer(node, 1, 255)
+    if v is not None:
+        conv.put(st, node, "unicast_ttl", v)
 
 
 def i_strict_mode(conv: Converter, node: Node, st: InstanceState) -> None:
@@ -344,7 +370,9 @@ def finish_instance(conv: Converter, st: InstanceState, node: Node) -> bool:
     if "virtual_router_id" not in m:
         conv.error(node.loc, f"vrrp_instance {name} has no virtual_router_id")
         return False
-    if "interface" not in m:
+    if "interface" not in m and "unicast_src_ip" not in m and conv.default_interface:
+        conv.note(node, f"no interface: global_defs default_interface ({conv.default_interface})")
+    elif "interface" not in m:
         if "unicast_src_ip" not in m:
             conv.error(
                 node.loc,
@@ -488,37 +516,41 @@ TABLE: Table = {
     "smtp_alert": notifiers.i_smtp_alert,
     "garp_master_delay": i_garp_master_delay,
     "accept": i_accept,
-    "no_accept": FIREWALL,
+    "no_accept": i_accept,
     "strict_mode": i_strict_mode,
     "native_ipv6": i_native_ipv6,
     "track_process": PROCESS,
     "track_bfd": BFD,
-    "use_vmac": VMAC,
+    "use_vmac": i_use_vmac,
     "use_vmac_addr": VMAC,
-    "vmac_xmit_base": VMAC,
+    "vmac_xmit_base": i_flag,
     "use_ipvlan": VMAC,
     "garp_extra_if": VMAC,
     "vmac_garp_intvl": VMAC,
     "vrf": U("halo has no VRF support"),
-    "dont_track_primary": U("halo always tracks the instance's interface"),
+    "dont_track_primary": i_flag,
     "track_src_ip": VRRP_EXT,
     "mcast_dst_ip": U("halo sends VRRP to the standard multicast group only"),
     "unicast_fault_no_peer": VRRP_EXT,
-    "check_unicast_src": VRRP_EXT,
-    "unicast_ttl": VRRP_EXT,
+    "check_unicast_src": i_flag,
+    "unicast_ttl": i_unicast_ttl,
     "old_unicast_checksum": VRRP_EXT,
     "lower_prio_no_advert": VRRP_EXT,
     "higher_prio_send_advert": VRRP_EXT,
     "down_timer_adverts": VRRP_EXT,
     "virtual_routes": ROUTES,
     "virtual_rules": ROUTES,
-    "garp_master_repeat": U("set garp_master_repeat on the vip backend (all instances)"),
-    "garp_master_refresh": U("set garp_master_refresh on the vip backend (all instances)"),
-    "garp_master_refresh_repeat": U(
-        "set garp_master_refresh_repeat on the vip backend (all instances)"
+    # converted by the vip backend plugin, which has these settings
+    **dict.fromkeys(
+        (
+            "garp_master_repeat",
+            "garp_master_refresh",
+            "garp_master_refresh_repeat",
+            "garp_lower_prio_delay",
+            "garp_lower_prio_repeat",
+        ),
+        U("needs the vip backend plugin, which is not installed"),
     ),
-    "garp_lower_prio_delay": GARP_LOWER,
-    "garp_lower_prio_repeat": GARP_LOWER,
     "promote_secondaries": I("halo's vip backend sets promote_secondaries by default"),
     "notify_deleted": NOTIFY_OTHER,
     "notify_master_rx_lower_pri": NOTIFY_OTHER,
