@@ -55,10 +55,11 @@ class ScriptNotifierConfig(NotifierConfig):
         ),
     ] = False
     notify_deleted: Annotated[
-        bool | str,
+        bool | str | list[str],
         Doc(
             "an instance a reload removes is reported as DELETED (to notify and the FIFO)"
-            " rather than keepalived's default FAULT; a command also runs then"
+            " rather than keepalived's default FAULT: true, a list of instances, or a"
+            " command, which also runs then"
         ),
     ] = False
     notify_master_rx_lower_pri: Annotated[
@@ -94,7 +95,7 @@ class ScriptNotifierConfig(NotifierConfig):
         problems: list[tuple[tuple[str, ...], str]] = []
         for key in (*commands, "notify_deleted"):
             value = getattr(self, key)
-            if value is None or isinstance(value, bool):
+            if not isinstance(value, str):  # None, or notify_deleted: true or a list
                 continue
             try:
                 argv = shlex.split(value)

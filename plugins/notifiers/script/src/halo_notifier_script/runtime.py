@@ -360,7 +360,7 @@ class ScriptNotifier(Notifier):
 
     # ------------------------------------------------------------------ events
 
-    def _wants(self, option: bool | str | list[str], instance: str) -> bool:
+    def _wants(self, option: bool | list[str], instance: str) -> bool:
         if isinstance(option, list):
             return instance in option
         return bool(option)
@@ -374,7 +374,9 @@ class ScriptNotifier(Notifier):
             if event.removed:
                 # keepalived reports an instance a reload deleted as FAULT, unless asked
                 # for DELETED (notify_deleted).
-                state = "DELETED" if c.notify_deleted is not False else "FAULT"
+                deleted = c.notify_deleted
+                asked = True if isinstance(deleted, str) else self._wants(deleted, event.instance)
+                state = "DELETED" if asked else "FAULT"
             return Change("INSTANCE", event.instance, state, event.priority)
         if isinstance(event, SyncGroupStateChanged):
             # keepalived passes priority 0 for a group (vrrp_notify.c)
