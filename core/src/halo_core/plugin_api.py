@@ -48,6 +48,7 @@ FIRST_PARTY_TYPES: dict[tuple[str, str], str] = {
     ("checker", "dns"): "halo-checker-dns",
     ("checker", "smtp"): "halo-checker-smtp",
     ("checker", "file"): "halo-checker-file",
+    ("checker", "process"): "halo-checker-process",
     ("notifier", "email"): "halo-notifier-email",
     ("notifier", "script"): "halo-notifier-script",
     ("notifier", "webhook"): "halo-notifier-webhook",
