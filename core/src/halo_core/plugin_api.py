@@ -169,6 +169,9 @@ class CheckTarget:
     address: IPAddress | None = None
     port: int | None = None
     global_config: GlobalConfig | None = None
+    weight: int | None = None
+    """A real server's configured weight, for a checker that reports a dynamic one
+    (:attr:`CheckResult.weight`) relative to it; None for a named check."""
 
 
 @dataclass(frozen=True)
