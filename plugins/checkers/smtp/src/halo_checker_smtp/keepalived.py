@@ -36,6 +36,7 @@ def c_host(conv: Converter, node: Node, c: CheckCtx) -> None:
     if not conv.need_block(node):
         return
     host = CheckCtx(YMap(), c.kind, c.defaults)
+    host.m.comment(*conv.said(node), f"host {{ … }} ({conv.at(node.loc)}): a check of its own")
     conv.walk(node, CHECKER_KEYWORDS, host, host.m, "host")
     if host.own.connect_timeout is not None:
         host.m.set("timeout", host.own.connect_timeout, loc=node.loc)
