@@ -276,10 +276,14 @@ class CheckRunner:
             log.warning(
                 "check %s: %s", self.name, result.warning, extra=halo_log.fields(check=self.name)
             )
-        if result.weight != self.dynamic_weight:
+        weight_changed = result.weight != self.dynamic_weight
+        if weight_changed:
             self.dynamic_weight = result.weight
         if result.ok == self.up:
             self.streak = 0
+            if weight_changed and self.on_change is not None:
+                # a new dynamic weight without a change of state: the pool applies it
+                self.on_change(self.name, self.up, result)
         else:
             self.streak += 1
             needed = self.config.rise if result.ok else self.config.fall

@@ -37,6 +37,9 @@ class VrrpStateChanged(Event):
     group: str | None = None
     interface: str | None = None
     vrid: int | None = None
+    removed: bool = False
+    """Set on the STOP of an instance a reload removed (keepalived reports those as FAULT,
+    or DELETED where asked to)."""
 
     @property
     def source(self) -> str:

@@ -48,6 +48,7 @@ FIRST_PARTY_TYPES: dict[tuple[str, str], str] = {
     ("checker", "dns"): "halo-checker-dns",
     ("checker", "smtp"): "halo-checker-smtp",
     ("checker", "file"): "halo-checker-file",
+    ("checker", "process"): "halo-checker-process",
     ("notifier", "email"): "halo-notifier-email",
     ("notifier", "script"): "halo-notifier-script",
     ("notifier", "webhook"): "halo-notifier-webhook",
@@ -171,6 +172,9 @@ class CheckTarget:
     address: IPAddress | None = None
     port: int | None = None
     global_config: GlobalConfig | None = None
+    weight: int | None = None
+    """A real server's configured weight, for a checker that reports a dynamic one
+    (:attr:`CheckResult.weight`) relative to it; None for a named check."""
 
 
 @dataclass(frozen=True)

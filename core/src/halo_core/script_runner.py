@@ -20,7 +20,7 @@ import shlex
 import shutil
 import signal
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 OUTPUT_LIMIT = 64 * 1024
@@ -245,9 +245,12 @@ async def run_script(
     env: Mapping[str, str] | None = None,
     secure: bool = True,
     stdin: bytes | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> ScriptResult:
     """Run ``command`` without a shell, in a new process group, and wait for it at most
-    ``timeout`` seconds; on time-out the whole group is killed."""
+    ``timeout`` seconds; on time-out the whole group is killed. ``started`` is told the
+    process id (also its process group's), for a caller that ends a long-running one
+    itself."""
     try:
         argv = split_command(command)
     except ValueError as exc:  # an unclosed quote: a result like any other failure
@@ -307,6 +310,8 @@ async def run_script(
         if script_fd is not None:
             os.close(script_fd)
     proc = asyncio.subprocess.Process(transport, protocol, loop)
+    if started is not None:
+        started(proc.pid)
     if stdin is not None and proc.stdin is not None:
         proc.stdin.write(stdin)
         proc.stdin.close()
@@ -374,8 +379,10 @@ class ScriptRunner:
         *,
         env: Mapping[str, str] | None = None,
         what: str | None = None,
+        started: Callable[[int], None] | None = None,
     ) -> ScriptResult:
-        """Run ``command`` and wait for it; never raises."""
+        """Run ``command`` and wait for it; never raises. ``started``: see
+        :func:`run_script`."""
         try:
             run_as = self.run_as or RunAs.resolve(self.user)
         except ValueError as exc:
@@ -383,7 +390,12 @@ class ScriptRunner:
                 self.log.error("%s: %s", what, exc)
             return ScriptResult(None, error=str(exc))
         res = await run_script(
-            command, timeout=self.timeout, run_as=run_as, env=env, secure=self.secure
+            command,
+            timeout=self.timeout,
+            run_as=run_as,
+            env=env,
+            secure=self.secure,
+            started=started,
         )
         if not res.ok and what is not None:
             shown = command if isinstance(command, str) else shlex.join(command)

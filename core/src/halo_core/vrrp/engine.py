@@ -185,6 +185,7 @@ class InstanceRuntime:
         self._timer: Timer | None = None
         self._wake_at = 0.0  # when the armed timer fires
         self._forced = False
+        self.removed = False  # a reload removed it: its STOP says so
 
         src = cfg.unicast_src_ip or (
             iface.ipv4 if self.family == socket.AF_INET else iface.link_local
@@ -379,6 +380,7 @@ class InstanceRuntime:
                 interface=self.iface.name,
                 vrid=self.cfg.virtual_router_id,
                 group=self.group,
+                removed=self.removed,
             )
         )
         log.log(
@@ -594,6 +596,7 @@ class VrrpEngine:
         for name in list(self.instances):
             if name not in new.vrrp_instances:
                 inst = self.instances.pop(name)
+                inst.removed = True
                 inst.step(fsm.Shutdown())
                 self._discard(inst)
                 done.append(f"{name} removed")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -32,15 +33,21 @@ class Seen:
         return "250 pleased to meet you"
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[int, Seen]]:
-    seen = Seen()
+def start_smtp(seen: Seen) -> tuple[Any, int]:
+    """An aiosmtpd server on a free loopback port: (its controller, the port)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     controller = aiosmtpd.Controller(seen, hostname="127.0.0.1", port=port)
     controller.start()
+    return controller, port
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, Seen]]:
+    seen = Seen()
+    controller, port = start_smtp(seen)
     yield port, seen
     controller.stop()
 
@@ -83,10 +90,68 @@ def test_keepalived_smtp_check_converts() -> None:
     result = convert_text(
         "virtual_server 192.0.2.10 25 {\n"
         "  real_server 192.0.2.21 25 {\n    SMTP_CHECK {\n      connect_timeout 3\n"
-        "      helo_name mail.example\n      host {\n        connect_ip 192.0.2.22\n"
-        "      }\n    }\n  }\n}\n",
+        "      helo_name mail.example\n    }\n  }\n}\n",
         config_id="x",
     )
     for line in ("type: smtp", "helo_name: mail.example", "timeout: 3"):
         assert line in result.yaml, result.yaml
-    assert [r.keyword for r in result.unsupported] == ["host"]
+    assert result.unsupported == []
+
+
+HOSTS = """virtual_server 192.0.2.10 25 {{
+  real_server 192.0.2.21 25 {{
+    SMTP_CHECK {{
+      helo_name lb1.example
+      retry 0
+      {own}
+      host {{
+        connect_ip 127.0.0.1
+        connect_port {port1}
+      }}
+      host {{
+        connect_ip 127.0.0.1
+        connect_port {port2}
+        connect_timeout 2
+      }}
+    }}
+  }}
+}}
+"""
+
+
+async def test_host_blocks_become_one_check_each_against_real_servers(
+    smtp_server: tuple[int, Seen],
+) -> None:
+    """keepalived 2.2.7 still reads SMTP_CHECK's host blocks and runs one checker per host
+    (the check's own connection too, when it has one): so does the conversion, and the
+    checks it writes probe the real aiosmtpd servers they name."""
+    from halo_core import plugins
+    from halo_core.plugin_api import CheckTarget
+    from halo_tool_convert import convert_text
+    from halo_tool_lab.testing import load_config
+
+    port1, seen = smtp_server
+    second = Seen()
+    controller, port2 = start_smtp(second)
+    try:
+        for own, count in (("", 2), ("connect_ip 127.0.0.1\n      connect_port 1", 3)):
+            result = convert_text(HOSTS.format(own=own, port1=port1, port2=port2), config_id="x")
+            assert result.unsupported == [] and result.warnings == []
+            assert [n.keyword for n in result.notes].count("host") == 2
+            rs = load_config(result.yaml).model.virtual_servers[0].real_servers[0]
+            assert len(rs.checks) == count, result.yaml
+            configs = [c.config for c in rs.checks]
+            assert all(c.helo_name == "lb1.example" for c in configs)
+            assert [(c.connect_port, c.timeout) for c in configs[-2:]] == [
+                (port1, 5),  # keepalived's default connect_timeout
+                (port2, 2),
+            ]
+            factory = plugins.load().type("checker", "smtp").load_factory()
+            outcomes = [
+                (await factory(c, CheckTarget("c", rs.address, 25)).check()).ok for c in configs
+            ]
+            # the check's own connection (port 1) fails; each host's server answers
+            assert outcomes == [False] * (count - 2) + [True, True]
+        assert seen.helo and second.helo == seen.helo
+    finally:
+        controller.stop()

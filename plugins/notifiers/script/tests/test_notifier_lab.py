@@ -9,6 +9,7 @@ VRRPv3 at 0.1 s keeps elections well under a second; addresses are documentation
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import time
 from pathlib import Path
@@ -132,3 +133,56 @@ def test_new_master_restarts_the_service_behind_the_vip(
     assert (out / "lb2" / "restarts").read_text() == "VI_1 MASTER\n"
     assert lb2.has_address(VIP)
     assert wait_until(lambda: answer() == "served by lb2", 10, 0.1), (answer(), second.log)
+
+
+def test_reload_removing_an_instance_runs_notify_deleted(
+    lab: LabFactory, start_halo: HaloFactory, public_dir: Path
+) -> None:
+    """A real daemon (the VRRP process and its worker): a reload that removes an instance
+    reports it as DELETED to notify_deleted, notify and the FIFO; one without
+    notify_deleted as FAULT (keepalived's default); a plain stop is still STOP."""
+    out = public_dir / "out"
+    out.mkdir(exist_ok=True)
+    record = write_script(public_dir / "record.sh", f'echo "$*" >> {out}/calls\n')
+    fifo = public_dir / "notify.fifo"
+    (h1,) = lab(1, ipv6=False).hosts
+
+    def recorded() -> list[str]:
+        path = out / "calls"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def instance(name: str, vrid: int) -> str:
+        return (
+            f"  {name}:\n    interface: eth0\n    virtual_router_id: {vrid}\n"
+            f"    priority: 200\n    version: 3\n    advert_int: 0.1\n"
+            f'    virtual_ipaddress: ["192.0.2.{vrid}/24"]\n'
+        )
+
+    def conf(*names: str) -> str:
+        text = "vrrp_instances:\n"
+        text += "".join(
+            instance(n, 100 + i) for i, n in enumerate(("VI_1", "VI_2", "VI_3")) if n in names
+        )
+        text += (
+            "notifiers:\n  hooks:\n    type: script\n    script_user: root\n"
+            f"    notify: {record}\n    notify_deleted: [VI_2]\n"
+            f"    notify_fifo: {fifo}\n"
+        )
+        return text
+
+    halo = start_halo(h1, conf("VI_1", "VI_2", "VI_3"), state={"VI_2": "MASTER", "VI_3": "MASTER"})
+    assert wait_until(fifo.exists, 30, 0.05), halo.log  # made when the worker starts
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        halo.reload(conf("VI_1"))
+        wanted = {"INSTANCE VI_2 DELETED 200", "INSTANCE VI_3 FAULT 200"}
+        assert wait_until(lambda: wanted <= set(recorded()), 15, 0.05), halo.log
+        halo.stop()
+        assert wait_until(lambda: "INSTANCE VI_1 STOP 200" in recorded(), 10, 0.05), halo.log
+        calls = recorded()
+        lines = os.read(reader, 65536).decode().splitlines()
+    finally:
+        os.close(reader)
+    assert "INSTANCE VI_2 DELETED 200" in calls and "INSTANCE VI_3 FAULT 200" in calls, calls
+    assert "INSTANCE VI_1 STOP 200" in calls and "INSTANCE VI_2 STOP 200" not in calls, calls
+    assert 'INSTANCE "VI_2" DELETED 200' in lines and 'INSTANCE "VI_3" FAULT 200' in lines, lines

@@ -15,12 +15,21 @@ from typing import Any
 import pytest
 
 from halo_core import plugins
+from halo_core.bus import EventBus
 from halo_core.config import ConfigError, load_text
-from halo_core.events import Event, RealServerChanged, SyncGroupStateChanged
-from halo_core.plugin_api import event_filter
+from halo_core.events import (
+    Event,
+    PoolChanged,
+    PriorityChanged,
+    RealServerChanged,
+    SyncGroupStateChanged,
+    VrrpAnnounce,
+)
+from halo_core.plugin_api import PluginContext, event_filter
+from halo_core.scheduler import LoopClock, Scheduler
 from halo_notifier_script.plugin import ScriptNotifierConfig
 from halo_notifier_script.runtime import ScriptNotifier
-from halo_tool_lab.testing import eventually, make_context, vrrp, write_script
+from halo_tool_lab.testing import eventually, load_config, make_context, vrrp, write_script
 
 ROOT = os.geteuid() == 0
 
@@ -239,9 +248,9 @@ async def test_notify_fifo(public_dir: Path) -> None:
     path = public_dir / "notify.fifo"
     n = notifier(notify_fifo=str(path))
     assert stat.S_ISFIFO(path.stat().st_mode)  # created when missing
-    # Nobody reading: the line is dropped, and notify() does not wait.
+    # Nobody reading yet: as in keepalived (which opens it read-write) the line waits in the
+    # pipe, and notify() does not wait.
     await asyncio.wait_for(n.notify(vrrp("BACKUP", priority=90)), 1)
-    assert n.status()["fifo_dropped"] == 1
     reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         await n.notify(vrrp("MASTER", priority=100))
@@ -256,18 +265,149 @@ async def test_notify_fifo(public_dir: Path) -> None:
             )
         )
         assert os.read(reader, 4096).decode().splitlines() == [
+            'INSTANCE "VI_1" BACKUP 90',
             'INSTANCE "VI_1" MASTER 100',
             'GROUP "G1" MASTER 0',
-            "RS 10.0.0.5:80 192.0.2.1:80 DOWN",
+            "RS [10.0.0.5]:tcp:80 192.0.2.1:80 DOWN",  # a virtual server halo does not know
         ]
     finally:
         os.close(reader)
-    # The reader went away: dropped again, reopened once somebody reads.
-    await n.notify(vrrp("FAULT"))
-    assert n.status()["fifo_written"] == 3
-    assert n.status()["fifo_dropped"] == 2
+    assert (n.status()["fifo_written"], n.status()["fifo_dropped"]) == (4, 0)
+    # A full pipe (a reader that stopped reading) drops lines instead of blocking.
+    long_name = "V" * 200
+    for _ in range(400):  # 400 x ~220 octets > the 64 KiB of a pipe
+        await n.notify(vrrp("FAULT", instance=long_name))
+    assert n.status()["fifo_dropped"] > 0
     await n.close()
     assert not path.exists()  # we made it, we remove it
+
+
+FIFO_CONFIG = """
+virtual_servers:
+  - address: 192.0.2.10
+    port: 80
+    quorum: 2
+    real_servers:
+      - {address: 10.0.0.5, port: 8080}
+      - {address: 10.0.0.6}
+  - fwmark: 7
+    protocol: UDP
+    real_servers: [{address: "2001:db8::5", port: 53}]
+"""
+
+
+async def test_fifo_lines_are_keepalived_s(public_dir: Path) -> None:
+    """Every line keepalived 2.2.7 writes: states, DELETED, priority changes,
+    MASTER_RX_LOWER_PRI, virtual-server quorum and real servers in its
+    ``[ADDRESS]:proto:PORT`` form (``vrrp_notify.c``, ``ipwrapper.c``)."""
+    path = public_dir / "notify.fifo"
+    cfg = load_config(FIFO_CONFIG).model
+    clock = LoopClock()
+    context = PluginContext("fifo", cfg, EventBus(), clock, Scheduler(clock))
+    n = ScriptNotifier(
+        ScriptNotifierConfig(
+            notify_fifo=str(path), notify_priority_changes=["VI_1"], notify_deleted=True
+        ),
+        context,
+    )
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        vs = cfg.virtual_servers[0]
+        events: list[Event] = [
+            vrrp("MASTER", priority=100),
+            PriorityChanged(instance="VI_1", old=100, new=90, reason="check down"),
+            PriorityChanged(instance="VI_2", old=100, new=90, reason="not asked for"),
+            VrrpAnnounce(instance="VI_1", reason="split-brain"),
+            vrrp("BACKUP", old="MASTER", priority=90),
+            PriorityChanged(instance="VI_1", old=90, new=100, reason="check up"),
+            RealServerChanged(
+                virtual_server=vs.label, real_server="10.0.0.5:8080", up=False, weight=0
+            ),
+            RealServerChanged(
+                virtual_server="fwmark:7", real_server="[2001:db8::5]:53", up=True, weight=1
+            ),
+            pool(vs, quorum=True),  # the first one: no change, no line
+            pool(vs, quorum=False),
+            pool(vs, quorum=True),
+            vrrp("STOP", priority=100, removed=True),
+        ]
+        for event in events:
+            await n.notify(event)
+        assert os.read(reader, 4096).decode().splitlines() == [
+            'INSTANCE "VI_1" MASTER 100',
+            'INSTANCE "VI_1" MASTER_PRIORITY 90',
+            'INSTANCE "VI_1" MASTER_RX_LOWER_PRI 90',
+            'INSTANCE "VI_1" BACKUP 90',
+            'INSTANCE "VI_1" BACKUP_PRIORITY 100',
+            "RS [10.0.0.5]:tcp:8080 [192.0.2.10]:tcp:80 DOWN",
+            "RS [2001:db8::5]:udp:53 FWM 7 UP",
+            "VS [192.0.2.10]:tcp:80 DOWN",
+            "VS [192.0.2.10]:tcp:80 UP",
+            'INSTANCE "VI_1" DELETED 100',
+        ]
+    finally:
+        os.close(reader)
+        await n.close()
+
+
+def pool(vs: Any, *, quorum: bool) -> PoolChanged:
+    return PoolChanged(virtual_server=vs.label, service=vs, members=(), quorum=quorum, reason="")
+
+
+async def test_deleted_master_rx_lower_pri_and_priority_scripts(public_dir: Path) -> None:
+    """notify_deleted runs for an instance a reload removed, and notify gets DELETED; without
+    it they get FAULT (keepalived's default). notify_master_rx_lower_pri runs without
+    arguments, and notify is not run for it; priority changes run no script."""
+    n = notifier(
+        notify=recorder(public_dir, "notify.sh"),
+        notify_deleted=recorder(public_dir, "deleted.sh"),
+        notify_fault=recorder(public_dir, "fault.sh"),
+        notify_master_rx_lower_pri=recorder(public_dir, "lower.sh") + " VI_1",
+        notify_priority_changes=True,
+    )
+    await n.notify(vrrp("MASTER", priority=100))
+    await n.notify(VrrpAnnounce(instance="VI_1", reason="split-brain"))
+    await n.notify(PriorityChanged(instance="VI_1", old=100, new=90, reason="r"))
+    await n.notify(vrrp("STOP", old="MASTER", priority=90, removed=True))
+    plain = notifier(notify=recorder(public_dir, "notify.sh"))
+    await plain.notify(vrrp("STOP", instance="VI_2", old="BACKUP", priority=50, removed=True))
+    assert calls(public_dir) == [
+        "notify.sh INSTANCE VI_1 MASTER 100",
+        "lower.sh VI_1",
+        "deleted.sh ",
+        "notify.sh INSTANCE VI_1 DELETED 90",
+        "notify.sh INSTANCE VI_2 FAULT 50",
+    ]
+
+
+FIFO_READER = """
+trap 'echo TERM >> {out}/fifo-lines' TERM
+echo "started $*" >> {out}/fifo-lines
+while read -r line; do echo "$line" >> {out}/fifo-lines; done < "$1"
+echo EOF >> {out}/fifo-lines
+"""
+
+
+async def test_notify_fifo_script_reads_the_fifo_and_gets_sigterm(public_dir: Path) -> None:
+    """keepalived's notify_fifo_script: started with the FIFO's path as its last argument;
+    at the end SIGTERM, then the FIFO closes and it reads what is left (the STOP lines)."""
+    (public_dir / "out").mkdir(exist_ok=True)
+    script = public_dir / "reader.sh"
+    write_script(script, FIFO_READER.format(out=public_dir / "out"))
+    path = public_dir / "notify.fifo"
+    n = notifier(notify_fifo=str(path), notify_fifo_script=str(script))
+    lines = public_dir / "out" / "fifo-lines"
+    await eventually(lambda: lines.exists() and "started" in lines.read_text(), timeout=5)
+    assert n.status()["fifo_script_running"]
+    await n.notify(vrrp("MASTER"))
+    await n.notify(vrrp("STOP", old="MASTER"))
+    await n.close()
+    text = lines.read_text().splitlines()
+    assert text[0] == f"started {path}"
+    assert 'INSTANCE "VI_1" MASTER 100' in text and 'INSTANCE "VI_1" STOP 100' in text
+    assert "TERM" in text and text[-1] == "EOF"
+    assert not n.status()["fifo_script_running"]
+    assert not path.exists()
 
 
 async def test_fifo_that_is_not_a_fifo(public_dir: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -1,8 +1,8 @@
 """keepalived's ``FILE_CHECK`` checker block, for ``halo convert`` (imported only by the
 ``halo_convert_keepalived`` hook): ``track_file NAME`` names a top-level ``track_file``
-block, whose ``file`` becomes the check's. Only weight 0 (up or down) converts: with another
-weight keepalived adds value x weight to the real server's IPVS weight, which halo does
-not do."""
+block, whose ``file`` becomes the check's. Weight 0 is up or down; another weight (the
+track_file's, 1 unless given, or the FILE_CHECK's own) becomes ``weight_factor``: the value
+times it is added to the real server's weight, as keepalived does."""
 
 from __future__ import annotations
 
@@ -52,14 +52,8 @@ def finish(conv: Converter, node: Node, c: CheckCtx, _: CheckDefaults) -> bool:
     if "file" not in c.m:
         conv.error(node.loc, "FILE_CHECK has no track_file")
         return False
-    if weight != 0:
-        conv.unsupported(
-            node,
-            f"a FILE_CHECK of weight {weight} adds value x weight to the real server's IPVS"
-            " weight, which halo does not do; weight 0 (up while the file holds 0) converts",
-            c.m,
-        )
-        return False
+    if isinstance(weight, int) and weight != 0:
+        c.m.set("weight_factor", weight, loc=node.loc)
     return True
 
 
@@ -69,7 +63,7 @@ FILE_CHECK = CheckerSpec(
     {
         "track_file": c_track_file,
         "weight": c_weight,
-        "dynamic": U("dynamic weights from a file are not supported"),
+        "dynamic": U("keepalived 2.2.7 does not know it (later versions add it to the quorum)"),
     },
     retry=0,
     timeout=lambda m, eff, ctx: None,

@@ -41,7 +41,8 @@ class ServerState:
 
     @property
     def weight(self) -> int:
-        # misc_dynamic: a script check may set the weight (keepalived: exit code - 2)
+        # a check may set the weight: misc_dynamic (keepalived: exit code - 2), a weighted
+        # FILE_CHECK (the configured weight + value x weight)
         for runner in self.checks.values():
             if runner.dynamic_weight is not None:
                 return runner.dynamic_weight
@@ -81,7 +82,7 @@ class Pool:
                     name,
                     plugins.type("checker", configured.type),
                     configured.config,
-                    target=CheckTarget(name, rs.address, port, global_config),
+                    target=CheckTarget(name, rs.address, port, global_config, weight=rs.weight),
                     scheduler=scheduler,
                     bus=bus,
                     on_change=self._check_changed,

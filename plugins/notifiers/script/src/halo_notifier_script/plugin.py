@@ -35,8 +35,38 @@ class ScriptNotifierConfig(NotifierConfig):
         str | None,
         Alias(("vrrp_notify_fifo",)),
         Doc(
-            'FIFO that gets one line per change (INSTANCE "VI_1" MASTER 100); created if'
-            " missing; lines are dropped, never waited for, while nobody reads it"
+            'FIFO that gets one line per change (INSTANCE "VI_1" MASTER 100), keepalived\'s'
+            " lines; created if missing; never waited for (a full pipe drops the line)"
+        ),
+    ] = None
+    notify_fifo_script: Annotated[
+        str | None,
+        Alias(("vrrp_notify_fifo_script",)),
+        Doc(
+            "command started with the notifier, with the FIFO's path as its last argument,"
+            " to read it; sent SIGTERM when halo stops"
+        ),
+    ] = None
+    notify_priority_changes: Annotated[
+        bool | list[str],
+        Doc(
+            'write priority changes to the FIFO (INSTANCE "VI_1" MASTER_PRIORITY 90): true'
+            " for every instance, or a list of instances"
+        ),
+    ] = False
+    notify_deleted: Annotated[
+        bool | str | list[str],
+        Doc(
+            "an instance a reload removes is reported as DELETED (to notify and the FIFO)"
+            " rather than keepalived's default FAULT: true, a list of instances, or a"
+            " command, which also runs then"
+        ),
+    ] = False
+    notify_master_rx_lower_pri: Annotated[
+        str | None,
+        Doc(
+            "command run when a MASTER receives an advert of lower priority (another"
+            " master: a split brain healing); the FIFO gets MASTER_RX_LOWER_PRI"
         ),
     ] = None
     script_user: Annotated[
@@ -59,11 +89,13 @@ class ScriptNotifierConfig(NotifierConfig):
             "notify",
             "notify_up",
             "notify_down",
+            "notify_fifo_script",
+            "notify_master_rx_lower_pri",
         )
         problems: list[tuple[tuple[str, ...], str]] = []
-        for key in commands:
+        for key in (*commands, "notify_deleted"):
             value = getattr(self, key)
-            if value is None:
+            if not isinstance(value, str):  # None, or notify_deleted: true or a list
                 continue
             try:
                 argv = shlex.split(value)
@@ -72,8 +104,13 @@ class ScriptNotifierConfig(NotifierConfig):
                 continue
             if not argv:
                 problems.append(((key,), "must not be empty"))
-        if self.notify_fifo is None and all(getattr(self, k) is None for k in commands):
+        configured = [getattr(self, k) for k in commands]
+        if isinstance(self.notify_deleted, str):
+            configured.append(self.notify_deleted)
+        if self.notify_fifo is None and all(v is None for v in configured):
             problems.append(((), "configures nothing: give a notify_* command or notify_fifo"))
+        if self.notify_fifo_script is not None and self.notify_fifo is None:
+            problems.append((("notify_fifo_script",), "needs notify_fifo (the FIFO it reads)"))
         return problems
 
 

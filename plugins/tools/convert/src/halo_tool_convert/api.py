@@ -28,11 +28,12 @@ from halo_tool_convert.state import (
     Notify,
     RsCtx,
     ScriptDef,
+    TrackRef,
     VsState,
 )
 from halo_tool_convert.values import Finish, Handler, I, Keyword, Report, Skip, Table, U
 from halo_tool_convert.vrrp_script import add_check as add_script_check
-from halo_tool_convert.vrrp_script import script_def
+from halo_tool_convert.vrrp_script import script_def, track_seq, weight_words
 
 __all__ = [
     "BLOCKS",
@@ -57,6 +58,7 @@ __all__ = [
     "ScriptDef",
     "Skip",
     "Table",
+    "TrackRef",
     "U",
     "VsState",
     "YMap",
@@ -67,6 +69,8 @@ __all__ = [
     "checker_setting",
     "notify_command",
     "script_def",
+    "track_seq",
+    "weight_words",
 ]
 
 # The blocks a plugin can add keywords to.

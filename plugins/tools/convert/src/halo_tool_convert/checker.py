@@ -46,6 +46,9 @@ class CheckerSpec:
     timeout: Callable[[YMap, CheckDefaults, RsCtx], float | None] = connect_timeout
     # the last word on the check; False leaves it out (after reporting why)
     finish: Callable[[Converter, Node, CheckCtx, CheckDefaults], bool] | None = None
+    # the checks the block becomes when it is more than one (SMTP_CHECK's host blocks,
+    # each a checker of its own in keepalived), from the check converted so far
+    variants: Callable[[Converter, Node, CheckCtx], list[YMap]] | None = None
 
 
 def block(spec: CheckerSpec) -> Handler:
@@ -105,9 +108,9 @@ def check(conv: Converter, node: Node, ctx: RsCtx, spec: CheckerSpec) -> None:
         m.set("warmup", eff.warmup)
     if spec.finish is not None and not spec.finish(conv, node, c, eff):
         return
-    ctx.m.child_seq("checks", loc=node.loc).append(
-        m, loc=node.loc, comments=node.comments, trailing=node.trailing
-    )
+    checks = ctx.m.child_seq("checks", loc=node.loc)
+    for each in spec.variants(conv, node, c) if spec.variants is not None else [m]:
+        checks.append(each, loc=node.loc, comments=node.comments, trailing=node.trailing)
 
 
 def c_address(conv: Converter, node: Node, c: CheckCtx) -> None:

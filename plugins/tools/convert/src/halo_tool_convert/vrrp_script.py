@@ -194,7 +194,7 @@ def i_track_script(conv: Converter, node: Node, st: InstanceState | GroupState) 
         if name in conv.track_processes:
             conv.unsupported(
                 child,
-                "a vrrp_track_process in track_script: halo cannot track processes yet",
+                "a vrrp_track_process belongs in track_process, not track_script",
                 seq,
             )
             continue
