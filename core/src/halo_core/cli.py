@@ -141,6 +141,10 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+KEEP_TLS = "HALO_VRRP_TLS"
+"""Set when the VRRP process started again with OpenSSL for a third-party address backend."""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The VRRP process (docs/processes.md): a child validates the configuration with every
     plugin (:mod:`halo_core.handover`) while this process imports what it runs; this one
@@ -150,14 +154,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from halo_core import handover
     from halo_core import log as halo_log
 
+    # asyncio imports OpenSSL (5 MB) for TLS connections and does without when it is
+    # missing: halo's own address backends make none. Another's may (below).
+    keep_tls = os.environ.get(KEEP_TLS) == "1"
+    if not keep_tls and "ssl" not in sys.modules:
+        sys.modules["ssl"] = None  # type: ignore[assignment]
     child = handover.begin(args.config)
     # Logging first, so that a configuration that cannot be loaded is reported as errors
     # (priority 3 in the journal); the daemon sets it again with the configuration's settings.
     halo_log.setup(args.log_level or "info", args.log_format or "text")
     log = logging.getLogger("halo")
-    import halo_core.config.model
-    import halo_core.plugins
-    import halo_core.vrrp.fsm  # noqa: F401 - imported while the child validates
+    import halo_core.daemon
+    import halo_core.processes
+    import halo_core.vrrp.engine  # noqa: F401 - imported while the child validates
 
     found = handover.finish(child)
     for problem in found.problems:
@@ -167,10 +176,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if found.failure is not None:
             log.error("not started: %s", found.failure)
         return 1
-    if found.first_party and "ssl" not in sys.modules:
-        # asyncio imports OpenSSL (5 MB) for TLS connections, and does without when it is
-        # missing: halo's own address backends make none. Another's may: it keeps it.
-        sys.modules["ssl"] = None  # type: ignore[assignment]
+    if not found.first_party and not keep_tls:
+        # a third-party address backend may connect with TLS: start again (same pid) with it
+        os.execve(sys.executable, sys.orig_argv, {**os.environ, KEEP_TLS: "1"})
     from halo_core.daemon import run_vrrp
 
     return run_vrrp(found, log_level=args.log_level, log_format=args.log_format)
