@@ -313,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    del parser, plugins  # `halo run` lives long: the parser's objects need not
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
