@@ -1,11 +1,11 @@
 """The VRRP process's configuration, validated in a short-lived child process.
 
 The VRRP process (the one ``halo run`` starts, docs/processes.md) never reads YAML, never
-discovers or loads plugins and never validates: ``python -m halo_core.handover PATH`` does,
-with every installed plugin, and hands back a :class:`Verdict` on its standard output,
-pickled. The VRRP process so keeps none of that code in memory, and a hostile file's CPU
-and memory are spent in a process that is gone a moment later, off VRRP's event loop. It is
-asked at start (while it works, the VRRP process imports what it runs) and at each SIGHUP.
+discovers or loads plugins and never validates: a child it forks does, with every
+installed plugin, and hands back a :class:`Verdict` through a pipe, pickled. The VRRP
+process so keeps none of that code in memory, and a hostile file's CPU and memory are spent
+in a process that is gone a moment later, off VRRP's event loop. It is asked at start
+(while it works, the VRRP process imports what it runs) and at each SIGHUP.
 
 The verdict carries VRRP's view of the configuration (:func:`vrrp_view`): its instances,
 sync groups, the checks' common settings (a tracked check's default weight), the backends
@@ -20,11 +20,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # Nothing of halo's at the top: `halo run` imports this module to start the child, and
 # imports the rest while the child works.
@@ -140,42 +138,101 @@ def judge(path: str) -> Verdict:
     )
 
 
-def command(path: str) -> list[str]:
-    return [sys.executable, "-m", "halo_core.handover", path]
+@dataclass
+class Child:
+    """A forked child validating a file: its pid and the pipe its verdict comes through."""
+
+    pid: int
+    fd: int
 
 
-def begin(path: str) -> subprocess.Popen[bytes]:
-    """Start validating ``path`` in a child (at start, before any event loop runs)."""
-    return subprocess.Popen(command(path), stdout=subprocess.PIPE)
+def begin(path: str) -> Child:
+    """Fork a child that validates ``path``. A fork, not a new interpreter: the child starts
+    with what this process imported already (the model, the schema machinery) and adds
+    only what validation needs; none of it comes back here."""
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_end)
+        return Child(pid, read_end)
+    status = 1
+    try:  # the child: never returns
+        os.close(read_end)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)  # not the VRRP process's handlers
+        signal.set_wakeup_fd(-1)  # its loop's wake-up pipe is the parent's too
+        if "ssl" in sys.modules and sys.modules["ssl"] is None:
+            del sys.modules["ssl"]  # a plugin's schema module may import it
+        os.dup2(2, 1)  # what a plugin prints at import goes to the standard error
+        data = pickle.dumps(judge(path), protocol=pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(write_end, "wb") as out:
+            out.write(data)
+        status = 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(status)
 
 
-def finish(child: subprocess.Popen[bytes]) -> Verdict:
-    """The verdict of a child :func:`begin` started."""
-    try:
-        out, _ = child.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-        return Verdict(failure=f"validation took longer than {TIMEOUT:g}s")
-    return _decode(out, child.returncode)
+def finish(child: Child) -> Verdict:
+    """The verdict of a child :func:`begin` forked (at start, before any event loop)."""
+    import select
+    import time
+
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + TIMEOUT
+    while (left := deadline - time.monotonic()) > 0 and select.select([child.fd], [], [], left)[0]:
+        chunk = os.read(child.fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    else:
+        os.kill(child.pid, 9)
+    os.close(child.fd)
+    _, status = os.waitpid(child.pid, 0)
+    return _decode(b"".join(chunks), os.waitstatus_to_exitcode(status))
 
 
 async def verdict(path: str) -> Verdict:
-    """Validate ``path`` in a child, from the event loop (a reload)."""
+    """Validate ``path`` in a forked child, from the event loop (a reload)."""
     import asyncio
 
+    loop = asyncio.get_running_loop()
     try:
-        child = await asyncio.create_subprocess_exec(*command(path), stdout=subprocess.PIPE)
+        child = begin(path)
     except OSError as exc:
         return Verdict(failure=f"cannot start the validation: {exc}")
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        chunk = os.read(child.fd, 1 << 16)
+        if chunk:
+            chunks.append(chunk)
+        elif not done.done():
+            done.set_result(None)
+
+    loop.add_reader(child.fd, readable)
     try:
         async with asyncio.timeout(TIMEOUT):
-            out, _ = await child.communicate()
+            await done
+            while True:  # it exits once it has written
+                pid, status = os.waitpid(child.pid, os.WNOHANG)
+                if pid:
+                    break
+                await asyncio.sleep(0.005)
     except TimeoutError:
-        child.kill()
-        await child.wait()
+        os.kill(child.pid, 9)
+        os.waitpid(child.pid, 0)
         return Verdict(failure=f"validation took longer than {TIMEOUT:g}s")
-    return _decode(out, child.returncode)
+    finally:
+        loop.remove_reader(child.fd)
+        os.close(child.fd)
+    return _decode(b"".join(chunks), os.waitstatus_to_exitcode(status))
 
 
 def _decode(out: bytes, status: int | None) -> Verdict:
@@ -204,26 +261,3 @@ def accept(found: Verdict) -> Config:
     if found.version:
         version(found.version)
     return found.config
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The child: ``python -m halo_core.handover PATH``; the verdict goes to the standard
-    output, whatever a plugin prints at import goes to the standard error."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m halo_core.handover CONFIG", file=sys.stderr)
-        return 2
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    found = judge(args[0])
-    data: Any = pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)
-    with out:
-        out.write(data)
-    return 0
-
-
-if __name__ == "__main__":
-    # run as halo_core.handover, not __main__: the verdict's classes are unpickled by name
-    from halo_core.handover import main as handover_main
-
-    sys.exit(handover_main())
