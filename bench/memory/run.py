@@ -1,8 +1,10 @@
 """Memory of halo's processes beside keepalived's, in one run.
 
 Runs, each in a lab namespace of its own: halo with the seeds' master/backup configuration
-(examples/master-backup/master.yaml), halo with the same instance plus HTTP and SSH checks,
-and keepalived 2.2.7 with the same instance (its three processes: parent, VRRP, checker).
+(examples/master-backup/master.yaml), the same with the plugins that implement daemon hooks
+blocked (status API, systemd, routes, pools: nothing is left for a worker, so halo runs as
+one process), halo with the same instance plus HTTP and SSH checks, and keepalived 2.2.7
+with the same instance (its three processes: parent, VRRP, checker).
 After a settling time it reads each process's RSS (/proc/PID/status) and PSS
 (/proc/PID/smaps_rollup: shared pages split among the processes sharing them).
 
@@ -17,6 +19,11 @@ import time
 from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "master-backup" / "master.yaml"
+
+ONE_PROCESS = """
+  plugins:
+    block: [tool-status, tool-systemd, backend-routes, engine-pools]
+"""
 
 CHECKS = """
 checks:
@@ -91,13 +98,20 @@ def bench(settle: float, work: Path) -> dict[str, dict[str, tuple[float, float]]
         raise SystemExit(f"bench/memory: {reason}")
     seed = EXAMPLE.read_text()
     results: dict[str, dict[str, tuple[float, float]]] = {}
-    with Lab(3) as lab:
-        h1, h2, h3 = lab.hosts
+    alone = seed.replace("  router_id: LVS_DEVEL\n", "  router_id: LVS_DEVEL\n" + ONE_PROCESS[1:])
+    with Lab(4) as lab:
+        h1, h2, h3, h4 = lab.hosts
         plain = Halo(h1, seed, work, name="seed")
+        single = Halo(h4, alone, work, name="one")
         checked = Halo(h2, seed + CHECKS, work, name="checks")
         keepalived = Keepalived(h3, KEEPALIVED, work)
         time.sleep(settle)
-        for label, halo in (("halo seed", plain), ("halo + http/ssh checks", checked)):
+        runs = (
+            ("halo seed", plain),
+            ("halo seed, hook plugins blocked", single),
+            ("halo + http/ssh checks", checked),
+        )
+        for label, halo in runs:
             pids = tree(halo.proc.pid)
             names = ["VRRP process"] + [f"worker {n}" for n in range(1, len(pids))]
             results[label] = {n: memory(p) for n, p in zip(names, pids, strict=True)}
@@ -105,6 +119,7 @@ def bench(settle: float, work: Path) -> dict[str, dict[str, tuple[float, float]]
         names = ["parent"] + [f"child {n}" for n in range(1, len(ka))]
         results["keepalived"] = {n: memory(p) for n, p in zip(names, ka, strict=True)}
         plain.stop()
+        single.stop()
         checked.stop()
         keepalived.stop()
     return results
@@ -121,13 +136,13 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     results = bench(args.settle, work)
     (work / "result.json").write_text(json.dumps(results, indent=2))
-    print(f"{'':40}{'RSS MB':>10}{'PSS MB':>10}")
+    print(f"{'':50}{'RSS MB':>10}{'PSS MB':>10}")
     for label, procs in results.items():
         for name, (rss, pss) in procs.items():
-            print(f"{label + ': ' + name:40}{rss:>10.1f}{pss:>10.1f}")
+            print(f"{label + ': ' + name:50}{rss:>10.1f}{pss:>10.1f}")
         total_rss = sum(r for r, _ in procs.values())
         total_pss = sum(p for _, p in procs.values())
-        print(f"{label + ': all processes':40}{total_rss:>10.1f}{total_pss:>10.1f}")
+        print(f"{label + ': all processes':50}{total_rss:>10.1f}{total_pss:>10.1f}")
     return 0
 
 

@@ -40,6 +40,7 @@ GENERIC = {
     "file": "the config file, track_file and the pid file: the core's own word",
     "ping": "the supervisor's liveness message to the worker (ping / pong)",
     "process": "an operating-system process: the VRRP process, the worker, a script's",
+    "ssl": "the standard library's TLS module, which the VRRP process keeps out of asyncio",
 }
 # plugin_api.FIRST_PARTY_TYPES, the one table of first-party types and their distributions
 # (the install hint of an unknown type or a missing capability), names them; nothing else does.

@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.config.loader",
             "halo_core.config.model",
             "halo_core.plugins",
+            "halo_core.handover",
         },
     ),
     ("plugin API", {"halo_core.plugin_api", "halo_core.hookspecs", "halo_core.bus"}),

@@ -141,21 +141,56 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+KEEP_TLS = "HALO_VRRP_TLS"
+"""Set when the VRRP process started again with OpenSSL for a third-party address backend."""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """The VRRP process (docs/processes.md): a child validates the configuration with every
+    plugin (:mod:`halo_core.handover`) while this process imports what it runs; this one
+    never loads YAML, plugins or their schemas itself."""
     import logging
 
+    from halo_core import handover
     from halo_core import log as halo_log
-    from halo_core.daemon import run
 
+    # asyncio imports OpenSSL (5 MB) for TLS connections and does without when it is
+    # missing: halo's own address backends make none. Another's may (below).
+    keep_tls = os.environ.get(KEEP_TLS) == "1"
+    if not keep_tls and "ssl" not in sys.modules:
+        sys.modules["ssl"] = None  # type: ignore[assignment]
+    child = handover.begin(args.config)
     # Logging first, so that a configuration that cannot be loaded is reported as errors
     # (priority 3 in the journal); the daemon sets it again with the configuration's settings.
     halo_log.setup(args.log_level or "info", args.log_format or "text")
     log = logging.getLogger("halo")
-    loaded = load_or_report(args.config, report=log.error)
-    if loaded is None:
+    import halo_core.daemon
+    import halo_core.processes
+    import halo_core.vrrp.engine  # noqa: F401 - imported while the child validates
+
+    found = handover.finish(child)
+    for problem in found.problems:
+        log.error("%s", problem)
+    if found.failure is not None or found.problems:
         log.error("not started: the configuration %s is invalid", args.config)
+        if found.failure is not None:
+            log.error("not started: %s", found.failure)
         return 1
-    return run(*loaded, log_level=args.log_level, log_format=args.log_format)
+    if not found.first_party and not keep_tls:
+        # a third-party address backend may connect with TLS: start again (same pid) with it
+        os.execve(sys.executable, sys.orig_argv, {**os.environ, KEEP_TLS: "1"})
+    from halo_core.daemon import run_vrrp
+
+    return run_vrrp(found, log_level=args.log_level, log_format=args.log_format)
+
+
+class _PrintVersion(argparse.Action):
+    """argparse's "version" action, looking the version up only when asked: the lookup
+    imports importlib.metadata, which the VRRP process (``halo run``) does without."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"halo {version()}")
+        parser.exit()
 
 
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
@@ -167,9 +202,7 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
         prog="halo",
         description="halo: VRRP failover, health checks and load balancing for Linux.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"halo {version()}", help="print the version"
-    )
+    parser.add_argument("--version", action=_PrintVersion, nargs=0, help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p_run = sub.add_parser(
@@ -280,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    del parser, plugins  # `halo run` lives long: the parser's objects need not
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

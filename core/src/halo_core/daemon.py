@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from halo_core import log as halo_log
 from halo_core import version
 from halo_core.bus import EventBus
-from halo_core.checks import CheckRunner
 from halo_core.config import Config, ConfigError, load
 from halo_core.config.model import HaloConfig
 from halo_core.events import CheckStateChanged, ConfigReloaded, Event
@@ -31,10 +31,12 @@ from halo_core.plugin_api import (
 from halo_core.plugins import Plugins
 from halo_core.scheduler import Clock, LoopClock, Scheduler
 from halo_core.schema import Configured
-from halo_core.script_runner import ScriptRunner
 
 if TYPE_CHECKING:
+    from halo_core.checks import CheckRunner
+    from halo_core.handover import Verdict
     from halo_core.processes import VrrpPeer, WorkerSupervisor
+    from halo_core.script_runner import ScriptRunner
     from halo_core.vrrp.engine import VrrpEngine
     from halo_core.vrrp.status import VrrpStatus
 
@@ -74,7 +76,6 @@ class Daemon:
         self.notifiers: dict[str, Notifier] = {}
         self.failed_backends: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
-        self.scripts = ScriptRunner(logger=log)
         # The checks' states as the worker last told them (role "vrrp"): what tracking reads
         # when it is (re)built, and what a restarted worker starts its checks from.
         self.known_checks: dict[str, bool] = {}
@@ -87,6 +88,18 @@ class Daemon:
         # The process `halo run` started (the pid file's): systemd's MAINPID, the status
         # API's pid. The worker is its child.
         self.main_pid = os.getpid() if role != "worker" else os.getppid()
+        # The VRRP process of `halo run` (role "vrrp"): its configuration is validated by
+        # a child process (halo_core.handover), and a worker runs only when needed.
+        self.handed_over = False
+        self.with_worker = role == "vrrp"
+
+    @functools.cached_property
+    def scripts(self) -> ScriptRunner:
+        """Runs the checks' notify_up / notify_down commands (made when first needed: the
+        VRRP process runs none)."""
+        from halo_core.script_runner import ScriptRunner
+
+        return ScriptRunner(logger=log)
 
     def vrrp_status(self) -> VrrpStatus | None:
         """The VRRP instances' state, read-only: from the engine in this process, or as the
@@ -182,6 +195,8 @@ class Daemon:
     def _start_checks(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
         if self.role == "vrrp":
             return  # checks run in the worker
+        from halo_core.checks import CheckRunner
+
         for name, configured in self.config.model.checks.items():
             if name in skip:
                 continue
@@ -393,10 +408,7 @@ class Daemon:
         if self.role == "vrrp":
             self.vrrp_changes = []
         try:
-            # In a thread: reading and validating 3,000 instances takes about 2 s of CPU,
-            # which on the event loop stalled every VRRP timer as long; in a thread the loop
-            # waits for GIL hand-overs only (0.2-0.35 s at worst, bench/configs/reload_lag.py).
-            new = await asyncio.to_thread(load, self.config.path, self.plugins)
+            new = await self.read_config(self.config.path)
         except ConfigError as exc:
             for line in exc.lines:
                 log.error("reload: %s", line)
@@ -436,6 +448,30 @@ class Daemon:
         self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
         return True
 
+    async def read_config(self, path: str) -> Config:
+        """The configuration at ``path``, validated; :class:`ConfigError` if it is not."""
+        if self.handed_over:
+            from halo_core import handover
+
+            found = await handover.verdict(path)
+            config = handover.accept(found)
+            if found.worker and not self.with_worker:
+                self._add_worker()
+            return config
+        # In a thread: reading and validating 3,000 instances takes about 2 s of CPU,
+        # which on the event loop stalled every VRRP timer as long; in a thread the loop
+        # waits for GIL hand-overs only (0.2-0.35 s at worst, bench/configs/reload_lag.py).
+        return await asyncio.to_thread(load, path, self.plugins)
+
+    def _add_worker(self) -> None:
+        """A reload brought checks, notifiers or other backends to a VRRP process that ran
+        alone: start a worker for them (it reads the same file)."""
+        from halo_core.processes import WorkerSupervisor
+
+        self.with_worker = True
+        self.supervisor = WorkerSupervisor(self)
+        self.supervisor.start()
+
     async def _reload_checks(self, old: HaloConfig, new: HaloConfig) -> list[str]:
         done = []
         for name in list(self.checks):
@@ -469,7 +505,11 @@ class Daemon:
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         self.write_pid_file()
-        if self.role == "vrrp":
+        if self.handed_over:
+            from halo_core.processes import watch_children_without_thread
+
+            watch_children_without_thread()
+        if self.role == "vrrp" and self.with_worker:
             from halo_core.processes import WorkerSupervisor
 
             self.supervisor = WorkerSupervisor(self)  # hears VRRP's first transitions
@@ -545,14 +585,36 @@ def run(
     """Run a daemon for a loaded configuration until it is told to stop. ``log_level`` and
     ``log_format`` (from the command line) win over ``global.log_level`` and
     ``global.log_format``."""
-    g = config.model.global_
+    from halo_core.handover import needs_worker
+
+    role: Role = "vrrp" if needs_worker(config, plugins) else "all"
+    return _serve(Daemon(config, plugins, role=role), log_level, log_format)
+
+
+def run_vrrp(found: Verdict, *, log_level: str | None = None, log_format: str | None = None) -> int:
+    """``halo run``: the VRRP process, for the verdict of the child that validated the
+    configuration (:mod:`halo_core.handover`). It runs the VRRP engine and the backends that
+    provide addresses, and a worker for the rest when there is any."""
+    from halo_core import handover
+    from halo_core.plugins import Plugins, new_manager
+
+    config = handover.accept(found)
+    plugins = Plugins(new_manager(), errors=list(found.plugin_errors))
+    for t in found.address_types:
+        plugins.types["backend"][t.name] = t
+    daemon = Daemon(config, plugins, role="vrrp")
+    daemon.handed_over = True
+    daemon.with_worker = found.worker
+    return _serve(daemon, log_level, log_format)
+
+
+def _serve(daemon: Daemon, log_level: str | None, log_format: str | None) -> int:
+    g = daemon.config.model.global_
     halo_log.setup(log_level or g.log_level, log_format or g.log_format)
-    for err in plugins.errors:
+    for err in daemon.plugins.errors:
         log.error("plugin %s not loaded: %s", err.name, err.message)
-    from halo_core.processes import needs_worker
     from halo_core.scheduler import new_event_loop
 
-    daemon = Daemon(config, plugins, role="vrrp" if needs_worker(config, plugins) else "all")
     if log_format:
         daemon.log_options = ["--log-format", log_format]
     # the VRRP process's loop sleeps to the millisecond (10 ms adverts): see new_event_loop

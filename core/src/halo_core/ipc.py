@@ -17,6 +17,7 @@ import dataclasses
 import errno
 import json
 import logging
+import mmap
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -106,7 +107,9 @@ class Link:
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._readable)
         self._classes = _event_classes()
-        self._buffer = bytearray(BUFFER)
+        # Room for the largest datagram, in pages the kernel gives when first written: a
+        # bytearray of this size is zero-filled, 4 MB resident in each process for good.
+        self._buffer = mmap.mmap(-1, BUFFER)
 
     def send(self, msg: Message) -> None:
         """Send now or queue; never blocks, never raises."""

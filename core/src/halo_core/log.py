@@ -18,7 +18,6 @@ import os
 import re
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
@@ -60,6 +59,21 @@ FIELDS = tuple(inspect.signature(fields).parameters)
 REDACTED = "<redacted>"
 _secrets: set[str] = set()
 _secret_re: re.Pattern[str] | None = None
+
+
+def iso_utc(t: float) -> str:
+    """``t`` (seconds since the epoch) as ISO 8601 in UTC to the microsecond, as
+    ``datetime.isoformat`` writes it (without datetime: the VRRP process needs no more)."""
+    whole = int(t)
+    micro = round((t - whole) * 1e6)
+    if micro == 1_000_000:
+        whole, micro = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micro:06d}+00:00"
+
+
+def secrets() -> list[str]:
+    """Every secret registered so far (handed to a process that did not read them)."""
+    return sorted(_secrets)
 
 
 def add_secret(value: str | None) -> None:
@@ -156,7 +170,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="microseconds"),
+            "time": iso_utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import os
 import re
@@ -205,6 +204,10 @@ def load(
     ``modules`` adds plugin objects directly (for tests and embedding); they go through the
     same checks as entry-point plugins.
     """
+    # here, not at the top: the VRRP process holds a Plugins of its address backends, which
+    # it never discovers (importlib.metadata costs 2 MB and tens of milliseconds)
+    import importlib.metadata
+
     plugins = Plugins(new_manager())
     blocked = blocked_names(block)
     plugins.blocked_by_env = blocked_names()
@@ -212,7 +215,9 @@ def load(
         for ep in sorted(
             importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name
         ):
-            dist = ep.dist.name if ep.dist else None
+            # each .name / .version parses the distribution's METADATA again: once is enough
+            meta = ep.dist.metadata if ep.dist else None
+            dist, dist_version = (meta["Name"], meta["Version"]) if meta else (None, None)
             if ep.name in blocked or (dist and dist in blocked):
                 plugins.blocked.append(ep.name)
                 plugins.blocked_distributions[ep.name] = dist
@@ -222,7 +227,7 @@ def load(
             except Exception as exc:  # any import-time failure is this plugin's, not halo's
                 plugins.errors.append(LoadError(ep.name, dist, f"import failed: {_one_line(exc)}"))
                 continue
-            _register(plugins, ep.name, module, dist, ep.dist.version if ep.dist else None)
+            _register(plugins, ep.name, module, dist, dist_version)
     for name, module in modules:
         if name in blocked:
             plugins.blocked.append(name)

@@ -31,13 +31,10 @@ from halo_core.events import (
 from halo_core.vrrp import status as vrrp_status
 
 if TYPE_CHECKING:
-    from halo_core.config import Config
     from halo_core.daemon import Daemon
-    from halo_core.plugins import Plugins
 
 log = logging.getLogger("halo")
 
-WORKER_HOOKS = ("halo_subscribe", "halo_startup", "halo_daemon_state", "halo_reload")
 PING_INTERVAL = 1.0
 HANG_LIMIT = 10.0
 """A worker that answers no ping for this long is killed and restarted."""
@@ -56,17 +53,16 @@ NOT_FORWARDED = frozenset({"config_reloaded"})
 """Kinds each side publishes for itself (both reload the file)."""
 
 
-def needs_worker(config: Config, plugins: Plugins) -> bool:
-    """Whether anything besides VRRP and its addresses must run: checks, notifiers, virtual
-    servers, backends that do not provide addresses, or plugins with daemon hooks. If not,
-    halo runs as one process."""
-    m = config.model
-    if m.checks or m.notifiers or m.virtual_servers:
-        return True
-    providers = set(plugins.providers("addresses"))
-    if any(c.type not in providers for c in m.backends.values()):
-        return True
-    return any(getattr(plugins.hook, h).get_hookimpls() for h in WORKER_HOOKS)
+def watch_children_without_thread() -> None:
+    """Wait for child processes (the worker, a reload's validation) through a pidfd on the
+    running loop. Python 3.11's default waits for each in a thread of its own, whose stack
+    and malloc arena cost the VRRP process about a megabyte (3.12 uses a pidfd itself).
+    Process-wide: for the VRRP process only, whose one loop lives as long as it does."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
 
 
 def _vrrp_kind(event: Event) -> bool:

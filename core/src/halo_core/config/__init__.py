@@ -10,21 +10,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from halo_core.config.loader import (
-    INCLUDE_SCHEMA,
-    LoadProblem,
-    Mark,
-    load_file,
-    locate,
-    parse_text,
-    path_of,
-)
 from halo_core.config.model import HaloConfig, SyncGroup, VrrpInstance
 from halo_core.plugin_api import CAPABILITIES, FILTER_STATES, UnknownName, pick
 from halo_core.schema import Path, Problem, SchemaError, dotted, json_schema, validate
 
 if TYPE_CHECKING:
+    from halo_core.config.loader import LoadProblem, Mark
     from halo_core.plugins import Plugins
+
+# The YAML loader (and PyYAML) is imported by the functions that read files: the VRRP
+# process holds a validated model it did not read itself (docs/processes.md) and never
+# imports it.
 
 __all__ = ["Config", "ConfigError", "HaloConfig", "load", "load_text"]
 
@@ -74,11 +70,15 @@ class Config:
 
 def load(path: str, plugins: Plugins | None = None) -> Config:
     """Read, merge, validate and cross-check ``path``. Raises :class:`ConfigError`."""
+    from halo_core.config.loader import load_file
+
     raw, problems = load_file(path)
     return _finish(raw, problems, path, plugins)
 
 
 def load_text(text: str, filename: str = "<string>", plugins: Plugins | None = None) -> Config:
+    from halo_core.config.loader import parse_text
+
     raw, problems = parse_text(text, filename)
     if raw is None and not problems:
         raw = {}
@@ -89,6 +89,8 @@ def schema_document(plugins: Plugins | None = None) -> dict[str, Any]:
     """The JSON Schema of a configuration file (``halo schema``): the same declarations
     :func:`load` validates with, for the installed plugins, and the ``include`` key the
     loader reads."""
+    from halo_core.config.loader import INCLUDE_SCHEMA
+
     return json_schema(
         HaloConfig,
         plugins=plugins.schemas if plugins else None,
@@ -114,6 +116,8 @@ def block_list(raw: Any) -> list[str]:
 def _finish(
     raw: Any, load_problems: list[LoadProblem], path: str, plugins: Plugins | None
 ) -> Config:
+    from halo_core.config.loader import locate
+
     located = [_located(raw, p) for p in load_problems]
     if raw is None or any(p.fatal for p in load_problems):
         raise ConfigError(located or [Located((path, 1, 1), None, "empty configuration")])
@@ -156,6 +160,8 @@ def _finish(
 
 
 def _located(raw: Any, p: LoadProblem) -> Located:
+    from halo_core.config.loader import path_of
+
     if p.container is not None and p.key is not None:
         parent = path_of(raw, p.container)
         if parent is not None:
@@ -279,6 +285,8 @@ def plugins_for(config_path: str | None = None) -> Plugins:
 
     block: list[str] = []
     if config_path:
+        from halo_core.config.loader import load_file
+
         raw, _ = load_file(config_path)
         block = block_list(raw)
     return plugins.load(block=block)
@@ -288,22 +296,30 @@ def load_or_report(path: str, report: Callable[[str], object]) -> tuple[Config, 
     """Load the plugins and the configuration for a command; on errors ``report`` them (one
     line each) and give None. Every command that reads a configuration uses this, the
     core's and the plugins' alike."""
-    from halo_core import plugins
-
-    raw, problems = load_file(path)  # read once: the block list, then the validation
-    p = plugins.load(block=block_list(raw))
     try:
-        return _finish(raw, problems, path, p), p
+        return load_with_plugins(path)
     except ConfigError as exc:
         for line in exc.lines:
             report(line)
         return None
 
 
+def load_with_plugins(path: str) -> tuple[Config, Plugins]:
+    """The installed plugins (less those the file blocks) and the configuration at ``path``
+    validated with them. Raises :class:`ConfigError`."""
+    from halo_core import plugins
+    from halo_core.config.loader import load_file
+
+    raw, problems = load_file(path)  # read once: the block list, then the validation
+    p = plugins.load(block=block_list(raw))
+    return _finish(raw, problems, path, p), p
+
+
 def runtime_problems(config: Config, plugins: Plugins) -> list[str]:
     """One line for each ``type:`` of the configuration whose runtime cannot be imported
     (``halo check``: the daemon would run such a check as failed, and leave out such a
     notifier or backend). The runtimes are imported, nothing is built or started."""
+    from halo_core.config.loader import locate
     from halo_core.plugins import runtime_import_errors
 
     uses: dict[tuple[str, str], list[Path]] = {}

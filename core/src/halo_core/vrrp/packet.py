@@ -36,8 +36,11 @@ destination.
 from __future__ import annotations
 
 import enum
-import hmac
 import struct
+
+# hmac.compare_digest without hmac: importing hmac loads OpenSSL's libcrypto (3.4 MB of the
+# VRRP process's memory) for a comparison the interpreter has built in.
+from _operator import _compare_digest as compare_digest
 from collections import Counter
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv6Address
@@ -477,7 +480,7 @@ def check(adv: Advertisement, exp: Expectation) -> RejectReason | None:
     if v2:
         if adv.auth_type != exp.auth_type:
             return RejectReason.AUTH_TYPE_MISMATCH
-        if exp.auth_type == AUTH_PASS and not hmac.compare_digest(
+        if exp.auth_type == AUTH_PASS and not compare_digest(
             _pad_auth(adv.auth_data), _pad_auth(exp.auth_data)
         ):
             return RejectReason.AUTH_MISMATCH

@@ -1,0 +1,263 @@
+"""The VRRP process's configuration, validated in a short-lived child process.
+
+The VRRP process (the one ``halo run`` starts, docs/processes.md) never reads YAML, never
+discovers or loads plugins and never validates: a child it forks does, with every
+installed plugin, and hands back a :class:`Verdict` through a pipe, pickled. The VRRP
+process so keeps none of that code in memory, and a hostile file's CPU and memory are spent
+in a process that is gone a moment later, off VRRP's event loop. It is asked at start
+(while it works, the VRRP process imports what it runs) and at each SIGHUP.
+
+The verdict carries VRRP's view of the configuration (:func:`vrrp_view`): its instances,
+sync groups, the checks' common settings (a tracked check's default weight), the backends
+that provide addresses, and the options their plugins add; none of the other plugins'
+classes, so unpickling it imports none of their code. Pickle is the model's own codec
+(frozen dataclasses, address types, options keyed by their class); it crosses only from a
+child this process started to this process, through a pipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+# Nothing of halo's at the top: `halo run` imports this module to start the child, and
+# imports the rest while the child works.
+if TYPE_CHECKING:
+    from halo_core.config import Config, Located
+    from halo_core.plugin_api import PluginType
+    from halo_core.plugins import LoadError, Plugins
+    from halo_core.schema import Extensions
+
+TIMEOUT = 300.0
+"""How long validation may take before the child is killed and the file refused (3,000
+instances take about 2 s)."""
+
+
+@dataclass
+class Verdict:
+    """What the validating child found: the problems of an invalid file, or VRRP's view of
+    a valid one with what the VRRP process needs besides."""
+
+    problems: list[Located] = field(default_factory=list)
+    config: Config | None = None
+    address_types: list[PluginType] = field(default_factory=list)
+    """The installed backend types that provide addresses (run in the VRRP process)."""
+    plugin_errors: list[LoadError] = field(default_factory=list)
+    worker: bool = False
+    """Whether anything must run in a worker (:func:`needs_worker`)."""
+    first_party: bool = True
+    """Whether the address backends this configuration uses are all halo's own (none of
+    them needs TLS: the VRRP process then leaves OpenSSL out)."""
+    secrets: list[str] = field(default_factory=list)
+    version: str = ""
+    failure: str | None = None
+    """Why no verdict came (the child crashed or took too long)."""
+
+
+WORKER_HOOKS = ("halo_subscribe", "halo_startup", "halo_daemon_state", "halo_reload")
+
+
+def needs_worker(config: Config, plugins: Plugins) -> bool:
+    """Whether anything besides VRRP and its addresses must run: checks, notifiers, virtual
+    servers, backends that do not provide addresses, or plugins with daemon hooks. If not,
+    halo runs as one process."""
+    m = config.model
+    if m.checks or m.notifiers or m.virtual_servers:
+        return True
+    providers = set(plugins.providers("addresses"))
+    if any(c.type not in providers for c in m.backends.values()):
+        return True
+    return any(getattr(plugins.hook, h).get_hookimpls() for h in WORKER_HOOKS)
+
+
+def vrrp_view(config: Config, plugins: Plugins) -> Config:
+    """What the VRRP process needs of ``config``: instances and sync groups (with the
+    options of the plugins providing addresses only), every check reduced to the settings
+    all checkers share (its default weight for tracking), the backends providing
+    addresses; no notifier, virtual server or other backend."""
+    from halo_core.config import Config
+    from halo_core.plugin_api import CheckerConfig
+    from halo_core.schema import Configured, Extensions
+
+    m = config.model
+    providers = set(plugins.providers("addresses"))
+    own = {
+        i.name for i in plugins.infos if any(n in providers for k, n in i.types if k == "backend")
+    }
+    kept = {s for point in plugins.extensions.values() for name, s in point.items() if name in own}
+
+    def options(extensions: Extensions) -> Extensions:
+        return Extensions({s: v for s, v in extensions.by_schema.items() if s in kept})
+
+    shared = [f.name for f in dataclasses.fields(CheckerConfig) if f.init]
+    model = dataclasses.replace(
+        m,
+        global_=dataclasses.replace(m.global_, extensions=options(m.global_.extensions)),
+        vrrp_instances={
+            n: dataclasses.replace(i, extensions=options(i.extensions))
+            for n, i in m.vrrp_instances.items()
+        },
+        checks={
+            n: Configured(
+                c.kind, c.type, CheckerConfig(**{k: getattr(c.config, k) for k in shared})
+            )
+            for n, c in m.checks.items()
+        },
+        notifiers={},
+        backends={n: c for n, c in m.backends.items() if c.type in providers},
+        virtual_servers=[],
+    )
+    return Config(model, config.path, None)
+
+
+def judge(path: str) -> Verdict:
+    """Load and validate ``path`` with every installed plugin (in the child)."""
+    from halo_core import log, version
+    from halo_core.config import ConfigError, load_with_plugins
+    from halo_core.plugin_api import FIRST_PARTY_TYPES
+
+    try:
+        config, plugins = load_with_plugins(path)
+    except ConfigError as exc:
+        return Verdict(problems=exc.problems)
+    providers = plugins.providers("addresses")
+    used = {c.type for c in config.model.backends.values()} & set(providers) or set(providers)
+    by_type = {t: i.distribution for i in plugins.infos for k, t in i.types if k == "backend"}
+    return Verdict(
+        config=vrrp_view(config, plugins),
+        address_types=[plugins.type("backend", n) for n in providers],
+        plugin_errors=list(plugins.errors),
+        worker=needs_worker(config, plugins),
+        first_party=all(by_type.get(t) == FIRST_PARTY_TYPES.get(("backend", t)) for t in used),
+        secrets=log.secrets(),
+        version=version(),
+    )
+
+
+@dataclass
+class Child:
+    """A forked child validating a file: its pid and the pipe its verdict comes through."""
+
+    pid: int
+    fd: int
+
+
+def begin(path: str) -> Child:
+    """Fork a child that validates ``path``. A fork, not a new interpreter: the child starts
+    with what this process imported already (the model, the schema machinery) and adds
+    only what validation needs; none of it comes back here."""
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_end)
+        return Child(pid, read_end)
+    status = 1
+    try:  # the child: never returns
+        os.close(read_end)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)  # not the VRRP process's handlers
+        signal.set_wakeup_fd(-1)  # its loop's wake-up pipe is the parent's too
+        if "ssl" in sys.modules and sys.modules["ssl"] is None:
+            del sys.modules["ssl"]  # a plugin's schema module may import it
+        os.dup2(2, 1)  # what a plugin prints at import goes to the standard error
+        data = pickle.dumps(judge(path), protocol=pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(write_end, "wb") as out:
+            out.write(data)
+        status = 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(status)
+
+
+def finish(child: Child) -> Verdict:
+    """The verdict of a child :func:`begin` forked (at start, before any event loop)."""
+    import select
+    import time
+
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + TIMEOUT
+    while (left := deadline - time.monotonic()) > 0 and select.select([child.fd], [], [], left)[0]:
+        chunk = os.read(child.fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    else:
+        os.kill(child.pid, 9)
+    os.close(child.fd)
+    _, status = os.waitpid(child.pid, 0)
+    return _decode(b"".join(chunks), os.waitstatus_to_exitcode(status))
+
+
+async def verdict(path: str) -> Verdict:
+    """Validate ``path`` in a forked child, from the event loop (a reload)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    try:
+        child = begin(path)
+    except OSError as exc:
+        return Verdict(failure=f"cannot start the validation: {exc}")
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        chunk = os.read(child.fd, 1 << 16)
+        if chunk:
+            chunks.append(chunk)
+        elif not done.done():
+            done.set_result(None)
+
+    loop.add_reader(child.fd, readable)
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await done
+            while True:  # it exits once it has written
+                pid, status = os.waitpid(child.pid, os.WNOHANG)
+                if pid:
+                    break
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        os.kill(child.pid, 9)
+        os.waitpid(child.pid, 0)
+        return Verdict(failure=f"validation took longer than {TIMEOUT:g}s")
+    finally:
+        loop.remove_reader(child.fd)
+        os.close(child.fd)
+    return _decode(b"".join(chunks), os.waitstatus_to_exitcode(status))
+
+
+def _decode(out: bytes, status: int | None) -> Verdict:
+    try:
+        found = pickle.loads(out)
+    except Exception as exc:  # a crashed child: nothing, or half a pickle
+        how = f"exited with status {status}" if status else f"gave no verdict ({exc})"
+        return Verdict(failure=f"the validating process {how}")
+    if not isinstance(found, Verdict):
+        return Verdict(failure=f"the validating process gave a {type(found).__name__}")
+    return found
+
+
+def accept(found: Verdict) -> Config:
+    """The configuration of a verdict, its secrets registered for redaction; ConfigError
+    for an invalid file, RuntimeError when no verdict came."""
+    from halo_core import log, version
+    from halo_core.config import ConfigError
+
+    if found.failure is not None:
+        raise RuntimeError(found.failure)
+    if found.problems or found.config is None:
+        raise ConfigError(found.problems)
+    for value in found.secrets:
+        log.add_secret(value)
+    if found.version:
+        version(found.version)
+    return found.config
