@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.vrrp.engine",
             "halo_core.checks",
             "halo_core.processes",
+            "halo_core.realtime",
             "halo_core.ipc",
             "halo_core.vrrp.status",
         },
