@@ -5,7 +5,9 @@ loop's caller: not SystemExit, not KeyboardInterrupt, not a swallowed cancellati
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 import types
 from dataclasses import dataclass, replace
 
@@ -20,7 +22,7 @@ from halo_core.config import load_text
 from halo_core.daemon import Daemon
 from halo_core.events import BackendFailed, Event, PriorityChanged, VrrpStateChanged
 from halo_core.hookspecs import hookimpl
-from halo_core.plugin_api import Backend, BackendConfig, CheckTarget, PluginType
+from halo_core.plugin_api import Backend, BackendConfig, CheckResult, CheckTarget, PluginType
 from halo_core.scheduler import LoopClock, Scheduler
 from halo_core.schema import Seconds
 from halo_tool_lab.testing import eventually, vrrp
@@ -185,3 +187,55 @@ async def test_a_backend_that_times_out_or_raises_publishes_backend_failed(
     errors = sorted(e.error for e in failed if isinstance(e, BackendFailed))
     assert "SystemExit" in errors[0] and "took over 0.1s" in errors[1]
     await d.bus.close()
+
+
+async def test_a_checker_that_blocks_the_loop_moves_to_a_thread_and_others_run_on_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """#16 §6: a checker that blocks the worker's event loop must not starve its other
+    checks: the second time it blocks, it runs in a thread of its own, and its timeout
+    holds from then on."""
+    scheduler = Scheduler(LoopClock())
+    bus = EventBus()
+    cfg = replace(
+        MisbehaveCheck(mode="sleep", seconds=Seconds(0.3)),
+        interval=Seconds(0.2),
+        timeout=Seconds(0.1),
+        fall=1,
+    )  # type: ignore[arg-type]
+    blocking = CheckRunner("blocking", PTYPE, cfg, scheduler=scheduler, bus=bus)
+    ran: list[float] = []
+
+    class Quick(Misbehave):
+        async def check(self) -> CheckResult:
+            ran.append(time.monotonic())
+            return CheckResult(True, "quick")
+
+    quick_cfg = replace(MisbehaveCheck(), interval=Seconds(0.05))  # type: ignore[arg-type]
+    quick_type = PluginType("checker", "quick", MisbehaveCheck, Quick)
+    quick = CheckRunner("quick", quick_type, quick_cfg, scheduler=scheduler, bus=bus)
+    with caplog.at_level(logging.ERROR, "halo.checks"):
+        blocking.start()
+        quick.start()
+        await eventually(lambda: blocking.in_thread, timeout=5)
+        assert blocking.blocking_runs == checks.BLOCKING_RUNS
+        assert any("runs in a thread of its own" in m for m in caplog.messages)
+        await asyncio.sleep(0.3)  # the last blocked run is over
+        since = len(ran)
+        failed_before = blocking.stats.timeouts
+        await asyncio.sleep(1.5)
+    gaps = [b - a for a, b in itertools.pairwise(ran[since:])]
+    try:
+        # 0.05 s apart with a blocking neighbour that would hold the loop 0.3 s of every 0.2
+        assert len(gaps) >= 20 and max(gaps) < 0.15, gaps
+        assert blocking.stats.timeouts > failed_before  # its timeout fires in time now
+        assert blocking.up is False
+        assert blocking.stats.last_result is not None
+        assert "timed out after 0.1s" in blocking.stats.last_result.message
+        assert blocking.blocking_runs == checks.BLOCKING_RUNS  # the thread blocks, not the loop
+    finally:
+        await blocking.stop()
+        await quick.stop()
+    assert isinstance(blocking.checker, checks.CheckerThread)
+    blocking.checker.thread.join(timeout=2)
+    assert not blocking.checker.thread.is_alive()

@@ -21,14 +21,24 @@ returns something other than a CheckResult, raises anything (even ``SystemExit``
 count), or swallows the cancellation at its timeout and never finishes (counted failed at
 every interval until it does). In the worker process none of this can reach VRRP
 (docs/processes.md).
+
+A checker that blocks the event loop (``time.sleep``, a busy loop, a blocking library call:
+one step of its coroutine holding the loop for ``BLOCKING_STEP`` or more) would starve every
+other check of the worker. The second time one does, it is moved to a thread of its own
+with an event loop of its own (:class:`CheckerThread`), rebuilt there by its factory: from
+then on its timeout holds (a blocked thread does not stop the worker's loop from timing it
+out) and the other checks run on time. A checker that spins the CPU in pure Python still
+shares the interpreter lock, but gives it up every few milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +53,88 @@ log = logging.getLogger("halo.checks")
 STUCK_GRACE = 1.0
 """Seconds past its timeout a cancelled checker has to return before it counts as stuck."""
 
+BLOCKING_STEP = 0.1
+"""Seconds one step of a checker's coroutine may hold the event loop before it counts as
+blocking it (a well-behaved step takes microseconds)."""
+BLOCKING_RUNS = 2
+"""Runs that block the loop before the checker is moved to a thread of its own: one could
+be a pause that is not the checker's (swapping, a long garbage collection)."""
+
 StateCallback = Callable[[str, bool, CheckResult], None]
+
+
+class TimedSteps:
+    """Await a coroutine, noting the longest time one of its steps (the code between two of
+    its suspensions) held the event loop."""
+
+    __slots__ = ("coro", "longest")
+
+    def __init__(self, coro: Coroutine[Any, Any, object]) -> None:
+        self.coro = coro
+        self.longest = 0.0
+
+    def __await__(self) -> Generator[Any, Any, object]:
+        coro, clock = self.coro, time.perf_counter
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            start = clock()
+            try:
+                yielded = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self.longest = max(self.longest, clock() - start)
+            try:
+                value, error = (yield yielded), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # the task's cancellation, passed on
+                value, error = None, exc
+
+
+class CheckerThread:
+    """A checker in a thread of its own with an event loop of its own, for one that blocked
+    the worker's loop. It is built there (by ``build``, on the first check), so that what it
+    holds belongs to that loop. Implements the Checker protocol for :class:`CheckRunner`."""
+
+    def __init__(self, name: str, build: Callable[[], Checker]) -> None:
+        self.build = build
+        self.checker: Checker | None = None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name=f"check {name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    def _there(self, coro: Coroutine[Any, Any, Any]) -> Awaitable[Any]:
+        future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return asyncio.wrap_future(future)  # cancelling it cancels the task there
+
+    async def _check(self) -> object:
+        if self.checker is None:
+            self.checker = self.build()
+        return await self.checker.check()
+
+    async def check(self) -> CheckResult:
+        result: CheckResult = await self._there(self._check())
+        return result
+
+    async def _close(self) -> None:
+        if self.checker is not None:
+            await self.checker.close()
+
+    async def close(self) -> None:
+        try:
+            await self._there(self._close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 @dataclass
@@ -96,6 +187,9 @@ class CheckRunner:
         self.start_error: str | None = None  # why the checker could not be built
         self.interval = float(config.interval if config.interval is not None else default_interval)
         self._reported: set[str] = set()  # kinds of plugin misbehaviour already logged
+        self.blocking_runs = 0  # runs in which the checker blocked the event loop
+        self.in_thread = False  # moved to a CheckerThread
+        self._closing: asyncio.Task[None] | None = None  # the replaced checker's close
         self._stuck_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -144,13 +238,7 @@ class CheckRunner:
             self.scheduler.cancel(self.job.name)
             self.job = None
         if self.checker is not None:
-            try:
-                async with asyncio.timeout(5):  # no task: a SystemExit stays here
-                    await self.checker.close()
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # the plugin's, not the daemon's
-                log.warning("check %s: close failed: %s", self.name, exc)
+            await self._close_checker(self.checker)  # no task: a SystemExit stays here
 
     async def probe(self) -> tuple[CheckResult, float]:
         """One attempt, never raising: a time-out or an exception is a failed result."""
@@ -159,6 +247,7 @@ class CheckRunner:
             return CheckResult(False, self.start_error), 0.0
         assert self.checker is not None
         start = time.perf_counter()
+        steps: TimedSteps | None = None
         loop = asyncio.get_running_loop()
         # A checker that swallows the cancellation at its timeout never returns: this
         # counts it failed meanwhile (an asyncio timer: free unless it fires).
@@ -166,8 +255,10 @@ class CheckRunner:
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the check in a task of its
             # own, a cost paid thousands of times a second under load.
+            call = self.checker.check()
+            steps = TimedSteps(call) if asyncio.iscoroutine(call) else None
             async with asyncio.timeout(self.timeout):
-                outcome: object = await self.checker.check()
+                outcome: object = await (steps or call)
             if isinstance(outcome, CheckResult):
                 result = outcome
             else:
@@ -190,6 +281,8 @@ class CheckRunner:
                 self._stuck_timer.cancel()
                 self._stuck_timer = None
         latency = time.perf_counter() - start
+        if steps is not None and steps.longest >= BLOCKING_STEP:
+            self._blocked(steps.longest)
         if result.ok and latency > self.timeout:
             # The timeout could not fire: the checker blocked the event loop (time.sleep,
             # a busy loop) or swallowed the cancellation. Its late success does not count.
@@ -197,6 +290,38 @@ class CheckRunner:
             result = CheckResult(False, f"took {latency:.3g}s, over its {self.timeout:g}s timeout")
             self._misbehaved(f"took {latency:.3g}s past its timeout (it blocks the event loop?)")
         return result, latency
+
+    def _blocked(self, held: float) -> None:
+        """The checker held the event loop for ``held`` seconds in one step: the second time,
+        it moves to a thread of its own (see the module's docstring)."""
+        self.blocking_runs += 1
+        if self.in_thread or self.blocking_runs < BLOCKING_RUNS or self.checker is None:
+            return
+        old = self.checker
+        self.checker = CheckerThread(
+            self.name, lambda: self.ptype.load_factory()(self.config, self.target)
+        )
+        self.in_thread = True
+        log.error(
+            "check %s: checker plugin %s blocked the event loop for %.3gs; it runs in a thread"
+            " of its own from now on",
+            self.name,
+            self.ptype.name,
+            held,
+            extra=halo_log.fields(check=self.name, reason="blocks the event loop"),
+        )
+        self._closing = asyncio.get_running_loop().create_task(
+            self._close_checker(old), name=f"check:{self.name}:close"
+        )
+
+    async def _close_checker(self, checker: Checker) -> None:
+        try:
+            async with asyncio.timeout(5):
+                await checker.close()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the plugin's, not the daemon's
+            log.warning("check %s: close failed: %s", self.name, exc)
 
     def _stuck(self, start: float) -> None:
         """The probe outlived its timeout by STUCK_GRACE: it ignored the cancellation."""
