@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
@@ -42,7 +43,10 @@ IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 IPV6_MULTICAST_ALL = 29
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 RECEIVE_BUFFER = 2 * 1024 * 1024
+ANCILLARY = 256  # room for IPv6 pktinfo and hop limit, and the receive time
+TIMESPEC = struct.Struct("@qq")
 
 
 DECODED_CACHE = 1024
@@ -158,6 +162,9 @@ class InterfaceSocket:
                 s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
             except OSError:  # without CAP_NET_ADMIN: as much as net.core.rmem_max allows
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            # The kernel's receive time of each advert: what an advert read late (behind a
+            # burst, or at a timer's wake-up) counts from, as if it had been read at once.
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             s.setblocking(False)
         except OSError:
             s.close()
@@ -216,24 +223,28 @@ class InterfaceSocket:
     def _readable(self, batch: int = 64) -> bool:
         """Handle up to ``batch`` queued packets (bounded so one busy interface cannot
         starve the loop); True if there may be more."""
+        now = self.loop.time()
+        wall = time.time() - now  # the receive times are the wall clock's
+        recvmsg = self.sock.recvmsg
         for _ in range(batch):
             try:
-                if self.family == socket.AF_INET:
-                    data = self.sock.recv(2048)  # the source is in the IP header
-                    anc: list[tuple[int, int, bytes]] = []
-                else:
-                    data, anc, _, addr = self.sock.recvmsg(2048, 256)
+                data, anc, _, addr = recvmsg(2048, ANCILLARY)
             except BlockingIOError:
                 return False
             except OSError as exc:
                 self.counters["receive_errors"] += 1
                 log.warning("%s: receive error: %s", self.iface.name, exc.strerror)
                 return False
-            now = self.loop.time()
+            at = now
+            for level, kind, value in anc:
+                if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
+                    sec, nsec = TIMESPEC.unpack_from(value)
+                    at = min(now, sec + nsec * 1e-9 - wall)
+                    break
             if self.family == socket.AF_INET:
-                self._handle4(data, now)
+                self._handle4(data, at)  # the source is in the IP header
             else:
-                self._handle6(data, anc, addr, now)
+                self._handle6(data, anc, addr, at)
         return True
 
     def _handle4(self, datagram: bytes, now: float) -> None:
