@@ -42,6 +42,7 @@ def main() -> int:
         default=1,
         help="keepalived's vrrp_rt_priority (default 1, halo's default; 0: unset)",
     )
+    p.add_argument("--workdir", type=Path, help="keep the captures and logs here")
     p.add_argument("--out", type=Path, help="JSON results (default bench/results/hold-<time>.json)")
     args = p.parse_args()
     reason = lab_unavailable_reason()
@@ -52,7 +53,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="halo-bench-hold-") as tmp:
         report = run_hold(
             args.seconds,
-            Path(tmp),
+            args.workdir or Path(tmp),
             load=load,
             trials=args.trials,
             warmup=args.warmup,

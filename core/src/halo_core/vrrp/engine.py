@@ -221,6 +221,7 @@ class InstanceRuntime:
             )
             for dst in self.destinations
         ]
+        self._encoded: tuple[int, list[tuple[IPAddress, bytes]]] = (-1, [])
         self.machine = fsm.initial(
             fsm.Config(
                 name=name,
@@ -366,8 +367,10 @@ class InstanceRuntime:
             self._arm()
 
     def _send(self, priority: int) -> None:
-        for dst, template in self.templates:
-            if self.sock.send(template.encode(priority), self.source, dst):
+        if priority != self._encoded[0]:  # a master sends the same bytes every interval
+            self._encoded = (priority, [(d, t.encode(priority)) for d, t in self.templates])
+        for dst, payload in self._encoded[1]:
+            if self.sock.send(payload, self.source, dst):
                 self.counters["adverts_sent"] += 1
                 if priority == 0:
                     self.counters["priority_zero_sent"] += 1

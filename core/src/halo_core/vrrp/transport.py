@@ -21,7 +21,7 @@ import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from halo_core.schema import IPAddress
 from halo_core.vrrp import packet
@@ -48,6 +48,12 @@ RECEIVE_BUFFER = 2 * 1024 * 1024
 ANCILLARY = 256  # room for IPv6 pktinfo and hop limit, and the receive time
 TIMESPEC = struct.Struct("@qq")
 
+
+POLL_EVERY = 0.002
+"""Seconds: while adverts arrive closer together than this (a backup of many instances), the
+socket is read on a timer this often instead of at every arrival: a few adverts per wake-up
+instead of one, each still counted from its kernel receive time. A backup's timer drains
+the socket before it expires, so nothing is decided on a stale view."""
 
 DECODED_CACHE = 1024
 """Distinct adverts remembered per socket (cleared when full): a few per VRID heard."""
@@ -125,10 +131,14 @@ class InterfaceSocket:
         self.loop = loop or asyncio.get_running_loop()
         self.receivers: dict[int, Receiver] = {}
         self.counters: Counter[str] = Counter()  # per-interface: drops before we know the instance
+        self.received = 0  # packets read
+        self._routes: dict[tuple[IPAddress, IPAddress], tuple[list[Any], tuple[Any, ...]]] = {}
         self._decoded: dict[bytes, tuple[bool, packet.Advertisement, IPAddress, IPAddress]] = {}
         self.sock = self._open()
-        self.loop.add_reader(self.sock.fileno(), self._readable)
+        self.loop.add_reader(self.sock.fileno(), self._on_readable)
         self.closed = False
+        self._last_read = float("-inf")  # loop time of the last wake-up that read adverts
+        self._poll: asyncio.TimerHandle | None = None  # polling instead of the reader
 
     # ------------------------------------------------------------------ setup
 
@@ -175,7 +185,10 @@ class InterfaceSocket:
         if self.closed:
             return
         self.closed = True
-        self.loop.remove_reader(self.sock.fileno())
+        if self._poll is not None:
+            self._poll.cancel()
+        else:
+            self.loop.remove_reader(self.sock.fileno())
         try:  # leave the group explicitly: the switch's IGMP/MLD snooping learns it at once
             if self.family == socket.AF_INET:
                 mreqn = struct.pack("4s4si", GROUP4.packed, b"\0" * 4, self.iface.index)
@@ -189,22 +202,24 @@ class InterfaceSocket:
 
     # ------------------------------------------------------------------ sending
 
+    def _route(self, src: IPAddress, dst: IPAddress) -> tuple[list[Any], tuple[Any, ...]]:
+        """The ancillary data and address of a message from ``src`` to ``dst``, built once."""
+        route: tuple[list[Any], tuple[Any, ...]]
+        if self.family == socket.AF_INET:
+            info = struct.pack("i4s4s", self.iface.index, src.packed, b"\0" * 4)
+            route = ([(socket.IPPROTO_IP, IP_PKTINFO, info)], (str(dst), 0))
+        else:
+            info = struct.pack("16sI", src.packed, self.iface.index)
+            anc = [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)]
+            route = (anc, (str(dst), 0, 0, self.iface.index))
+        self._routes[(src, dst)] = route
+        return route
+
     def send(self, payload: bytes, src: IPAddress, dst: IPAddress) -> bool:
         """Send one VRRP message. Returns False (and counts) if the kernel refused it."""
+        anc, address = self._routes.get((src, dst)) or self._route(src, dst)
         try:
-            if self.family == socket.AF_INET:
-                info = struct.pack("i4s4s", self.iface.index, src.packed, b"\0" * 4)
-                self.sock.sendmsg(
-                    [payload], [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, (str(dst), 0)
-                )
-            else:
-                info = struct.pack("16sI", src.packed, self.iface.index)
-                self.sock.sendmsg(
-                    [payload],
-                    [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)],
-                    0,
-                    (str(dst), 0, 0, self.iface.index),
-                )
+            self.sock.sendmsg([payload], anc, 0, address)
         except OSError as exc:
             self.counters["send_errors"] += 1
             if self.counters["send_errors"] <= 3 or exc.errno != errno.ENETDOWN:
@@ -213,6 +228,32 @@ class InterfaceSocket:
         return True
 
     # ------------------------------------------------------------------ receiving
+
+    def _on_readable(self) -> None:
+        """The reader: read what is queued; if the previous read was less than POLL_EVERY
+        ago, traffic is dense: poll on a timer from now on (see POLL_EVERY)."""
+        if self._readable():
+            return  # more queued: the reader fires again at once
+        now = self.loop.time()
+        if now - self._last_read < POLL_EVERY and not self.closed:
+            self.loop.remove_reader(self.sock.fileno())
+            self._poll = self.loop.call_at(now + POLL_EVERY, self._polled)
+        self._last_read = now
+
+    def _polled(self) -> None:
+        """Polling: read what arrived; nothing means traffic has thinned: back to the
+        reader."""
+        self._poll = None
+        if self.closed:
+            return
+        before = self.received
+        self.drain()
+        now = self.loop.time()
+        if self.received == before:
+            self.loop.add_reader(self.sock.fileno(), self._on_readable)
+        else:
+            self._poll = self.loop.call_at(now + POLL_EVERY, self._polled)
+        self._last_read = now
 
     def drain(self) -> None:
         """Handle everything queued now. A backup calls this before its Master_Down_Timer
@@ -235,6 +276,7 @@ class InterfaceSocket:
                 self.counters["receive_errors"] += 1
                 log.warning("%s: receive error: %s", self.iface.name, exc.strerror)
                 return False
+            self.received += 1
             at = now
             for level, kind, value in anc:
                 if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
