@@ -14,10 +14,9 @@ Measured on the switch bridge (kernel receive times, one clock): during the hold
 that starts advertising though its master's last advert is less than Master_Down_Interval
 old is a false takeover; one after the master has been silent that long was right to (the
 master stalled; counted apart). The master's advert gaps give the jitter. Then ``trials``
-times per pair: kill -9 of the master at a random
-point of the interval, the time from its last advert to the backup's first (bound:
-Master_Down_Interval = 3 x 10 ms + Skew_Time, 36.5 ms at priority 90), and the master is
-started again (it preempts).
+times per pair: kill -9 of the master at a random point of the interval, the time from its
+last advert to the backup's first (bound: Master_Down_Interval = 3 x 10 ms + Skew_Time,
+36.5 ms at priority 90), and the master is started again (it preempts).
 
 Used by ``bench/failover/hold.py`` (10 minutes) and ``test_hold.py`` (CI: seconds).
 """

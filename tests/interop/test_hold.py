@@ -1,6 +1,7 @@
 """#16 §7 in CI: VRRPv3 at 10 ms adverts held under the §6 load (TCP and HTTP checks, a
 blocking and a spinning third-party checker on each halo node) beside a keepalived pair,
-for seconds instead of ``bench/failover/hold.py``'s ten minutes: no false takeover, and
+for seconds instead of ``bench/failover/hold.py``'s ten minutes: no false takeover (a
+backup advertising though its master was heard less than Master_Down_Interval before), and
 kill -9 of the master taken over within 40 ms (Master_Down_Interval 36.5 ms). Late adverts
 ("missed": a gap of two intervals) are printed with keepalived's figures, not judged: on
 this shared two-core machine keepalived's real-time VRRP process shows them too."""
@@ -23,5 +24,5 @@ def test_ten_millisecond_adverts_hold_under_load(lab_root: None, tmp_path: Path)
     print(report.text())
     halo = report.pairs["halo"]
     assert halo.adverts >= 20 / 0.01 * 0.9, report.text()
-    assert halo.false_takeovers == 0 and halo.backup_adverts == 0, report.text()
+    assert halo.false_takeovers == 0, report.text()
     assert halo.takeovers_ms and max(halo.takeovers_ms) <= 40.0, report.text()
