@@ -242,15 +242,15 @@ def serve_checker(conn: Any, ptype: PluginType, config: CheckerConfig, target: C
                 with contextlib.suppress(BaseException):
                     loop.run_until_complete(asyncio.wait_for(checker.close(), 5))
             break
-        reply: tuple[bool, object]
+        answer: tuple[bool, object]
         try:
             if checker is None:
                 checker = ptype.load_factory()(config, target)
-            reply = (True, loop.run_until_complete(checker.check()))
+            answer = (True, loop.run_until_complete(checker.check()))
         except BaseException as exc:  # even SystemExit: the checker's, a failed check
-            reply = (False, f"{type(exc).__name__}: {exc}")
+            answer = (False, f"{type(exc).__name__}: {exc}")
         try:
-            conn.send(reply)
+            conn.send(answer)
         except Exception as exc:  # an unpicklable result
             conn.send((False, f"returned what cannot be passed on: {exc}"))
 
