@@ -48,8 +48,10 @@ def vip(i: int) -> str:
     return f"198.51.100.{i}/32" if i < 256 else f"203.0.113.{i - 255}/32"
 
 
-def keepalived_config(n: int, interval: float, priority: int) -> str:
-    out = ["global_defs {", "    vrrp_version 3", "}"]
+def keepalived_config(n: int, interval: float, priority: int, rt: int | None = None) -> str:
+    out = ["global_defs {", "    vrrp_version 3"]
+    out += [f"    vrrp_rt_priority {rt}"] if rt else []
+    out += ["}"]
     for i in range(1, n + 1):
         out += [
             f"vrrp_instance VI_{i} {{",
@@ -64,16 +66,18 @@ def keepalived_config(n: int, interval: float, priority: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def start(impl: str, host: Host, n: int, interval: float, priority: int, workdir: Path) -> Any:
+def start(
+    impl: str, host: Host, n: int, interval: float, priority: int, workdir: Path, rt: int | None
+) -> Any:
+    """``rt``: the VRRP process's real-time priority (0: normal scheduling; None: each
+    implementation's default, 1 for halo, normal for keepalived)."""
     name = f"{impl}-{host.name}"
     if impl == "halo":
-        return Halo(
-            host,
-            many_instances_config(n, interval, priority, state_dir=workdir / f"{name}.state"),
-            workdir,
-            name=name,
-        )
-    return Keepalived(host, keepalived_config(n, interval, priority), workdir, name=name)
+        text = many_instances_config(n, interval, priority, state_dir=workdir / f"{name}.state")
+        if rt is not None:
+            text = text.replace("global:\n", f"global:\n  vrrp_rt_priority: {rt}\n", 1)
+        return Halo(host, text, workdir, name=name)
+    return Keepalived(host, keepalived_config(n, interval, priority, rt), workdir, name=name)
 
 
 def log_text(node: Any) -> str:
@@ -120,17 +124,19 @@ def wait_for(what: str, ok: Any, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def run_impl(impl: str, n: int, interval: float, duration: float, workdir: Path) -> dict[str, Any]:
+def run_impl(
+    impl: str, n: int, interval: float, duration: float, workdir: Path, rt: int | None = None
+) -> dict[str, Any]:
     with Lab(2, ipv6=False) as lab:
         h1, h2 = lab.hosts
-        backup = start(impl, h2, n, interval, BACKUP_PRIO, workdir)
+        backup = start(impl, h2, n, interval, BACKUP_PRIO, workdir, rt)
         # Alone, the backup becomes master of everything; the master then preempts it.
         wait_for(
             f"{impl} backup to hold {n} instances",
             lambda: log_text(backup).count(MASTER_LINE[impl]) >= n,
             30 + n * 0.05,
         )
-        master = start(impl, h1, n, interval, MASTER_PRIO, workdir)
+        master = start(impl, h1, n, interval, MASTER_PRIO, workdir, rt)
         wait_for(
             f"{impl} master to hold {n} instances",
             lambda: log_text(master).count(MASTER_LINE[impl]) >= n,
@@ -207,8 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--impls", default=",".join(IMPLS), help="comma-separated: keepalived, halo (default both)"
     )
+    ap.add_argument(
+        "--rt",
+        type=int,
+        help="real-time priority of both VRRP processes (0: normal scheduling; default: each"
+        " implementation's own, halo 1, keepalived normal)",
+    )
     ap.add_argument("--out", type=Path, help="JSON results (default bench/results/cpu-<time>.json)")
     args = ap.parse_args(argv)
+    if args.rt is not None and not 0 <= args.rt <= 99:
+        ap.error("--rt must be 0 to 99")
     impls = [i.strip() for i in args.impls.split(",") if i.strip()]
     if not 1 <= args.instances <= 255:
         ap.error("--instances must be 1 to 255 (one VRID each)")
@@ -224,9 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ka is None and "keepalived" in impls:
         print("keepalived is not installed: measuring halo only", file=sys.stderr)
         impls = [i for i in impls if i != "keepalived"]
+    sched = "each one's default" if args.rt is None else f"rt {args.rt}" if args.rt else "normal"
     print(
         f"cpu benchmark: halo {halo_version}, keepalived {ka or '-'}, Linux {platform.release()},"
-        f" {os.cpu_count()} CPUs; {args.duration:g} s per implementation",
+        f" {os.cpu_count()} CPUs; {args.duration:g} s per implementation; VRRP scheduling:"
+        f" {sched}",
         flush=True,
     )
     rows = []
@@ -235,7 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for impl in impls:
             workdir = Path(tmp) / impl
             workdir.mkdir()
-            rows.append(run_impl(impl, args.instances, args.interval, args.duration, workdir))
+            rows.append(
+                run_impl(impl, args.instances, args.interval, args.duration, workdir, args.rt)
+            )
             print(f"  {impl}: {rows[-1]}", flush=True)
     print()
     print(table(rows, args.instances, args.interval))

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.checks",
             "halo_core.check_batch",
             "halo_core.processes",
+            "halo_core.realtime",
             "halo_core.ipc",
             "halo_core.vrrp.status",
         },

@@ -5,9 +5,12 @@ loop's caller: not SystemExit, not KeyboardInterrupt, not a swallowed cancellati
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 import types
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 from halo_checker_misbehave import Misbehave, MisbehaveCheck
@@ -20,10 +23,12 @@ from halo_core.config import load_text
 from halo_core.daemon import Daemon
 from halo_core.events import BackendFailed, Event, PriorityChanged, VrrpStateChanged
 from halo_core.hookspecs import hookimpl
-from halo_core.plugin_api import Backend, BackendConfig, CheckTarget, PluginType
+from halo_core.plugin_api import Backend, BackendConfig, CheckResult, CheckTarget, PluginType
 from halo_core.scheduler import LoopClock, Scheduler
 from halo_core.schema import Seconds
 from halo_tool_lab.testing import eventually, vrrp
+
+SITE = Path(__file__).parent / "site"
 
 PTYPE = PluginType("checker", "misbehave", MisbehaveCheck, Misbehave)
 
@@ -185,3 +190,75 @@ async def test_a_backend_that_times_out_or_raises_publishes_backend_failed(
     errors = sorted(e.error for e in failed if isinstance(e, BackendFailed))
     assert "SystemExit" in errors[0] and "took over 0.1s" in errors[1]
     await d.bus.close()
+
+
+async def test_a_checker_that_blocks_the_loop_moves_to_a_process_and_others_run_on_time(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#16 §6: a checker that blocks the worker's event loop must not starve its other
+    checks: the second time it blocks, it runs in a process of its own, and its timeout
+    holds from then on."""
+    monkeypatch.syspath_prepend(str(SITE))  # the checker's process imports its module
+    scheduler = Scheduler(LoopClock())
+    bus = EventBus()
+    cfg = replace(
+        MisbehaveCheck(mode="sleep", seconds=Seconds(0.3)),
+        interval=Seconds(0.2),
+        timeout=Seconds(0.1),
+        fall=1,
+    )  # type: ignore[arg-type]
+    blocking = CheckRunner("blocking", PTYPE, cfg, scheduler=scheduler, bus=bus)
+    ran: list[float] = []
+
+    class Quick(Misbehave):
+        async def check(self) -> CheckResult:
+            ran.append(time.monotonic())
+            return CheckResult(True, "quick")
+
+    quick_cfg = replace(MisbehaveCheck(), interval=Seconds(0.05))  # type: ignore[arg-type]
+    quick_type = PluginType("checker", "quick", MisbehaveCheck, Quick)
+    quick = CheckRunner("quick", quick_type, quick_cfg, scheduler=scheduler, bus=bus)
+    with caplog.at_level(logging.ERROR, "halo.checks"):
+        blocking.start()
+        quick.start()
+        await eventually(lambda: blocking.in_process, timeout=5)
+        assert blocking.blocking_runs == checks.BLOCKING_RUNS
+        assert any("runs in a process of its own" in m for m in caplog.messages)
+        checker = blocking.checker
+        assert isinstance(checker, checks.CheckerProcess)
+        await eventually(lambda: checker.answers >= 1, timeout=30)  # its process is up
+        since = len(ran)
+        failed_before = blocking.stats.timeouts
+        await asyncio.sleep(1.5)
+    gaps = [b - a for a, b in itertools.pairwise(ran[since:])]
+    try:
+        # 0.05 s apart with a neighbour that would hold the loop 0.3 s of every 0.2
+        assert len(gaps) >= 20 and max(gaps) < 0.15, gaps
+        assert blocking.stats.timeouts > failed_before  # its timeout fires in time now
+        assert blocking.up is False
+        assert blocking.stats.last_result is not None
+        message = blocking.stats.last_result.message
+        assert "timed out after 0.1s" in message or "previous run has not finished" in message
+        assert blocking.blocking_runs == checks.BLOCKING_RUNS  # its process blocks, not the loop
+        process = checker.process
+    finally:
+        await blocking.stop()
+        await quick.stop()
+    assert process is not None and not process.is_alive()
+
+
+async def test_a_checker_that_exits_its_own_process_fails_and_is_restarted_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(SITE))
+    monkeypatch.setattr(checks, "CHECKER_RESTART_DELAY", 0.5)
+    checker = checks.CheckerProcess("exit", PTYPE, MisbehaveCheck(mode="exit"), CheckTarget("exit"))
+    with pytest.raises(checks.CheckerProcessError, match=r"exited \(status 3\)"):
+        await asyncio.wait_for(checker.check(), 30)
+    with pytest.raises(checks.CheckerProcessError, match="a new one starts shortly"):
+        await checker.check()
+    await asyncio.sleep(0.6)
+    with pytest.raises(checks.CheckerProcessError, match=r"exited \(status 3\)"):
+        await asyncio.wait_for(checker.check(), 30)
+    assert checker.starts == 2
+    await checker.close()

@@ -86,6 +86,15 @@ def test_blocking_and_spinning_checkers_leave_adverts_on_time(
     # Both checks are failed (not UP), reported with the plugin's name; VRRP heard of it.
     assert halo.wait_log(r"VI_1: priority \d+ -> 70", timeout=10), halo.log
     assert re.search(r"check slow: checker plugin misbehave took .* past its timeout", halo.log)
+    # ... and, blocking the worker's loop a second time, it goes to a process of its own.
+    assert halo.wait_log(r"check slow: .* runs in a process of its own", timeout=10), halo.log
+    # The VRRP process runs in real time (global.vrrp_rt_priority, default 1); the worker
+    # it started, and any script, are normal processes.
+    policy = os.sched_getscheduler(halo.proc.pid)
+    assert policy & ~os.SCHED_RESET_ON_FORK == os.SCHED_RR
+    assert os.sched_getparam(halo.proc.pid).sched_priority == 1
+    (worker,) = worker_pids(halo.log)
+    assert os.sched_getscheduler(worker) == os.SCHED_OTHER
     assert halo.stop() == 0
 
 

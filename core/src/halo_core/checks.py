@@ -21,14 +21,23 @@ returns something other than a CheckResult, raises anything (even ``SystemExit``
 count), or swallows the cancellation at its timeout and never finishes (counted failed at
 every interval until it does). In the worker process none of this can reach VRRP
 (docs/processes.md).
+
+A checker that blocks the event loop (``time.sleep``, a busy loop, a blocking library call:
+one step of its coroutine holding the loop for ``BLOCKING_STEP`` or more) would starve every
+other check of the worker. The second time one does, it is moved to a process of its own
+(:class:`CheckerProcess`), rebuilt there by its factory: from then on its timeout holds and
+the other checks run on time. (A thread would not do: a checker spinning in Python holds
+the interpreter lock, and the worker's loop waited 5 ms for it after every system call.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +55,207 @@ log = logging.getLogger("halo.checks")
 STUCK_GRACE = 1.0
 """Seconds past its timeout a cancelled checker has to return before it counts as stuck."""
 
+BLOCKING_STEP = 0.1
+"""Seconds one step of a checker's coroutine may hold the event loop before it counts as
+blocking it (a well-behaved step takes microseconds)."""
+BLOCKING_RUNS = 2
+"""Runs that block the loop before the checker is moved to a thread of its own: one could
+be a pause that is not the checker's (swapping, a long garbage collection)."""
+
+CHECKER_NICE = 10
+"""Added to the nice value of a checker's own process: a checker that spins the CPU gets
+what the worker's other checks leave."""
+CHECKER_RESTART_DELAY = 10.0
+"""Seconds before a checker's own process that exited is started again."""
+
 StateCallback = Callable[[str, bool, CheckResult], None]
+
+
+class TimedSteps:
+    """Await a coroutine, noting the longest time one of its steps (the code between two of
+    its suspensions) held the event loop."""
+
+    __slots__ = ("coro", "longest")
+
+    def __init__(self, coro: Coroutine[Any, Any, object]) -> None:
+        self.coro = coro
+        self.longest = 0.0
+
+    def __await__(self) -> Generator[Any, Any, object]:
+        coro, clock = self.coro, time.perf_counter
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            start = clock()
+            try:
+                yielded = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self.longest = max(self.longest, clock() - start)
+            try:
+                value, error = (yield yielded), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # the task's cancellation, passed on
+                value, error = None, exc
+
+
+class CheckerProcess:
+    """A checker in a process of its own, for one that blocked the worker's event loop.
+
+    The process (``multiprocessing``, spawned, not forked: it starts clean) builds the
+    checker with its factory and runs one ``check()`` per request on an event loop of its
+    own. It takes no CPU from the worker's loop, not even the interpreter lock a thread
+    would share. A request is answered or, at the check's timeout, given up; while one is
+    unanswered the next run fails at once (requests do not pile up behind a checker that
+    sleeps longer than its interval). If the process exits (the checker killed it), the
+    run fails saying so and a new process starts ``CHECKER_RESTART_DELAY`` later. It runs
+    ``CHECKER_NICE`` nicer than the worker and dies with it (PR_SET_PDEATHSIG). It
+    implements the Checker protocol for :class:`CheckRunner`.
+    """
+
+    def __init__(self, name: str, ptype: PluginType, config: CheckerConfig, target: CheckTarget):
+        self.name = name
+        self.args = (ptype, config, target)
+        self.loop = asyncio.get_running_loop()
+        self.process: Any = None
+        self.conn: Any = None
+        self.waiting: asyncio.Future[object] | None = None
+        self.outstanding = False  # a request the process has not answered yet
+        self.starts = 0
+        self.answers = 0
+        self.starting: asyncio.Task[None] | None = None
+        self.exited: str | None = None  # how the last process ended, if it died
+        self.restart_at = 0.0  # loop time before which a dead process is not replaced
+
+    def _spawn(self) -> tuple[Any, Any]:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        conn, theirs = ctx.Pipe()
+        process = ctx.Process(
+            target=serve_checker, args=(theirs, *self.args), name=f"halo check {self.name}"
+        )
+        process.daemon = True
+        process.start()
+        theirs.close()
+        return conn, process
+
+    async def _start(self) -> None:
+        # In a thread: starting a process (fork, exec, handing it its arguments) can take
+        # longer than the worker's loop may stall. A task of its own (self.starting): a
+        # check timed out meanwhile must not lose the process.
+        try:
+            self.conn, self.process = await asyncio.to_thread(self._spawn)
+        finally:
+            self.starting = None
+        self.starts += 1
+        self.outstanding = False
+        self.loop.add_reader(self.conn.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            ok, value = self.conn.recv()
+        except (EOFError, OSError):
+            self._gone()
+            return
+        self.outstanding = False
+        self.answers += 1
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None and not waiting.done():
+            if ok:
+                waiting.set_result(value)
+            else:
+                waiting.set_exception(CheckerProcessError(value))
+
+    def _gone(self) -> None:
+        self.loop.remove_reader(self.conn.fileno())
+        self.conn.close()
+        self.process.join(0.1)
+        self.exited = f"its process exited (status {self.process.exitcode})"
+        self.process = None
+        self.restart_at = self.loop.time() + CHECKER_RESTART_DELAY
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None and not waiting.done():
+            waiting.set_exception(CheckerProcessError(self.exited))
+
+    async def check(self) -> CheckResult:
+        if self.process is None:
+            if self.loop.time() < self.restart_at:  # one that kills itself: not a fork bomb
+                raise CheckerProcessError(f"{self.exited}; a new one starts shortly")
+            if self.starting is None:
+                self.starting = self.loop.create_task(self._start(), name=f"check:{self.name}")
+            await asyncio.shield(self.starting)
+        if self.outstanding:
+            raise CheckerProcessError("its previous run has not finished")
+        self.waiting = self.loop.create_future()
+        self.outstanding = True
+        self.conn.send("check")
+        result: CheckResult = await self.waiting  # type: ignore[assignment]
+        return result
+
+    async def close(self) -> None:
+        if self.starting is not None:
+            with contextlib.suppress(Exception):
+                await self.starting
+        if self.process is None:
+            return
+        with contextlib.suppress(OSError):
+            self.conn.send("close")
+        process = self.process
+        for _ in range(50):  # its checker's close(), then it exits
+            if not process.is_alive():
+                break
+            await asyncio.sleep(0.02)
+        if process.is_alive():
+            process.kill()
+        if self.process is not None:
+            self.loop.remove_reader(self.conn.fileno())
+            self.conn.close()
+            self.process = None
+        process.join(1.0)
+
+
+class CheckerProcessError(Exception):
+    """What a checker in its own process did instead of returning a result."""
+
+
+def serve_checker(conn: Any, ptype: PluginType, config: CheckerConfig, target: CheckTarget) -> None:
+    """The life of a :class:`CheckerProcess`: build the checker, answer each request with
+    one check's outcome, until told to close or the worker is gone."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):  # die with the worker
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when this one stops
+    with contextlib.suppress(OSError):  # one that spins takes what the worker leaves
+        os.nice(CHECKER_NICE)
+    loop = asyncio.new_event_loop()
+    checker: Checker | None = None
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            break
+        if request == "close":
+            if checker is not None:
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(asyncio.wait_for(checker.close(), 5))
+            break
+        answer: tuple[bool, object]
+        try:
+            if checker is None:
+                checker = ptype.load_factory()(config, target)
+            answer = (True, loop.run_until_complete(checker.check()))
+        except BaseException as exc:  # even SystemExit: the checker's, a failed check
+            answer = (False, f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(answer)
+        except Exception as exc:  # an unpicklable result
+            conn.send((False, f"returned what cannot be passed on: {exc}"))
 
 
 @dataclass
@@ -99,6 +308,9 @@ class CheckRunner:
         self.start_error: str | None = None  # why the checker could not be built
         self.interval = float(config.interval if config.interval is not None else default_interval)
         self._reported: set[str] = set()  # kinds of plugin misbehaviour already logged
+        self.blocking_runs = 0  # runs in which the checker blocked the event loop
+        self.in_process = False  # moved to a CheckerProcess
+        self._closing: asyncio.Task[None] | None = None  # the replaced checker's close
         self._stuck_timer: asyncio.TimerHandle | None = None
         self.ticker: CheckTicker | None = None  # starts the rounds instead of a job
         self.round_task: asyncio.Task[None] | None = None  # such a round that must wait
@@ -169,13 +381,7 @@ class CheckRunner:
         if self.round_task is not None:
             self.round_task.cancel()
         if self.checker is not None:
-            try:
-                async with asyncio.timeout(5):  # no task: a SystemExit stays here
-                    await self.checker.close()
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # the plugin's, not the daemon's
-                log.warning("check %s: close failed: %s", self.name, exc)
+            await self._close_checker(self.checker)  # no task: a SystemExit stays here
 
     async def probe(
         self, attempt: Awaitable[CheckResult] | None = None
@@ -187,6 +393,7 @@ class CheckRunner:
             return CheckResult(False, self.start_error), 0.0
         assert self.checker is not None
         start = time.perf_counter()
+        steps: TimedSteps | None = None
         loop = asyncio.get_running_loop()
         # A checker that swallows the cancellation at its timeout never returns: this
         # counts it failed meanwhile (an asyncio timer: free unless it fires).
@@ -194,8 +401,10 @@ class CheckRunner:
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the check in a task of its
             # own, a cost paid thousands of times a second under load.
+            call = attempt if attempt is not None else self.checker.check()
+            steps = TimedSteps(call) if asyncio.iscoroutine(call) else None
             async with asyncio.timeout(self.timeout):
-                outcome: object = await (attempt if attempt is not None else self.checker.check())
+                outcome: object = await (steps or call)
             if isinstance(outcome, CheckResult):
                 result = outcome
             else:
@@ -218,6 +427,8 @@ class CheckRunner:
                 self._stuck_timer.cancel()
                 self._stuck_timer = None
         latency = time.perf_counter() - start
+        if steps is not None and steps.longest >= BLOCKING_STEP:
+            self._blocked(steps.longest)
         if result.ok and latency > self.timeout:
             # The timeout could not fire: the checker blocked the event loop (time.sleep,
             # a busy loop) or swallowed the cancellation. Its late success does not count.
@@ -225,6 +436,38 @@ class CheckRunner:
             result = CheckResult(False, f"took {latency:.3g}s, over its {self.timeout:g}s timeout")
             self._misbehaved(f"took {latency:.3g}s past its timeout (it blocks the event loop?)")
         return result, latency
+
+    def _blocked(self, held: float) -> None:
+        """The checker held the event loop for ``held`` seconds in one step: the second time,
+        it moves to a thread of its own (see the module's docstring)."""
+        if self.in_process or self.checker is None:
+            return
+        self.blocking_runs += 1
+        if self.blocking_runs < BLOCKING_RUNS:
+            return
+        old = self.checker
+        self.checker = CheckerProcess(self.name, self.ptype, self.config, self.target)
+        self.in_process = True
+        log.error(
+            "check %s: checker plugin %s blocked the event loop for %.3gs; it runs in a process"
+            " of its own from now on",
+            self.name,
+            self.ptype.name,
+            held,
+            extra=halo_log.fields(check=self.name, reason="blocks the event loop"),
+        )
+        self._closing = asyncio.get_running_loop().create_task(
+            self._close_checker(old), name=f"check:{self.name}:close"
+        )
+
+    async def _close_checker(self, checker: Checker) -> None:
+        try:
+            async with asyncio.timeout(5):
+                await checker.close()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the plugin's, not the daemon's
+            log.warning("check %s: close failed: %s", self.name, exc)
 
     def _stuck(self, start: float) -> None:
         """The probe outlived its timeout by STUCK_GRACE: it ignored the cancellation."""

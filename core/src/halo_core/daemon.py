@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from halo_core.checks import CheckRunner
     from halo_core.handover import Verdict
     from halo_core.processes import VrrpPeer, WorkerSupervisor
+    from halo_core.realtime import VrrpScheduling
     from halo_core.script_runner import ScriptRunner
     from halo_core.vrrp.engine import VrrpEngine
     from halo_core.vrrp.status import VrrpStatus
@@ -80,6 +81,7 @@ class Daemon:
         # when it is (re)built, and what a restarted worker starts its checks from.
         self.known_checks: dict[str, bool] = {}
         self.supervisor: WorkerSupervisor | None = None  # role "vrrp"
+        self.scheduling: VrrpScheduling | None = None  # the VRRP process's CPU scheduling
         self.peer: VrrpPeer | None = None  # role "worker"
         self.log_options: list[str] = []  # the command line's, for the worker
         # What the last reload changed in VRRP (role "vrrp"); in the worker, what the VRRP
@@ -520,6 +522,13 @@ class Daemon:
             await self._tell_state("start-failed", str(exc))
             await self.stop()
             raise SystemExit(1) from None
+        if self.role != "worker" and self.config.model.vrrp_instances:
+            from halo_core.realtime import VrrpScheduling
+
+            # After start-up (imports, files: CPU that is not urgent), before the worker
+            # exists (it must not inherit real time).
+            self.scheduling = VrrpScheduling(self.config.model.global_, loop)
+            self.scheduling.apply()
         if self.supervisor is not None:
             self.supervisor.start()
         log.info("halo %s started with %s", version(), self.config.path)

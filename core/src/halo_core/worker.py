@@ -30,6 +30,9 @@ async def serve_worker(config: Config, plugins: Plugins, sock: socket.socket) ->
         # The VRRP process tells this one what to do, in order: its STOP transitions
         # first, then "stop" (systemd signals every process of the service at once).
         loop.add_signal_handler(sig, lambda: None)
+    from halo_core.realtime import apply_worker
+
+    apply_worker(config.model.global_)
     daemon = Daemon(config, plugins, role="worker")
     peer = daemon.peer = VrrpPeer(daemon, sock)
     await peer.hello

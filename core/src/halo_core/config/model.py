@@ -795,6 +795,24 @@ class GlobalConfig:
         Alias(("vrrp_check_unicast_src",)),
         Doc("check_unicast_src for every VRRP instance"),
     ] = False
+    vrrp_rt_priority: Annotated[
+        int,
+        Range(0, 99),
+        Doc("real-time (SCHED_RR) priority of the VRRP process; 0: normal scheduling"),
+    ] = 1
+    vrrp_rlimit_rttime: Annotated[
+        int,
+        Range(1000, 10_000_000),
+        Doc("microseconds of CPU the real-time VRRP process may use without sleeping"),
+    ] = 200_000
+    vrrp_priority: Annotated[int, Range(-20, 19), Doc("nice value of the VRRP process")] = 0
+    vrrp_no_swap: Annotated[bool, Doc("lock the VRRP process's memory (mlockall)")] = False
+    worker_priority: Annotated[
+        int,
+        Range(-20, 19),
+        Alias(("checker_priority",)),
+        Doc("nice value of the worker (checks, notifiers, pools, status API)"),
+    ] = 0
     extensions: Annotated[
         Extensions,
         ExtensionPoint("global"),

@@ -168,6 +168,10 @@ class InstanceRuntime:
         sender: InterfaceSocket | None = None,
         check_unicast_src: bool = False,
     ) -> None:
+        # Repeats of the advert last stepped (see on_advert): its event, and the receive
+        # time of the latest repeat not yet applied to the machine.
+        self._repeat: tuple[packet.Advertisement, IPAddress, fsm.AdvertReceived] | None = None
+        self._repeat_at: float | None = None
         self.name = name
         self.cfg = cfg
         self.iface = iface
@@ -229,6 +233,7 @@ class InstanceRuntime:
             )
             for dst in self.destinations
         ]
+        self._encoded: tuple[int, list[tuple[IPAddress, bytes]]] = (-1, [])
         self.machine = fsm.initial(
             fsm.Config(
                 name=name,
@@ -253,13 +258,35 @@ class InstanceRuntime:
     # ------------------------------------------------------------------ driving the FSM
 
     @property
+    def machine(self) -> fsm.Machine:
+        """The state machine, with the latest repeated advert applied (see on_advert)."""
+        if self._repeat_at is not None:
+            self._apply_repeat()
+        return self._machine
+
+    @machine.setter
+    def machine(self, machine: fsm.Machine) -> None:
+        self._machine = machine
+        self._repeat = self._repeat_at = None
+
+    @property
     def state(self) -> fsm.State:
         return self.machine.state
 
+    def _apply_repeat(self) -> None:
+        assert self._repeat is not None and self._repeat_at is not None
+        at, self._repeat_at = self._repeat_at, None
+        self._machine, actions = fsm.step(self._machine, self._repeat[2], at)
+        self._act(actions, False)
+
     def step(self, event: fsm.Event, *, forced: bool = False, now: float | None = None) -> None:
-        self.machine, actions = fsm.step(
-            self.machine, event, self.clock.now() if now is None else now
-        )
+        machine = self.machine  # a repeated advert first: events apply in order
+        self._repeat = None
+        self._machine, actions = fsm.step(machine, event, self.clock.now() if now is None else now)
+        self._act(actions, forced)
+        self._arm()
+
+    def _act(self, actions: list[fsm.Action], forced: bool) -> None:
         if actions:
             self._forced = forced
             # Adverts first: the takeover is on the wire before it is logged or published.
@@ -275,7 +302,6 @@ class InstanceRuntime:
                     self.counters["announce_requests"] += 1
                     self.bus.publish(VrrpAnnounce(instance=self.name, reason=action.reason))
             self._forced = False
-        self._arm()
 
     def cancel_timer(self) -> None:
         if self._timer is not None:
@@ -354,8 +380,10 @@ class InstanceRuntime:
             self._arm()
 
     def _send(self, priority: int) -> None:
-        for dst, template in self.templates:
-            if self.sender.send(template.encode(priority), self.source, dst, self.ttl):
+        if priority != self._encoded[0]:  # a master sends the same bytes every interval
+            self._encoded = (priority, [(d, t.encode(priority)) for d, t in self.templates])
+        for dst, payload in self._encoded[1]:
+            if self.sender.send(payload, self.source, dst, self.ttl):
                 self.counters["adverts_sent"] += 1
                 if priority == 0:
                     self.counters["priority_zero_sent"] += 1
@@ -426,12 +454,27 @@ class InstanceRuntime:
             if not reason.is_warning:
                 return
         self.counters["adverts_received"] += 1
+        repeat = self._repeat
+        if repeat is not None and repeat[0] is adv and repeat[1] is src:
+            # The advert stepped last, again (the decoder hands out the same objects): for
+            # a backup accepting its master that only moves Master_Down_Timer to this
+            # receive time, so it is applied once, when anyone next reads the machine
+            # (its timer's wake-up, an event, the status) - not once per advert.
+            self._repeat_at = now
+            return
         if adv.priority == 0:
             self.counters["priority_zero_received"] += 1
-        self.step(
-            fsm.AdvertReceived(priority=adv.priority, source=src, interval_cs=adv.interval_cs),
-            now=now,
-        )
+        event = fsm.AdvertReceived(priority=adv.priority, source=src, interval_cs=adv.interval_cs)
+        self.step(event, now=now)
+        m = self._machine
+        if (
+            m.state is fsm.State.BACKUP
+            and adv.priority != 0
+            and m.preempt_deadline is None
+            and (not m.preempt_mode or adv.priority >= m.priority)
+        ):
+            # Accepted (RFC 9568 §6.4.2): a repeat changes nothing but the timer's start.
+            self._repeat = (adv, src, event)
 
     # ------------------------------------------------------------------ tracking
 

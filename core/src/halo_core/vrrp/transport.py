@@ -18,9 +18,10 @@ import ipaddress
 import logging
 import socket
 import struct
+import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from halo_core.schema import IPAddress
 from halo_core.vrrp import packet
@@ -42,8 +43,17 @@ IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 IPV6_MULTICAST_ALL = 29
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 RECEIVE_BUFFER = 2 * 1024 * 1024
+ANCILLARY = 256  # room for IPv6 pktinfo and hop limit, and the receive time
+TIMESPEC = struct.Struct("@qq")
 
+
+POLL_EVERY = 0.002
+"""Seconds: while adverts arrive closer together than this (a backup of many instances), the
+socket is read on a timer this often instead of at every arrival: a few adverts per wake-up
+instead of one, each still counted from its kernel receive time. A backup's timer drains
+the socket before it expires, so nothing is decided on a stale view."""
 
 DECODED_CACHE = 1024
 """Distinct adverts remembered per socket (cleared when full): a few per VRID heard."""
@@ -123,10 +133,14 @@ class InterfaceSocket:
         self.loop = loop or asyncio.get_running_loop()
         self.receivers: dict[int, Receiver] = {}
         self.counters: Counter[str] = Counter()  # per-interface: drops before we know the instance
+        self.received = 0  # packets read
+        self._routes: dict[tuple[IPAddress, IPAddress], tuple[list[Any], tuple[Any, ...]]] = {}
         self._decoded: dict[bytes, tuple[bool, packet.Advertisement, IPAddress, IPAddress]] = {}
         self.sock = self._open()
-        self.loop.add_reader(self.sock.fileno(), self._readable)
+        self.loop.add_reader(self.sock.fileno(), self._on_readable)
         self.closed = False
+        self._last_read = float("-inf")  # loop time of the last wake-up that read adverts
+        self._poll: asyncio.TimerHandle | None = None  # polling instead of the reader
 
     # ------------------------------------------------------------------ setup
 
@@ -162,6 +176,9 @@ class InterfaceSocket:
                 s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
             except OSError:  # without CAP_NET_ADMIN: as much as net.core.rmem_max allows
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            # The kernel's receive time of each advert: what an advert read late (behind a
+            # burst, or at a timer's wake-up) counts from, as if it had been read at once.
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             s.setblocking(False)
         except OSError:
             s.close()
@@ -172,7 +189,10 @@ class InterfaceSocket:
         if self.closed:
             return
         self.closed = True
-        self.loop.remove_reader(self.sock.fileno())
+        if self._poll is not None:
+            self._poll.cancel()
+        else:
+            self.loop.remove_reader(self.sock.fileno())
         try:  # leave the group explicitly: the switch's IGMP/MLD snooping learns it at once
             if self.family == socket.AF_INET:
                 mreqn = struct.pack("4s4si", GROUP4.packed, b"\0" * 4, self.iface.index)
@@ -186,22 +206,31 @@ class InterfaceSocket:
 
     # ------------------------------------------------------------------ sending
 
+    def _route(self, src: IPAddress, dst: IPAddress) -> tuple[list[Any], tuple[Any, ...]]:
+        """The ancillary data and address of a message from ``src`` to ``dst``, built once."""
+        route: tuple[list[Any], tuple[Any, ...]]
+        if self.family == socket.AF_INET:
+            info = struct.pack("i4s4s", self.iface.index, src.packed, b"\0" * 4)
+            route = ([(socket.IPPROTO_IP, IP_PKTINFO, info)], (str(dst), 0))
+        else:
+            info = struct.pack("16sI", src.packed, self.iface.index)
+            anc = [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)]
+            route = (anc, (str(dst), 0, 0, self.iface.index))
+        self._routes[(src, dst)] = route
+        return route
+
     def send(self, payload: bytes, src: IPAddress, dst: IPAddress, ttl: int = 0) -> bool:
         """Send one VRRP message (``ttl``: this packet's TTL / hop limit, 0 for the
         socket's 255). Returns False (and counts) if the kernel refused it."""
-        try:
+        anc, address = self._routes.get((src, dst)) or self._route(src, dst)
+        if ttl:
             if self.family == socket.AF_INET:
-                info = struct.pack("i4s4s", self.iface.index, src.packed, b"\0" * 4)
-                anc = [(socket.IPPROTO_IP, IP_PKTINFO, info)]
-                if ttl:
-                    anc.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", ttl)))
-                self.sock.sendmsg([payload], anc, 0, (str(dst), 0))
+                hops = (socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", ttl))
             else:
-                info = struct.pack("16sI", src.packed, self.iface.index)
-                anc = [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)]
-                if ttl:
-                    anc.append((socket.IPPROTO_IPV6, IPV6_HOPLIMIT, struct.pack("i", ttl)))
-                self.sock.sendmsg([payload], anc, 0, (str(dst), 0, 0, self.iface.index))
+                hops = (socket.IPPROTO_IPV6, IPV6_HOPLIMIT, struct.pack("i", ttl))
+            anc = [*anc, hops]
+        try:
+            self.sock.sendmsg([payload], anc, 0, address)
         except OSError as exc:
             self.counters["send_errors"] += 1
             if self.counters["send_errors"] <= 3 or exc.errno != errno.ENETDOWN:
@@ -210,6 +239,32 @@ class InterfaceSocket:
         return True
 
     # ------------------------------------------------------------------ receiving
+
+    def _on_readable(self) -> None:
+        """The reader: read what is queued; if the previous read was less than POLL_EVERY
+        ago, traffic is dense: poll on a timer from now on (see POLL_EVERY)."""
+        if self._readable():
+            return  # more queued: the reader fires again at once
+        now = self.loop.time()
+        if now - self._last_read < POLL_EVERY and not self.closed:
+            self.loop.remove_reader(self.sock.fileno())
+            self._poll = self.loop.call_at(now + POLL_EVERY, self._polled)
+        self._last_read = now
+
+    def _polled(self) -> None:
+        """Polling: read what arrived; nothing means traffic has thinned: back to the
+        reader."""
+        self._poll = None
+        if self.closed:
+            return
+        before = self.received
+        self.drain()
+        now = self.loop.time()
+        if self.received == before:
+            self.loop.add_reader(self.sock.fileno(), self._on_readable)
+        else:
+            self._poll = self.loop.call_at(now + POLL_EVERY, self._polled)
+        self._last_read = now
 
     def drain(self) -> None:
         """Handle everything queued now. A backup calls this before its Master_Down_Timer
@@ -220,24 +275,29 @@ class InterfaceSocket:
     def _readable(self, batch: int = 64) -> bool:
         """Handle up to ``batch`` queued packets (bounded so one busy interface cannot
         starve the loop); True if there may be more."""
+        now = self.loop.time()
+        wall = time.time() - now  # the receive times are the wall clock's
+        recvmsg = self.sock.recvmsg
         for _ in range(batch):
             try:
-                if self.family == socket.AF_INET:
-                    data = self.sock.recv(2048)  # the source is in the IP header
-                    anc: list[tuple[int, int, bytes]] = []
-                else:
-                    data, anc, _, addr = self.sock.recvmsg(2048, 256)
+                data, anc, _, addr = recvmsg(2048, ANCILLARY)
             except BlockingIOError:
                 return False
             except OSError as exc:
                 self.counters["receive_errors"] += 1
                 log.warning("%s: receive error: %s", self.iface.name, exc.strerror)
                 return False
-            now = self.loop.time()
+            self.received += 1
+            at = now
+            for level, kind, value in anc:
+                if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
+                    sec, nsec = TIMESPEC.unpack_from(value)
+                    at = min(now, sec + nsec * 1e-9 - wall)
+                    break
             if self.family == socket.AF_INET:
-                self._handle4(data, now)
+                self._handle4(data, at)  # the source is in the IP header
             else:
-                self._handle6(data, anc, addr, now)
+                self._handle6(data, anc, addr, at)
         return True
 
     def _handle4(self, datagram: bytes, now: float) -> None:

@@ -1,6 +1,8 @@
 """``global_defs``: router_id, script security and user, the VRRP version, the
-gratuitous ARP settings (to the vip backend); its e-mail keywords are in :mod:`.notifiers`,
-lvs_flush_on_stop in :mod:`.virtual_server`, and process tuning is noted as ignored."""
+gratuitous ARP settings (to the vip backend), the VRRP process's scheduling (real-time
+priority, rttime limit, nice, no swap) and the checker's nice value (halo's worker); its
+e-mail keywords are in :mod:`.notifiers`, lvs_flush_on_stop in :mod:`.virtual_server`, and
+other process tuning is noted as ignored."""
 
 from __future__ import annotations
 
@@ -129,6 +131,22 @@ def g_dynamic_interfaces(conv: Converter, node: Node, g: YMap) -> None:
             " interface is recreated either way",
         )
     conv.put(g, node, "dynamic_interfaces", True)
+
+
+def scheduling(key: str, low: int, high: int) -> Any:
+    """A process-scheduling keyword halo has under its own ``key`` (global)."""
+
+    def convert(conv: Converter, node: Node, g: YMap) -> None:
+        v = conv.integer(node, low, high)
+        if v is not None:
+            g.set(key, v, loc=node.loc, comments=node.comments, trailing=node.trailing)
+
+    return convert
+
+
+def g_vrrp_no_swap(conv: Converter, node: Node, g: YMap) -> None:
+    if conv.plain(node):
+        g.set("vrrp_no_swap", True, loc=node.loc, comments=node.comments, trailing=node.trailing)
 
 
 def garp_missing(conv: Converter, node: Node, g: YMap) -> None:
@@ -264,6 +282,14 @@ TABLE: Table = {
     "net_namespace": NAMESPACE,
     "net_namespace_ipvs": NAMESPACE,
     "namespace_with_ipsets": NAMESPACE,
+}
+TABLE |= {
+    "vrrp_rt_priority": scheduling("vrrp_rt_priority", 1, 99),
+    "vrrp_rlimit_rttime": scheduling("vrrp_rlimit_rttime", 1000, 10_000_000),
+    "vrrp_rlimit_rtime": scheduling("vrrp_rlimit_rttime", 1000, 10_000_000),
+    "vrrp_priority": scheduling("vrrp_priority", -20, 19),
+    "vrrp_no_swap": g_vrrp_no_swap,
+    "checker_priority": scheduling("worker_priority", -20, 19),
 }
 for prefix in ("vrrp", "checker", "bfd", "lvs"):
     for suffix in ("process_name", "priority", "no_swap", "rt_priority", "cpu_affinity"):

@@ -79,7 +79,7 @@ def I(reason: str) -> Skip:  # noqa: E743 - reads well in the tables
     return Skip("ignored", reason)
 
 
-TUNING = I("tunes keepalived's processes; halo runs as one process and has no such setting")
+TUNING = I("tunes keepalived's processes; halo has no such setting for its processes")
 BUFFERS = I("netlink buffer sizes are keepalived's; halo sizes its own sockets")
 RELOAD = I("keepalived's reload machinery; halo reloads on SIGHUP after validating")
 SNMP = U("halo has no SNMP agent")
