@@ -10,7 +10,10 @@ SIGHUP, then checks the wire and the kernel:
 - an address added / removed: only that address appears / goes, and only it is announced;
 - an instance added / removed: the new one starts, the removed one steps down with
   priority 0, the other instance is not disturbed;
-- an invalid file: errors logged, the running configuration stays.
+- an invalid file: errors logged, the running configuration stays;
+- a file that validates but cannot be applied in full (a new instance on an interface this
+  host lacks, beside changes that could be applied): refused as a whole, each error
+  logged, nothing of it applied, in the VRRP process or in the worker.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ vrrp_instances:
     virtual_ipaddress: [{vip_list}]
 {extra}"""
 
+
+ELSEWHERE = """  VI_3:
+    interface: nosuch0
+    virtual_router_id: 53
+    priority: 150
+    version: 3
+    advert_int: 0.1
+    virtual_ipaddress: [192.0.2.120/24]
+"""
 
 SECOND = """  VI_2:
     interface: eth0
@@ -140,5 +152,26 @@ def test_reload_matrix(lab_root: None, tmp_path: Path) -> None:
         assert {ad.priority for ad in cap.vrrp_adverts(frames, vrid=51)} == {160}
         assert a.host.has_address(VIP) and not b.host.has_address(VIP)
         assert a.proc.running
+
+        # 8. Valid, but not applicable in full: VI_1's priority and a new address could be
+        # applied, VI_3's interface does not exist. Nothing is applied, anywhere.
+        mark = len(a.messages())
+        partial = config(a.dir / "state", 170, [VIP, "192.0.2.101"], ELSEWHERE)
+        frames = window(lambda: a.reload(partial))
+        msgs = a.messages()[mark:]
+        assert "reload: VI_3: interface nosuch0: no interface with this name" in msgs, a.log
+        assert "reload: cannot be applied; the running configuration stays in force" in msgs
+        assert wait_until(
+            lambda: (
+                "reload: refused by the VRRP process; the running configuration stays"
+                in a.messages()[mark:]
+            ),
+            5,
+        ), a.log  # the worker was told, and applied nothing either
+        assert not [m for m in a.messages()[mark:] if "reload: " in m and "VI_1" in m]
+        assert {ad.priority for ad in cap.vrrp_adverts(frames, vrid=51)} == {160}
+        assert not cap.vrrp_adverts(frames, vrid=53)
+        assert not a.host.has_address("192.0.2.101") and a.host.has_address(VIP)
+        assert "Traceback" not in a.log
         for node in (a, b):
             node.proc.terminate_and_wait()

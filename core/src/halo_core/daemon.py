@@ -93,6 +93,7 @@ class Daemon:
         # The VRRP process of `halo run` (role "vrrp"): its configuration is validated by
         # a child process (halo_core.handover), and a worker runs only when needed.
         self.handed_over = False
+        self._worker_wanted = False  # the last verdict read asks for a worker
         self.with_worker = role == "vrrp"
 
     @functools.cached_property
@@ -392,7 +393,10 @@ class Daemon:
         """Re-read the configuration file and apply the difference.
 
         The new file is validated completely first; if it is invalid the running
-        configuration stays as it is and the errors are logged. Unchanged instances, checks,
+        configuration stays as it is and the errors are logged. Applying it is all or
+        nothing: what would fail part-way (an instance on an interface this host lacks) is
+        refused before anything changes, and a part that fails while applying (a backend
+        refusing its reload) has the parts applied before it put back. Unchanged instances, checks,
         pools, notifiers and backends are not touched (no advert, no announcement, no address
         change); changed ones are updated in place where possible. Reloads run one at a
         time: two quick SIGHUPs apply the file twice, in order, never interleaved.
@@ -401,8 +405,6 @@ class Daemon:
             try:
                 return await self._reload()
             except Exception as exc:  # costs the reload, never the daemon (SIGHUP's task)
-                # e.g. an instance on an interface this host lacks: the parts applied
-                # before it run the new configuration, the others the old one
                 log.error("reload: applying failed: %s: %s", type(exc).__name__, exc)
                 return False
 
@@ -425,26 +427,25 @@ class Daemon:
             log.info("reload: configuration unchanged")
             self.bus.publish(ConfigReloaded(path=new.path, summary="unchanged"))
             return True
+        # All or nothing: what would fail part-way is refused before anything changes, and
+        # a part that fails while applying puts the parts applied before it back.
+        problems = self.vrrp.reload_problems(new.model) if self.vrrp is not None else []
+        if problems:
+            for problem in problems:
+                log.error("reload: %s", problem)
+            log.error("reload: cannot be applied; the running configuration stays in force")
+            return False
         self.config = new
-        done: list[str] = []
-        for name, backend in self.backends.items():
-            try:
-                await bounded(backend.reload(new.model), HOOK_TIMEOUT)
-            except PLUGIN_ERRORS as exc:
-                backend_error(name, "reload failed", exc)
-        done += await self._reload_checks(old.model, new.model)
-        if self.role == "worker":
-            done += self.vrrp_changes  # VRRP is the VRRP process's
-        elif self.vrrp is None and new.model.vrrp_instances:
-            self._start_vrrp()
-            done.append("VRRP started")
-        elif self.vrrp is not None:
-            self.vrrp_changes = self.vrrp.reload(new.model)
-            done += self.vrrp_changes
-        if self.role != "vrrp":
-            changes = await self.call_hook("halo_reload", daemon=self, old=old, new=new)
-            for change in changes:
-                done += [str(c) for c in change] if isinstance(change, list) else []
+        try:
+            done = await self._apply(old, new)
+        except _ApplyFailed as failed:
+            log.error("reload: applying failed: %s; putting the running configuration back", failed)
+            self.config = old
+            await self._apply(new, old, restoring=failed.applied)
+            log.error("reload: the running configuration stays in force")
+            return False
+        if self._worker_wanted and not self.with_worker:
+            self._add_worker()
         summary = "; ".join(done) or "no runtime change"
         log.info("reload: %s", summary)
         self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
@@ -457,8 +458,7 @@ class Daemon:
 
             found = await handover.verdict(path)
             config = handover.accept(found)
-            if found.worker and not self.with_worker:
-                self._add_worker()
+            self._worker_wanted = found.worker  # started once the file is applied
             return config
         # In a thread: reading and validating 3,000 instances takes about 2 s of CPU,
         # which on the event loop stalled every VRRP timer as long; in a thread the loop
@@ -473,6 +473,58 @@ class Daemon:
         self.with_worker = True
         self.supervisor = WorkerSupervisor(self)
         self.supervisor.start()
+
+    async def _apply(
+        self, old: Config, new: Config, *, restoring: frozenset[str] | None = None
+    ) -> list[str]:
+        """Take every part from ``old`` to ``new``: backends, checks, VRRP, then the
+        plugins' reload hooks. Raises :class:`_ApplyFailed` (every error logged) at the
+        first part that fails, naming the parts touched so far. With ``restoring`` (the
+        parts a failed apply touched) it puts those back instead, best effort: errors are
+        logged and the others still go back."""
+        done: list[str] = []
+        applied: set[str] = set()
+
+        def failed(part: str, why: str) -> None:
+            if restoring is None:
+                raise _ApplyFailed(f"{part}: {why}", frozenset(applied | {part}))
+            log.error("reload: cannot put %s back: %s", part, why)
+
+        for name, backend in self.backends.items():
+            part = f"backend:{name}"
+            if restoring is not None and part not in restoring:
+                continue
+            applied.add(part)
+            try:
+                await bounded(backend.reload(new.model), HOOK_TIMEOUT)
+            except PLUGIN_ERRORS as exc:
+                failed(part, backend_error(name, "reload failed", exc))
+        if restoring is None or "checks" in restoring:
+            applied.add("checks")
+            try:
+                done += await self._reload_checks(old.model, new.model)
+            except Exception as exc:
+                failed("checks", f"{type(exc).__name__}: {exc}")
+        if restoring is not None and "vrrp" not in restoring:
+            return done
+        applied.add("vrrp")
+        try:
+            if self.role == "worker":
+                done += self.vrrp_changes  # VRRP is the VRRP process's
+            elif self.vrrp is None and new.model.vrrp_instances:
+                self._start_vrrp()
+                done.append("VRRP started")
+            elif self.vrrp is not None:
+                self.vrrp_changes = self.vrrp.reload(new.model)
+                done += self.vrrp_changes
+        except Exception as exc:
+            failed("vrrp", f"{type(exc).__name__}: {exc}")
+        if self.role != "vrrp" and restoring is None:
+            # Plugins' own parts (isolated: a failure is logged against the plugin).
+            changes = await self.call_hook("halo_reload", daemon=self, old=old, new=new)
+            for change in changes:
+                done += [str(c) for c in change] if isinstance(change, list) else []
+        return done
 
     async def _reload_checks(self, old: HaloConfig, new: HaloConfig) -> list[str]:
         done = []
@@ -539,17 +591,22 @@ class Daemon:
         with contextlib.suppress(OSError):
             os.unlink(pid_file(self.config))
 
-    async def _reload_on_signal(self) -> bool:
+    async def _reload_on_signal(self, *, refused_by_vrrp: bool = False) -> bool:
         """SIGHUP: a reload, with its start and its outcome told to the plugins (systemd's
-        RELOADING=1 and READY=1)."""
+        RELOADING=1 and READY=1). In the worker, ``refused_by_vrrp``: the VRRP process
+        refused the file, so it is not applied here either."""
         await self._tell_state("reloading")
         ok = False
         try:
+            if refused_by_vrrp:
+                log.error("reload: refused by the VRRP process; the running configuration stays")
+                return False
             ok = await self.reload()
             if self.supervisor is not None:
                 # The worker validates the same file and applies or refuses it likewise;
-                # its plugins tell systemd and the status API.
-                self.supervisor.reload(self.vrrp_changes)
+                # its plugins tell systemd and the status API. One VRRP refused is not
+                # applied there either: both processes keep running the same configuration.
+                self.supervisor.reload(self.vrrp_changes, refused=not ok)
         finally:
             await self._tell_state("reloaded" if ok else "reload-refused")
         return ok
@@ -558,6 +615,14 @@ class Daemon:
         if self.role == "vrrp":
             return  # plugin hooks run in the worker
         await self.call_hook("halo_daemon_state", daemon=self, state=state, reason=reason)
+
+
+class _ApplyFailed(Exception):
+    """A reload failed while being applied; ``applied`` names the parts already touched."""
+
+    def __init__(self, why: str, applied: frozenset[str]) -> None:
+        super().__init__(why)
+        self.applied = applied
 
 
 def backend_error(name: str, what: str, exc: BaseException) -> str:

@@ -191,9 +191,11 @@ class WorkerSupervisor:
         link.send({"t": "ping"})
         self._arm_ping()
 
-    def reload(self, vrrp_changes: list[str]) -> None:
+    def reload(self, vrrp_changes: list[str], *, refused: bool = False) -> None:
+        """Tell the worker to reload too, or (``refused``) that this process refused the
+        file, so the worker keeps its configuration too and only reports the refusal."""
         if self.link is not None:
-            self.link.send({"t": "reload", "vrrp_changes": vrrp_changes})
+            self.link.send({"t": "reload", "vrrp_changes": vrrp_changes, "refused": refused})
 
     async def stop(self) -> None:
         """Tell the worker to stop (after the STOP transitions it has been sent), wait for
@@ -367,7 +369,10 @@ class VrrpPeer:
         elif t == "reload":
             changes = msg.get("vrrp_changes")
             self.daemon.vrrp_changes = [str(c) for c in changes or []]
-            task = asyncio.get_running_loop().create_task(self.daemon._reload_on_signal())
+            refused = bool(msg.get("refused"))
+            task = asyncio.get_running_loop().create_task(
+                self.daemon._reload_on_signal(refused_by_vrrp=refused)
+            )
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
         elif t == "stop":

@@ -623,6 +623,28 @@ class VrrpEngine:
             self._boot(inst)
         self._poll_files()
 
+    def reload_problems(self, new: HaloConfig) -> list[str]:
+        """What would make :meth:`reload` fail part-way, found before anything changes: an
+        instance to (re)start whose interface this host lacks (with ``dynamic_interfaces``
+        such an instance waits for it instead). Touches nothing."""
+        problems: list[str] = []
+        if new.global_.dynamic_interfaces:
+            return problems
+        for name, cfg in new.vrrp_instances.items():
+            current = self.instances.get(name)
+            if current is not None and _identity(current.cfg) == _identity(cfg):
+                continue  # kept, or updated in place: its interface is already open
+            try:
+                iface = cfg.resolved_interface()
+            except OSError as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            try:
+                interface_info(iface)
+            except OSError as exc:
+                problems.append(f"{name}: interface {iface}: {exc.strerror or exc}")
+        return problems
+
     def reload(self, new: HaloConfig) -> list[str]:
         """Apply a new configuration with as little disturbance as the RFC allows.
 

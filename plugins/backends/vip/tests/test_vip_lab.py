@@ -339,26 +339,61 @@ def test_addresses_added_by_hand_are_never_removed(
     assert h1.run(*sysctl).stdout.strip() == "0"
 
 
-def test_netlink_failure_puts_the_instance_in_fault(
+def test_a_vip_that_cannot_be_added_is_left_out_and_added_when_its_interface_appears(
     lab: LabFactory, start_halo: HaloFactory, tmp_path: Path
 ) -> None:
-    """A VIP that cannot be added (no such device) is reported and the instance goes to
-    FAULT, holding nothing: a missing device is found before anything is added. (A label
-    the kernel would refuse, longer than 15 characters, is now a config error.)"""
+    """A VIP that cannot be added (ENODEV: no such device) is left out, as keepalived does:
+    logged once with the reason, listed in the status, and the instance stays MASTER with
+    its other VIPs; the periodic reconcile adds it once the interface exists. An instance
+    none of whose VIPs can be added goes to FAULT (BackendFailed) holding nothing."""
     lb = lab(1, ipv6=False)
     (h1,) = lb.hosts
     insts = [
         instance("VI_A", 60, 150, ["192.0.2.150 dev nosuch0"]),
         instance("VI_B", 61, 150, ["192.0.2.151/24", "192.0.2.152/24 dev nosuch1"]),
     ]
-    a = start_halo(h1, config("h1", insts), state={"VI_A": "FAULT", "VI_B": "FAULT"})
+    backend = {"reconcile_interval": "0.3s"}
+    a = start_halo(h1, config("h1", insts, backend), state={"VI_A": "FAULT", "VI_B": "MASTER"})
     assert re.search(r"cannot add 192\.0\.2\.150/32 dev nosuch0: no interface named nosuch0", a.log)
-    assert re.search(r"cannot add 192\.0\.2\.152/24 dev nosuch1: no interface named nosuch1", a.log)
-    errors = [r["message"] for r in a.records() if r.get("level") == "error"]
-    assert any("VI_A" in m for m in errors) and any("VI_B" in m for m in errors)
-    for vip in ("192.0.2.150", "192.0.2.151", "192.0.2.152"):
-        assert not h1.has_address(vip)
+    assert h1.wait_address("192.0.2.151", timeout=5), a.log
+    assert not h1.has_address("192.0.2.150") and not h1.has_address("192.0.2.152")
+    time.sleep(1.0)  # three reconciles: they retry, and log nothing more
+    left_out = [m for m in a.messages() if "cannot add 192.0.2.152/24 dev nosuch1" in m]
+    assert left_out == [
+        "VI_B: cannot add 192.0.2.152/24 dev nosuch1: no interface named nosuch1; serving the"
+        " other addresses, retrying every 0.3s"
+    ], a.log
+    assert a.states("VI_B") == ["BACKUP", "MASTER"], a.log
+    assert "VI_A" in "".join(r["message"] for r in a.records() if r.get("level") == "error")
+
+    h1.ip("link", "add", "nosuch1", "type", "veth", "peer", "name", "nosuch1p")
+    assert h1.wait_address("192.0.2.152", timeout=5), a.log
+    assert a.wait_log(r"VI_B: added 192\.0\.2\.152/24 dev nosuch1, left out before"), a.log
+    assert a.states("VI_B") == ["BACKUP", "MASTER"], a.log
+    assert {(x, p) for x, p, proto in kernel_addresses(h1) if proto == PROTO} == {
+        ("192.0.2.151", 24),
+        ("192.0.2.152", 24),
+    }
+    assert a.proc.terminate_and_wait(10) == 0
     assert not any(proto == PROTO for _, _, proto in kernel_addresses(h1))
+    assert "Traceback" not in a.log
+
+
+def test_left_out_vips_in_the_status(lab: LabFactory, tmp_path: Path) -> None:
+    """The status lists a left-out VIP with its reason and counts it once (``skipped``),
+    however many reconciles retried it."""
+    lb = lab(1, ipv6=False)
+    (h1,) = lb.hosts
+    conf = tmp_path / "h1.yaml"
+    vips = ["192.0.2.100/24", "192.0.2.101/24 dev nosuch1"]
+    conf.write_text(config("h1", [instance("VI_1", 51, 150, vips)], {"reconcile_interval": "0.1s"}))
+    out = h1.run(sys.executable, "-c", STATUS, conf, timeout=60).stdout
+    master = json.loads(out.strip().splitlines()[-1])["master"]["instances"]["VI_1"]
+    assert master["master"] is True
+    assert master["owned"] == ["192.0.2.100/24 dev eth0"]
+    assert master["unavailable"] == {"192.0.2.101/24 dev nosuch1": "no interface named nosuch1"}
+    assert master["counters"]["skipped"] == 1
+    assert master["counters"]["netlink_errors"] >= 1
 
 
 def test_refresh_and_pacing(lab: LabFactory, start_halo: HaloFactory, tmp_path: Path) -> None:
@@ -412,6 +447,7 @@ def test_status_counters(lab: LabFactory, tmp_path: Path) -> None:
         "na_sent": 0,
         "send_errors": 0,
         "netlink_errors": 0,
+        "skipped": 0,
         "claims_heard": 0,
         "claims_answered": 0,
     }

@@ -29,10 +29,12 @@ What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` an
   A periodic reconcile (``reconcile_interval``) repeats the whole comparison as a safety
   net, also removing marked addresses no MASTER instance wants and re-reading MACs.
 * **Failures**: an address that cannot be added (interface missing, kernel refusal) is
-  logged and published as :class:`~halo_core.events.BackendFailed` with the instance set;
-  what was added in that attempt is rolled back and the VRRP engine puts the instance in
-  FAULT, rather than have it claim an address it does not hold. Nothing is raised at the
-  bus.
+  left out, as keepalived does: logged once with the reason, listed in the status
+  (``unavailable``), tried again by every reconcile (so it appears when its interface
+  does), and the instance stays MASTER with the others. Only when an instance holds none
+  of its addresses is that published as :class:`~halo_core.events.BackendFailed` with the
+  instance set (the VRRP engine puts it in FAULT and retries later) rather than have it
+  claim addresses it does not hold. Nothing is raised at the bus.
 
 This module owns the addresses (adding, withdrawing, reconciling with the kernel); when
 and how often they are announced is :mod:`.announce`'s (bursts, second burst, refreshes,
@@ -99,6 +101,7 @@ COUNTERS = (
     "na_sent",
     "send_errors",
     "netlink_errors",
+    "skipped",
     "claims_heard",
     "claims_answered",
 )
@@ -176,6 +179,9 @@ class Instance:
     foreign: set[Vip] = field(default_factory=set)  # present without our marker: not ours
     noted_foreign: set[Vip] = field(default_factory=set)  # logged once
     announced_early: set[Vip] = field(default_factory=set)  # first round sent on entry
+    # Could not be added (→ why), left out until a reconcile adds them; logged once each.
+    unavailable: dict[Vip, str] = field(default_factory=dict)
+    added_late: set[Vip] = field(default_factory=set)  # of those, added by the last repair
     restore_wanted: bool = False
     restore_task: asyncio.Task[None] | None = None
     counters: Counter[str] = field(default_factory=Counter)
@@ -270,18 +276,19 @@ class VipBackend(Backend):
                 inst.owned -= set(dropped)
                 inst.foreign -= set(dropped)
                 # Only what left the list, and only if ours (another MASTER's stays).
+                for vip in dropped:
+                    inst.unavailable.pop(vip, None)
                 removed, _ = await self._remove_ours(Instance(name, tuple(dropped), settings))
-                new, failures = await self._ensure(inst, added)
+                new, failed = await self._ensure(inst, added)
             log.info(
                 "%s: reload: added %s, removed %s",
                 name,
                 ", ".join(map(str, new)) or "nothing",
                 ", ".join(map(str, removed)) or "nothing",
             )
-            if failures:
-                self._fail(inst, "; ".join(failures))
-            elif new:
+            if new:
                 self.announcer.announce(inst, inst.settings.garp_master_repeat, only=new)
+            self._left_out(inst, failed)
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
         self.claims.update(self.instances.values())
         await self.firewall.apply(config)
@@ -434,28 +441,16 @@ class VipBackend(Backend):
         async with inst.lock:
             if self.closing:
                 return
-            failures: list[str] = []
-            for vip in inst.vips:  # a missing interface fails before the kernel is touched
-                try:
-                    self._port(vip.dev)
-                except OSError as exc:
-                    inst.counters["netlink_errors"] += 1
-                    failures.append(f"cannot add {vip}: {exc.strerror or exc}")
-            added: list[Vip] = []
-            if not failures:
-                inst.master = True
-                added, failures = await self._ensure(inst, inst.vips, on_held=held)
-            if failures:
-                # Roll back rather than hold half the addresses: the instance goes to FAULT.
-                # (Interleaved, an address added before the failing one has been announced
-                # once; the master that takes over announces it again.)
-                inst.master = False
-                await self._remove_ours(inst)
-                inst.owned.clear()
-                inst.foreign.clear()
-        if failures:
-            self._fail(inst, "; ".join(failures))
+            inst.master = True
+            added, failed = await self._ensure(inst, inst.vips, on_held=held)
+            if not inst.held:
+                inst.master = False  # nothing was added: nothing to roll back
+        if not inst.master:
+            # Not one address could be added: FAULT (BackendFailed) rather than a MASTER
+            # that serves nothing; the engine retries later.
+            self._fail(inst, "; ".join(f"cannot add {v}: {why}" for v, why in failed.items()))
             return
+        self._left_out(inst, failed)  # the others are served; these wait for a reconcile
         if interleave:
             self.announcer.announce(inst, 1, only=set(inst.held) - first_round)
             self.announcer.announce(inst, repeat - 1)
@@ -555,18 +550,19 @@ class VipBackend(Backend):
 
     async def _ensure(
         self, inst: Instance, vips: Iterable[Vip], on_held: Callable[[Vip], None] | None = None
-    ) -> tuple[list[Vip], list[str]]:
-        """Add ``vips``; (added, failure messages). EEXIST is sorted out: ours (a restore
+    ) -> tuple[list[Vip], dict[Vip, str]]:
+        """Add ``vips``; (added, {not added: why}). EEXIST is sorted out: ours (a restore
         racing an event, say) counts as held, anyone else's is held but never owned.
-        ``on_held(vip)`` runs as soon as each one is known to be on the box."""
+        ``on_held(vip)`` runs as soon as each one is known to be on the box. One that fails
+        does not stop the others."""
         added: list[Vip] = []
-        failures: list[str] = []
+        failed: dict[Vip, str] = {}
         for vip in vips:
             try:
                 port = self._port(vip.dev)
             except OSError as exc:
                 inst.counters["netlink_errors"] += 1
-                failures.append(f"cannot add {vip}: {exc.strerror or exc}")
+                failed[vip] = str(exc.strerror or exc)
                 continue
             args: dict[str, Any] = {"proto": IFA_PROTO_HALO}
             if vip.v6:
@@ -586,19 +582,59 @@ class VipBackend(Backend):
                     owner = await self._owner(vip, port.index)
                     if owner is not None:
                         self._hold(inst, vip, ours=owner)
+                        self._available(inst, vip)
                         if on_held is not None:
                             on_held(vip)
                         continue
                 inst.counters["netlink_errors"] += 1
-                failures.append(f"cannot add {vip}: {os.strerror(exc.code)}")
+                failed[vip] = os.strerror(exc.code)
                 continue
             inst.owned.add(vip)
             inst.foreign.discard(vip)
             inst.counters["added"] += 1
             added.append(vip)
+            self._available(inst, vip)
             if on_held is not None:
                 on_held(vip)
-        return added, failures
+        return added, failed
+
+    def _available(self, inst: Instance, vip: Vip) -> None:
+        why = inst.unavailable.pop(vip, None)
+        if why is not None:
+            inst.added_late.add(vip)
+            log.info(
+                "%s: added %s, left out before (%s)",
+                inst.name,
+                vip,
+                why,
+                extra=fields(instance=inst.name, backend=self.name),
+            )
+
+    def _left_out(self, inst: Instance, failed: dict[Vip, str]) -> None:
+        """A MASTER goes on without the VIPs it could not add (keepalived does too): each
+        is logged once (again only if the reason changes), counted and listed in the
+        status, and retried by the reconcile. One holding none of its VIPs is a failure
+        (BackendFailed: FAULT, the engine retries) instead."""
+        if not failed:
+            return
+        if inst.master and not inst.held:
+            self._fail(inst, "; ".join(f"cannot add {v}: {why}" for v, why in failed.items()))
+            return
+        for vip, why in failed.items():
+            if inst.unavailable.get(vip) == why:
+                continue
+            inst.unavailable[vip] = why
+            inst.counters["skipped"] += 1
+            log.error(
+                "%s: cannot add %s: %s; serving the other addresses, retrying%s",
+                inst.name,
+                vip,
+                why,
+                f" every {float(self.config.reconcile_interval):g}s"
+                if float(self.config.reconcile_interval) > 0
+                else " on the next state change",
+                extra=fields(instance=inst.name, backend=self.name, reason=why),
+            )
 
     async def _owner(self, vip: Vip, index: int) -> bool | None:
         """True if ``vip`` is on the box with our marker, False without, None if absent."""
@@ -708,18 +744,18 @@ class VipBackend(Backend):
             async with inst.lock:
                 if not inst.master or self.closing:
                     return
-                restored, failures = await self._repair(inst, await self._dump())
-            self._after_repair(inst, restored, failures)
+                restored, failed = await self._repair(inst, await self._dump())
+            self._after_repair(inst, restored, failed)
 
     async def _repair(
         self, inst: Instance, present: list[KernelAddress]
-    ) -> tuple[list[Vip], list[str]]:
+    ) -> tuple[list[Vip], dict[Vip, str]]:
         """Put back the VIPs of a MASTER instance that are missing from ``present``."""
         return await self._repair_indexed(inst, _by_key(present))
 
     async def _repair_indexed(
         self, inst: Instance, present: dict[AddressKey, list[KernelAddress]]
-    ) -> tuple[list[Vip], list[str]]:
+    ) -> tuple[list[Vip], dict[Vip, str]]:
         missing: list[Vip] = []
         for vip in inst.vips:
             port = self.ports.get(vip.dev)
@@ -728,25 +764,29 @@ class VipBackend(Backend):
                 missing.append(vip)
             else:
                 self._hold(inst, vip, ours=any(a.ours for a in found))
-        restored, failures = await self._ensure(inst, missing)
-        inst.counters["restored"] += len(restored)
-        return restored, failures
+        inst.added_late.clear()
+        restored, failed = await self._ensure(inst, missing)
+        # One left out so far and added now is no restore.
+        inst.counters["restored"] += sum(v not in inst.added_late for v in restored)
+        return restored, failed
 
-    def _after_repair(self, inst: Instance, restored: list[Vip], failures: list[str]) -> None:
+    def _after_repair(self, inst: Instance, restored: list[Vip], failed: dict[Vip, str]) -> None:
         if restored:
             self.announcer.announce(inst, inst.settings.garp_master_repeat, only=restored)
-            log.warning(
-                "%s: %s removed by someone else; restored and announced",
-                inst.name,
-                ", ".join(str(v) for v in restored),
-            )
+            others = [v for v in restored if v not in inst.added_late]
+            inst.added_late.clear()
+            if others:
+                log.warning(
+                    "%s: %s removed by someone else; restored and announced",
+                    inst.name,
+                    ", ".join(str(v) for v in others),
+                )
             self.context.bus.publish(
                 BackendApplied(
                     backend=self.name, detail=f"{inst.name}: {len(restored)} addresses restored"
                 )
             )
-        if failures:
-            self._fail(inst, "; ".join(failures))
+        self._left_out(inst, failed)
 
     async def reconcile(self) -> None:
         """Compare the kernel with what is wanted: restore the MASTER instances' missing
@@ -754,7 +794,7 @@ class VipBackend(Backend):
         if self.closing or self.ipr is None:
             return
         self.counters["reconciles"] += 1
-        results: list[tuple[Instance, list[Vip], list[str]]] = []
+        results: list[tuple[Instance, list[Vip], dict[Vip, str]]] = []
         async with self._all_locks():
             if self.closing:
                 return
@@ -776,10 +816,10 @@ class VipBackend(Backend):
             by_key = _by_key(present)
             for inst in self.instances.values():
                 if inst.master:
-                    restored, failures = await self._repair_indexed(inst, by_key)
-                    results.append((inst, restored, failures))
-        for inst, restored, failures in results:
-            self._after_repair(inst, restored, failures)
+                    restored, failed = await self._repair_indexed(inst, by_key)
+                    results.append((inst, restored, failed))
+        for inst, restored, failed in results:
+            self._after_repair(inst, restored, failed)
 
     @contextlib.asynccontextmanager
     async def _all_locks(self) -> AsyncIterator[None]:
@@ -810,6 +850,7 @@ class VipBackend(Backend):
                     "addresses": [str(v) for v in inst.vips],
                     "owned": [str(v) for v in inst.vips if v in inst.owned],
                     "foreign": [str(v) for v in inst.vips if v in inst.foreign],
+                    "unavailable": {str(v): why for v, why in inst.unavailable.items()},
                     "counters": {k: inst.counters[k] for k in COUNTERS},
                 }
                 for name, inst in self.instances.items()

@@ -225,6 +225,10 @@ def size() -> Iterator[HostileConfig]:
     wide = "vrrp_instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n"
     wide += "    virtual_ipaddress: [" + ", ".join("192.0.2.1" for _ in range(5000)) + "]\n"
     yield _one("size-5000-vips", wide)
+    # Dense YAML just under the value limit (MAX_NODES), broken at its end: the most a
+    # file within the limits can cost before its error is found.
+    line = "- [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p]\n"
+    yield _one("size-near-value-limit-broken-at-end", "x:\n" + line * 11_700 + "y: [\n")
 
 
 def numbers() -> Iterator[HostileConfig]:
