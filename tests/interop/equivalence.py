@@ -685,6 +685,9 @@ class Side:
                 g = data.setdefault("global", None) or {}
                 data["global"] = g
                 g["log_format"] = "json"  # the harness reads the states from the log
+                # a directory of its own on a file system that takes unix sockets (the
+                # IPVS VM shares the work directory over 9p, which does not)
+                g["state_dir"] = str(self.rw.recorder_dir / f"{self.impl}-n{i}.state")
                 self.daemons.append(
                     Halo(h, yaml.safe_dump(data, sort_keys=False), self.workdir, name=f"n{i}")
                 )
