@@ -61,7 +61,9 @@ def encode_event(event: Event) -> Message | None:
     msg: Message = {"t": "event", "kind": event.kind}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
-        if not isinstance(value, str | int | float | bool | None):
+        if isinstance(value, tuple) and all(isinstance(v, str | int | float) for v in value):
+            value = list(value)  # a sync group's members: back to a tuple in decode_event
+        elif not isinstance(value, str | int | float | bool | None):
             return None
         msg[f.name] = value
     return msg
@@ -73,8 +75,11 @@ def decode_event(msg: Message, classes: dict[str, type[Event]] | None = None) ->
     if cls is None or cls is Event:
         return None
     names = {f.name for f in dataclasses.fields(cls)}
+    fields: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in msg.items() if k in names
+    }
     try:
-        return cls(**{k: v for k, v in msg.items() if k in names})
+        return cls(**fields)
     except TypeError:
         return None
 

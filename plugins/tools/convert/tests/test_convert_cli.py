@@ -208,3 +208,23 @@ def test_a_plugin_whose_commands_fail_leaves_the_others(
     out, err = capsys.readouterr()
     assert "convert a keepalived.conf to halo's YAML" in out
     assert "halo: plugin clash: cannot add its commands: " in err
+
+
+def test_an_address_listed_twice_is_kept_once_and_the_instance_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """keepalived's sample keepalived.conf.vrrp lists 192.168.200.18 twice (the second time
+    with a label): keepalived runs the instance with the address once; so does halo."""
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(
+        "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n"
+        " virtual_ipaddress {\n  192.0.2.18\n  192.0.2.18 label eth0:1\n }\n}\n"
+    )
+    status, out, err = run(["convert", "-i", "x", str(conf)], capsys)
+    assert status == 0, err
+    assert err.splitlines()[0] == (
+        f"warning: {conf}:6: virtual_ipaddress 192.0.2.18 label eth0:1: 192.0.2.18 is listed"
+        " twice; left out (keepalived configures it once, as first listed, but repeats it in"
+        " its adverts)"
+    )
+    assert "VI_1:" in out and "- 192.0.2.18\n" in out and "label" not in out

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from halo_tool_convert import notifiers, vrrp_script
-from halo_tool_convert.emit import YMap, YSeq
+from halo_tool_convert.emit import Entry, YMap, YSeq
 from halo_tool_convert.parser import Node
 from halo_tool_convert.state import InstanceState
 from halo_tool_convert.values import (
@@ -363,6 +363,35 @@ def i_native_ipv6(conv: Converter, node: Node, st: InstanceState) -> None:
         conv.carry(node, st.m)
 
 
+def _drop_repeated_addresses(conv: Converter, st: InstanceState) -> None:
+    """An address listed again (keepalived's own sample keepalived.conf.vrrp repeats one
+    with a label): keepalived configures it once, as first written, and still runs the
+    instance; halo leaves the repeat out instead of refusing the instance."""
+    seen: set[object] = set()
+    for key in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
+        seq = st.m.get(key)
+        if not isinstance(seq, YSeq):
+            continue
+        for e in list(seq.entries()):
+            ip = ipaddress.ip_interface(str(e.value).split()[0]).ip
+            if ip in seen:
+                _leave_out(
+                    conv,
+                    st,
+                    seq,
+                    e,
+                    f"{key} {e.value}: {ip} is listed twice; left out (keepalived configures"
+                    " it once, as first listed, but repeats it in its adverts)",
+                )
+            seen.add(ip)
+
+
+def _leave_out(conv: Converter, st: InstanceState, seq: YSeq, e: Entry, warning: str) -> None:
+    """Remove the address entry *e* and say why."""
+    seq.items.remove(e)
+    conv.reports.append(Report("warning", e.loc or st.loc, "", warning))
+
+
 def finish_instance(conv: Converter, st: InstanceState, node: Node) -> bool:
     """Apply keepalived's rules to a read instance; False when keepalived would not run it
     (then it is left out)."""
@@ -389,16 +418,15 @@ def finish_instance(conv: Converter, st: InstanceState, node: Node) -> bool:
         family = ipaddress.ip_interface(str(first.value).split()[0]).version
         for e in list(vips.entries()):
             if ipaddress.ip_interface(str(e.value).split()[0]).version != family:
-                vips.items.remove(e)
-                conv.reports.append(
-                    Report(
-                        "warning",
-                        e.loc or st.loc,
-                        "",
-                        f"virtual_ipaddress {e.value}: not the instance's address family;"
-                        " ignored (as keepalived >= 1.3.1 ignores it)",
-                    )
+                _leave_out(
+                    conv,
+                    st,
+                    vips,
+                    e,
+                    f"virtual_ipaddress {e.value}: not the instance's address family;"
+                    " ignored (as keepalived >= 1.3.1 ignores it)",
                 )
+        _drop_repeated_addresses(conv, st)
     else:
         if vips is not None:
             m.remove("virtual_ipaddress")
