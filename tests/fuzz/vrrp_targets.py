@@ -51,7 +51,7 @@ class ReceiveOnly(InterfaceSocket):
         self.sent = 0
         self._decoded = {}  # the receive path's cache of advert bytes already decoded
 
-    def send(self, payload: bytes, src: Any, dst: Any) -> bool:
+    def send(self, payload: bytes, src: Any, dst: Any, ttl: int = 0) -> bool:
         self.sent += 1
         return True
 
