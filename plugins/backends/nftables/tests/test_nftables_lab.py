@@ -463,9 +463,11 @@ def test_vip_firewall_on_non_owner_master(farm: Farm) -> None:
     base = lb([service("web", vip, port, {"rs1": 1})], vip_firewall=True)
     with halo(farm, "fw", {**base, "vrrp_instances": {"VI_1": instance}}) as d:
         assert farm.director.wait_address(vip, timeout=10), d.log
+        # The worker (it holds the nftables backend) may start after VRRP has added the VIP:
+        # the set may not be there yet.
         assert wait_until(
-            lambda: "203.0.113.30" in farm.nft("list", "set", "inet", "halo", "vips4"), 5
-        )
+            lambda: vip in farm.nft("list", "set", "inet", "halo", "vips4", check=False), 10
+        ), d.log
         assert not farm.client.ping(vip, count=2, timeout=0.5).ok
         assert farm.get(vip, port, 3) == {"servers": {"rs1": 3}, "peers": {CLIENT: 3}, "failed": 0}
     accept = lb(

@@ -215,9 +215,11 @@ class NftablesBackend(Backend):
         # VIP firewall: instances whose VIPs are dropped while they are MASTER
         self.fw_instances: dict[str, frozenset[IPAddress]] = {}
         if config.vip_firewall:
+            # vip_firewall is the opt-in: every non-owner instance but those listed. (An
+            # instance's own accept: false is the addresses backend's drop table; its default,
+            # true, is keepalived's and must not switch this firewall off.)
             for name, inst in context.config.vrrp_instances.items():
-                accept = bool(getattr(inst, "accept", False)) or name in config.accept_instances
-                if inst.priority < 255 and not accept:
+                if inst.priority < 255 and name not in config.accept_instances:
                     self.fw_instances[name] = frozenset(
                         v.address.ip
                         for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
