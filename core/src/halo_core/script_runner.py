@@ -20,8 +20,10 @@ import shlex
 import shutil
 import signal
 import stat
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 OUTPUT_LIMIT = 64 * 1024
 log = logging.getLogger("halo.scripts")
@@ -290,61 +292,150 @@ async def run_script(
             return ScriptResult(None, error=f"refused: {exc}")
         kwargs["executable"] = f"/proc/self/fd/{script_fd}"
         kwargs["pass_fds"] = (script_fd,)
-    loop = asyncio.get_running_loop()
     try:
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _ExitProtocol(loop),
-            exe,
-            *argv[1:],
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        proc = subprocess.Popen(
+            [exe, *argv[1:]],
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=full_env,
             start_new_session=True,
             cwd="/",
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,  # type: ignore[call-overload]
         )
     except OSError as exc:
         return ScriptResult(None, error=f"{exe}: {exc.strerror or exc}")
     finally:
         if script_fd is not None:
             os.close(script_fd)
-    proc = asyncio.subprocess.Process(transport, protocol, loop)
     if started is not None:
         started(proc.pid)
-    if stdin is not None and proc.stdin is not None:
-        proc.stdin.write(stdin)
-        proc.stdin.close()
-    assert proc.stdout is not None and proc.stderr is not None
-    readers = [asyncio.ensure_future(_read_capped(s)) for s in (proc.stdout, proc.stderr)]
+    return await _wait_for(proc, stdin, timeout)
+
+
+async def _wait_for(
+    proc: subprocess.Popen[bytes], stdin: bytes | None, timeout: float
+) -> ScriptResult:
+    """Wait for ``proc``'s exit through a pidfd on the running loop, reading its output.
+
+    Not asyncio's subprocess transport: on Python 3.11, a task cancelled while that
+    transport connects its pipes waits for the process's exit *and* for pipes that are
+    never connected, forever (a daemon stopping at that moment never ends), and its exit
+    notification costs a thread per script. Here every await can be cancelled, and a
+    cancelled or timed-out run kills the script's process group."""
+    loop = asyncio.get_running_loop()
     try:
-        # Not proc.wait(): before Python 3.12 it also waits for the pipes to close, which a
-        # service started in the background keeps open.
-        await asyncio.wait_for(asyncio.shield(protocol.exited), timeout)
-    except TimeoutError:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError as exc:  # a kernel before 5.3
         _kill_group(proc.pid)
-        for r in readers:
-            r.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(proc.wait(), 5)
-        return ScriptResult(None, timed_out=True)
-    except asyncio.CancelledError:
+        proc.wait()
+        return ScriptResult(None, error=f"cannot wait for the script: {exc.strerror or exc}")
+    exited: asyncio.Future[None] = loop.create_future()
+    outputs = [_Output(loop, proc.stdout), _Output(loop, proc.stderr)]
+
+    loop.add_reader(pidfd, _wake, exited)
+    try:
+        if stdin is not None and proc.stdin is not None:
+            await _feed(loop, proc.stdin, stdin)
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), timeout)
+        except TimeoutError:
+            _kill_group(proc.pid)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(exited), 5)
+            return ScriptResult(None, timed_out=True)
+        # The script has ended. It may have started a service in the background that still
+        # holds our pipes (the seeds' check_ng.sh restarts nginx): take what output is there
+        # and leave the service alone, as keepalived does, rather than wait for its pipes.
+        await asyncio.wait([o.eof for o in outputs], timeout=0.2)
+        out, err = (o.text() for o in outputs)
+        return ScriptResult(proc.wait(), out, err)
+    except BaseException:
         _kill_group(proc.pid)
-        for r in readers:
-            r.cancel()
         raise
-    # The script has ended. It may have started a service in the background that still
-    # holds our pipes (the seeds' check_ng.sh restarts nginx): take what output is there and
-    # leave the service alone, as keepalived does, rather than wait for its pipes to close.
-    done, pending = await asyncio.wait(readers, timeout=0.2)
-    for r in pending:
-        r.cancel()
-    out, err = (r.result() if r in done and not r.cancelled() else b"" for r in readers)
-    return ScriptResult(
-        proc.returncode,
-        out.decode(errors="replace"),
-        err.decode(errors="replace"),
-    )
+    finally:
+        loop.remove_reader(pidfd)
+        for o in outputs:
+            o.close()
+        if proc.stdin is not None:
+            proc.stdin.close()
+        if proc.poll() is None:  # killed, still dying: reaped when it is gone
+            loop.add_reader(pidfd, _reap, loop, proc, pidfd)
+        else:
+            os.close(pidfd)
+
+
+def _reap(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], pidfd: int) -> None:
+    loop.remove_reader(pidfd)
+    os.close(pidfd)
+    proc.poll()
+
+
+class _Output:
+    """A child's stdout or stderr, read without blocking up to OUTPUT_LIMIT bytes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: IO[bytes] | None) -> None:
+        assert pipe is not None
+        self.loop = loop
+        self.pipe = pipe
+        self.fd = pipe.fileno()
+        self.data = bytearray()
+        self.eof: asyncio.Future[None] = loop.create_future()
+        os.set_blocking(self.fd, False)
+        loop.add_reader(self.fd, self._read)
+
+    def _read(self) -> None:
+        try:
+            chunk = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk and len(self.data) < OUTPUT_LIMIT:
+            self.data += chunk[: OUTPUT_LIMIT - len(self.data)]
+        if not chunk:
+            self.loop.remove_reader(self.fd)
+            if not self.eof.done():
+                self.eof.set_result(None)
+
+    def text(self) -> str:
+        return self.data.decode(errors="replace")
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.fd)
+        if not self.eof.done():
+            self.eof.cancel()
+        self.pipe.close()
+
+
+async def _feed(loop: asyncio.AbstractEventLoop, pipe: IO[bytes], data: bytes) -> None:
+    """Write ``data`` to the child's stdin without blocking, then close it."""
+    fd = pipe.fileno()
+    os.set_blocking(fd, False)
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(fd, _wake, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_writer(fd)
+        except BrokenPipeError:
+            break
+    pipe.close()
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 class ScriptRunner:
@@ -414,31 +505,3 @@ class ScriptRunner:
     def cancel(self) -> None:
         for task in list(self.tasks):
             task.cancel()
-
-
-class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """Knows when the process itself has exited, whatever its pipes are doing."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=OUTPUT_LIMIT, loop=loop)
-        self.exited: asyncio.Future[None] = loop.create_future()
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
-async def _read_capped(stream: asyncio.StreamReader) -> bytes:
-    data = b""
-    while len(data) < OUTPUT_LIMIT:
-        chunk = await stream.read(OUTPUT_LIMIT - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)

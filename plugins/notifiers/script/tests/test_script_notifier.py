@@ -397,11 +397,14 @@ async def test_notify_fifo_script_reads_the_fifo_and_gets_sigterm(public_dir: Pa
     path = public_dir / "notify.fifo"
     n = notifier(notify_fifo=str(path), notify_fifo_script=str(script))
     lines = public_dir / "out" / "fifo-lines"
-    await eventually(lambda: lines.exists() and "started" in lines.read_text(), timeout=5)
-    assert n.status()["fifo_script_running"]
-    await n.notify(vrrp("MASTER"))
-    await n.notify(vrrp("STOP", old="MASTER"))
-    await n.close()
+    try:
+        await eventually(lambda: lines.exists() and "started" in lines.read_text(), timeout=5)
+        # The script may write its first line before the notifier has heard it started.
+        await eventually(lambda: n.status()["fifo_script_running"], timeout=5)
+        await n.notify(vrrp("MASTER"))
+        await n.notify(vrrp("STOP", old="MASTER"))
+    finally:
+        await n.close()
     text = lines.read_text().splitlines()
     assert text[0] == f"started {path}"
     assert 'INSTANCE "VI_1" MASTER 100' in text and 'INSTANCE "VI_1" STOP 100' in text

@@ -355,8 +355,7 @@ class ScriptNotifier(Notifier):
         done, _ = await asyncio.wait({task}, timeout=FIFO_SCRIPT_GRACE)
         if not done:
             task.cancel()  # kills the script's process group
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=FIFO_SCRIPT_GRACE)
 
     # ------------------------------------------------------------------ events
 
