@@ -170,6 +170,8 @@ def begin(path: str) -> Child:
         with os.fdopen(write_end, "wb") as out:
             out.write(data)
         status = 0
+    except BrokenPipeError:
+        pass  # the daemon stopped (or gave up) while this was validating: nobody to tell
     except BaseException:
         import traceback
 
@@ -229,6 +231,10 @@ async def verdict(path: str) -> Verdict:
         os.kill(child.pid, 9)
         os.waitpid(child.pid, 0)
         return Verdict(failure=f"validation took longer than {TIMEOUT:g}s")
+    except BaseException:  # cancelled: the daemon stops during a reload
+        os.kill(child.pid, 9)
+        os.waitpid(child.pid, 0)
+        raise
     finally:
         loop.remove_reader(child.fd)
         os.close(child.fd)
