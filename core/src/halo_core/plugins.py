@@ -10,7 +10,6 @@ load normally. Plugins can be blocked by name with ``HALO_BLOCK_PLUGINS=a,b`` or
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -20,7 +19,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -40,6 +39,9 @@ from halo_core.plugin_api import (
     PluginType,
 )
 from halo_core.schema import extension_point, fields_of, keys_of
+
+if TYPE_CHECKING:
+    import argparse
 
 BLOCK_ENV = "HALO_BLOCK_PLUGINS"
 EXTENSION_POINTS: dict[str, type] = {
