@@ -77,6 +77,8 @@ NOT_IN_VRRP = (
     "shutil",  # argparse's, and nft's lookup (only when the firewall is used)
     "pickle",  # the C unpickler reads the verdict; the Python pickler is the child's
     "random",  # the scheduler's jitter: no job runs in the VRRP process
+    "pluggy",  # no hook is called in the VRRP process (halo_core.plugins.Plugins.manager)
+    "halo_core.hookspecs",
     "halo_core.config.loader",
     "halo_core.checks",
     "halo_core.script_runner",
