@@ -73,6 +73,12 @@ NOT_IN_VRRP = (
     "ssl",  # asyncio does without; halo's address backend makes no TLS connection
     "_hashlib",  # OpenSSL again (hmac), for a comparison the interpreter has built in
     "datetime",
+    "argparse",  # `halo run` reads its own few options (halo_core.cli._plain_run)
+    "shutil",  # argparse's, and nft's lookup (only when the firewall is used)
+    "pickle",  # the C unpickler reads the verdict; the Python pickler is the child's
+    "random",  # the scheduler's jitter: no job runs in the VRRP process
+    "pluggy",  # no hook is called in the VRRP process (halo_core.plugins.Plugins.manager)
+    "halo_core.hookspecs",
     "halo_core.config.loader",
     "halo_core.checks",
     "halo_core.script_runner",

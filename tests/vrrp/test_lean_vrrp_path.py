@@ -74,14 +74,15 @@ def test_config_and_engine_import_no_runtime_of_other_parts(
     assert result["states"] == ["MASTER"]
     modules: list[str] = result["modules"]
     assert [m for m in NOT_NEEDED if m in modules] == []
-    # Plugin discovery imports each plugin's declaration module (its schemas and hooks),
-    # never its runtime: that comes when a configured part starts.
+    # Plugin discovery imports each plugin's declaration module (its schemas and hooks, the
+    # schemas possibly in a module of their own, .options), never its runtime: that comes
+    # when a configured part starts.
     plugin_runtimes = [
         m
         for m in modules
         if m.startswith("halo_")
         and not m.startswith("halo_core")
         and m.count(".") == 1
-        and not m.endswith(".plugin")
+        and not m.endswith((".plugin", ".options"))
     ]
     assert plugin_runtimes == []

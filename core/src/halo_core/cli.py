@@ -1,23 +1,24 @@
 """The ``halo`` command line.
 
 Sub-commands import what they need when they run, so ``halo --version`` and ``halo check``
-stay fast and never load network libraries.
+stay fast and never load network libraries, and ``halo run`` reaches real-time scheduling
+(:func:`halo_core.realtime.start_realtime`) having imported next to nothing.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from halo_core import version
-from halo_core.plugin_api import add_config_option
-from halo_core.text_table import table
 
+# Not typing's (it imports re): `halo run` enters real time before such imports.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
     from halo_core.config import Config
     from halo_core.plugins import Plugins
 
@@ -71,6 +72,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    import json
+
+    from halo_core.text_table import table
+
     p = _load_plugins()
     build_parser(p)  # which plugin adds which command (a failing one is a load error)
     if args.json:
@@ -109,6 +114,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
     from halo_core.config import schema_document
 
     doc = schema_document(_load_plugins())
@@ -146,6 +153,10 @@ KEEP_TLS = "HALO_VRRP_TLS"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    return run(args.config, args.log_level, args.log_format)
+
+
+def run(config: str, log_level: str | None, log_format: str | None) -> int:
     """The VRRP process (docs/processes.md): a child validates the configuration with every
     plugin (:mod:`halo_core.handover`) while this process imports what it runs; this one
     never loads YAML, plugins or their schemas itself."""
@@ -159,10 +170,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     keep_tls = os.environ.get(KEEP_TLS) == "1"
     if not keep_tls and "ssl" not in sys.modules:
         sys.modules["ssl"] = None  # type: ignore[assignment]
-    child = handover.begin(args.config)
+    child = handover.begin(config)
     # Logging first, so that a configuration that cannot be loaded is reported as errors
     # (priority 3 in the journal); the daemon sets it again with the configuration's settings.
-    halo_log.setup(args.log_level or "info", args.log_format or "text")
+    halo_log.setup(log_level or "info", log_format or "text")
     log = logging.getLogger("halo")
     import halo_core.daemon
     import halo_core.processes
@@ -172,31 +183,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     for problem in found.problems:
         log.error("%s", problem)
     if found.failure is not None or found.problems:
-        log.error("not started: the configuration %s is invalid", args.config)
+        log.error("not started: the configuration %s is invalid", config)
         if found.failure is not None:
             log.error("not started: %s", found.failure)
         return 1
     if not found.first_party and not keep_tls:
-        # a third-party address backend may connect with TLS: start again (same pid) with it
+        # a third-party address backend may connect with TLS: start again (same pid) with it,
+        # in normal scheduling (exec resets the SIGXCPU handler that bounds real time)
+        from halo_core.realtime import end_start_realtime
+
+        end_start_realtime()
         os.execve(sys.executable, sys.orig_argv, {**os.environ, KEEP_TLS: "1"})
     from halo_core.daemon import run_vrrp
 
-    return run_vrrp(found, log_level=args.log_level, log_format=args.log_format)
-
-
-class _PrintVersion(argparse.Action):
-    """argparse's "version" action, looking the version up only when asked: the lookup
-    imports importlib.metadata, which the VRRP process (``halo run``) does without."""
-
-    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
-        print(f"halo {version()}")
-        parser.exit()
+    return run_vrrp(found, log_level=log_level, log_format=log_format)
 
 
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     """The whole command line; with ``plugins``, their commands too (each plugin isolated:
     one that fails to add its commands is reported on stderr and left out)."""
+    import argparse
+
     from halo_core.log import FORMATS, LEVELS
+    from halo_core.plugin_api import add_config_option
+
+    class _PrintVersion(argparse.Action):
+        """argparse's "version" action, looking the version up only when asked: the lookup
+        imports importlib.metadata, which the VRRP process (``halo run``) does without."""
+
+        def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+            print(f"halo {version()}")
+            parser.exit()
 
     parser = argparse.ArgumentParser(
         prog="halo",
@@ -294,8 +311,49 @@ def _add_plugin_commands(plugins: Plugins, sub: Any) -> None:
         print(f"halo: plugin {err.name}: {err.message}", file=sys.stderr)
 
 
+def _plain_run(argv: Sequence[str]) -> tuple[str, str | None, str | None] | None:
+    """``halo run`` with nothing but its own options, each given once with a valid value:
+    (config, log level, log format). None for anything else (help, an abbreviation, a
+    mistake), which argparse reads and answers. The VRRP process so starts without argparse
+    (and the shutil, gettext and locale it brings: 0.8 MB, kept for the process's life) and
+    without building every command's parser."""
+    if not argv or argv[0] != "run":
+        return None
+    from halo_core.log import FORMATS, LEVELS
+    from halo_core.plugin_api import DEFAULT_CONFIG
+
+    given: dict[str, str] = {}
+    names = {"-c": "config", "--config": "config", "--log-level": "level"}
+    names["--log-format"] = "format"
+    rest = list(argv[1:])
+    while rest:
+        option, value = rest.pop(0), None
+        if option.startswith("--") and "=" in option:
+            option, value = option.split("=", 1)
+        elif rest:
+            value = rest.pop(0)
+        name = names.get(option)
+        if name is None or value is None or name in given or value.startswith("-"):
+            return None
+        given[name] = value
+    level, log_format = given.get("level"), given.get("format")
+    if (level is not None and level not in LEVELS) or (
+        log_format is not None and log_format not in FORMATS
+    ):
+        return None
+    config = given.get("config", os.environ.get("HALO_CONFIG", DEFAULT_CONFIG))
+    return config, level, log_format
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["run"]:
+        from halo_core import realtime
+
+        realtime.start_realtime()  # first: all that follows is on the start's critical path
+    plain = _plain_run(args_list)
+    if plain is not None:
+        return _guarded(lambda: run(*plain))
     plugins = None
     # Plugins may add commands. They are loaded for those commands and for the overview
     # (`halo`, `halo -h`), not for the core commands: those stay light, and a broken plugin
@@ -314,8 +372,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     del parser, plugins  # `halo run` lives long: the parser's objects need not
+    return _guarded(lambda: int(args.func(args)))
+
+
+def _guarded(command: Callable[[], int]) -> int:
+    """A command's exit status; Ctrl-C is 130, a closed pipe (``| head``) 0."""
     try:
-        return int(args.func(args))
+        return command()
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -19,7 +19,6 @@ from halo_core.bus import EventBus
 from halo_core.config import Config, ConfigError, load
 from halo_core.config.model import HaloConfig
 from halo_core.events import CheckStateChanged, ConfigReloaded, Event
-from halo_core.hookspecs import DaemonState
 from halo_core.plugin_api import (
     CAPABILITIES,
     Backend,
@@ -28,13 +27,14 @@ from halo_core.plugin_api import (
     Notifier,
     event_filter,
 )
-from halo_core.plugins import Plugins
 from halo_core.scheduler import Clock, LoopClock, Scheduler
 from halo_core.schema import Configured
 
 if TYPE_CHECKING:
     from halo_core.checks import CheckRunner
     from halo_core.handover import Verdict
+    from halo_core.hookspecs import DaemonState
+    from halo_core.plugins import Plugins
     from halo_core.processes import VrrpPeer, WorkerSupervisor
     from halo_core.realtime import VrrpScheduling
     from halo_core.script_runner import ScriptRunner
@@ -581,6 +581,10 @@ class Daemon:
             # exists (it must not inherit real time).
             self.scheduling = VrrpScheduling(self.config.model.global_, loop)
             self.scheduling.apply()
+        elif self.handed_over:
+            from halo_core.realtime import end_start_realtime
+
+            end_start_realtime()  # `halo run` started in real time; nothing here needs it
         if self.supervisor is not None:
             self.supervisor.start()
         log.info("halo %s started with %s", version(), self.config.path)
@@ -670,10 +674,10 @@ def run_vrrp(found: Verdict, *, log_level: str | None = None, log_format: str | 
     configuration (:mod:`halo_core.handover`). It runs the VRRP engine and the backends that
     provide addresses, and a worker for the rest when there is any."""
     from halo_core import handover
-    from halo_core.plugins import Plugins, new_manager
+    from halo_core.plugins import Plugins
 
     config = handover.accept(found)
-    plugins = Plugins(new_manager(), errors=list(found.plugin_errors))
+    plugins = Plugins(errors=list(found.plugin_errors))  # no hook is called here
     for t in found.address_types:
         plugins.types["backend"][t.name] = t
     daemon = Daemon(config, plugins, role="vrrp")

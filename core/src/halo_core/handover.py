@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -166,6 +165,8 @@ def begin(path: str) -> Child:
         if "ssl" in sys.modules and sys.modules["ssl"] is None:
             del sys.modules["ssl"]  # a plugin's schema module may import it
         os.dup2(2, 1)  # what a plugin prints at import goes to the standard error
+        import pickle
+
         data = pickle.dumps(judge(path), protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(write_end, "wb") as out:
             out.write(data)
@@ -242,8 +243,12 @@ async def verdict(path: str) -> Verdict:
 
 
 def _decode(out: bytes, status: int | None) -> Verdict:
+    # The C unpickler alone: the pickle module around it (a pickler in Python, 0.2 MB) is
+    # the validating child's, never used here.
+    from _pickle import loads
+
     try:
-        found = pickle.loads(out)
+        found = loads(out)
     except Exception as exc:  # a crashed child: nothing, or half a pickle
         how = f"exited with status {status}" if status else f"gave no verdict ({exc})"
         return Verdict(failure=f"the validating process {how}")

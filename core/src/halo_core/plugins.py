@@ -10,7 +10,6 @@ load normally. Plugins can be blocked by name with ``HALO_BLOCK_PLUGINS=a,b`` or
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -20,12 +19,9 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
-
-import pluggy
+from typing import TYPE_CHECKING, Any
 
 import halo_core
-from halo_core import hookspecs
 from halo_core.config.model import EXTENDED_SECTIONS
 from halo_core.plugin_api import (
     API_VERSION,
@@ -40,6 +36,11 @@ from halo_core.plugin_api import (
     PluginType,
 )
 from halo_core.schema import extension_point, fields_of, keys_of
+
+if TYPE_CHECKING:
+    import argparse
+
+    import pluggy
 
 BLOCK_ENV = "HALO_BLOCK_PLUGINS"
 EXTENSION_POINTS: dict[str, type] = {
@@ -78,7 +79,7 @@ class LoadError:
 class Plugins:
     """The loaded plugins: pluggy's manager, the types they provide, and what went wrong."""
 
-    manager: pluggy.PluginManager
+    _manager: pluggy.PluginManager | None = None
     infos: list[PluginInfo] = field(default_factory=list)
     errors: list[LoadError] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
@@ -92,6 +93,14 @@ class Plugins:
     )
     # the sub-commands each plugin added (filled by add_commands): plugin name → names
     commands: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        """pluggy's manager, made when first needed: the VRRP process holds the address
+        backends' types and calls no hook, so it never imports pluggy (0.3 MB)."""
+        if self._manager is None:
+            self._manager = new_manager()
+        return self._manager
 
     @property
     def hook(self) -> Any:
@@ -183,6 +192,10 @@ class Plugins:
 
 
 def new_manager() -> pluggy.PluginManager:
+    import pluggy
+
+    from halo_core import hookspecs
+
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     return pm
@@ -207,6 +220,8 @@ def load(
     # here, not at the top: the VRRP process holds a Plugins of its address backends, which
     # it never discovers (importlib.metadata costs 2 MB and tens of milliseconds)
     import importlib.metadata
+
+    from halo_core import hookspecs
 
     plugins = Plugins(new_manager())
     blocked = blocked_names(block)
@@ -239,6 +254,8 @@ def load(
 def _register(
     plugins: Plugins, name: str, module: Any, dist: str | None, version: str | None
 ) -> None:
+    from pluggy import PluginValidationError
+
     pm = plugins.manager
     incompatible = api_version_problem(module)
     if incompatible:
@@ -249,7 +266,7 @@ def _register(
         return
     try:
         pm.register(module, name=name)
-    except (pluggy.PluginValidationError, ValueError) as exc:
+    except (PluginValidationError, ValueError) as exc:
         plugins.errors.append(LoadError(name, dist, f"invalid hook: {_one_line(exc)}"))
         return
     # A hook implementation whose name matches no hookspec (a misspelling such as

@@ -10,14 +10,17 @@ instantly and in a deterministic order), which the test tools provide.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
-import random
 import select
 import selectors
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import random
 
 log = logging.getLogger("halo.scheduler")
 
@@ -174,8 +177,16 @@ class Scheduler:
         self.clock: Clock = clock or LoopClock()
         self.slots = asyncio.Semaphore(max_concurrency)
         self.max_concurrency = max_concurrency
-        self.random = random.Random(seed)
+        self._seed = seed
         self.jobs: dict[str, Job] = {}
+
+    @functools.cached_property
+    def random(self) -> random.Random:
+        """The jobs' jitter and first delays; made on first use, as the VRRP process, which
+        schedules no job, does without the module."""
+        import random
+
+        return random.Random(self._seed)
 
     def every(
         self,

@@ -24,7 +24,6 @@ import enum
 import ipaddress
 import math
 import re
-import shlex
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -503,6 +502,8 @@ class _Validator:
             ):
                 return self.fail(path, m.message or f"must match {m.regex}")
             elif isinstance(m, Command) and isinstance(value, str):
+                import shlex  # here: only validation splits commands (not the VRRP process)
+
                 try:
                     words = shlex.split(value)
                 except ValueError as exc:  # "No closing quotation", "No escaped character"

@@ -20,7 +20,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from halo_core import log as halo_log
 from halo_core.bus import EventBus, Subscription
@@ -47,7 +47,9 @@ from halo_core.vrrp.transport import (
     Transport,
     interface_info,
 )
-from halo_core.vrrp.vmac import SendOnlySocket, VmacSet
+
+if TYPE_CHECKING:
+    from halo_core.vrrp.vmac import VmacSet
 
 log = logging.getLogger("halo.vrrp")
 
@@ -538,9 +540,19 @@ class VrrpEngine:
         self.track_files: list[tuple[InstanceRuntime, Track]] = []
         self.group_states: dict[str, str] = {}
         self._file_timer: Timer | None = None
-        self.vmacs = VmacSet()
+        self._vmacs: VmacSet | None = None  # made by the first instance with use_vmac
         # dynamic_interfaces: instances whose interface does not exist yet, by interface
         self.waiting: dict[str, dict[str, VrrpInstance]] = {}
+
+    @property
+    def vmacs(self) -> VmacSet:
+        """The instances' VMAC interfaces (use_vmac); the module is imported only for a
+        configuration that uses them."""
+        if self._vmacs is None:
+            from halo_core.vrrp.vmac import VmacSet
+
+            self._vmacs = VmacSet()
+        return self._vmacs
 
     def _create(self, name: str, cfg: VrrpInstance) -> InstanceRuntime:
         iface = interface_info(cfg.resolved_interface())
@@ -549,6 +561,8 @@ class VrrpEngine:
         sender: InterfaceSocket | None = None
         vmac = cfg.vmac_name
         if vmac is not None:
+            from halo_core.vrrp.vmac import SendOnlySocket
+
             vmac_iface = self.vmacs.create(vmac, iface, cfg.vmac_address)
             if cfg.advert_interface is not None and family == socket.AF_INET:
                 try:
@@ -922,7 +936,8 @@ class VrrpEngine:
             inst.cancel_timer()
             if inst.sender is not inst.sock:
                 inst.sender.close()
-        self.vmacs.close()
+        if self._vmacs is not None:
+            self._vmacs.close()
         if self._file_timer is not None:
             self._file_timer.cancel()
         if self._check_sub is not None:

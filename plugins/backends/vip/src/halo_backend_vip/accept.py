@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 
 from halo_core.config.model import HaloConfig
 from halo_core.schema import IPAddress
@@ -92,6 +91,8 @@ class NoAcceptFirewall:
 
 
 async def _nft(script: str) -> None:
+    import shutil  # here: most VRRP processes never run nft (shutil costs 0.4 MB)
+
     nft = shutil.which("nft")
     if nft is None:
         raise RuntimeError("no_accept (accept: false) needs the nft command (nftables)")

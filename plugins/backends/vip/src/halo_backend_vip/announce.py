@@ -27,7 +27,7 @@ from ipaddress import IPv6Address
 from typing import Protocol, TypeVar
 
 from halo_backend_vip import frames
-from halo_backend_vip.plugin import VipBackendConfig
+from halo_backend_vip.options import VipBackendConfig
 from halo_core.scheduler import Clock, Timer
 from halo_core.schema import IPAddress
 

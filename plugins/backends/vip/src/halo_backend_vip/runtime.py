@@ -67,7 +67,7 @@ from halo_backend_vip.accept import NoAcceptFirewall
 from halo_backend_vip.announce import Announcer, Port, link_info
 from halo_backend_vip.claims import ClaimGuard
 from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
-from halo_backend_vip.plugin import VipBackendConfig, VipInstanceOptions
+from halo_backend_vip.options import VipBackendConfig, VipInstanceOptions
 from halo_core.bus import Subscription
 from halo_core.config.model import HaloConfig
 from halo_core.events import (
