@@ -293,10 +293,20 @@ class HaloNode(Node):
     def counters(self, instance: str = INSTANCE) -> dict[str, int]:
         """The instance's counters (adverts sent, received, dropped by reason), as the
         daemon's status API reports them."""
-        from halo_tool_status.client import get_json
+        from halo_tool_status.client import ApiError, get_json
         from halo_tool_status.endpoint import resolve
 
-        doc = get_json(resolve(None, str(self.state_dir)), f"/v1/instances/{instance}")
+        # The status API lives in the worker, which may still be starting on a busy machine
+        # when VRRP has long been master.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                doc = get_json(resolve(None, str(self.state_dir)), f"/v1/instances/{instance}")
+                break
+            except ApiError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         return {str(k): int(v) for k, v in doc["counters"].items()}
 
     def states(self) -> list[str]:
