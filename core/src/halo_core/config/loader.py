@@ -315,6 +315,10 @@ def _parse_text(text: str, filename: str, max_nodes: int) -> tuple[Any, list[Loa
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+_IMMUTABLE_TAGS = frozenset(
+    {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"}
+    | {"tag:yaml.org,2002:null"}
+)
 
 
 class _Unusual(Exception):
@@ -349,6 +353,11 @@ def _build_plain(loader: _Loader, events: list[Any]) -> tuple[Any, int]:
         raise _Unusual
     filename, resolve, constructors = loader.filename, loader.resolve, loader.yaml_constructors
     scalar_node = yaml.ScalarNode
+    # The same few keys and values come back thousands of times in a large file: each is
+    # resolved to its tag once, and an immutable scalar (a number, a boolean, null)
+    # constructed once.
+    tags: dict[tuple[str, Any], str] = {}
+    scalars: dict[tuple[str, str], Any] = {}
     root: Any = None
     stack: list[Any] = []  # the open containers
     keys: list[Any] = []  # for each: the key waiting for its value (a mapping's), or _NONE
@@ -364,9 +373,14 @@ def _build_plain(loader: _Loader, events: list[Any]) -> tuple[Any, int]:
                 continue
             tag = event.tag
             if tag is None or tag == "!":
-                tag = resolve(scalar_node, event.value, event.implicit)  # type: ignore[no-untyped-call]
+                seen = (event.value, event.implicit)
+                tag = tags.get(seen)
+                if tag is None:
+                    tag = tags[seen] = resolve(scalar_node, *seen)  # type: ignore[no-untyped-call]
             if tag == _STR_TAG:
                 value: Any = event.value
+            elif (tag, event.value) in scalars:
+                value = scalars[tag, event.value]
             else:
                 construct = constructors.get(tag)
                 if construct is None or tag in _KEY_TAGS:
@@ -375,6 +389,8 @@ def _build_plain(loader: _Loader, events: list[Any]) -> tuple[Any, int]:
                 value = construct(loader, node)
                 if isinstance(value, types.GeneratorType):
                     raise _Unusual
+                if tag in _IMMUTABLE_TAGS:
+                    scalars[tag, event.value] = value
         elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             nodes += 1
             if event.anchor is not None or event.tag not in (None, "!"):
