@@ -19,22 +19,13 @@ from pathlib import Path
 from halo_core import plugins
 from halo_core.config import load
 from halo_core.daemon import Daemon
+from halo_tool_lab.hostile import instances
 
 
-def config(instances: int) -> str:
-    out = ["vrrp_instances:"]
-    for i in range(instances):
-        out += [
-            f"  VI_{i}:",
-            f"    interface: veth{i // 255}",
-            f"    virtual_router_id: {i % 255 + 1}",
-            "    priority: 100",
-            "    advert_int: 1",
-            f"    virtual_ipaddress: [198.51.{i // 250}.{i % 250 + 1}/24]",
-        ]
+def config(count: int) -> str:
     # an unknown key in the last instance: the whole file is read and validated, then the
     # reload is refused, so what is measured is the validation, not applying 3,000 instances
-    return "\n".join(out) + "\n    no_such_option: 1\n"
+    return instances(count, tracking=False) + "    no_such_option: 1\n"
 
 
 async def measure(path: Path, instances: int) -> None:

@@ -319,9 +319,16 @@ class CheckRunner:
     def timeout(self) -> float:
         return float(self.config.timeout) if self.config.timeout is not None else self.interval
 
+    def build(self) -> None:
+        """Build the checker with its plugin's factory; raises what the factory raises. A
+        reload builds the checkers it adds or changes first (before anything is applied:
+        one that cannot be built refuses the reload); :meth:`start` uses what was built."""
+        self.checker = self.ptype.load_factory()(self.config, self.target)
+
     def start(self) -> None:
         try:
-            self.checker = self.ptype.load_factory()(self.config, self.target)
+            if self.checker is None:
+                self.build()
         except Exception as exc:  # plugin territory: the check stays, failing with the reason
             self.start_error = f"cannot start: {type(exc).__name__}: {' '.join(str(exc).split())}"
             log.error(

@@ -125,11 +125,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_reload(args: argparse.Namespace) -> int:
     """Validate the configuration here (so mistakes show in this terminal), then ask the
-    running daemon to reload it (SIGHUP). The daemon validates again and keeps its running
-    configuration if the file is invalid."""
+    running daemon to reload it (SIGHUP) and wait for its answer: 0 when both processes
+    applied the file, 1 (with the daemon's reasons) when it kept its running configuration."""
     import signal
+    import time
 
-    from halo_core.daemon import pid_file
+    from halo_core.daemon import pid_file, reload_file
 
     loaded = load_or_report(args.config)
     if loaded is None:
@@ -137,6 +138,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
         return 1
     cfg = loaded[0]
     path = pid_file(cfg)
+    sent = time.time()
     try:
         with open(path) as fh:
             pid = int(fh.read().strip())
@@ -144,8 +146,46 @@ def cmd_reload(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"halo reload: no running halo found via {path}: {exc}", file=sys.stderr)
         return 1
-    print(f"halo reload: sent to pid {pid}")
-    return 0
+    if args.wait <= 0:
+        print(f"halo reload: sent to pid {pid}")
+        return 0
+    outcome = _reload_outcome(reload_file(cfg), pid, sent, args.wait)
+    if outcome is None:
+        print(
+            f"halo reload: sent to pid {pid}; no answer within {args.wait:g}s (see its log)",
+            file=sys.stderr,
+        )
+        return 1
+    for line in outcome.get("warnings") or []:
+        print(f"halo reload: warning: {line}", file=sys.stderr)
+    errors = outcome.get("errors") or []
+    if outcome.get("ok") is True:
+        print(f"halo reload: applied by pid {pid}")
+        return 0
+    for line in errors:
+        print(line, file=sys.stderr)
+    why = errors[-1] if errors else "see its log"
+    print(f"halo reload: refused by pid {pid}: {why}", file=sys.stderr)
+    return 1
+
+
+def _reload_outcome(path: str, pid: int, sent: float, wait: float) -> dict[str, Any] | None:
+    """The outcome the daemon ``pid`` wrote for a reload that began after ``sent``."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as fh:
+                found = json.load(fh)
+        except (OSError, ValueError):
+            found = None
+        if isinstance(found, dict) and found.get("pid") == pid:
+            covers = found.get("covers")
+            if isinstance(covers, int | float) and covers >= sent:
+                return found
+        time.sleep(0.05)
+    return None
 
 
 KEEP_TLS = "HALO_VRRP_TLS"
@@ -270,9 +310,18 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
         help="validate the configuration and reload the daemon",
         description="Check the configuration here (errors show in this terminal), then send"
         " SIGHUP to the running halo named by the pid file in global.state_dir. The daemon"
-        " checks it again and keeps its running configuration if it is invalid.",
+        " checks it again and keeps its running configuration if it is invalid or cannot be"
+        " applied in full by both of its processes; this waits for that answer and exits 0"
+        " when the file was applied, 1 when it was not (with the daemon's reasons).",
     )
     add_config_option(p_reload)
+    p_reload.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for the daemon's answer; 0: send and return (default: %(default)s)",
+    )
     p_reload.set_defaults(func=cmd_reload)
 
     p_plugins = sub.add_parser(

@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import json
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from halo_core import log as halo_log
@@ -95,6 +98,9 @@ class Daemon:
         self.handed_over = False
         self._worker_wanted = False  # the last verdict read asks for a worker
         self.with_worker = role == "vrrp"
+        self.last_hup = 0.0  # when the last SIGHUP came (wall clock, for `halo reload`)
+        self.reload_outcome = ReloadOutcome()  # the last reload's, as `halo reload` reads it
+        self._prepared: _Prepared | None = None  # role "worker": a reload prepared, pending
 
     @functools.cached_property
     def scripts(self) -> ScriptRunner:
@@ -198,20 +204,10 @@ class Daemon:
     def _start_checks(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
         if self.role == "vrrp":
             return  # checks run in the worker
-        from halo_core.checks import CheckRunner
-
         for name, configured in self.config.model.checks.items():
             if name in skip:
                 continue
-            runner = CheckRunner(
-                name,
-                self.plugins.type("checker", configured.type),
-                configured.config,
-                target=CheckTarget(name, global_config=self.config.model.global_),
-                scheduler=self.scheduler,
-                bus=self.bus,
-                initial_up=self.known_checks.get(name, not configured.config.init_fail),
-            )
+            runner = self._check_runner(self.config.model, name, configured)
             try:
                 runner.start()
             except BaseException as exc:  # a checker that cannot be built is reported, not fatal
@@ -225,6 +221,20 @@ class Daemon:
                 )
                 continue
             self.checks[name] = runner
+
+    def _check_runner(self, model: HaloConfig, name: str, configured: Configured) -> CheckRunner:
+        """A check's runner for ``model`` (not started)."""
+        from halo_core.checks import CheckRunner
+
+        return CheckRunner(
+            name,
+            self.plugins.type("checker", configured.type),
+            configured.config,
+            target=CheckTarget(name, global_config=model.global_),
+            scheduler=self.scheduler,
+            bus=self.bus,
+            initial_up=self.known_checks.get(name, not configured.config.init_fail),
+        )
 
     def _check_up(self, name: str) -> bool | None:
         """A named check's state (after rise/fall), None before it runs: what the VRRP
@@ -396,17 +406,23 @@ class Daemon:
         configuration stays as it is and the errors are logged. Applying it is all or
         nothing: what would fail part-way (an instance on an interface this host lacks) is
         refused before anything changes, and a part that fails while applying (a backend
-        refusing its reload) has the parts applied before it put back. Unchanged instances, checks,
+        refusing its reload) has the parts applied before it put back. With a worker, the
+        worker prepares its part before this process applies anything, and one that cannot
+        refuses the file for both (docs/processes.md). Unchanged instances, checks,
         pools, notifiers and backends are not touched (no advert, no announcement, no address
         change); changed ones are updated in place where possible. Reloads run one at a
         time: two quick SIGHUPs apply the file twice, in order, never interleaved.
         """
         async with self._reload_lock:
+            outcome = self.reload_outcome = ReloadOutcome(covers=self.last_hup)
+            log.addHandler(outcome)
             try:
-                return await self._reload()
+                outcome.ok = await self._reload()
             except Exception as exc:  # costs the reload, never the daemon (SIGHUP's task)
                 log.error("reload: applying failed: %s: %s", type(exc).__name__, exc)
-                return False
+            finally:
+                log.removeHandler(outcome)
+            return outcome.ok
 
     async def _reload(self) -> bool:
         if self.role == "vrrp":
@@ -423,10 +439,6 @@ class Daemon:
             log.error("reload: the running configuration stays in force")
             return False
         old = self.config
-        if new.model == old.model:
-            log.info("reload: configuration unchanged")
-            self.bus.publish(ConfigReloaded(path=new.path, summary="unchanged"))
-            return True
         # All or nothing: what would fail part-way is refused before anything changes, and
         # a part that fails while applying puts the parts applied before it back.
         problems = self.vrrp.reload_problems(new.model) if self.vrrp is not None else []
@@ -435,21 +447,168 @@ class Daemon:
                 log.error("reload: %s", problem)
             log.error("reload: cannot be applied; the running configuration stays in force")
             return False
-        self.config = new
+        # The worker prepares its part (the same file) before this process changes anything;
+        # it commits or puts back what it prepared when told (finally, below).
+        committed = False
+        if self.supervisor is not None:
+            self.reload_outcome.worker_asked = True
+            refused = await self.supervisor.prepare()
+            if refused:
+                # the worker logged each of its problems; `halo reload` shows them from here
+                self.reload_outcome.errors += [f"worker: {line}" for line in refused]
+                log.error(
+                    "reload: the worker cannot apply the file (%s); the running configuration"
+                    " stays in force in both processes",
+                    refused[0] if len(refused) == 1 else f"{len(refused)} problems",
+                )
+                self.supervisor.finish(commit=False)
+                return False
         try:
-            done = await self._apply(old, new)
-        except _ApplyFailed as failed:
-            log.error("reload: applying failed: %s; putting the running configuration back", failed)
-            self.config = old
-            await self._apply(new, old, restoring=failed.applied)
-            log.error("reload: the running configuration stays in force")
-            return False
+            if new.model == old.model:
+                log.info("reload: configuration unchanged for VRRP")
+                self.bus.publish(ConfigReloaded(path=new.path, summary="unchanged"))
+                committed = True
+                return True
+            self.config = new
+            try:
+                done = await self._apply(old, new)
+            except _ApplyFailed as failed:
+                log.error(
+                    "reload: applying failed: %s; putting the running configuration back", failed
+                )
+                self.config = old
+                await self._apply(new, old, restoring=failed.applied)
+                log.error("reload: the running configuration stays in force")
+                return False
+            committed = True
+        finally:
+            if self.supervisor is not None and self.reload_outcome.worker_asked:
+                self.supervisor.finish(commit=committed, vrrp_changes=self.vrrp_changes)
         if self._worker_wanted and not self.with_worker:
             self._add_worker()
         summary = "; ".join(done) or "no runtime change"
         log.info("reload: %s", summary)
         self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
         return True
+
+    # -- the worker's side of a reload (role "worker"): prepare, then commit or put back
+
+    async def prepare_reload(self) -> list[str]:
+        """The worker's first phase of a reload the VRRP process asked for: load and validate
+        the file and do everything of this process's part that can fail (build the checkers
+        added or changed, have each backend take the new file), changing nothing that runs.
+        Returns the errors, each logged (``[]``: prepared; then :meth:`commit_reload` or
+        :meth:`abort_reload` follows, and no other reload runs until it has)."""
+        await self.started.wait()
+        await self._reload_lock.acquire()
+        await self._tell_state("reloading")
+        try:
+            errors = await self._prepare()
+        except Exception as exc:  # costs the reload, never the worker
+            errors = [f"preparing failed: {type(exc).__name__}: {exc}"]
+        if errors:
+            for line in errors:
+                log.error("reload: %s", line)
+            log.error("reload: cannot be applied; the running configuration stays in force")
+            self._reload_lock.release()
+            await self._tell_state("reload-refused")
+        return errors
+
+    async def _prepare(self) -> list[str]:
+        try:
+            new = await self.read_config(self.config.path)
+        except ConfigError as exc:
+            return exc.lines
+        except Exception as exc:  # the loader promises ConfigError only
+            return [f"cannot load {self.config.path}: {type(exc).__name__}: {exc}"]
+        prepared = _Prepared(self.config, new)
+        if new.model == self.config.model:
+            self._prepared = prepared
+            return []
+        old_checks, errors = self.config.model.checks, []
+        for name, configured in new.model.checks.items():
+            if old_checks.get(name) == configured and name in self.checks:
+                continue
+            runner = self._check_runner(new.model, name, configured)
+            try:
+                runner.build()
+            except PLUGIN_ERRORS as exc:  # plugin territory: a refusal, not the worker's end
+                why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                errors.append(_at(new, ("checks", name), f"cannot start: {why}"))
+                continue
+            prepared.runners[name] = runner
+        for name, backend in self.backends.items() if not errors else ():
+            prepared.backends.append(name)
+            try:
+                await bounded(backend.reload(new.model), HOOK_TIMEOUT)
+            except PLUGIN_ERRORS as exc:
+                why = backend_error(name, "reload failed", exc)
+                errors.append(_at(new, ("backends", name), f"reload failed: {why}"))
+        if errors:
+            await self._put_back(prepared)
+            return errors
+        self._prepared = prepared
+        return []
+
+    async def commit_reload(self, vrrp_changes: list[str]) -> bool:
+        """The VRRP process applied its part: apply what :meth:`prepare_reload` prepared."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is None:
+            return False  # the prepare failed; it said so
+        try:
+            old, new = prepared.old, prepared.new
+            self.vrrp_changes = vrrp_changes
+            if new.model == old.model:
+                log.info("reload: configuration unchanged")
+                self.bus.publish(ConfigReloaded(path=new.path, summary="unchanged"))
+                return True
+            self.config = new
+            done: list[str] = []
+            for name in list(self.checks):
+                if old.model.checks.get(name) != new.model.checks.get(name):
+                    await self.checks.pop(name).stop()
+                    what = "changed" if name in new.model.checks else "removed"
+                    done.append(f"check {name} {what}")
+            for name, runner in prepared.runners.items():
+                runner.start()
+                self.checks[name] = runner
+                if name not in old.model.checks:
+                    done.append(f"check {name} added")
+            done += vrrp_changes
+            # Plugins' own parts (isolated: a failure is logged against the plugin).
+            for change in await self.call_hook("halo_reload", daemon=self, old=old, new=new):
+                done += [str(c) for c in change] if isinstance(change, list) else []
+            summary = "; ".join(done) or "no runtime change"
+            log.info("reload: %s", summary)
+            self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
+            return True
+        finally:
+            self._reload_lock.release()
+            await self._tell_state("reloaded")
+
+    async def abort_reload(self) -> None:
+        """The VRRP process refused or could not apply the file: put back what
+        :meth:`prepare_reload` prepared; the running configuration stays."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is None:
+            return  # the prepare failed and put back its part itself
+        try:
+            await self._put_back(prepared)
+            log.error("reload: refused by the VRRP process; the running configuration stays")
+        finally:
+            self._reload_lock.release()
+            await self._tell_state("reload-refused")
+
+    async def _put_back(self, prepared: _Prepared) -> None:
+        """Undo a prepare: each backend that took the new file gets the running one back
+        (best effort: errors are logged), and the checkers built for it are closed."""
+        for name in prepared.backends:
+            try:
+                await bounded(self.backends[name].reload(prepared.old.model), HOOK_TIMEOUT)
+            except PLUGIN_ERRORS as exc:
+                backend_error(name, "cannot be put back", exc)
+        for runner in prepared.runners.values():
+            await runner.stop()
 
     async def read_config(self, path: str) -> Config:
         """The configuration at ``path``, validated; :class:`ConfigError` if it is not."""
@@ -553,6 +712,7 @@ class Daemon:
         reloads: set[asyncio.Task[bool]] = set()
 
         def on_hup() -> None:
+            self.last_hup = time.time()
             task = loop.create_task(self._reload_on_signal())
             reloads.add(task)
             task.add_done_callback(reloads.discard)
@@ -606,10 +766,10 @@ class Daemon:
                 log.error("reload: refused by the VRRP process; the running configuration stays")
                 return False
             ok = await self.reload()
-            if self.supervisor is not None:
-                # The worker validates the same file and applies or refuses it likewise;
-                # its plugins tell systemd and the status API. One VRRP refused is not
-                # applied there either: both processes keep running the same configuration.
+            self.reload_outcome.write(reload_file(self.config))
+            if self.supervisor is not None and not self.reload_outcome.worker_asked:
+                # Refused before the worker was asked to prepare (an invalid file): it only
+                # reports the refusal (systemd, the status API) and keeps its configuration.
                 self.supervisor.reload(self.vrrp_changes, refused=not ok)
         finally:
             await self._tell_state("reloaded" if ok else "reload-refused")
@@ -619,6 +779,59 @@ class Daemon:
         if self.role == "vrrp":
             return  # plugin hooks run in the worker
         await self.call_hook("halo_daemon_state", daemon=self, state=state, reason=reason)
+
+
+class ReloadOutcome(logging.Handler):
+    """One reload's outcome, as ``halo reload`` reads it from the state directory: whether
+    the file was applied, and every warning and error logged meanwhile (collected as a
+    handler on the ``halo`` logger while the reload runs)."""
+
+    def __init__(self, covers: float = 0.0) -> None:
+        super().__init__(logging.WARNING)
+        self.covers = covers  # the SIGHUPs up to this time (wall clock) are answered by it
+        self.ok = False
+        self.worker_asked = False  # the worker was asked to prepare (it then hears the end)
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = self.errors if record.levelno >= logging.ERROR else self.warnings
+        if len(lines) < 1000:  # a hostile file's problems are bounded, but not by us
+            lines.append(halo_log.redact(record.getMessage()))
+
+    def write(self, path: str) -> None:
+        """Replace ``path`` with this outcome (best effort, like the pid file)."""
+        doc: dict[str, object] = {"pid": os.getpid(), "covers": self.covers, "ok": self.ok}
+        doc |= {"errors": self.errors, "warnings": self.warnings}
+        try:
+            with open(f"{path}.tmp", "w") as fh:
+                json.dump(doc, fh)
+            os.replace(f"{path}.tmp", path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc.strerror)
+
+
+@dataclass
+class _Prepared:
+    """A reload the worker prepared: the running and the new configuration, the checkers
+    built for the checks it adds or changes, the backends that took the new file."""
+
+    old: Config
+    new: Config
+    runners: dict[str, CheckRunner] = field(default_factory=dict)
+    backends: list[str] = field(default_factory=list)
+
+
+def _at(config: Config, path: tuple[str, ...], message: str) -> str:
+    """``message`` about the part at ``path`` of ``config``, as ``halo check`` words its
+    problems (``file:line:col: path: message``), or ``path: message`` without a place."""
+    from halo_core.config import Located
+    from halo_core.config.loader import locate
+
+    mark = locate(config.raw, path) if config.raw is not None else None
+    if mark is None:
+        return f"{'.'.join(path)}: {message}"
+    return str(Located(mark, path, message))
 
 
 class _ApplyFailed(Exception):
@@ -647,6 +860,11 @@ def _not_a(obj: object, protocol: type) -> str:
 
 def pid_file(config: Config) -> str:
     return os.path.join(config.model.global_.state_dir, "halo.pid")
+
+
+def reload_file(config: Config) -> str:
+    """Where the running daemon leaves its last reload's outcome (:class:`ReloadOutcome`)."""
+    return os.path.join(config.model.global_.state_dir, "halo.reload")
 
 
 async def bounded(aw: Awaitable[Any], timeout: float) -> Any:

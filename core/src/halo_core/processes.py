@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from halo_core import ipc
@@ -47,6 +48,11 @@ STOP_LIMIT = 60.0
 """How long the worker may take to stop (its shutdown hooks, a backend flushing a large
 IPVS table) before it is killed. VRRP has stepped down by then - the backup has taken
 over - so there is no hurry; systemd's unit allows 90 s for the whole stop."""
+PREPARE_LIMIT = 30.0
+"""How long the VRRP process waits for the worker to prepare a reload (load the file, build
+the checkers it adds, have its backends take the file) before it refuses the reload. Longer
+than HANG_LIMIT: a worker whose loop is held that long is killed before, and one that dies
+cannot say no (docs/processes.md)."""
 STABLE_AFTER = 30.0
 """A worker that ran this long restarts after the shortest delay again."""
 NOT_FORWARDED = frozenset({"config_reloaded"})
@@ -88,6 +94,9 @@ class WorkerSupervisor:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._status_pending = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._prepare_id = 0
+        self._preparing: asyncio.Future[list[str] | None] | None = None
+        self._asked: int | None = None  # the prepare to commit or abort next
         # What VRRP publishes while it starts, before the first worker exists: the first
         # worker's notifiers hear it (a restarted worker starts from the status instead).
         self._early: list[Event] | None = []
@@ -153,6 +162,8 @@ class WorkerSupervisor:
         self._arm_ping()
         code = await process.wait()
         link.close()
+        if self._preparing is not None and not self._preparing.done():
+            self._preparing.set_result(None)  # it cannot answer now
         if self._ping_timer is not None:
             self._ping_timer.cancel()
         if not self.stopping:
@@ -190,6 +201,46 @@ class WorkerSupervisor:
             return
         link.send({"t": "ping"})
         self._arm_ping()
+
+    async def prepare(self) -> list[str]:
+        """Ask the worker to prepare a reload of the file (the first phase: nothing runs
+        differently yet) and wait for its answer, bounded by PREPARE_LIMIT; the VRRP loop
+        runs on meanwhile. Gives the worker's problems, ``[]`` when it is ready to commit.
+        :meth:`finish` must follow. No worker to ask, or one that dies before it answers,
+        counts as ready: a restarted worker reads the file as it is (docs/processes.md)."""
+        link, process = self.link, self.process
+        self._asked = None
+        if link is None or link.closed or process is None or process.returncode is not None:
+            log.warning("reload: no worker process to prepare it; a new one reads the file")
+            return []
+        self._prepare_id += 1
+        self._asked = ident = self._prepare_id
+        answer: asyncio.Future[list[str] | None] = asyncio.get_running_loop().create_future()
+        self._preparing = answer
+        link.send({"t": "prepare", "id": ident})
+        try:
+            async with asyncio.timeout(PREPARE_LIMIT):
+                problems = await answer
+        except TimeoutError:
+            return [f"no answer within {PREPARE_LIMIT:g}s"]
+        finally:
+            self._preparing = None
+        if problems is None:
+            log.warning(
+                "reload: the worker process ended before it answered; VRRP applies the file,"
+                " and the restarted worker reads it"
+            )
+            self._asked = None
+            return []
+        return problems
+
+    def finish(self, *, commit: bool, vrrp_changes: list[str] | None = None) -> None:
+        """The second phase: tell the worker to commit what it prepared (this process has
+        applied its part), or to put it back."""
+        ident, self._asked = self._asked, None
+        if ident is not None and self.link is not None:
+            t = "commit" if commit else "abort"
+            self.link.send({"t": t, "id": ident, "vrrp_changes": vrrp_changes or []})
 
     def reload(self, vrrp_changes: list[str], *, refused: bool = False) -> None:
         """Tell the worker to reload too, or (``refused``) that this process refused the
@@ -270,6 +321,11 @@ class WorkerSupervisor:
             self._last_pong = time.monotonic()
         elif t == "status?":
             link.send({"t": "status", "id": msg.get("id"), "status": self._status_wire()})
+        elif t == "prepared":
+            answer = self._preparing
+            if answer is not None and not answer.done() and msg.get("id") == self._asked:
+                problems = msg.get("problems")
+                answer.set_result([str(p) for p in problems] if isinstance(problems, list) else [])
         elif t == "ready":
             self.ready = True
             self._heard = True  # started: from now on, pings must be answered in time
@@ -291,7 +347,8 @@ class VrrpPeer:
         self._pending: list[Event] | None = []  # events until the daemon has started
         self._requests: dict[int, asyncio.Future[None]] = {}
         self._next_id = 0
-        self._reloads: set[asyncio.Task[bool]] = set()
+        self._reloads: set[asyncio.Task[Any]] = set()
+        self._prepares: dict[int, asyncio.Task[list[str]]] = {}
         daemon.bus.taps.append(self._tap)
 
     def started(self) -> None:
@@ -375,8 +432,39 @@ class VrrpPeer:
             )
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
+        elif t == "prepare":
+            ident = int(msg.get("id") or 0)
+            self._prepares[ident] = self._background(self._prepare(ident))
+        elif t in ("commit", "abort"):
+            changes = [str(c) for c in msg.get("vrrp_changes") or []]
+            self._background(self._finish(int(msg.get("id") or 0), t == "commit", changes))
         elif t == "stop":
             self.stop_requested.set()
+
+    def _background(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+        return task
+
+    async def _prepare(self, ident: int) -> list[str]:
+        problems = await self.daemon.prepare_reload()
+        self.link.send({"t": "prepared", "id": ident, "problems": problems})
+        return problems
+
+    async def _finish(self, ident: int, commit: bool, vrrp_changes: list[str]) -> None:
+        """Commit or put back the prepare ``ident``, once it is done (an abort may come
+        while it still runs: the VRRP process stopped waiting for it)."""
+        task = self._prepares.pop(ident, None)
+        if task is None:
+            return
+        problems = await task
+        if problems:
+            return  # refused: nothing was kept
+        if commit:
+            await self.daemon.commit_reload(vrrp_changes)
+        else:
+            await self.daemon.abort_reload()
 
     def _set_status(self, wire: object) -> None:
         if isinstance(wire, dict):

@@ -8,6 +8,7 @@ blocks with a name (``vrrp_instance VI_1 { … }``) are mappings keyed by that n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from halo_core.schema import (
 )
 from halo_core.vrrp.packet import interval_problem
 
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
 
 def unusable_address(ip: IPAddress) -> str | None:
     """Why ``ip`` cannot be a virtual address or a VRRP peer, or None: the kernel accepts
@@ -41,7 +44,7 @@ def unusable_address(ip: IPAddress) -> str | None:
         return f"{ip} is the unspecified address"
     if ip.is_multicast:
         return f"{ip} is a multicast address"
-    if ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255"):
+    if ip.version == 4 and ip == _BROADCAST:
         return f"{ip} is the broadcast address"
     if ip.is_loopback:
         return f"{ip} is a loopback address"
@@ -70,8 +73,10 @@ class VirtualAddress:
     _OPTIONS: ClassVar[frozenset[str]] = frozenset({"dev", "label", "scope", "brd", "broadcast"})
     _SCOPES: ClassVar[frozenset[str]] = frozenset({"global", "site", "link", "host", "nowhere"})
 
-    @property
+    @functools.cached_property
     def ip(self) -> IPAddress:
+        # the interface makes a new address object on each call: validation and the
+        # engine ask for it many times (a cached property stays out of eq and hash)
         return self.address.ip
 
     @classmethod

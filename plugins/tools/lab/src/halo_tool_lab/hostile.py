@@ -229,6 +229,40 @@ def size() -> Iterator[HostileConfig]:
     # file within the limits can cost before its error is found.
     line = "- [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p]\n"
     yield _one("size-near-value-limit-broken-at-end", "x:\n" + line * 11_700 + "y: [\n")
+    # Near the largest real configuration (3,000 instances, each tracking a check), valid
+    # YAML whose one error is semantic and late: everything is read and validated first.
+    big = instances(3000)
+    yield _one("size-3000-instances-unknown-track-late", _last_track(big, "nosuch"))
+    # the next-to-last instance takes the last one's VRID on the same interface
+    vrid_2999 = f"    interface: veth11\n    virtual_router_id: {2999 % 255}\n"
+    yield _one(
+        "size-3000-instances-duplicate-vrid-late",
+        big.replace(vrid_2999, f"    interface: veth11\n    virtual_router_id: {2999 % 255 + 1}\n"),
+    )
+
+
+def instances(count: int, *, tracking: bool = True) -> str:
+    """``count`` VRRP instances (255 per interface), each with an address and (``tracking``)
+    tracking one check: the shape and size of the largest configurations halo is run with."""
+    out = ["checks:", "  web: {type: tcp, port: 80}"] if tracking else []
+    out.append("vrrp_instances:")
+    for i in range(count):
+        out += [
+            f"  VI_{i}:",
+            f"    interface: veth{i // 255}",
+            f"    virtual_router_id: {i % 255 + 1}",
+            "    priority: 100",
+            "    advert_int: 1",
+            f"    virtual_ipaddress: [198.51.{i // 250}.{i % 250 + 1}/24]",
+        ]
+        out += ["    track: [{check: web}]"] if tracking else []
+    return "\n".join(out) + "\n"
+
+
+def _last_track(text: str, check: str) -> str:
+    """``text`` with its last instance tracking ``check`` instead."""
+    at = text.rindex("{check: web}")
+    return text[:at] + f"{{check: {check}}}" + text[at + len("{check: web}") :]
 
 
 def numbers() -> Iterator[HostileConfig]:
