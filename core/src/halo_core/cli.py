@@ -171,6 +171,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 def _reload_outcome(path: str, pid: int, sent: float, wait: float) -> dict[str, Any] | None:
     """The outcome the daemon ``pid`` wrote for a reload that began after ``sent``."""
+    import json
     import time
 
     deadline = time.monotonic() + wait
