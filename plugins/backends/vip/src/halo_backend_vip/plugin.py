@@ -5,9 +5,10 @@ This module is imported by ``halo check``: it must stay free of pyroute2 and soc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from halo_core.config.model import VirtualAddress
 from halo_core.hookspecs import hookimpl
 from halo_core.plugin_api import BackendConfig, PluginType
 from halo_core.schema import Alias, Doc, Range, Seconds
@@ -135,6 +136,26 @@ class VipInstanceOptions:
     ] = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class VipGlobalOptions:
+    """What this backend adds to the ``global:`` settings: keepalived's ``static_ipaddress``."""
+
+    static_ipaddress: Annotated[
+        list[VirtualAddress],
+        Doc(
+            "addresses added when halo starts, whatever the VRRP states, and removed when it"
+            " stops; never announced (keepalived's static_ipaddress). Each names its dev"
+        ),
+    ] = field(default_factory=list)
+
+    def __check__(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [
+            (("static_ipaddress", i), "needs dev INTERFACE (it belongs to no VRRP instance)")
+            for i, address in enumerate(self.static_ipaddress)
+            if address.dev is None
+        ]
+
+
 @hookimpl
 def halo_plugin_types() -> list[PluginType]:
     return [
@@ -151,7 +172,7 @@ def halo_plugin_types() -> list[PluginType]:
 
 @hookimpl
 def halo_config_extensions() -> dict[str, type]:
-    return {"vrrp_instance": VipInstanceOptions}
+    return {"vrrp_instance": VipInstanceOptions, "global": VipGlobalOptions}
 
 
 @hookimpl
