@@ -29,7 +29,8 @@ What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` an
   A periodic reconcile (``reconcile_interval``) repeats the whole comparison as a safety
   net, also removing marked addresses no MASTER instance wants and re-reading MACs.
 * **Static addresses** (``global.static_ipaddress``, keepalived's ``static_ipaddress``):
-  added at :meth:`start` whatever the VRRP states, never announced, kept by the reconcile,
+  added at start whatever the VRRP states (once the VRRP engine has chosen each interface's
+  source address: see :meth:`VipBackend._add_static`), never announced, kept by the reconcile,
   changed by a reload (those no longer listed removed, the new ones added), removed at
   :meth:`stop`. One that cannot be added is logged and retried by every reconcile.
 * **Failures**: an address that cannot be added (interface missing, kernel refusal) is
@@ -218,6 +219,7 @@ class VipBackend(Backend):
             for name, (vips, settings) in self._wanted_vips(context.config).items()
         }
         self.static = Instance(STATIC, self._static_vips(context.config), config)
+        self.static_pending = True  # not added yet (see _add_static)
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
         self.ports: dict[str, Port] = {}
         self.announcer = Announcer(context.clock, self.ports.get)
@@ -314,6 +316,9 @@ class VipBackend(Backend):
         static = self.static
         if vips == static.vips:
             return
+        if self.static_pending:
+            static.vips = vips  # added with the others
+            return
         dropped = tuple(v for v in static.vips if v not in vips)
         async with static.lock:
             static.vips = vips
@@ -351,11 +356,8 @@ class VipBackend(Backend):
                     self.counters["leftovers_removed"] += 1
                     log.warning("%s: removed %s left behind by a previous run", self.name, addr)
             self.monitor = AddressMonitor(self._on_address_event, self._on_overrun)
-            if self.static.vips:
-                async with self.static.lock:
-                    added, failed = await self._ensure(self.static, self.static.vips)
-                log.info("%s: added %s", STATIC, ", ".join(map(str, added)) or "nothing new")
-                self._left_out(self.static, failed)
+            if not self.context.config.vrrp_instances:
+                await self._add_static()
         except BaseException:
             self.ipr.close()
             await self.firewall.remove()
@@ -380,6 +382,21 @@ class VipBackend(Backend):
             sum(len(i.vips) for i in self.instances.values()),
             len(self.instances),
         )
+
+    async def _add_static(self) -> None:
+        """Add the static addresses: at the first VRRP state change (the engine has read its
+        interfaces by then), or at start when there is no VRRP instance. keepalived never
+        takes one of its own addresses as an interface's address for its adverts, and
+        halo's engine takes the interface's first address when it starts: a static address
+        of scope link, which the kernel lists first, would otherwise become the source of
+        every advert (keepalived's vrrp.static_ipaddress sample)."""
+        self.static_pending = False
+        if not self.static.vips or self.closing:
+            return
+        async with self.static.lock:
+            added, failed = await self._ensure(self.static, self.static.vips)
+        log.info("%s: added %s", STATIC, ", ".join(map(str, added)) or "nothing new")
+        self._left_out(self.static, failed)
 
     async def stop(self) -> None:
         self.closing = True
@@ -432,6 +449,8 @@ class VipBackend(Backend):
 
     async def handle(self, event: Event) -> None:
         try:
+            if isinstance(event, VrrpStateChanged) and self.static_pending:
+                await self._add_static()
             if isinstance(event, VrrpStateChanged):
                 inst = self.instances.get(event.instance)
                 if inst is None:
