@@ -139,15 +139,8 @@ difference.
 
 What the differences are, and why:
 
-- **static_ipaddress, static_routes, static_rules** (vrrp.routes, vrrp.rules,
-  vrrp.static_ipaddress, track_interface): keepalived configures them at start whatever the
-  VRRP state; halo does not manage static addresses, routes or rules, and `halo convert`
-  reports each such block as unsupported. Multipath routes (`via A or B`) are reported
-  unsupported too.
-- **route-protocol**: keepalived's routes are `proto keepalived` (18), halo's `proto static`;
-  the same routes otherwise.
-- **rules**: a `virtual_rules` rule without a priority gets priority 32000 from halo and
-  16383 from keepalived (its static rule 16384).
+- **routes** in `vrrp.routes`: the multipath route (`via A or B`), which halo does not
+  support (`halo convert` reports it unsupported).
 - **primary**: which of an interface's addresses in one subnet is the primary (the source
   the kernel's routes for that subnet take) follows which instance became master first.
   With instances whose timers expire together, keepalived took the last one of the file
@@ -156,13 +149,17 @@ What the differences are, and why:
   keepalived configures it once but sends it twice in every advert, halo once.
 - **use_vmac** (conditional_conf): keepalived sends from 00:00:5e:00:01:01 through a macvlan
   `vrrp.1` with the VIP on it; halo does not do use_vmac yet (being built).
-- **a check script that does not exist** (seed-003, check script missing): keepalived logs
-  "Disabling track script ... since not found/accessible" and runs the instance as if it
-  did not track it; halo counts the check as failed and the instance stays in FAULT.
 
 Found by this harness and fixed: a sync group's notify scripts never ran in halo (the group's
 state change did not cross to the worker process, where notifiers run); `halo convert` left
-out a whole instance that lists an address twice (keepalived's `vrrp` sample).
+out a whole instance that lists an address twice (keepalived's `vrrp` sample);
+`static_ipaddress`, `static_routes` and `static_rules` (now `global.static_*`, in place
+from start to stop whatever the VRRP state), routes and rules of `proto keepalived` (18)
+and a rule without a priority numbered as keepalived does (16384 down, static rules first),
+halo's adverts leaving from a static address of scope link, and a tracked check script
+that does not exist, which keepalived disables ("Disabling track script ... since not
+found/accessible") and halo counted failed, keeping the instance in FAULT: it is disabled
+now too (vrrp.routes, vrrp.rules, vrrp.static_ipaddress, track_interface, seed-003).
 
 IPVS: this machine's kernel has none, so the load-balancer samples can run only inside the
 QEMU VM of `scripts/ipvs-vm` (`--vm`, software emulation, 2 vCPUs). Measured there

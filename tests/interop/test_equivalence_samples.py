@@ -29,18 +29,12 @@ pytestmark = [
 KNOWN: dict[str, tuple[set[str], str]] = {
     "vrrp": ({"adverts"}, "keepalived repeats an address listed twice in its adverts"),
     "vrrp.localcheck": (set(), ""),
-    "vrrp.routes": (
-        {"routes", "route-protocol"},
-        "static_routes and a multipath route are not supported; proto static, not keepalived",
-    ),
-    "vrrp.rules": ({"rules"}, "static_rules not supported; virtual rule priority 32000"),
+    "vrrp.routes": ({"routes"}, "a multipath route ('via A or B') is not supported"),
+    "vrrp.rules": (set(), ""),
     "vrrp.scripts": ({"primary"}, "tied timers"),
-    "vrrp.static_ipaddress": (
-        {"addresses", "routes", "route-protocol"},
-        "static_ipaddress not supported; proto static",
-    ),
+    "vrrp.static_ipaddress": (set(), ""),
     "vrrp.sync": ({"primary"}, "tied timers"),
-    "track_interface": ({"routes", "route-protocol"}, "static_routes not supported"),
+    "track_interface": (set(), ""),
 }
 
 

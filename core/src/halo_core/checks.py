@@ -15,6 +15,11 @@ raises) is not left out: it runs on its schedule like any other and every round 
 result saying why (:attr:`CheckRunner.start_error`), so that it shows as down in the status
 and a VRRP instance or pool tracking it sees failures, with the usual ``fall``.
 
+A check whose configuration says it cannot run at all (:meth:`CheckerConfig.disabled`, e.g.
+a script that is not there) is disabled instead, as keepalived does: it never runs, never
+changes state (:attr:`CheckRunner.disabled` says why), and the VRRP instances tracking it
+ignore it.
+
 A checker that misbehaves is a failed check, reported once with its plugin's name: one that
 returns something other than a CheckResult, raises anything (even ``SystemExit`` or
 ``KeyboardInterrupt``), blocks the event loop past its timeout (its late result does not
@@ -44,7 +49,14 @@ from typing import TYPE_CHECKING, Any
 from halo_core import log as halo_log
 from halo_core.bus import EventBus
 from halo_core.events import CheckResultEvent, CheckStateChanged
-from halo_core.plugin_api import Checker, CheckerConfig, CheckResult, CheckTarget, PluginType
+from halo_core.plugin_api import (
+    Checker,
+    CheckerConfig,
+    CheckResult,
+    CheckTarget,
+    PluginType,
+    disabled_reason,
+)
 from halo_core.scheduler import Job, Scheduler
 
 if TYPE_CHECKING:
@@ -306,6 +318,7 @@ class CheckRunner:
         self.job: Job | None = None
         self.dynamic_weight: int | None = None
         self.start_error: str | None = None  # why the checker could not be built
+        self.disabled: str | None = None  # why the check cannot run at all (it never runs)
         self.interval = float(config.interval if config.interval is not None else default_interval)
         self._reported: set[str] = set()  # kinds of plugin misbehaviour already logged
         self.blocking_runs = 0  # runs in which the checker blocked the event loop
@@ -326,6 +339,17 @@ class CheckRunner:
         self.checker = self.ptype.load_factory()(self.config, self.target)
 
     def start(self) -> None:
+        self.disabled = disabled_reason(self.config)
+        if self.disabled is not None:
+            log.warning(
+                "check %s (%s): disabled: %s; it never runs, and instances tracking it ignore"
+                " it (as keepalived does)",
+                self.name,
+                self.ptype.name,
+                self.disabled,
+                extra=halo_log.fields(check=self.name, reason=self.disabled),
+            )
+            return
         try:
             if self.checker is None:
                 self.build()

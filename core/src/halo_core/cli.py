@@ -61,6 +61,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         _print_error(line)
     if broken:
         return 1
+    from halo_core.config import disabled_checks
+
+    for line in disabled_checks(cfg):
+        _print_error(f"warning: {line}")
     if not args.quiet:
         m = cfg.model
         print(

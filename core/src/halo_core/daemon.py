@@ -241,7 +241,7 @@ class Daemon:
         engine reads when it (re)builds tracking; changes reach it on the bus."""
         runner = self.checks.get(name)
         if runner is not None:
-            return runner.up
+            return None if runner.disabled else runner.up  # disabled: not tracked at all
         known = self.known_checks.get(name)
         configured = self.config.model.checks.get(name)
         if known is None and configured is not None:
@@ -688,8 +688,11 @@ class Daemon:
     async def _reload_checks(self, old: HaloConfig, new: HaloConfig) -> list[str]:
         done = []
         for name in list(self.checks):
-            if old.checks.get(name) != new.checks.get(name):
+            changed = old.checks.get(name) != new.checks.get(name)
+            # a disabled check is looked at again (its script may be there now: keepalived)
+            if changed or self.checks[name].disabled:
                 await self.checks.pop(name).stop()
+            if changed:
                 done.append(f"check {name} {'changed' if name in new.checks else 'removed'}")
         started = set(self.checks)
         self._start_checks(skip=started)

@@ -77,9 +77,11 @@ def vrrp_view(config: Config, plugins: Plugins) -> Config:
     """What the VRRP process needs of ``config``: instances and sync groups (with the
     options of the plugins providing addresses only), every check reduced to the settings
     all checkers share (its default weight for tracking), the backends providing
-    addresses; no notifier, virtual server or other backend."""
+    addresses; no notifier, virtual server or other backend. A disabled check is left out
+    (:meth:`~halo_core.plugin_api.CheckerConfig.disabled`): the instances tracking it ignore
+    it, as keepalived does."""
     from halo_core.config import Config
-    from halo_core.plugin_api import CheckerConfig
+    from halo_core.plugin_api import CheckerConfig, disabled_reason
     from halo_core.schema import Configured, Extensions
 
     m = config.model
@@ -105,6 +107,7 @@ def vrrp_view(config: Config, plugins: Plugins) -> Config:
                 c.kind, c.type, CheckerConfig(**{k: getattr(c.config, k) for k in shared})
             )
             for n, c in m.checks.items()
+            if not (isinstance(c.config, CheckerConfig) and disabled_reason(c.config))
         },
         notifiers={},
         backends={n: c for n, c in m.backends.items() if c.type in providers},

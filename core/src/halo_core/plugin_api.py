@@ -162,6 +162,29 @@ class CheckerConfig:
         None
     )
 
+    def disabled(self) -> str | None:
+        """Why this check cannot run at all, or None (the default: it can). Asked when the
+        configuration is checked, (re)loaded and when the check starts. keepalived disables
+        such a check instead of counting it failed (a vrrp_script or MISC_CHECK whose
+        script is not found or not executable: "Disabling track script ... since not
+        found/accessible"), and so does halo: the check never runs, ``halo check`` and
+        the log warn with the reason, the status shows it DISABLED, and the VRRP instances
+        that track it ignore it (neither priority nor FAULT), as if they did not track it.
+        Keep it cheap and free of I/O beyond a stat of a file."""
+        return None
+
+
+def disabled_reason(config: CheckerConfig) -> str | None:
+    """:meth:`CheckerConfig.disabled`, never raising: a plugin's method that fails tells
+    nothing, and the check runs (and fails with the reason, if it must)."""
+    try:
+        why = config.disabled()
+    except Exception:  # plugin territory
+        return None
+    if why is None:
+        return None
+    return " ".join(str(why).split()) or "disabled"
+
 
 @dataclass(frozen=True)
 class CheckTarget:

@@ -346,3 +346,31 @@ def runtime_problems(config: Config, plugins: Plugins) -> list[str]:
             for path in paths
         ]
     ).lines
+
+
+def disabled_checks(config: Config) -> list[str]:
+    """One warning line (``file:line:col: path: ...``) for each check that cannot run at all
+    (:meth:`~halo_core.plugin_api.CheckerConfig.disabled`): the daemon disables it and the
+    instances tracking it ignore it, as keepalived does (``halo check`` says so)."""
+    from halo_core.config.loader import locate
+    from halo_core.plugin_api import CheckerConfig, disabled_reason
+
+    found: list[tuple[tuple[str | int, ...], CheckerConfig]] = []
+    m = config.model
+    found += [(("checks", name), c.config) for name, c in m.checks.items()]
+    for i, vs in enumerate(m.virtual_servers):
+        for j, rs in enumerate(vs.real_servers):
+            for k, c in enumerate(rs.checks):
+                found.append((("virtual_servers", i, "real_servers", j, "checks", k), c.config))
+    return [
+        str(
+            Located(
+                locate(config.raw, path) or (config.path, 1, 1),
+                path,
+                f"disabled: {why}; it will never run, and instances tracking it ignore it"
+                " (as keepalived does)",
+            )
+        )
+        for path, checker in found
+        if isinstance(checker, CheckerConfig) and (why := disabled_reason(checker))
+    ]

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from halo_backend_routes.plugin import RoutesInstanceOptions, VirtualRoute, VirtualRule
+from halo_backend_routes.hooks import wanted_sets
+from halo_backend_routes.plugin import (
+    RoutesGlobalOptions,
+    RoutesInstanceOptions,
+    VirtualRoute,
+    VirtualRule,
+)
 from halo_tool_lab.netns import Host, wait_until
 from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
 from halo_tool_lab.testing import config_errors, load_config
@@ -57,6 +63,36 @@ def test_rule_lines() -> None:
         VirtualRule.parse("from 192.0.2.0/24")
 
 
+def test_protocol_by_name_or_number() -> None:
+    route = VirtualRoute.parse("198.51.100.0/24 dev eth0 protocol static")
+    assert (route.proto, str(route)) == (4, "198.51.100.0/24 dev eth0 proto 4")
+    rule = VirtualRule.parse("from 192.0.2.0/24 protocol 99 table 2")
+    assert (rule.protocol, str(rule)) == (99, "from 192.0.2.0/24 protocol 99 table 2")
+    with pytest.raises(ValueError, match="protocol 'x' must be a number"):
+        VirtualRule.parse("from 192.0.2.0/24 protocol x table 2")
+
+
+def test_rules_without_priority_numbered_as_keepalived_does() -> None:
+    # keepalived (vrrp_iprule.c): 16384 for the first rule of a family without a priority,
+    # one less for each next one, in the order of the file; static rules come first here
+    model = load_config(
+        "global:\n"
+        "  static_rules:\n"
+        "    - from 192.0.2.0/24 table 1\n"
+        "    - from 2001:db8::/64 table 1\n"
+        "    - from 198.51.100.0/24 priority 100 table 1\n"
+        "vrrp_instances:\n"
+        "  VI_1:\n"
+        "    interface: eth0\n"
+        "    virtual_router_id: 51\n"
+        "    virtual_rules: [to 203.0.113.0/24 table 2, to 2001:db8:1::/48 table 2]\n"
+    ).model
+    static, instances = wanted_sets(model)
+    assert [r.priority for r in static.virtual_rules] == [16384, 16384, 100]
+    assert [r.priority for r in instances["VI_1"].virtual_rules] == [16383, 16383]
+    assert model.global_.extensions[RoutesGlobalOptions].static_rules[0].priority is None
+
+
 def test_config_errors_point_at_the_line(tmp_path: Path) -> None:
     text = (
         "vrrp_instances:\n"
@@ -95,7 +131,9 @@ def test_keepalived_blocks_convert() -> None:
         "    blackhole 198.51.100.128/25\n"
         "  }\n"
         "  virtual_rules {\n    from 192.0.2.100 table 100\n    to 192.0.2./24 table 2\n  }\n"
-        "}\n",
+        "}\n"
+        "static_routes {\n  198.51.100.0/24 via 192.0.2.254 dev eth0\n}\n"
+        "static_rules {\n  from 192.0.2.0/24 table 1\n  to 192.0.2./24 table 1\n}\n",
         config_id="x",
     )
     assert [str(r) for r in result.reports if r.kind != "note"] == [
@@ -103,7 +141,14 @@ def test_keepalived_blocks_convert() -> None:
         " are not supported",
         "warning: keepalived.conf:14: virtual_rules: 'to 192.0.2./24 table 2':"
         " '192.0.2./24' is not an address or prefix; ignored",
+        "warning: keepalived.conf:22: static_rules: 'to 192.0.2./24 table 1':"
+        " '192.0.2./24' is not an address or prefix; ignored",
     ]
+    # keepalived's static blocks go to global:
+    assert "  static_routes:\n    - 198.51.100.0/24 via 192.0.2.254 dev eth0\n" in result.yaml
+    assert "  static_rules:\n    - from 192.0.2.0/24 table 1\n" in result.yaml
+    model = load_config(result.yaml).model
+    assert len(model.global_.extensions[RoutesGlobalOptions].static_routes) == 1
     assert (
         "    virtual_routes:\n      - src 192.0.2.100 198.51.100.0/24 via 192.0.2.254 dev eth0\n"
     ) in result.yaml
@@ -167,3 +212,80 @@ def test_routes_follow_mastership(lab: LabFactory, start_halo: HaloFactory) -> N
 
     b.stop()  # a graceful stop removes them
     assert routes(h2) == set(), b.log
+
+
+def static_config(router: str, priority: int, routes: str, rules: str) -> str:
+    return (
+        f"global:\n  router_id: {router}\n  log_format: json\n"
+        f"  static_routes: [{routes}]\n"
+        f"  static_rules: [{rules}]\n"
+        "vrrp_instances:\n"
+        "  VI_1:\n"
+        "    interface: eth0\n"
+        "    virtual_router_id: 51\n"
+        f"    priority: {priority}\n"
+        "    version: 3\n"
+        "    advert_int: 0.1\n"
+        "    virtual_ipaddress: [192.0.2.100/24]\n"
+        "    virtual_rules: [from 192.0.2.100 table 100]\n"
+    )
+
+
+def _prefix(rule: dict[str, object], key: str) -> str | None:
+    if rule.get(key, "all") == "all":
+        return None
+    return f"{rule[key]}/{rule.get(key + 'len', 32)}"
+
+
+def kernel_view(host: Host) -> set[str]:
+    """The lab routes (198.51.100.0/24, 203.0.113.0/24, any table) and every rule that is
+    not the kernel's own, with their protocols and priorities."""
+    shown = json.loads(host.run("ip", "-j", "route", "show", "table", "all").stdout or "[]")
+    rules = json.loads(host.run("ip", "-j", "rule", "show").stdout or "[]")
+    out = {
+        f"route {r['dst']} {r.get('dev', r.get('type'))} proto {r.get('protocol')}"
+        for r in shown
+        if r["dst"].startswith(("198.51.100.", "203.0.113."))
+    }
+    out |= {
+        f"rule {r['priority']} {_prefix(r, 'src') or _prefix(r, 'dst')} {r['table']}"
+        f" proto {r.get('protocol', '?')}"
+        for r in rules
+        if r["priority"] not in (0, 32766, 32767)
+    }
+    return out
+
+
+@pytest.mark.lab
+def test_static_routes_and_rules_whatever_the_state(
+    lab: LabFactory, start_halo: HaloFactory
+) -> None:
+    lb = lab(2)
+    h1, h2 = lb.hosts
+    routes = "198.51.100.0/24 dev eth0 scope link, blackhole 203.0.113.0/24 table 7"
+    rules = "from 198.51.100.0/24 table 7, to 203.0.113.0/24 priority 50 table 7"
+    start_halo(h1, config("h1", 150), state={"VI_1": "MASTER"})
+    b = start_halo(h2, static_config("h2", 100, routes, rules), state={"VI_1": "BACKUP"})
+    static = {
+        "route 198.51.100.0/24 eth0 proto keepalived",
+        "route 203.0.113.0/24 blackhole proto keepalived",
+        # keepalived's numbering: the static rule first (16384), then the instance's
+        "rule 16384 198.51.100.0/24 7 proto keepalived",
+        "rule 50 203.0.113.0/24 7 proto keepalived",
+    }
+    # a BACKUP has them: they do not follow the VRRP state
+    assert wait_until(lambda: kernel_view(h2) == static, 5.0, 0.05), (kernel_view(h2), b.log[-800:])
+
+    # a reload removes what is no longer configured and adds the new; the rest stays
+    b.reload(static_config("h2", 100, "198.51.100.0/24 dev eth0 scope link proto 77", rules))
+    changed = (static - {"route 203.0.113.0/24 blackhole proto keepalived"}) | {
+        "route 198.51.100.0/24 eth0 proto 77"
+    }
+    changed.discard("route 198.51.100.0/24 eth0 proto keepalived")
+    assert wait_until(lambda: kernel_view(h2) == changed, 5.0, 0.05), (
+        kernel_view(h2),
+        b.log[-800:],
+    )
+
+    b.stop()  # keepalived removes them on stop, and so does halo
+    assert kernel_view(h2) == set(), b.log

@@ -1,6 +1,7 @@
 """Schema and hooks of the ``routes`` backend: keepalived's ``virtual_routes`` and
-``virtual_rules``, written in each VRRP instance. The netlink work lives in
-:mod:`.runtime`, imported only when some instance has routes or rules.
+``virtual_rules``, written in each VRRP instance, and its ``static_routes`` and
+``static_rules`` (``global:``, in place whatever the VRRP state). The netlink work lives in
+:mod:`.runtime`, imported only when the configuration has routes or rules.
 
 This module is imported by ``halo check``: it must stay free of pyroute2 and sockets.
 """
@@ -43,6 +44,16 @@ def _number(key: str, text: str, high: int = 2**32 - 1) -> int:
     if not text.isdigit() or not 0 <= int(text) <= high:
         raise ValueError(f"{key} {text!r} must be a number from 0 to {high}")
     return int(text)
+
+
+PROTOCOLS = {"kernel": 2, "boot": 3, "static": 4, "keepalived": 18}
+"""Route protocols known by name (/etc/iproute2/rt_protos); others are given by number."""
+RTPROT_KEEPALIVED = 18
+"""The protocol keepalived's routes and rules carry when none is given."""
+
+
+def _protocol(key: str, text: str) -> int:
+    return PROTOCOLS[text] if text in PROTOCOLS else _number(key, text, 255)
 
 
 def _pairs(words: list[str], known: frozenset[str]) -> dict[str, str]:
@@ -97,7 +108,8 @@ class VirtualRoute:
         if not words:
             raise ValueError("needs a destination prefix")
         to = _network(words[0])
-        words = ["via" if w == "gw" else w for w in words[1:]]  # keepalived reads gw as via
+        # keepalived reads gw as via and takes protocol for proto
+        words = [{"gw": "via", "protocol": "proto"}.get(w, w) for w in words[1:]]
         if "or" in words:
             raise ValueError("several gateways ('or') are not supported")
         opts = _pairs(words, cls._KEYS - {"src"})
@@ -123,7 +135,7 @@ class VirtualRoute:
             _number("table", opts["table"]) if "table" in opts else None,
             _number("metric", opts["metric"]) if "metric" in opts else None,
             scope,
-            _number("proto", opts["proto"], 255) if "proto" in opts else None,
+            _protocol("proto", opts["proto"]) if "proto" in opts else None,
             kind,
         )
 
@@ -149,7 +161,8 @@ class VirtualRoute:
 @dataclass(frozen=True)
 class VirtualRule:
     """A policy-routing rule keepalived's way, as one line:
-    ``[from PREFIX] [to PREFIX] [iif IF] [oif IF] [fwmark N] [priority N] table N``."""
+    ``[from PREFIX] [to PREFIX] [iif IF] [oif IF] [fwmark N] [priority N] [protocol N]
+    table N``. Without a priority, keepalived's is given (:func:`keepalived_priorities`)."""
 
     table: int
     src: Network | None = None
@@ -158,9 +171,22 @@ class VirtualRule:
     oif: str | None = None
     fwmark: int | None = None
     priority: int | None = None
+    protocol: int | None = None
 
     _KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"from", "to", "iif", "oif", "fwmark", "priority", "preference", "pref", "table", "lookup"}
+        {
+            "from",
+            "to",
+            "iif",
+            "oif",
+            "fwmark",
+            "priority",
+            "preference",
+            "pref",
+            "table",
+            "lookup",
+            "protocol",
+        }
     )
 
     @property
@@ -192,6 +218,7 @@ class VirtualRule:
             opts.get("oif"),
             _number("fwmark", opts["fwmark"]) if "fwmark" in opts else None,
             _number("priority", prio) if prio is not None else None,
+            _protocol("protocol", opts["protocol"]) if "protocol" in opts else None,
         )
 
     def __str__(self) -> str:
@@ -203,6 +230,7 @@ class VirtualRule:
             ("oif", self.oif),
             ("fwmark", self.fwmark),
             ("priority", self.priority),
+            ("protocol", self.protocol),
         ):
             if value is not None:
                 words += [key, str(value)]
@@ -213,7 +241,7 @@ class VirtualRule:
         return {
             "type": "string",
             "description": "[from PREFIX] [to PREFIX] [iif IF] [oif IF] [fwmark N]"
-            " [priority N] table N",
+            " [priority N] [protocol N] table N",
         }
 
 
@@ -231,9 +259,43 @@ class RoutesInstanceOptions:
     ] = field(default_factory=list)
 
 
+@dataclass(frozen=True, kw_only=True)
+class RoutesGlobalOptions:
+    """What this backend adds to the ``global:`` settings: keepalived's ``static_routes`` and
+    ``static_rules``."""
+
+    static_routes: Annotated[
+        list[VirtualRoute],
+        Doc("routes added when halo starts, whatever the VRRP states, removed when it stops"),
+    ] = field(default_factory=list)
+    static_rules: Annotated[
+        list[VirtualRule],
+        Doc("policy-routing rules added when halo starts, removed when it stops"),
+    ] = field(default_factory=list)
+
+
+RULE_START_PRIORITY = 16384
+"""keepalived's priority for the first rule written without one (vrrp_iprule.c)."""
+
+
+def keepalived_priorities(rules: list[VirtualRule]) -> dict[int, int]:
+    """The priority keepalived gives each rule written without one, by position in
+    ``rules`` (the static rules, then each instance's, in file order): 16384 for the first
+    of a family, one less for each next one of that family, so that the rules keep their
+    order whichever instance adds its rules first. Counted afresh at every (re)load, as
+    keepalived does."""
+    following = {4: RULE_START_PRIORITY, 6: RULE_START_PRIORITY}
+    out = {}
+    for i, rule in enumerate(rules):
+        if rule.priority is None:
+            out[i] = following[rule.family]
+            following[rule.family] -= 1
+    return out
+
+
 @hookimpl
 def halo_config_extensions() -> dict[str, type]:
-    return {"vrrp_instance": RoutesInstanceOptions}
+    return {"vrrp_instance": RoutesInstanceOptions, "global": RoutesGlobalOptions}
 
 
 @hookimpl

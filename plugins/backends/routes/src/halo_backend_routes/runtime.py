@@ -12,7 +12,7 @@ from typing import Any
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from halo_backend_routes.plugin import VirtualRoute, VirtualRule
+from halo_backend_routes.plugin import RTPROT_KEEPALIVED, VirtualRoute, VirtualRule
 
 log = logging.getLogger("halo.routes")
 
@@ -56,8 +56,8 @@ class Netlink:
             args["priority"] = route.metric
         if route.scope is not None:
             args["scope"] = SCOPES[route.scope]
-        if route.proto is not None:
-            args["proto"] = route.proto
+        # keepalived's routes are proto keepalived (18) unless the line says otherwise
+        args["proto"] = route.proto if route.proto is not None else RTPROT_KEEPALIVED
         return args
 
     def _rule_args(self, rule: VirtualRule) -> dict[str, Any]:
@@ -74,6 +74,7 @@ class Netlink:
             args["fwmark"] = rule.fwmark
         if rule.priority is not None:
             args["priority"] = rule.priority
+        args["protocol"] = rule.protocol if rule.protocol is not None else RTPROT_KEEPALIVED
         return args
 
     async def add_route(self, instance: str, route: VirtualRoute) -> None:

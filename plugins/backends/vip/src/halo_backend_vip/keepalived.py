@@ -1,11 +1,23 @@
 """keepalived's global gratuitous ARP settings (``vrrp_garp_*``, ``vrrp_gna_interval``,
 ``vrrp_min_garp`` in ``global_defs``), for ``halo convert`` (imported only by the
 ``halo_convert_keepalived`` hook): they become the vip backend's settings; the same
-settings in a ``vrrp_instance`` become that instance's own."""
+settings in a ``vrrp_instance`` become that instance's own. keepalived's top-level
+``static_ipaddress`` block becomes ``global.static_ipaddress``."""
 
 from __future__ import annotations
 
-from halo_tool_convert.api import Converter, InstanceState, Keyword, Node, YMap
+from typing import Any
+
+from halo_tool_convert.api import (
+    Converter,
+    InstanceState,
+    Keyword,
+    Node,
+    YMap,
+    YSeq,
+    global_section,
+    virtual_address,
+)
 
 GARP_KEYWORDS = (
     "vrrp_garp_master_delay",
@@ -69,7 +81,32 @@ def i_garp(conv: Converter, node: Node, st: InstanceState) -> None:
         conv.put(st, node, kw, value)
 
 
+def static_ipaddress(conv: Converter, node: Node, _: Any) -> None:
+    """Each line read as a virtual address is; one without ``dev`` takes global_defs'
+    default_interface, as in keepalived, or is left out (keepalived refuses it too)."""
+    if not conv.need_block(node):
+        return
+    seq = YSeq()
+    for child in node.children:
+        line = virtual_address(conv, child)
+        if line is None:
+            continue
+        if " dev " not in f" {line} ":
+            if conv.default_interface is None:
+                conv.error(
+                    child.loc,
+                    f"static_ipaddress {child.keyword}: no dev (and no default_interface)",
+                )
+                continue
+            line += f" dev {conv.default_interface}"
+        seq.append(line, loc=child.loc, comments=child.comments, trailing=child.trailing)
+    if not seq.is_empty():
+        conv.put(global_section(conv, node.loc), node, node.keyword, seq)
+
+
 def keywords() -> list[Keyword]:
-    return [Keyword("global_defs", kw, g_garp) for kw in GARP_KEYWORDS] + [
-        Keyword("vrrp_instance", kw, i_garp) for kw in INSTANCE_KEYWORDS
+    return [
+        *(Keyword("global_defs", kw, g_garp) for kw in GARP_KEYWORDS),
+        *(Keyword("vrrp_instance", kw, i_garp) for kw in INSTANCE_KEYWORDS),
+        Keyword("top", "static_ipaddress", static_ipaddress),
     ]

@@ -1,4 +1,4 @@
-"""The ``vip`` backend's options: its own and those it adds to VRRP instances.
+"""The ``vip`` backend's options: its own and those it adds to VRRP instances and to ``global``.
 
 Apart from :mod:`.plugin` (the hooks), so that the VRRP process, which reads these in its
 configuration, imports neither the hooks nor pluggy.
@@ -6,9 +6,10 @@ configuration, imports neither the hooks nor pluggy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
+from halo_core.config.model import VirtualAddress
 from halo_core.plugin_api import BackendConfig
 from halo_core.schema import Alias, Doc, Range, Seconds
 
@@ -133,3 +134,23 @@ class VipInstanceOptions:
         Range(0, 1),
         Doc("pause between two unsolicited neighbour advertisements of a burst"),
     ] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VipGlobalOptions:
+    """What this backend adds to the ``global:`` settings: keepalived's ``static_ipaddress``."""
+
+    static_ipaddress: Annotated[
+        list[VirtualAddress],
+        Doc(
+            "addresses added when halo starts, whatever the VRRP states, and removed when it"
+            " stops; never announced (keepalived's static_ipaddress). Each names its dev"
+        ),
+    ] = field(default_factory=list)
+
+    def __check__(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [
+            (("static_ipaddress", i), "needs dev INTERFACE (it belongs to no VRRP instance)")
+            for i, address in enumerate(self.static_ipaddress)
+            if address.dev is None
+        ]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from halo_backend_vip.options import VipBackendConfig, VipInstanceOptions
+from halo_backend_vip.options import VipBackendConfig, VipGlobalOptions, VipInstanceOptions
 from halo_core.hookspecs import hookimpl
 from halo_core.plugin_api import PluginType
 
-__all__ = ["VipBackendConfig", "VipInstanceOptions"]
+__all__ = ["VipBackendConfig", "VipGlobalOptions", "VipInstanceOptions"]
 
 
 @hookimpl
@@ -31,7 +31,7 @@ def halo_plugin_types() -> list[PluginType]:
 
 @hookimpl
 def halo_config_extensions() -> dict[str, type]:
-    return {"vrrp_instance": VipInstanceOptions}
+    return {"vrrp_instance": VipInstanceOptions, "global": VipGlobalOptions}
 
 
 @hookimpl

@@ -28,6 +28,11 @@ What it does, per VRRP instance with virtual addresses (``virtual_ipaddress`` an
   (:mod:`.netlink`); a VIP that disappears while MASTER is added back and re-announced.
   A periodic reconcile (``reconcile_interval``) repeats the whole comparison as a safety
   net, also removing marked addresses no MASTER instance wants and re-reading MACs.
+* **Static addresses** (``global.static_ipaddress``, keepalived's ``static_ipaddress``):
+  added at start whatever the VRRP states (once the VRRP engine has chosen each interface's
+  source address: see :meth:`VipBackend._add_static`), never announced, kept by the reconcile,
+  changed by a reload (those no longer listed removed, the new ones added), removed at
+  :meth:`stop`. One that cannot be added is logged and retried by every reconcile.
 * **Failures**: an address that cannot be added (interface missing, kernel refusal) is
   left out, as keepalived does: logged once with the reason, listed in the status
   (``unavailable``), tried again by every reconcile (so it appears when its interface
@@ -67,7 +72,7 @@ from halo_backend_vip.accept import NoAcceptFirewall
 from halo_backend_vip.announce import Announcer, Port, link_info
 from halo_backend_vip.claims import ClaimGuard
 from halo_backend_vip.netlink import AddressClient, AddressEvent, AddressMonitor, NetlinkError
-from halo_backend_vip.options import VipBackendConfig, VipInstanceOptions
+from halo_backend_vip.options import VipBackendConfig, VipGlobalOptions, VipInstanceOptions
 from halo_core.bus import Subscription
 from halo_core.config.model import HaloConfig
 from halo_core.events import (
@@ -145,6 +150,10 @@ class Vip:
 
 AddressKey = tuple[int, IPAddress, int | None]  # (ifindex, address, IPv4 prefix length)
 
+STATIC = "static_ipaddress"
+"""The name the static addresses go by in logs and status (no VRRP instance has it: they are
+kept apart)."""
+
 
 @dataclass(frozen=True)
 class KernelAddress:
@@ -209,6 +218,8 @@ class VipBackend(Backend):
             name: Instance(name, vips, settings)
             for name, (vips, settings) in self._wanted_vips(context.config).items()
         }
+        self.static = Instance(STATIC, self._static_vips(context.config), config)
+        self.static_pending = True  # not added yet (see _add_static)
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
         self.ports: dict[str, Port] = {}
         self.announcer = Announcer(context.clock, self.ports.get)
@@ -242,6 +253,11 @@ class VipBackend(Backend):
             if vips:
                 out[name] = (vips, self._settings(icfg.extensions[VipInstanceOptions]))
         return out
+
+    @staticmethod
+    def _static_vips(config: HaloConfig) -> tuple[Vip, ...]:
+        listed = config.global_.extensions[VipGlobalOptions].static_ipaddress
+        return tuple(Vip(v.address, v.dev or "", v.label, v.scope, v.broadcast) for v in listed)
 
     def _settings(self, own: VipInstanceOptions) -> VipBackendConfig:
         """The backend's announcement settings with an instance's own (keepalived's
@@ -291,7 +307,34 @@ class VipBackend(Backend):
             self._left_out(inst, failed)
         self.v4_devs = {v.dev for i in self.instances.values() for v in i.vips if not v.v6}
         self.claims.update(self.instances.values())
+        await self._reload_static(self._static_vips(config))
         await self.firewall.apply(config)
+
+    async def _reload_static(self, vips: tuple[Vip, ...]) -> None:
+        """keepalived's reload: the static addresses no longer listed go (if ours), the new
+        ones are added, the others are not touched."""
+        static = self.static
+        if vips == static.vips:
+            return
+        if self.static_pending:
+            static.vips = vips  # added with the others
+            return
+        dropped = tuple(v for v in static.vips if v not in vips)
+        async with static.lock:
+            static.vips = vips
+            static.owned -= set(dropped)
+            static.foreign -= set(dropped)
+            for vip in dropped:
+                static.unavailable.pop(vip, None)
+            removed, _ = await self._remove_ours(Instance(STATIC, dropped, self.config))
+            added, failed = await self._ensure(static, [v for v in vips if v not in static.held])
+        log.info(
+            "%s: reload: added %s, removed %s",
+            STATIC,
+            ", ".join(map(str, added)) or "nothing",
+            ", ".join(map(str, removed)) or "nothing",
+        )
+        self._left_out(static, failed)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -313,6 +356,8 @@ class VipBackend(Backend):
                     self.counters["leftovers_removed"] += 1
                     log.warning("%s: removed %s left behind by a previous run", self.name, addr)
             self.monitor = AddressMonitor(self._on_address_event, self._on_overrun)
+            if not self.context.config.vrrp_instances:
+                await self._add_static()
         except BaseException:
             self.ipr.close()
             await self.firewall.remove()
@@ -338,6 +383,21 @@ class VipBackend(Backend):
             len(self.instances),
         )
 
+    async def _add_static(self) -> None:
+        """Add the static addresses: at the first VRRP state change (the engine has read its
+        interfaces by then), or at start when there is no VRRP instance. keepalived never
+        takes one of its own addresses as an interface's address for its adverts, and
+        halo's engine takes the interface's first address when it starts: a static address
+        of scope link, which the kernel lists first, would otherwise become the source of
+        every advert (keepalived's vrrp.static_ipaddress sample)."""
+        self.static_pending = False
+        if not self.static.vips or self.closing:
+            return
+        async with self.static.lock:
+            added, failed = await self._ensure(self.static, self.static.vips)
+        log.info("%s: added %s", STATIC, ", ".join(map(str, added)) or "nothing new")
+        self._left_out(self.static, failed)
+
     async def stop(self) -> None:
         self.closing = True
         if self.first_announce is not None:
@@ -354,7 +414,7 @@ class VipBackend(Backend):
         self.claims.close()
         if self.ipr is not None:
             async with self._all_locks():
-                for inst in self.instances.values():
+                for inst in (*self.instances.values(), self.static):
                     inst.master = False
                     inst.owned.clear()
                     inst.foreign.clear()
@@ -389,6 +449,8 @@ class VipBackend(Backend):
 
     async def handle(self, event: Event) -> None:
         try:
+            if isinstance(event, VrrpStateChanged) and self.static_pending:
+                await self._add_static()
             if isinstance(event, VrrpStateChanged):
                 inst = self.instances.get(event.instance)
                 if inst is None:
@@ -653,10 +715,11 @@ class VipBackend(Backend):
         if vip not in inst.noted_foreign:
             inst.noted_foreign.add(vip)
             log.warning(
-                "%s: %s is already configured by someone else: announcing it, but it is not"
-                " halo's and will not be removed",
+                "%s: %s is already configured by someone else: %sit is not halo's and will"
+                " not be removed",
                 inst.name,
                 vip,
+                "" if inst is self.static else "announcing it, but ",
             )
 
     async def _remove_ours(self, inst: Instance) -> tuple[list[Vip], list[str]]:
@@ -681,9 +744,10 @@ class VipBackend(Backend):
         return removed, failures
 
     def _wanted(self, addr: KernelAddress, besides: Instance | None = None) -> bool:
-        """Whether a MASTER instance (other than ``besides``) holds ``addr`` as its own."""
-        for inst in self.instances.values():
-            if inst is besides or not inst.master:
+        """Whether a MASTER instance (other than ``besides``) or the static addresses hold
+        ``addr`` as its own."""
+        for inst in (*self.instances.values(), self.static):
+            if inst is besides or not (inst.master or inst is self.static):
                 continue
             for vip in inst.owned:
                 port = self.ports.get(vip.dev)
@@ -804,8 +868,8 @@ class VipBackend(Backend):
             # 255 instances it held the event loop (and the adverts) for a few hundred ms.
             wanted = {
                 vip.key(port.index)
-                for inst in self.instances.values()
-                if inst.master
+                for inst in (*self.instances.values(), self.static)
+                if inst.master or inst is self.static
                 for vip in inst.owned
                 if (port := self.ports.get(vip.dev)) is not None
             }
@@ -818,14 +882,19 @@ class VipBackend(Backend):
                 if inst.master:
                     restored, failed = await self._repair_indexed(inst, by_key)
                     results.append((inst, restored, failed))
+            # Static addresses that could not be added are tried again; one removed by
+            # someone else stays removed (keepalived does not put it back either).
+            _, static_failed = await self._ensure(self.static, list(self.static.unavailable))
         for inst, restored, failed in results:
             self._after_repair(inst, restored, failed)
+        self._left_out(self.static, static_failed)
 
     @contextlib.asynccontextmanager
     async def _all_locks(self) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             for name in sorted(self.instances):  # one order everywhere: no deadlock
                 await stack.enter_async_context(self.instances[name].lock)
+            await stack.enter_async_context(self.static.lock)
             yield
 
     def _refresh_macs(self) -> None:
@@ -854,6 +923,12 @@ class VipBackend(Backend):
                     "counters": {k: inst.counters[k] for k in COUNTERS},
                 }
                 for name, inst in self.instances.items()
+            },
+            STATIC: {
+                "addresses": [str(v) for v in self.static.vips],
+                "owned": [str(v) for v in self.static.vips if v in self.static.owned],
+                "foreign": [str(v) for v in self.static.vips if v in self.static.foreign],
+                "unavailable": {str(v): why for v, why in self.static.unavailable.items()},
             },
             "interfaces": {
                 dev: {"index": p.index, "mac": p.mac.hex(":") if p.mac else None}

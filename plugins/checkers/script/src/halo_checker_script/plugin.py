@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -59,6 +61,24 @@ class ScriptCheck(CheckerConfig):
     @property
     def argv(self) -> list[str]:
         return shlex.split(self.script) if isinstance(self.script, str) else list(self.script)
+
+    def disabled(self) -> str | None:
+        """keepalived 2.2.7 disables a script that is not found or not executable when it
+        reads its configuration ("Disabling track script ... since not found/accessible"):
+        the instances tracking it ignore it rather than go to FAULT."""
+        try:
+            program = self.argv[0]
+        except (ValueError, IndexError):
+            return None  # __check__ refuses the configuration
+        if "/" not in program:
+            if shutil.which(program) is None:
+                return f"script {program!r} is not found in PATH"
+            return None
+        if not os.path.isfile(program):
+            return f"script {program} is not found"
+        if not os.access(program, os.X_OK):
+            return f"script {program} is not executable"
+        return None
 
     def __check__(self) -> list[tuple[tuple[str | int, ...], str]]:
         problems: list[tuple[tuple[str | int, ...], str]] = []

@@ -16,6 +16,7 @@ from halo_tool_convert.checker import COMMON as CHECKER_KEYWORDS
 from halo_tool_convert.checker import CheckerSpec, block
 from halo_tool_convert.checker import c_default as checker_setting
 from halo_tool_convert.emit import YMap, YSeq
+from halo_tool_convert.global_defs import global_section
 from halo_tool_convert.mapping import FINISH_BLOCKS, TABLES, Converter
 from halo_tool_convert.notifiers import NOTIFY_KEYWORDS, block_map, notify_command
 from halo_tool_convert.parser import Node
@@ -32,6 +33,7 @@ from halo_tool_convert.state import (
     VsState,
 )
 from halo_tool_convert.values import Finish, Handler, I, Keyword, Report, Skip, Table, U
+from halo_tool_convert.vrrp_instance import virtual_address
 from halo_tool_convert.vrrp_script import add_check as add_script_check
 from halo_tool_convert.vrrp_script import script_def, track_seq, weight_words
 
@@ -67,9 +69,11 @@ __all__ = [
     "block_map",
     "checker",
     "checker_setting",
+    "global_section",
     "notify_command",
     "script_def",
     "track_seq",
+    "virtual_address",
     "weight_words",
 ]
 

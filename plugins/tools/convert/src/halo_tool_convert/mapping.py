@@ -95,9 +95,10 @@ TOP: Table = {
     "virtual_server_group": virtual_server.virtual_server_group,
     "bfd_instance": BFD,
     "garp_group": U("halo has no per-interface gratuitous ARP groups"),
-    "static_ipaddress": STATIC,
-    "static_routes": STATIC,
-    "static_rules": STATIC,
+    # converted by the vip and routes backends (these answers apply when they are missing)
+    "static_ipaddress": U("needs the vip backend (pip install halo-backend-vip)"),
+    "static_routes": U("needs the routes backend (pip install halo-backend-routes)"),
+    "static_rules": U("needs the routes backend (pip install halo-backend-routes)"),
     "track_group": STATIC,
     "linkbeat_interfaces": LINKBEAT,
     "interface_up_down_delays": U("halo has no interface up/down debouncing"),

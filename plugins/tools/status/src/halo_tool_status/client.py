@@ -197,8 +197,8 @@ def render(snap: dict[str, Any]) -> str:
                 _seconds(c.get("last_latency")) if c.get("runs") else None,
                 c["runs"],
                 c["failures"] + c["timeouts"] + c["errors"],
-                (c.get("last_message") or "").splitlines()[0][:60]
-                if c.get("last_message")
+                (c.get("disabled") or c.get("last_message") or "").splitlines()[0][:60]
+                if c.get("disabled") or c.get("last_message")
                 else None,
             ]
             for c in checks

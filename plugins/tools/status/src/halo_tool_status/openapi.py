@@ -40,7 +40,7 @@ CHECK = _obj(
     {
         "name": STR,
         "type": STR,
-        "state": {"enum": ["UP", "DOWN"]},
+        "state": {"enum": ["UP", "DOWN", "DISABLED"]},
         "up": BOOL,
         "runs": INT,
         "successes": INT,
@@ -55,6 +55,11 @@ CHECK = _obj(
         "start_error": {
             **OPT_STR,
             "description": "why the checker could not be built (it fails every round)",
+        },
+        "disabled": {
+            **OPT_STR,
+            "description": "why the check cannot run at all: it never runs, and the VRRP"
+            " instances tracking it ignore it (keepalived's disabled script)",
         },
     }
 )

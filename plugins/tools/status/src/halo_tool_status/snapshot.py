@@ -172,7 +172,7 @@ def _check(runner: CheckRunner) -> dict[str, Any]:
         "name": runner.name,
         "type": runner.ptype.name,
         "up": runner.up,
-        "state": "UP" if runner.up else "DOWN",
+        "state": "DISABLED" if runner.disabled else "UP" if runner.up else "DOWN",
         "runs": s.runs,
         "successes": s.successes,
         "failures": s.failures,
@@ -185,6 +185,8 @@ def _check(runner: CheckRunner) -> dict[str, Any]:
         "dynamic_weight": runner.dynamic_weight,
         # why the checker could not be built (it then fails every round): null when it runs
         "start_error": runner.start_error,
+        # why the check cannot run at all (keepalived disables it; tracking ignores it)
+        "disabled": runner.disabled,
     }
 
 
