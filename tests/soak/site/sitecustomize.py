@@ -68,6 +68,7 @@ if _OUT:
         worker = sys.argv[0].replace(os.sep, ".").endswith("halo_core.worker.py")
         role = "worker" if worker else "vrrp"
         pid = os.getpid()
+        netns = os.stat("/proc/self/ns/net").st_ino  # which lab host (bench/failover/hold)
         fh = open(str(_OUT), "a", buffering=1)  # noqa: SIM115 - open as long as the loop runs
         worst = [0.0]  # the longest beat gap since the last sample
         beat = [time.monotonic(), _usage()]
@@ -86,6 +87,7 @@ if _OUT:
                     "t": time.time(),
                     "pid": pid,
                     "role": role,
+                    "netns": netns,
                     "tasks": len(asyncio.all_tasks(loop)),
                     "fds": len(os.listdir("/proc/self/fd")),
                     "rss_kb": _rss_kb(),
@@ -111,6 +113,7 @@ if _OUT:
                         "t": time.time(),
                         "pid": pid,
                         "role": role,
+                        "netns": netns,
                         "stall": round(gap, 4),
                         "cpu": round(usage[0] - before[0], 4),
                         "vcsw": usage[1] - before[1],
