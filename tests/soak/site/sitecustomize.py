@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 
 _OUT = os.environ.get("HALO_SOAK_SAMPLES")
-SAMPLE_EVERY = 1.0
+SAMPLE_EVERY = 1.0  # seconds
 BEAT_EVERY = 0.01
 
 if _OUT:
     import asyncio
     import json
+    import queue
     import resource
     import sys
     import threading
@@ -69,7 +70,15 @@ if _OUT:
         role = "worker" if worker else "vrrp"
         pid = os.getpid()
         netns = os.stat("/proc/self/ns/net").st_ino  # which lab host (bench/failover/hold)
-        fh = open(str(_OUT), "a", buffering=1)  # noqa: SIM115 - open as long as the loop runs
+        # Written by a thread of its own: a write to a file can block for seconds on a busy
+        # disk, and the sampler must not stall the loop it measures (it did: 7.6 s).
+        pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+        def writer() -> None:
+            with open(str(_OUT), "a", buffering=1) as fh:
+                while True:
+                    fh.write(pending.get())
+
         worst = [0.0]  # the longest beat gap since the last sample
         beat = [time.monotonic(), _usage()]
         main = threading.get_ident()
@@ -77,7 +86,7 @@ if _OUT:
 
         def write(record: dict[str, object]) -> None:
             if os.getpid() == pid:  # not in a forked child (the reload's validation)
-                fh.write(json.dumps(record) + "\n")
+                pending.put(json.dumps(record) + "\n")
 
         def sample() -> None:
             if loop.is_closed():
@@ -139,6 +148,7 @@ if _OUT:
                     if frame is not None:
                         stacks[last] = "".join(traceback.format_stack(frame, limit=12))
 
+        threading.Thread(target=writer, name="soak-writer", daemon=True).start()
         loop.call_soon(sample)
         loop.call_soon(heartbeat)
         if _STALL:
