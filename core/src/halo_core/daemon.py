@@ -684,7 +684,10 @@ def run_vrrp(found: Verdict, *, log_level: str | None = None, log_format: str | 
 
 def _serve(daemon: Daemon, log_level: str | None, log_format: str | None) -> int:
     g = daemon.config.model.global_
-    halo_log.setup(log_level or g.log_level, log_format or g.log_format)
+    # The process that runs VRRP writes its log from a thread: a blocked write must not
+    # hold the loop that sends adverts.
+    background = daemon.role != "worker"
+    halo_log.setup(log_level or g.log_level, log_format or g.log_format, background=background)
     for err in daemon.plugins.errors:
         log.error("plugin %s not loaded: %s", err.name, err.message)
     from halo_core.scheduler import new_event_loop
