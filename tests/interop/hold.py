@@ -99,6 +99,7 @@ class PairResult:
     backup_adverts: int = 0  # during the hold: each one is a false takeover's
     false_takeovers: int = 0  # backup took over though its master was heard < MDI before
     after_silence: int = 0  # takeovers after the master had been silent for MDI or more
+    after_resigning: int = 0  # takeovers after the master's priority-0 advert (it resigned)
     takeovers_ms: list[float] = field(default_factory=list)  # kill -9: last -> first advert
     bound_ms: float = V3_10MS.master_down(BACKUP_PRIO) * 1000
     cpu_core: dict[str, float] = field(default_factory=dict)  # per node, all its processes
@@ -122,6 +123,7 @@ class HoldReport:
 
         row("false takeovers", lambda p: p.false_takeovers)
         row("takeovers after a silent MDI", lambda p: p.after_silence)
+        row("takeovers after the master resigned", lambda p: p.after_resigning)
         row("backup adverts during hold", lambda p: p.backup_adverts)
         row("master adverts", lambda p: p.adverts)
         row("jitter p50 / p99 / max (ms)", _jitter)
@@ -287,17 +289,32 @@ def _hold_figures(
     firsts = [
         t for prev, t in zip([float("-inf"), *backup], backup, strict=False) if t - prev > mdi
     ]
+    resigned = {a.time for a in wire.sent_by(pair.master_src, after=t0) if a.priority == 0}
     false: list[tuple[float, float]] = []
     for first in firsts:
         # Right only if the master had been silent for Master_Down_Interval (its own stall:
         # the machine's, when both implementations' masters show the same gaps).
         heard = [t for t in master if t < first]
-        if heard and first - heard[-1] < mdi:
+        if heard and heard[-1] in resigned:
+            result.after_resigning += 1  # keepalived's master on a failed vrrp_script
+        elif heard and first - heard[-1] < mdi and not _one_burst(heard, first, mdi):
             result.false_takeovers += 1
             false.append((first, heard[-1]))
         else:
             result.after_silence += 1
     return false
+
+
+BURST = 0.001
+"""Seconds: two adverts crossing the switch this close together left a stalled machine in
+one burst (the kernel delivered them in one pass), whenever each was sent."""
+
+
+def _one_burst(heard: list[float], first: float, mdi: float) -> bool:
+    """The master's last advert reached the switch in one burst with the backup's first,
+    after the master had been silent for Master_Down_Interval: the backup was right (the
+    master's late advert had not been delivered when it decided)."""
+    return len(heard) >= 2 and first - heard[-1] <= BURST and heard[-1] - heard[-2] >= mdi
 
 
 def _explain(
