@@ -71,8 +71,16 @@ class Daemon:
     def samples_path(self) -> Path:
         return self.workdir / f"{self.name}.samples.jsonl"
 
+    def _write_config(self) -> None:
+        # Whole or not at all (a rename): a reload still queued from a SIGHUP storm reads
+        # the file at any moment, and a half-written one removed all of a's instances
+        # (priority 0 adverts: b took over, a false takeover of the soak's own making).
+        tmp = self.config_path.with_name(self.config_path.name + ".new")
+        tmp.write_text(self.config)
+        os.replace(tmp, self.config_path)
+
     def start(self) -> None:
-        self.config_path.write_text(self.config)
+        self._write_config()
         path = os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH", "")) if p)
         env = {
             "HALO_SOAK_SAMPLES": str(self.samples_path),
@@ -94,7 +102,7 @@ class Daemon:
 
     def reload(self, config: str) -> None:
         self.config = config
-        self.config_path.write_text(config)
+        self._write_config()
         self.signal(signal.SIGHUP)
 
     def records(self) -> list[dict[str, object]]:
@@ -432,7 +440,16 @@ def evidence(
     directory: ``takeover-<s>.pcap`` and ``takeover-<s>.log`` (both daemons' log lines)."""
     lo, hi = t - BEFORE, t + AFTER
     tag = f"{t - start:.1f}"
-    out = [f"around +{tag} s ({inst}):"]
+    reasons = [
+        str(r.get("reason", ""))
+        for d in (a, b)
+        for r in d.records()
+        if r.get("instance") == inst
+        and r.get("to_state") in ("MASTER", "BACKUP", "FAULT")
+        and isinstance(r.get("time"), str)
+        and abs(datetime.fromisoformat(str(r["time"])).timestamp() - t) < 0.001
+    ]
+    out = [f"around +{tag} s ({inst}: {reasons[0] if reasons else 'no reason logged'}):"]
     for d in (a, b):
         stalls = [s for s in d.stalls() if lo <= s["t"] <= hi]
         for s in sorted(stalls, key=lambda s: -s["stall"])[:4]:
