@@ -77,6 +77,7 @@ class Daemon:
         self.notifiers: dict[str, Notifier] = {}
         self.failed_backends: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
+        self._reload_waiting = False  # a SIGHUP's reload not started yet (see run_forever)
         # The checks' states as the worker last told them (role "vrrp"): what tracking reads
         # when it is (re)built, and what a restarted worker starts its checks from.
         self.known_checks: dict[str, bool] = {}
@@ -399,9 +400,11 @@ class Daemon:
         refusing its reload) has the parts applied before it put back. Unchanged instances, checks,
         pools, notifiers and backends are not touched (no advert, no announcement, no address
         change); changed ones are updated in place where possible. Reloads run one at a
-        time: two quick SIGHUPs apply the file twice, in order, never interleaved.
+        time, never interleaved; SIGHUPs that arrive while a reload waits to start are that
+        one reload (it reads the file as it is then).
         """
         async with self._reload_lock:
+            self._reload_waiting = False  # a SIGHUP from now on reads the file again
             try:
                 return await self._reload()
             except Exception as exc:  # costs the reload, never the daemon (SIGHUP's task)
@@ -553,6 +556,12 @@ class Daemon:
         reloads: set[asyncio.Task[bool]] = set()
 
         def on_hup() -> None:
+            if self._reload_waiting:
+                # The reload that waits reads the file when it starts: another would only
+                # validate the same file again (a storm of 20 SIGHUPs kept a's VRRP process
+                # forking validations for 40 s in the soak).
+                return
+            self._reload_waiting = True
             task = loop.create_task(self._reload_on_signal())
             reloads.add(task)
             task.add_done_callback(reloads.discard)
