@@ -4,10 +4,13 @@ running the load of ``bench/checks`` §6 (TCP and HTTP checks, a blocking and a 
 third-party checker). Prints false takeovers (adverts from a backup while its master runs),
 the masters' advert jitter and missed adverts, then kill -9 of each master ``--trials``
 times: its last advert to the backup's first, against Master_Down_Interval (36.5 ms).
-Scenario: tests/interop/hold.py.
+``--explain`` says what surrounded each false takeover: when the master's adverts reached
+the backup's own interface, the halo processes' loop stalls, the other pair's master at that
+moment (``--workdir`` keeps the captures and logs). Scenario: tests/interop/hold.py.
 
     sudo uv run python bench/failover/hold.py [--seconds 600] [--trials 3]
         [--tcp 500] [--http 50] [--blocking 1] [--spinning 1] [--keepalived-rt 1]
+        [--explain] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ def main() -> int:
         help="keepalived's vrrp_rt_priority (default 1, halo's default; 0: unset)",
     )
     p.add_argument("--workdir", type=Path, help="keep the captures and logs here")
+    p.add_argument(
+        "--explain", action="store_true", help="explain each false takeover (more captures)"
+    )
     p.add_argument("--out", type=Path, help="JSON results (default bench/results/hold-<time>.json)")
     args = p.parse_args()
     reason = lab_unavailable_reason()
@@ -59,6 +65,7 @@ def main() -> int:
             warmup=args.warmup,
             keepalived_rt=args.keepalived_rt,
             progress=lambda msg: print(msg, flush=True),
+            explain=args.explain,
         )
     print(report.text())
     out = args.out or ROOT / "bench" / "results" / time.strftime("hold-%Y%m%d-%H%M%S.json")

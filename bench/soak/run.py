@@ -3,9 +3,13 @@ on the master, a reload every 10 s and a random fault from the matrix every 30 s
 hour by default. Prints the reloads and faults, false takeovers, and per process (each
 daemon's VRRP process, a's worker) the RSS after the warm-up (start, end, slope per hour,
 the curve), open descriptors and asyncio tasks (first and second half) and tracebacks.
-Scenario: tests/soak/soak.py.
+Each false takeover is explained from what surrounded it: every process's loop stalls
+(with the CPU used meanwhile and the stack), b's raw socket drops, the load, and with
+``--capture`` when a's adverts reached b; the seconds around it stay in the work directory
+(``takeover-*.pcap``, ``takeover-*.log``) beside the full logs. Scenario: tests/soak/soak.py.
 
     sudo uv run python bench/soak/run.py [--seconds 3600] [--check-interval 1]
+        [--faults hup-storm-a,sigstop-b] [--capture]
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "soak"))
 
 from halo_tool_lab.netns import lab_unavailable_reason  # noqa: E402
-from soak import run_soak  # noqa: E402
+from soak import FAULTS, run_soak  # noqa: E402
 
 
 def main() -> int:
@@ -32,7 +36,17 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=120.0, help="seconds not judged")
     p.add_argument("--seed", type=int, default=15, help="of the fault choice")
     p.add_argument("--workdir", type=Path, default=ROOT / "bench" / "results" / "soak")
+    p.add_argument(
+        "--faults", default="", help=f"comma-separated kinds to choose from ({', '.join(FAULTS)})"
+    )
+    p.add_argument(
+        "--capture", action="store_true", help="record the adverts reaching b (explains takeovers)"
+    )
     args = p.parse_args()
+    faults = tuple(k for k in args.faults.split(",") if k)
+    unknown = [k for k in faults if k not in FAULTS]
+    if unknown:
+        p.error(f"unknown fault {unknown[0]!r} (known: {', '.join(FAULTS)})")
     reason = lab_unavailable_reason()
     if reason:
         raise SystemExit(f"bench/soak: {reason}")
@@ -46,6 +60,8 @@ def main() -> int:
         fault_every=args.fault_every,
         warmup=args.warmup,
         seed=args.seed,
+        faults=faults,
+        capture=args.capture,
         log=lambda s: print(s, flush=True),
     )
     print(report.text())

@@ -18,6 +18,13 @@ times per pair: kill -9 of the master at a random point of the interval, the tim
 last advert to the backup's first (bound: Master_Down_Interval = 3 x 10 ms + Skew_Time,
 36.5 ms at priority 90), and the master is started again (it preempts).
 
+With ``explain``, each false takeover is explained: a capture at each backup's own
+interface shows when the master's adverts reached it (a delay between the switch and the
+backup is the kernel's delivery, which no implementation can see past), every halo process
+records its event loop's stalls (``tests/soak/site``: the CPU it used meanwhile, its
+scheduling, its stack), and the other pair's master at the same moment tells a machine-wide
+stall from one implementation's.
+
 Used by ``bench/failover/hold.py`` (10 minutes) and ``test_hold.py`` (CI: seconds).
 """
 
@@ -43,6 +50,8 @@ from halo_tool_lab.netns import Host, Lab, Proc
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ROOT / "bench" / "checks" / "run.py"  # its `serve` sub-command
 MISBEHAVING_SITE = ROOT / "tests" / "isolation" / "site"
+SAMPLER_SITE = ROOT / "tests" / "soak" / "site"  # loop stalls, with explain
+EXPLAIN_STALL = 0.02  # seconds: a loop gap this long is recorded, with explain
 V3_10MS = Proto("v3-ipv4-10ms", 3, False, 0.01)
 MASTER_PRIO, BACKUP_PRIO = 100, 90
 VRIDS = {"halo": 51, "keepalived": 52}
@@ -90,10 +99,12 @@ class PairResult:
     backup_adverts: int = 0  # during the hold: each one is a false takeover's
     false_takeovers: int = 0  # backup took over though its master was heard < MDI before
     after_silence: int = 0  # takeovers after the master had been silent for MDI or more
+    after_resigning: int = 0  # takeovers after the master's priority-0 advert (it resigned)
     takeovers_ms: list[float] = field(default_factory=list)  # kill -9: last -> first advert
     bound_ms: float = V3_10MS.master_down(BACKUP_PRIO) * 1000
     cpu_core: dict[str, float] = field(default_factory=dict)  # per node, all its processes
     checks_per_s: dict[str, float] = field(default_factory=dict)  # answered, halo nodes
+    explained: list[str] = field(default_factory=list)  # what surrounded each false takeover
 
 
 @dataclass
@@ -112,6 +123,7 @@ class HoldReport:
 
         row("false takeovers", lambda p: p.false_takeovers)
         row("takeovers after a silent MDI", lambda p: p.after_silence)
+        row("takeovers after the master resigned", lambda p: p.after_resigning)
         row("backup adverts during hold", lambda p: p.backup_adverts)
         row("master adverts", lambda p: p.adverts)
         row("jitter p50 / p99 / max (ms)", _jitter)
@@ -137,6 +149,8 @@ class HoldReport:
             "-" * len(head),
         ]
         lines += [f"{label:{width}}" + "".join(f"{c:>24}" for c in cells) for label, cells in rows]
+        for impl in impls:
+            lines += self.pairs[impl].explained
         return "\n".join(lines)
 
     def json(self) -> str:
@@ -254,7 +268,11 @@ def _wait_master(wire: Wire, pair: Pair, after: float) -> None:
         time.sleep(0.05)
 
 
-def _hold_figures(result: PairResult, wire: Wire, pair: Pair, t0: float, t1: float) -> None:
+def _hold_figures(
+    result: PairResult, wire: Wire, pair: Pair, t0: float, t1: float
+) -> list[tuple[float, float]]:
+    """The hold's figures into ``result``; the false takeovers (the backup's first advert,
+    the master's last before it)."""
     interval = V3_10MS.interval
     master = [a.time for a in wire.sent_by(pair.master_src, after=t0) if a.time <= t1]
     backup = [a.time for a in wire.sent_by(pair.backup_src, after=t0) if a.time <= t1]
@@ -271,14 +289,105 @@ def _hold_figures(result: PairResult, wire: Wire, pair: Pair, t0: float, t1: flo
     firsts = [
         t for prev, t in zip([float("-inf"), *backup], backup, strict=False) if t - prev > mdi
     ]
+    resigned = {a.time for a in wire.sent_by(pair.master_src, after=t0) if a.priority == 0}
+    false: list[tuple[float, float]] = []
     for first in firsts:
         # Right only if the master had been silent for Master_Down_Interval (its own stall:
         # the machine's, when both implementations' masters show the same gaps).
         heard = [t for t in master if t < first]
-        if heard and first - heard[-1] < mdi:
+        if heard and heard[-1] in resigned:
+            result.after_resigning += 1  # keepalived's master on a failed vrrp_script
+        elif heard and first - heard[-1] < mdi and not _one_burst(heard, first, mdi):
             result.false_takeovers += 1
+            false.append((first, heard[-1]))
         else:
             result.after_silence += 1
+    return false
+
+
+BURST = 0.001
+"""Seconds: two adverts crossing the switch this close together left a stalled machine in
+one burst (the kernel delivered them in one pass), whenever each was sent."""
+
+
+def _one_burst(heard: list[float], first: float, mdi: float) -> bool:
+    """The master's last advert reached the switch in one burst with the backup's first,
+    after the master had been silent for Master_Down_Interval: the backup was right (the
+    master's late advert had not been delivered when it decided)."""
+    return len(heard) >= 2 and first - heard[-1] <= BURST and heard[-1] - heard[-2] >= mdi
+
+
+def _explain(
+    pair: Pair,
+    false: list[tuple[float, float]],
+    at_backup: Path | None,
+    samples: Path | None,
+    others: dict[str, list[float]],
+    t0: float,
+) -> list[str]:
+    """What surrounded each false takeover (``false``: the backup's first advert, the
+    master's last before it, both as the switch saw them)."""
+    from halo_tool_lab.capture import read_pcap, vrrp_adverts
+
+    mdi = V3_10MS.master_down(BACKUP_PRIO)
+    heard: list[float] = []  # the master's adverts at the backup's interface
+    sent: list[float] = []  # the backup's, leaving it
+    if at_backup is not None:
+        for adv in vrrp_adverts(read_pcap(at_backup), vrid=pair.vrid):
+            if adv.src == pair.master_src:
+                heard.append(adv.time)
+            elif adv.src == pair.backup_src:
+                sent.append(adv.time)
+    stalls: list[dict[str, Any]] = []
+    if samples is not None and samples.exists():
+        for line in samples.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and "stall" in rec:
+                stalls.append(rec)
+    hosts = {os.stat(f"/run/netns/{h.ns}").st_ino: h.name for h in pair.lab.hosts}
+    roles = {pair.hosts[0].name: "master", pair.hosts[1].name: "backup"}
+    out = []
+    for first, last in false[:10]:
+        out.append(
+            f"{pair.impl}: false takeover at +{first - t0:.3f} s: the backup's first advert"
+            f" {(first - last) * 1000:.1f} ms after the master's last (at the switch)"
+        )
+        if at_backup is not None:
+            mine = [t for t in sent if t >= first - 0.005]
+            left = mine[0] if mine else first
+            before = [t for t in heard if t < left]
+            arrived = [t for t in heard if t >= last - 0.0005]
+            age = (left - before[-1]) * 1000 if before else float("nan")
+            delay = (arrived[0] - last) * 1000 if arrived else float("nan")
+            out.append(
+                f"  at the backup's interface: the latest master advert before its own was"
+                f" {age:.1f} ms old (MDI {mdi * 1000:.1f}); the master's last reached it"
+                f" {delay:.1f} ms after crossing the switch"
+            )
+        near = [s for s in stalls if first - 0.3 <= s["t"] <= first + 0.3]
+        for s in sorted(near, key=lambda s: -float(s["stall"]))[:6]:
+            host = hosts.get(s.get("netns"), "?")
+            frames = [x.strip() for x in str(s.get("stack", "")).splitlines() if x.strip()]
+            where = frames[-1] if frames else "no stack taken"
+            out.append(
+                f"  {host} ({roles.get(host, 'other pair')}) {s['role']}: loop stalled"
+                f" {s['stall'] * 1000:.0f} ms ending {(s['t'] - first) * 1000:+.0f} ms,"
+                f" {s['cpu'] * 1000:.0f} ms CPU, {s['ivcsw']} involuntary switches,"
+                f" policy {s['policy'] & ~os.SCHED_RESET_ON_FORK}; at: {where}"
+            )
+        if samples is not None and not near:
+            out.append(f"  no halo loop stalled {EXPLAIN_STALL * 1000:.0f} ms or more")
+        for impl, times in others.items():
+            window = [t for t in times if first - 0.2 <= t <= first + 0.05]
+            gaps = [b - a for a, b in itertools.pairwise(window)]
+            out.append(
+                f"  {impl} master meanwhile: longest gap {max(gaps, default=0) * 1000:.1f} ms"
+                " in the 200 ms before"
+            )
+    return out
 
 
 def run_hold(
@@ -291,13 +400,15 @@ def run_hold(
     keepalived_rt: int = 1,
     impls: tuple[str, ...] = ("halo", "keepalived"),
     progress: Any = None,
+    explain: bool = False,
 ) -> HoldReport:
     load = load or Load()
     work.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda msg: None)
     results = {impl: PairResult(impl) for impl in impls}
-    old_path = os.environ.get("PYTHONPATH")
+    old_env = {k: os.environ.get(k) for k in ("PYTHONPATH", "HALO_SOAK_SAMPLES", "HALO_SOAK_STALL")}
     os.environ["PYTHONPATH"] = str(MISBEHAVING_SITE)  # halo's processes find the misbehave checker
+    samples = work / "samples.jsonl" if explain else None
     try:
         with Lab(2 * len(impls)) as lab:
             pairs = {
@@ -328,6 +439,12 @@ def run_hold(
                     )
             cap = lab.capture(work / "hold.pcap", filter="vrrp")
             wires = {impl: Wire(cap, vrid=pair.vrid) for impl, pair in pairs.items()}
+            if samples is not None:  # every halo process records its loop's stalls
+                samples.unlink(missing_ok=True)
+                paths = (MISBEHAVING_SITE, SAMPLER_SITE)
+                os.environ["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
+                os.environ["HALO_SOAK_SAMPLES"] = str(samples)
+                os.environ["HALO_SOAK_STALL"] = str(EXPLAIN_STALL)
             began = time.time()
             for pair in pairs.values():
                 pair.start("backup")
@@ -342,6 +459,11 @@ def run_hold(
                 for node in (pair.master, pair.backup):
                     if node is None or not node.running:
                         raise RuntimeError(f"{impl}: a node exited during warm-up")
+            at_backup = {
+                impl: lab.capture(work / f"{impl}-backup.pcap", host=pair.hosts[1], filter="vrrp")
+                for impl, pair in pairs.items()
+                if explain
+            }
             # The hold: nothing polls the capture meanwhile (it would take CPU from both).
             cpu0 = {h.name: _cpu(_pids_in(h)) for p in pairs.values() for h in p.hosts}
             c0 = {h: _counts(work / f"counts-{h}.json") for h in servers}
@@ -355,9 +477,19 @@ def run_hold(
             cpu1 = {h.name: _cpu(_pids_in(h)) for p in pairs.values() for h in p.hosts}
             c1 = {h: _counts(work / f"counts-{h}.json") for h in servers}
             time.sleep(0.2)  # the capture writes the last frames
+            for backup_cap in at_backup.values():
+                backup_cap.stop()
+            masters = {
+                impl: [a.time for a in wires[impl].sent_by(pair.master_src, after=t0)]
+                for impl, pair in pairs.items()
+            }
             for impl, pair in pairs.items():
                 r = results[impl]
-                _hold_figures(r, wires[impl], pair, t0, t1)
+                false = _hold_figures(r, wires[impl], pair, t0, t1)
+                if false and explain:
+                    others = {k: v for k, v in masters.items() if k != impl}
+                    path = at_backup[impl].path if impl in at_backup else None
+                    r.explained = _explain(pair, false, path, samples, others, t0)
                 r.cpu_core = {h.name: (cpu1[h.name] - cpu0[h.name]) / (t1 - t0) for h in pair.hosts}
                 for h in pair.hosts:
                     if h.name in c1:
@@ -391,10 +523,11 @@ def run_hold(
                     if node is not None and node.running:
                         node.kill9()
     finally:
-        if old_path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old_path
+        for key, value in old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return HoldReport(seconds, load, keepalived_rt, results)
 
 

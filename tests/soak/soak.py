@@ -14,6 +14,12 @@ descriptors and RSS once a second.
 Judged per process: RSS growth after the warm-up (and its slope per hour), descriptors and
 tasks after the warm-up (the baseline does not rise), tracebacks in the logs, and false takeovers: b
 entering MASTER, or a leaving it, outside a fault's window (the fault and 3 s after).
+
+Each false takeover is explained from what was recorded around it (:func:`evidence`): loop
+stalls of every process (``stall``: the sampler's heartbeat, with the CPU the process used
+meanwhile and its stack), b's raw socket drops, the load, and with ``capture`` the adverts
+that reached b's interface (a pcap of the seconds around it is kept in the work directory,
+beside the logs).
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ import json
 import os
 import random
 import signal
+import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from halo_tool_lab.netns import Host, Lab, Proc, wait_until
 
@@ -37,6 +45,8 @@ SITE = HERE / "site"  # the sampler every process of a sampled daemon loads
 PORT = 8080
 GRACE = 3.0  # seconds after a fault's end that still belong to it
 RELOAD_WINDOW = 2.0  # a takeover this soon after a SIGHUP is counted as the reload's
+STALL = 0.05  # seconds: a loop gap this long is recorded, with the process's stack
+BEFORE, AFTER = 3.0, 1.0  # seconds of a false takeover's surroundings kept and explained
 
 
 @dataclass
@@ -61,10 +71,22 @@ class Daemon:
     def samples_path(self) -> Path:
         return self.workdir / f"{self.name}.samples.jsonl"
 
+    def _write_config(self) -> None:
+        # Whole or not at all (a rename): a reload still queued from a SIGHUP storm reads
+        # the file at any moment, and a half-written one removed all of a's instances
+        # (priority 0 adverts: b took over, a false takeover of the soak's own making).
+        tmp = self.config_path.with_name(self.config_path.name + ".new")
+        tmp.write_text(self.config)
+        os.replace(tmp, self.config_path)
+
     def start(self) -> None:
-        self.config_path.write_text(self.config)
+        self._write_config()
         path = os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH", "")) if p)
-        env = {"HALO_SOAK_SAMPLES": str(self.samples_path), "PYTHONPATH": path}
+        env = {
+            "HALO_SOAK_SAMPLES": str(self.samples_path),
+            "HALO_SOAK_STALL": str(STALL),
+            "PYTHONPATH": path,
+        }
         self.proc = self.host.spawn(
             sys.executable, "-m", "halo_core.cli", "run", "-c", str(self.config_path),
             log=self.log_path, env=env,
@@ -80,7 +102,7 @@ class Daemon:
 
     def reload(self, config: str) -> None:
         self.config = config
-        self.config_path.write_text(config)
+        self._write_config()
         self.signal(signal.SIGHUP)
 
     def records(self) -> list[dict[str, object]]:
@@ -96,11 +118,16 @@ class Daemon:
 
     def transitions(self, to_state: str) -> list[float]:
         """Epoch times of every instance's entry into *to_state*."""
-        times = []
+        return [t for t, _ in self.entries(to_state)]
+
+    def entries(self, to_state: str) -> list[tuple[float, str]]:
+        """(epoch time, instance) of every instance's entry into *to_state*."""
+        out = []
         for rec in self.records():
             if rec.get("to_state") == to_state and isinstance(rec.get("time"), str):
-                times.append(datetime.fromisoformat(str(rec["time"])).timestamp())
-        return times
+                t = datetime.fromisoformat(str(rec["time"])).timestamp()
+                out.append((t, str(rec.get("instance", ""))))
+        return out
 
     def tracebacks(self) -> int:
         with contextlib.suppress(FileNotFoundError):
@@ -108,9 +135,20 @@ class Daemon:
         return 0
 
     def samples(self) -> list[dict[str, float]]:
+        """The once-a-second samples (not the stall records)."""
+        return [s for s in self._sampled() if "stall" not in s]
+
+    def stalls(self) -> list[dict[str, Any]]:
+        """The loop stalls recorded (see site/sitecustomize.py)."""
+        return [s for s in self._sampled() if "stall" in s]
+
+    def _sampled(self) -> list[dict[str, Any]]:
+        out = []
         with contextlib.suppress(FileNotFoundError):
-            return [json.loads(x) for x in self.samples_path.read_text().splitlines() if x]
-        return []
+            for line in self.samples_path.read_text().splitlines():
+                with contextlib.suppress(ValueError):  # a line cut by a kill
+                    out.append(json.loads(line))
+        return out
 
 
 def config(priority: int, instances: int, checks: int, check_interval: float) -> str:
@@ -180,6 +218,7 @@ class SoakReport:
     faults: list[tuple[float, float, str]] = field(default_factory=list)
     false_takeovers: list[str] = field(default_factory=list)
     daemons: list[Figures] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)  # what surrounded each false takeover
 
     def text(self) -> str:
         kinds: dict[str, int] = {}
@@ -200,6 +239,7 @@ class SoakReport:
         for x in self.false_takeovers:
             by_cause[x] = by_cause.get(x, 0) + 1
         out += [f"false takeover: {x} (×{n} instances)" for x, n in list(by_cause.items())[:20]]
+        out += self.evidence
         return "\n".join(out)
 
 
@@ -271,13 +311,25 @@ def run_soak(
     fault_every: float = 30.0,
     warmup: float = 30.0,
     seed: int = 15,
+    faults: tuple[str, ...] = (),
+    capture: bool = False,
     log: Callable[[str], None] = lambda s: None,
 ) -> SoakReport:
+    """The soak; ``faults``: the kinds to choose from (default every one of :data:`FAULTS`);
+    ``capture``: record the VRRP adverts reaching b, to explain a false takeover."""
+    unknown = [k for k in faults if k not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown fault {unknown[0]!r} (known: {', '.join(FAULTS)})")
+    kinds = list(faults or FAULTS)
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("takeover-*"):
+        old.unlink()
     report = SoakReport(seconds)
     with Lab(["a", "b"], ipv6=False) as lab:
         a_host, b_host = lab.host("a"), lab.host("b")
+        pcap = workdir / "b.pcap"
+        cap = lab.capture(pcap, host=b_host, filter="vrrp") if capture else None
         a_host.spawn(sys.executable, "-m", "halo_tool_lab.demo", "serve", "a", "--port", str(PORT))
         a = Daemon(a_host, "a", workdir, config(100, instances, checks, check_interval))
         b = Daemon(b_host, "b", workdir, config(90, instances, 0, check_interval))
@@ -307,7 +359,7 @@ def run_soak(
                 report.reload_times.append(now)
                 next_reload += reload_every
             elif now >= next_fault and now < end - 10:
-                kind = rng.choice(list(FAULTS))
+                kind = rng.choice(kinds)
                 f_start = time.time()
                 FAULTS[kind](lab, a, b)
                 report.faults.append((f_start, time.time(), kind))
@@ -325,19 +377,158 @@ def run_soak(
             near = [r for r in report.reload_times if r <= t <= r + RELOAD_WINDOW]
             return f" +{t - start:.1f} s" + (", during a reload" if near else "")
 
-        for t in b.transitions("MASTER"):
+        if cap is not None:
+            cap.stop()
+        false: list[tuple[float, str]] = []
+        for t, inst in b.entries("MASTER"):
             if outside(t):
                 report.false_takeovers.append(f"b became MASTER at{what(t)}")
+                false.append((t, inst))
         for state in ("BACKUP", "FAULT"):
-            for t in a.transitions(state):
+            for t, inst in a.entries(state):
                 if outside(t):
                     report.false_takeovers.append(f"a entered {state} at{what(t)}")
+                    false.append((t, inst))
+        for t, inst in _episodes(false):
+            report.evidence += evidence(
+                t, inst, start, a, b, pcap if cap is not None else None, a_host.ipv4
+            )
         report.daemons = [
             fig for d in (a, b) for fig in _figures(d, warmup_end, warmup_end - start, start)
         ]
         for d in (a, b):
             d.stop()
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# explaining a false takeover
+
+
+def _episodes(takeovers: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """The first takeover of each episode (takeovers less than ``BEFORE`` s apart)."""
+    out: list[tuple[float, str]] = []
+    for t, inst in sorted(takeovers):
+        if not out or t - out[-1][0] > BEFORE:
+            out.append((t, inst))
+    return out
+
+
+_POLICY = {os.SCHED_OTHER: "normal", os.SCHED_RR: "SCHED_RR", os.SCHED_FIFO: "SCHED_FIFO"}
+
+
+def _policy(value: object) -> str:
+    """A scheduling policy by name (without SCHED_RESET_ON_FORK)."""
+    if not isinstance(value, int):
+        return "?"
+    return _POLICY.get(value & ~os.SCHED_RESET_ON_FORK, str(value))
+
+
+def evidence(
+    t: float,
+    inst: str,
+    start: float,
+    a: Daemon,
+    b: Daemon,
+    pcap: Path | None,
+    a_address: object,
+) -> list[str]:
+    """What surrounded a false takeover at ``t`` (the first instance's): every process's
+    loop stalls from ``BEFORE`` s before to ``AFTER`` s after, scheduling and load, b's raw
+    socket drops, and from ``pcap`` (adverts captured at b's interface) when a's last
+    advert for that instance reached b. The seconds around it are kept in the work
+    directory: ``takeover-<s>.pcap`` and ``takeover-<s>.log`` (both daemons' log lines)."""
+    lo, hi = t - BEFORE, t + AFTER
+    tag = f"{t - start:.1f}"
+    reasons = [
+        str(r.get("reason", ""))
+        for d in (a, b)
+        for r in d.records()
+        if r.get("instance") == inst
+        and r.get("to_state") in ("MASTER", "BACKUP", "FAULT")
+        and isinstance(r.get("time"), str)
+        and abs(datetime.fromisoformat(str(r["time"])).timestamp() - t) < 0.001
+    ]
+    out = [f"around +{tag} s ({inst}: {reasons[0] if reasons else 'no reason logged'}):"]
+    for d in (a, b):
+        stalls = [s for s in d.stalls() if lo <= s["t"] <= hi]
+        for s in sorted(stalls, key=lambda s: -s["stall"])[:4]:
+            frames = [x for x in str(s.get("stack", "")).strip().splitlines() if x.strip()]
+            where = " <- ".join(x.strip() for x in frames[-4:][::-2]) or "no stack taken"
+            out.append(
+                f"  {d.name} {s['role']} {s['pid']}: loop stalled {s['stall'] * 1000:.0f} ms,"
+                f" ending {s['t'] - t:+.3f} s; used {s['cpu'] * 1000:.0f} ms CPU,"
+                f" {s['vcsw']} voluntary / {s['ivcsw']} involuntary switches,"
+                f" {s['majflt']} major faults, {_policy(s['policy'])};"
+                f" at: {where}"
+            )
+        if not stalls:
+            out.append(f"  {d.name}: no loop stall of {STALL * 1000:.0f} ms or more")
+        near = [s for s in d.samples() if lo <= s["t"] <= hi and s.get("role") == "vrrp"]
+        if near:
+            drops = near[-1].get("raw_drops", 0) - near[0].get("raw_drops", 0)
+            policies = {_policy(s.get("policy")) for s in near}
+            out.append(
+                f"  {d.name} vrrp: scheduling {'/'.join(sorted(policies))}, load"
+                f" {max(s.get('load', 0) for s in near):.1f}, raw socket drops {drops:+d},"
+                f" longest lag {max(s.get('lag_max', 0) for s in near) * 1000:.0f} ms"
+            )
+    if pcap is not None:
+        out += _wire(pcap, t, inst, a_address, b.workdir / f"takeover-{tag}.pcap")
+    lines = [
+        f"{d.name}: {json.dumps(r)}"
+        for d in (a, b)
+        for r in d.records()
+        if isinstance(r.get("time"), str)
+        and lo <= datetime.fromisoformat(str(r["time"])).timestamp() <= hi
+    ]
+    (b.workdir / f"takeover-{tag}.log").write_text("\n".join(lines) + "\n")
+    return out
+
+
+_RECORD = struct.Struct("<IIII")
+
+
+def _pcap_frames(path: Path, lo: float, hi: float) -> Iterator[tuple[float, bytes, bytes]]:
+    """(time, record header, frame) of the frames of a nanosecond pcap within [lo, hi],
+    read as a stream (an hour of adverts does not fit in memory as objects)."""
+    with open(path, "rb") as fh:
+        if len(fh.read(24)) < 24:
+            return
+        while len(head := fh.read(_RECORD.size)) == _RECORD.size:
+            sec, nsec, incl, _ = _RECORD.unpack(head)
+            data = fh.read(incl)
+            if len(data) < incl:
+                return
+            when = sec + nsec / 1e9
+            if when > hi:
+                return
+            if when >= lo:
+                yield when, head, data
+
+
+def _wire(pcap: Path, t: float, inst: str, a_address: object, keep: Path) -> list[str]:
+    """When a's adverts for the instance that took over reached b, from b's capture; the
+    frames around ``t`` are kept in ``keep``."""
+    from halo_tool_lab.capture import Frame, parse_vrrp
+
+    vrid = int(inst.rsplit("_", 1)[-1]) if inst.rsplit("_", 1)[-1].isdigit() else -1
+    heard: list[float] = []
+    with open(pcap, "rb") as src, open(keep, "wb") as out:
+        out.write(src.read(24))
+        for when, head, data in _pcap_frames(pcap, t - BEFORE, t + AFTER):
+            out.write(head + data)
+            adv = parse_vrrp(Frame(when, data))
+            if adv is not None and adv.vrid == vrid and adv.src == a_address and when <= t:
+                heard.append(when)
+    if not heard:
+        return [f"  wire at b: no advert of a for VRID {vrid} in the {BEFORE:g} s before"]
+    gaps = [y - x for x, y in zip([t - BEFORE, *heard], [*heard, t], strict=True)]
+    return [
+        f"  wire at b: a's last advert for VRID {vrid} {(t - heard[-1]) * 1000:.0f} ms before;"
+        f" {len(heard)} in the {BEFORE:g} s before, longest gap {max(gaps) * 1000:.0f} ms"
+        f" (frames kept in {keep.name})"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class Daemon:
         self.notifiers: dict[str, Notifier] = {}
         self.failed_backends: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
+        self._reload_waiting = False  # a SIGHUP's reload not started yet (see run_forever)
         # The checks' states as the worker last told them (role "vrrp"): what tracking reads
         # when it is (re)built, and what a restarted worker starts its checks from.
         self.known_checks: dict[str, bool] = {}
@@ -411,9 +412,11 @@ class Daemon:
         refuses the file for both (docs/processes.md). Unchanged instances, checks,
         pools, notifiers and backends are not touched (no advert, no announcement, no address
         change); changed ones are updated in place where possible. Reloads run one at a
-        time: two quick SIGHUPs apply the file twice, in order, never interleaved.
+        time, never interleaved; SIGHUPs that arrive while a reload waits to start are that
+        one reload (it reads the file as it is then).
         """
         async with self._reload_lock:
+            self._reload_waiting = False  # a SIGHUP from now on reads the file again
             outcome = self.reload_outcome = ReloadOutcome(covers=self.last_hup)
             log.addHandler(outcome)
             try:
@@ -715,7 +718,13 @@ class Daemon:
         reloads: set[asyncio.Task[bool]] = set()
 
         def on_hup() -> None:
-            self.last_hup = time.time()
+            self.last_hup = time.time()  # the waiting reload covers this signal too
+            if self._reload_waiting:
+                # The reload that waits reads the file when it starts: another would only
+                # validate the same file again (a storm of 20 SIGHUPs kept a's VRRP process
+                # forking validations for 40 s in the soak).
+                return
+            self._reload_waiting = True
             task = loop.create_task(self._reload_on_signal())
             reloads.add(task)
             task.add_done_callback(reloads.discard)
@@ -909,7 +918,10 @@ def run_vrrp(found: Verdict, *, log_level: str | None = None, log_format: str | 
 
 def _serve(daemon: Daemon, log_level: str | None, log_format: str | None) -> int:
     g = daemon.config.model.global_
-    halo_log.setup(log_level or g.log_level, log_format or g.log_format)
+    # The process that runs VRRP writes its log from a thread: a blocked write must not
+    # hold the loop that sends adverts.
+    background = daemon.role != "worker"
+    halo_log.setup(log_level or g.log_level, log_format or g.log_format, background=background)
     for err in daemon.plugins.errors:
         log.error("plugin %s not loaded: %s", err.name, err.message)
     from halo_core.scheduler import new_event_loop

@@ -205,13 +205,19 @@ def finish(child: Child) -> Verdict:
 
 async def verdict(path: str) -> Verdict:
     """Validate ``path`` in a forked child, from the event loop (a reload)."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
     try:
         child = begin(path)
     except OSError as exc:
         return Verdict(failure=f"cannot start the validation: {exc}")
+    return await collect(child)
+
+
+async def collect(child: Child) -> Verdict:
+    """The verdict of a child :func:`begin` forked, read on the event loop, which sleeps
+    until the child writes and then until it exits."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
     chunks: list[bytes] = []
     done: asyncio.Future[None] = loop.create_future()
 
@@ -219,30 +225,69 @@ async def verdict(path: str) -> Verdict:
         chunk = os.read(child.fd, 1 << 16)
         if chunk:
             chunks.append(chunk)
-        elif not done.done():
+            return
+        # At its end a pipe stays readable: watched any longer, it would wake the loop at
+        # once, again and again, until the child is reaped - a busy loop that, in real
+        # time, hit RLIMIT_RTTIME during SIGHUP storms (and so lost real time: the
+        # soak's false takeovers).
+        loop.remove_reader(child.fd)
+        if not done.done():
             done.set_result(None)
 
     loop.add_reader(child.fd, readable)
     try:
         async with asyncio.timeout(TIMEOUT):
             await done
-            while True:  # it exits once it has written
-                pid, status = os.waitpid(child.pid, os.WNOHANG)
-                if pid:
-                    break
-                await asyncio.sleep(0.005)
+            status = await exited(child.pid)  # it exits once it has written
     except TimeoutError:
         os.kill(child.pid, 9)
         os.waitpid(child.pid, 0)
         return Verdict(failure=f"validation took longer than {TIMEOUT:g}s")
     except BaseException:  # cancelled: the daemon stops during a reload
-        os.kill(child.pid, 9)
-        os.waitpid(child.pid, 0)
+        try:
+            os.kill(child.pid, 9)
+            os.waitpid(child.pid, 0)
+        except OSError:  # already reaped
+            pass
         raise
     finally:
         loop.remove_reader(child.fd)
         os.close(child.fd)
     return _decode(b"".join(chunks), os.waitstatus_to_exitcode(status))
+
+
+async def exited(pid: int) -> int:
+    """Wait for child ``pid`` to exit and reap it; its wait status. The loop sleeps
+    meanwhile: the child's pidfd wakes it (polled every 5 ms where there is none)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux, or before 5.3
+        fd = -1
+    try:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        while not reaped and fd < 0:
+            await asyncio.sleep(0.005)
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+            return status
+        gone: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not gone.done():
+                gone.set_result(None)
+
+        loop.add_reader(fd, readable)
+        try:
+            await gone
+        finally:
+            loop.remove_reader(fd)
+        return os.waitpid(pid, 0)[1]  # it has exited: no wait
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _decode(out: bytes, status: int | None) -> Verdict:

@@ -11,6 +11,7 @@ its own. ``json`` writes one object per line: ``time`` (ISO 8601, UTC), ``level`
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -200,18 +201,97 @@ class PriorityPrefix(logging.Formatter):
         return "\n".join(prefix + line for line in self.inner.format(record).split("\n"))
 
 
-def setup(level: str = "info", fmt: str = "text") -> None:
+class BackgroundWriter(logging.StreamHandler):  # type: ignore[type-arg]
+    """Formats on the caller's thread, writes on a thread of its own.
+
+    For the VRRP process: a write to stderr can block - for seconds when it is a file on a
+    busy disk, for as long as journald is behind when it is the journal's stream - and an
+    event loop blocked in a log line sends no advert (in the soak, two real-time VRRP
+    processes slept 0.35-0.5 s at once in writes). Up to ``LIMIT`` lines wait; past that
+    lines are dropped, and a line says how many once writing catches up. The thread writes
+    to the descriptor itself (``os.write``), holding no lock a forked child (a reload's
+    validation) could inherit held; such a child writes its lines directly.
+    """
+
+    LIMIT = 10_000
+
+    def __init__(self, stream: Any) -> None:
+        import queue
+        import threading
+
+        super().__init__(stream)
+        try:
+            self.fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+            self.fd = None
+        self.lines: queue.Queue[str | None] = queue.Queue(self.LIMIT)
+        self.dropped = 0
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self._write, name="log-writer", daemon=True)
+        self.thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import queue
+
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if os.getpid() != self.pid or self.fd is None:
+            self._out(line)
+            return
+        try:
+            self.lines.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def _out(self, line: str) -> None:
+        try:
+            if self.fd is None:
+                self.stream.write(line + self.terminator)
+                self.stream.flush()
+                return
+            data = (line + self.terminator).encode("utf-8", "backslashreplace")
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except (OSError, ValueError):
+            pass  # a closed or broken stderr: nothing else can be done with the line
+
+    def _write(self) -> None:
+        while (line := self.lines.get()) is not None:
+            self._out(line)
+            if self.dropped and self.lines.empty():
+                dropped, self.dropped = self.dropped, 0
+                self._out(f"{dropped} log lines dropped: writing them could not keep up")
+
+    def close(self) -> None:
+        """Write what waits (bounded: a stderr that never takes it is left)."""
+        import queue
+
+        if self.thread.is_alive() and os.getpid() == self.pid:
+            with contextlib.suppress(queue.Full):
+                self.lines.put(None, timeout=1.0)
+            self.thread.join(timeout=5.0)
+        super().close()
+
+
+def setup(level: str = "info", fmt: str = "text", *, background: bool = False) -> None:
     """Send every record to stderr as ``fmt`` (text or json), the least severe being
-    ``level``. Calling it again replaces the previous setup."""
+    ``level``; with ``background``, written by a thread of its own
+    (:class:`BackgroundWriter`, for the VRRP process). Calling it again replaces the
+    previous setup."""
     journald = under_journald()
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter(journald)
     if journald:
         formatter = PriorityPrefix(formatter)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BackgroundWriter(sys.stderr) if background else logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
+        if isinstance(h, BackgroundWriter):
+            h.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
