@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import selectors
+import socket
+import time
 
 import pytest
 
-from halo_core.scheduler import LoopClock, Scheduler
+from halo_core.scheduler import LoopClock, Scheduler, _PreciseEpollSelector, new_event_loop
 from halo_tool_lab.clock import FakeClock
 
 
@@ -148,3 +151,45 @@ def test_bad_arguments() -> None:
 
     with pytest.raises(ValueError):
         s.every("x", 0, job)
+
+
+def test_daemon_loop_wakes_within_the_millisecond() -> None:
+    """The VRRP process's loop ends a wait when asked, not at the next whole millisecond
+    (epoll_wait's unit, which made every advert up to 1-2 ms late), and never early."""
+    loop = new_event_loop()
+    lateness: list[float] = []
+
+    async def timers() -> None:
+        for n in range(40):
+            when = loop.time() + 0.0021 + n * 0.00037  # never a whole millisecond
+            fired = loop.create_future()
+            loop.call_at(when, lambda w=when, f=fired: f.set_result(loop.time() - w))
+            lateness.append(await fired)
+
+    try:
+        loop.run_until_complete(timers())
+    finally:
+        loop.close()
+    assert min(lateness) >= 0
+    # rounding up to whole milliseconds made the median about half a millisecond
+    assert sorted(lateness)[len(lateness) // 2] < 0.0003, lateness
+
+
+def test_daemon_selector_reports_io_from_the_sub_millisecond_wait() -> None:
+    """A wait shorter than a millisecond (all of it in ``select`` on the epoll descriptor)
+    still reports which descriptor is ready, and with nothing ready lasts its time."""
+    selector = _PreciseEpollSelector()
+    ours, theirs = socket.socketpair()
+    try:
+        selector.register(ours, selectors.EVENT_READ)
+        start = time.monotonic()
+        assert selector.select(0.0009) == []
+        assert time.monotonic() - start >= 0.0009
+        theirs.send(b"x")
+        ready = selector.select(0.0009)
+        assert [(key.fileobj, events) for key, events in ready] == [(ours, selectors.EVENT_READ)]
+        assert selector.select(0.0021) != []  # the whole milliseconds, then the rest
+    finally:
+        selector.close()
+        ours.close()
+        theirs.close()

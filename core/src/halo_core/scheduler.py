@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import select
 import selectors
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -58,26 +58,39 @@ class LoopClock:
         await asyncio.sleep(delay)
 
 
-class _MillisecondEpollSelector(selectors.EpollSelector):
-    """``EpollSelector`` that waits the whole milliseconds it means to.
+class _PreciseEpollSelector(selectors.EpollSelector):
+    """``EpollSelector`` whose waits end within microseconds of the time asked for.
 
-    The stock one rounds the timeout up to a millisecond as ``ceil(t * 1e3) * 1e-3``, and
-    ``36 * 1e-3`` is a hair above 0.036, which ``epoll.poll`` rounds up once more: a 35.5 ms
-    wait became ``epoll_wait(..., 37)``, 1.5 ms late, on every timer of the loop. VRRP at
-    10 ms adverts cannot afford that. Half a millisecond below the whole number survives
-    ``epoll.poll``'s rounding exactly. (Same code as the stock ``select`` otherwise.)
+    ``epoll_wait`` counts whole milliseconds and the stock selector rounds the timeout up
+    (twice: ``ceil(t * 1e3) * 1e-3`` is a hair above the whole number, which ``epoll.poll``
+    rounds up again), so every timer of the loop fired up to 1-2 ms late, and a master's
+    next advert, armed from the late one, inherited the delay: advert intervals jittered
+    by up to a millisecond with nothing else running. Here the wait is the whole
+    milliseconds rounded *down* in ``epoll_wait``, then the rest (under a millisecond)
+    in ``select`` on the epoll descriptor itself, whose timeout is in microseconds
+    (hrtimer; no timer slack for the real-time VRRP process). The extra ``select`` only
+    happens when a timer, not I/O, ends the wait. (Same code as the stock ``select``
+    otherwise.)
     """
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is None:
-            wait = -1.0
-        elif timeout <= 0:
-            wait = 0.0
-        else:
-            wait = (math.ceil(timeout * 1e3) - 0.5) / 1e3
         poller: select.epoll = self._selector  # type: ignore[attr-defined]
+        most = max(len(self._fd_to_key), 1)  # type: ignore[attr-defined]
         try:
-            fd_events = poller.poll(wait, max(len(self._fd_to_key), 1))  # type: ignore[attr-defined]
+            if timeout is None:
+                fd_events = poller.poll(-1, most)
+            elif timeout <= 0:
+                fd_events = poller.poll(0, most)
+            else:
+                end = time.monotonic() + timeout
+                whole_ms = int(timeout * 1e3)
+                # (n - 0.5) ms survives epoll.poll's rounding up as exactly n
+                fd_events = poller.poll((whole_ms - 0.5) / 1e3, most) if whole_ms else []
+                if not fd_events:
+                    rest = end - time.monotonic()
+                    if rest > 0 and not select.select((poller,), (), (), rest)[0]:
+                        return []
+                    fd_events = poller.poll(0, most)
         except InterruptedError:
             return []
         ready = []
@@ -94,11 +107,12 @@ class _MillisecondEpollSelector(selectors.EpollSelector):
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The event loop the daemon runs on: asyncio's, with timers a millisecond more
-    punctual (see :class:`_MillisecondEpollSelector`)."""
+    """The event loop the daemon runs on: asyncio's, with timers punctual to the
+    microsecond rather than late by up to two milliseconds (see
+    :class:`_PreciseEpollSelector`)."""
     if not hasattr(selectors, "EpollSelector"):  # not Linux: the stock loop
         return asyncio.new_event_loop()
-    return asyncio.SelectorEventLoop(_MillisecondEpollSelector())
+    return asyncio.SelectorEventLoop(_PreciseEpollSelector())
 
 
 @dataclass
