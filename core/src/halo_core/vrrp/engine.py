@@ -36,7 +36,7 @@ from halo_core.events import (
 )
 from halo_core.events import PriorityChanged as PriorityChangedEvent
 from halo_core.plugin_api import CheckerConfig
-from halo_core.scheduler import Clock, LoopClock, Timer, grid_before
+from halo_core.scheduler import TIMER_BATCH, Clock, LoopClock, Timer, grid_before
 from halo_core.schema import IPAddress
 from halo_core.vrrp import fsm, packet, tracking
 from halo_core.vrrp.transport import (
@@ -393,8 +393,10 @@ class InstanceRuntime:
             if deadline is None or now < deadline:
                 self._arm()
                 return
-        if now >= deadline:
-            self.step(fsm.Tick())
+        if now >= deadline or (not backup and now >= deadline - TIMER_BATCH):
+            # a master's Adver_Timer run with a batch of them, a little early (TIMER_BATCH),
+            # is taken as on time: the next one is due an interval after this deadline
+            self.step(fsm.Tick(), now=max(now, deadline))
         elif backup and deadline - now <= POLL_FROM:
             if isinstance(self.clock, LoopClock):
                 self._wake_at = now

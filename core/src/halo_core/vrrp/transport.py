@@ -63,8 +63,9 @@ POLL_AT_MOST = 0.01
 half of the smallest Skew_Time of its instances (``Receiver.coalescing_limit``): a master's
 priority-0 advert, read that much later, still leaves its backup the rest of the Skew_Time
 to take over on time (the timer runs from the kernel's receive time). A real-time backup
-of 100 instances (1,000 adverts/s) woke 280 times a second at 2 ms, 70 at 10 ms, for a
-third less CPU (bench/cpu)."""
+of 100 instances at 0.1 s (1,000 adverts/s, Skew_Time 65 ms) woke about 270 times a second
+polling every 2 ms and 70 times every 10 ms, and its CPU fell from 4.7 % to 2.1 % (both
+variants beside one halo master in one lab, at once, on this loaded two-core machine)."""
 
 DECODED_CACHE = 1024
 """Distinct adverts remembered per socket (cleared when full): a few per VRID heard."""
