@@ -59,3 +59,33 @@ def test_anything_but_a_repeat_is_stepped_at_once() -> None:
     runtime.on_advert(low, MASTER, GROUP, 1001.6)
     runtime.on_advert(low, MASTER, GROUP, 1001.7)
     assert runtime._repeat is None and runtime._repeat_at is None
+
+
+def test_an_early_wake_up_leaves_the_repeat_pending() -> None:
+    """A backup's timer wakes about three times a Master_Down_Interval to find it moved on
+    by its master's adverts: that costs no machine step; the repeat is applied once due."""
+    runtime, adv = backup()
+    runtime.on_advert(adv, MASTER, GROUP, 1000.0)
+    runtime.on_advert(adv, MASTER, GROUP, 1000.9)
+    runtime.clock.t = 1001.0
+    runtime._wake()
+    assert runtime._repeat_at == 1000.9  # still pending
+    deadline = runtime.machine.master_down_timer  # applied now
+    assert deadline is not None and deadline > 1001.0
+    assert deadline - 0.2 < runtime._wake_at < deadline  # re-armed for the moved deadline
+
+
+def test_polling_period_is_half_the_smallest_skew_time() -> None:
+    """A socket of dense traffic is read on a timer; adverts wait at most half the smallest
+    Skew_Time of its instances (within 2 to 10 ms), so a priority-0 advert still gives its
+    backup time to take over on time."""
+    runtime, _adv = backup()
+    sock = runtime.sock
+    sock.receivers = {51: runtime}
+    sock.retune()
+    skew = runtime.machine.skew_time
+    assert sock._polling_period() == min(0.01, max(0.002, skew / 2))
+    # a higher priority (tracking) shortens the Skew_Time: the socket is told
+    runtime.step(fsm.PriorityChanged(priority=254))
+    assert runtime.machine.skew_time < skew
+    assert sock._polling_period() == max(0.002, runtime.machine.skew_time / 2)

@@ -36,7 +36,7 @@ from halo_core.events import (
 )
 from halo_core.events import PriorityChanged as PriorityChangedEvent
 from halo_core.plugin_api import CheckerConfig
-from halo_core.scheduler import Clock, LoopClock, Timer
+from halo_core.scheduler import TIMER_BATCH, Clock, LoopClock, Timer, grid_before
 from halo_core.schema import IPAddress
 from halo_core.vrrp import fsm, packet, tracking
 from halo_core.vrrp.transport import (
@@ -57,8 +57,9 @@ APPROACH_FROM = 0.05
 """Seconds: a Master_Down_Timer further away is first approached to within the kernel's
 wake-up slack (see ``InstanceRuntime._wake``)."""
 POLL_FROM = 0.002
-"""Seconds: the last stretch of a Master_Down_Timer is polled: the event loop's waits are
-whole milliseconds, rounded up (twice with asyncio's stock selector)."""
+"""Seconds: the last stretch of a Master_Down_Timer is polled, so that the process is
+running, not waking up, at the deadline (the loop's waits were whole milliseconds,
+rounded up, when this was measured; they now end on a timerfd)."""
 EARLIEST_WAKE = 0.1 + POLL_FROM
 """Seconds: the earliest a wake-up is armed before its deadline (see ``_wake_time``)."""
 
@@ -174,6 +175,9 @@ class InstanceRuntime:
         # time of the latest repeat not yet applied to the machine.
         self._repeat: tuple[packet.Advertisement, IPAddress, fsm.AdvertReceived] | None = None
         self._repeat_at: float | None = None
+        # The Master_Down_Interval that advert set: a pending repeat's deadline is its
+        # receive time plus this, known without stepping the machine (see _next_deadline).
+        self._repeat_down = 0.0
         self.name = name
         self.cfg = cfg
         self.iface = iface
@@ -285,6 +289,12 @@ class InstanceRuntime:
         machine = self.machine  # a repeated advert first: events apply in order
         self._repeat = None
         self._machine, actions = fsm.step(machine, event, self.clock.now() if now is None else now)
+        m = self._machine
+        if (
+            m.priority != machine.priority
+            or m.master_adver_interval_cs != machine.master_adver_interval_cs
+        ):
+            self.sock.retune()  # the Skew_Time moved (coalescing_limit)
         self._act(actions, forced)
         self._arm()
 
@@ -318,7 +328,7 @@ class InstanceRuntime:
         again then. A backup hearing its master re-arms about once per Master_Down_Interval
         instead of cancelling and creating a timer per advert.
         """
-        deadline = self.machine.next_deadline()
+        deadline = self._next_deadline()
         if deadline is None:
             self.cancel_timer()
             return
@@ -332,36 +342,52 @@ class InstanceRuntime:
         self._wake_at = wake
         self._timer = self.clock.call_at(wake, self._wake)
 
+    def coalescing_limit(self) -> float:
+        """The Skew_Time: how long a backup has between its master's priority-0 advert and
+        its takeover (the socket may leave adverts unread for half of it)."""
+        return self._machine.skew_time
+
+    def _next_deadline(self) -> float | None:
+        """The machine's next deadline, without stepping it for a pending repeat: a backup
+        hearing its master wakes about three times a Master_Down_Interval only to find the
+        timer moved on, and applying the repeat (a new machine) was most of that wake-up's
+        cost. The repeat is applied when the timer is really due (``step``)."""
+        if self._repeat_at is not None:
+            return self._repeat_at + self._repeat_down
+        return self._machine.next_deadline()
+
     def _wake_time(self, deadline: float) -> float:
         """When to wake for ``deadline``: a master's Adver_Timer on time; a backup's
         Master_Down_Timer approached in steps (see :meth:`_wake`)."""
-        if self.machine.state is not fsm.State.BACKUP:
+        if self._machine.state is not fsm.State.BACKUP:  # a repeat never changes the state
             return deadline
         wait = deadline - self.clock.now()
+        # the early looks share wake-ups (they need not be punctual, the last step is)
         if wait > APPROACH_FROM:
-            return deadline - min(wait / 1000, 0.1) - POLL_FROM
+            return grid_before(deadline - min(wait / 1000, 0.1) - POLL_FROM)
         if wait > POLL_FROM:
-            return deadline - POLL_FROM
+            return grid_before(deadline - POLL_FROM)
         return deadline
 
     def _wake(self) -> None:
         """Arm the Master_Down_Timer precisely.
 
-        The event loop waits in epoll_wait, which Linux lets end up to 1/1000 of the wait
-        late (select_estimate_accuracy: 3.6 ms on a 3.6 s Master_Down_Interval) and which
-        counts whole milliseconds, rounded up (asyncio's stock selector even rounds up
-        twice: ``halo_core.scheduler.new_event_loop``): plain ``call_at`` took over 1.5 to
-        4 ms after the RFC time where keepalived (timerfd) is 0.3 ms late. So: wake a
+        The event loop used to wait in epoll_wait, which Linux lets end up to 1/1000 of
+        the wait late (select_estimate_accuracy: 3.6 ms on a 3.6 s Master_Down_Interval)
+        and which counts whole milliseconds, rounded up: plain ``call_at`` took over 1.5
+        to 4 ms after the RFC time where keepalived (timerfd) is 0.3 ms late. (The loop
+        now waits on a timerfd too: ``halo_core.scheduler.new_event_loop``.) So: wake a
         little more than that slack early, then ``POLL_FROM`` early, then poll the loop
         (``call_soon``: I/O is still served) until the deadline. The polling lasts about
         a millisecond and only happens when the timer really expires, i.e. at a takeover.
         """
         self._timer = None
-        deadline = self.machine.next_deadline()
+        deadline = self._next_deadline()
         if deadline is None:
             return
         now = self.clock.now()
-        if now >= deadline and self.machine.state is fsm.State.BACKUP:
+        backup = self._machine.state is fsm.State.BACKUP
+        if now >= deadline and backup:
             # Before declaring the master dead, read what has arrived: its advert may be
             # queued behind a burst of other instances' (the loop reads 64 at a time).
             self.sock.drain()
@@ -369,9 +395,11 @@ class InstanceRuntime:
             if deadline is None or now < deadline:
                 self._arm()
                 return
-        if now >= deadline:
-            self.step(fsm.Tick())
-        elif self.machine.state is fsm.State.BACKUP and deadline - now <= POLL_FROM:
+        if now >= deadline or (not backup and now >= deadline - TIMER_BATCH):
+            # a master's Adver_Timer run with a batch of them, a little early (TIMER_BATCH),
+            # is taken as on time: the next one is due an interval after this deadline
+            self.step(fsm.Tick(), now=max(now, deadline))
+        elif backup and deadline - now <= POLL_FROM:
             if isinstance(self.clock, LoopClock):
                 self._wake_at = now
                 self._timer = self.clock.loop.call_soon(self._wake)
@@ -474,9 +502,11 @@ class InstanceRuntime:
             and adv.priority != 0
             and m.preempt_deadline is None
             and (not m.preempt_mode or adv.priority >= m.priority)
+            and m.master_down_timer is not None
         ):
             # Accepted (RFC 9568 §6.4.2): a repeat changes nothing but the timer's start.
             self._repeat = (adv, src, event)
+            self._repeat_down = m.master_down_timer - now
 
     # ------------------------------------------------------------------ tracking
 
@@ -583,6 +613,7 @@ class VrrpEngine:
             check_unicast_src=self.config.global_.check_unicast_src,
         )
         sock.receivers[cfg.virtual_router_id] = inst
+        sock.retune()
         self.instances[name] = inst
         return inst
 
@@ -743,6 +774,7 @@ class VrrpEngine:
         replacement.track_faults = inst.track_faults
         inst.cancel_timer()
         inst.sock.receivers[cfg.virtual_router_id] = replacement
+        inst.sock.retune()
         self.instances[inst.name] = replacement
         # Keep only the inputs still configured; the base priority may have moved.
         keys = (

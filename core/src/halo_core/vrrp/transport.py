@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from halo_core.scheduler import grid_after
 from halo_core.schema import IPAddress
 from halo_core.vrrp import packet
 
@@ -52,8 +53,19 @@ TIMESPEC = struct.Struct("@qq")
 POLL_EVERY = 0.002
 """Seconds: while adverts arrive closer together than this (a backup of many instances), the
 socket is read on a timer this often instead of at every arrival: a few adverts per wake-up
-instead of one, each still counted from its kernel receive time. A backup's timer drains
-the socket before it expires, so nothing is decided on a stale view."""
+instead of one, each still counted from its kernel receive time (on the millisecond grid,
+shared with other timers: ``halo_core.scheduler.grid_after``). A backup's timer drains
+the socket before it expires, so nothing is decided on a stale view. The shortest polling
+period; see ``POLL_AT_MOST``."""
+
+POLL_AT_MOST = 0.01
+"""Seconds: the longest polling period. Between POLL_EVERY and this, a socket polls every
+half of the smallest Skew_Time of its instances (``Receiver.coalescing_limit``): a master's
+priority-0 advert, read that much later, still leaves its backup the rest of the Skew_Time
+to take over on time (the timer runs from the kernel's receive time). A real-time backup
+of 100 instances at 0.1 s (1,000 adverts/s, Skew_Time 65 ms) woke about 270 times a second
+polling every 2 ms and 70 times every 10 ms, and its CPU fell from 4.7 % to 2.1 % (both
+variants beside one halo master in one lab, at once, on this loaded two-core machine)."""
 
 DECODED_CACHE = 1024
 """Distinct adverts remembered per socket (cleared when full): a few per VRID heard."""
@@ -67,6 +79,11 @@ class Receiver(Protocol):
     def on_advert(
         self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
     ) -> None: ...
+
+    def coalescing_limit(self) -> float:
+        """Seconds an advert for this instance may wait in the socket unread; the socket
+        is told (``retune``) when it changes."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,7 @@ class InterfaceSocket:
         self.closed = False
         self._last_read = float("-inf")  # loop time of the last wake-up that read adverts
         self._poll: asyncio.TimerHandle | None = None  # polling instead of the reader
+        self._poll_every: float | None = None  # the polling period; None: to compute
 
     # ------------------------------------------------------------------ setup
 
@@ -240,15 +258,28 @@ class InterfaceSocket:
 
     # ------------------------------------------------------------------ receiving
 
+    def retune(self) -> None:
+        """An instance's coalescing limit may have changed (its priority, its master's
+        interval) or instances came or went: compute the polling period again."""
+        self._poll_every = None
+
+    def _polling_period(self) -> float:
+        every = self._poll_every
+        if every is None:
+            limit = min((r.coalescing_limit() for r in self.receivers.values()), default=0.0)
+            every = self._poll_every = min(POLL_AT_MOST, max(POLL_EVERY, limit / 2))
+        return every
+
     def _on_readable(self) -> None:
-        """The reader: read what is queued; if the previous read was less than POLL_EVERY
-        ago, traffic is dense: poll on a timer from now on (see POLL_EVERY)."""
+        """The reader: read what is queued; if the previous read was less than a polling
+        period ago, traffic is dense: poll on a timer from now on (see POLL_EVERY)."""
         if self._readable():
             return  # more queued: the reader fires again at once
         now = self.loop.time()
-        if now - self._last_read < POLL_EVERY and not self.closed:
+        every = self._polling_period()
+        if now - self._last_read < every and not self.closed:
             self.loop.remove_reader(self.sock.fileno())
-            self._poll = self.loop.call_at(now + POLL_EVERY, self._polled)
+            self._poll = self.loop.call_at(grid_after(now + every), self._polled)
         self._last_read = now
 
     def _polled(self) -> None:
@@ -263,7 +294,7 @@ class InterfaceSocket:
         if self.received == before:
             self.loop.add_reader(self.sock.fileno(), self._on_readable)
         else:
-            self._poll = self.loop.call_at(now + POLL_EVERY, self._polled)
+            self._poll = self.loop.call_at(grid_after(now + self._polling_period()), self._polled)
         self._last_read = now
 
     def drain(self) -> None:
@@ -400,6 +431,7 @@ class Transport:
         if sock is None:
             return
         sock.receivers.pop(vrid, None)
+        sock.retune()
         if not sock.receivers:
             sock.close()
             del self.sockets[(iface_name, family)]
