@@ -78,16 +78,8 @@ SEEDS: dict[str, tuple[str, ...]] = {
 SLOW = float(os.environ.get("HALO_EQUIV_SLOW", "1"))
 
 # Features other branches are building: a difference in a case using one is "pending".
-PENDING = {
-    "use_vmac": "use_vmac",
-    "vmac_xmit_base": "use_vmac",
-    "notify_fifo": "notify FIFO",
-    "vrrp_notify_fifo": "notify FIFO",
-    "track_process": "vrrp_track_process",
-    "vrrp_track_process": "vrrp_track_process",
-    "accept": "accept mode",
-    "no_accept": "accept mode",
-}
+# None right now (use_vmac, the notify FIFOs, vrrp_track_process and accept mode are built).
+PENDING: dict[str, str] = {}
 
 
 # ---------------------------------------------------------------------------------------------
