@@ -76,6 +76,7 @@ SEEDS: dict[str, tuple[str, ...]] = {
 
 # Under emulation (the IPVS VM) everything but the protocol's timers is slower.
 SLOW = float(os.environ.get("HALO_EQUIV_SLOW", "1"))
+READY_LIMIT = 120.0  # seconds (times SLOW) for halo and its worker to start
 
 # Features other branches are building: a difference in a case using one is "pending".
 # None right now (use_vmac, the notify FIFOs, vrrp_track_process and accept mode are built).
@@ -687,6 +688,10 @@ class Side:
             if i + 1 < len(self.lab.hosts):
                 time.sleep(0.5)
 
+    def ready(self) -> bool:
+        """Every halo daemon of this side has started, worker included, or has exited."""
+        return all(_halo_ready(d) or not d.running for d in self.daemons if isinstance(d, Halo))
+
     def snapshot(self, span: float) -> tuple[Any, ...]:
         """What may still change while the daemons settle."""
         states = []
@@ -703,7 +708,7 @@ class Side:
                 a = parse_vrrp(f) if f.time >= t else None  # the lab's codec: fast enough
                 if a is not None:
                     adverts.add((seg, a.src_mac, a.vrid, a.priority, a.addresses))
-        if not all(_halo_ready(d) for d in self.daemons if isinstance(d, Halo)):
+        if not self.ready():
             return (time.monotonic(),)  # still starting: never "stable"
         calls = []
         for h in self.lab.hosts:
@@ -1098,6 +1103,15 @@ def run_case(case: Case, workdir: Path, *, ipvs: bool | None = None) -> Verdict:
                 sides.append(Side(impl, case, rw, workdir, with_ipvs=with_ipvs and case.uses_ipvs))
             for s in sides:
                 s.start(cid)
+            # the settle time counts from halo being ready: under emulation its worker takes
+            # minutes to start, and a clock started with the processes ran out before it
+            # had programmed anything (what was compared then was a half-started halo)
+            if not wait_until(lambda: sides[1].ready(), READY_LIMIT * SLOW, interval=0.5):
+                return Verdict(
+                    case.name,
+                    "not runnable",
+                    note=f"halo was not ready after {READY_LIMIT * SLOW:.0f} s (too slow here)",
+                )
             interval = advert_interval(case)
             time.sleep(3 * interval + 1)  # Master_Down_Interval: the first elections
             span = interval + 1.0
