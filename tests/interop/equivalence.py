@@ -1060,7 +1060,7 @@ def wait_stable(sides: Sequence[Side], span: float, max_wait: float) -> bool:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= span + 1.0:
             return True
-        time.sleep(0.25)
+        time.sleep(0.25 * SLOW)  # a snapshot runs a dozen processes: slow under emulation
     return False
 
 
