@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             print(f"equivalence: unknown case(s): {', '.join(sorted(unknown))}", file=sys.stderr)
             return 2
-        cases = [c for c in cases if c.name in args.cases]
+        named = {c.name: c for c in cases}
+        cases = [named[n] for n in dict.fromkeys(args.cases)]  # in the order given
     work = args.workdir or Path(tempfile.mkdtemp(prefix="halo-equiv-", dir="/var/tmp"))
     t0 = time.monotonic()
     target = args.json or RESULTS / f"equivalence-{time.strftime('%Y%m%d-%H%M%S')}.json"
