@@ -1131,15 +1131,25 @@ def run_case(case: Case, workdir: Path, *, ipvs: bool | None = None) -> Verdict:
                 s.close()
         (workdir / "logs.txt").write_text(ka.log_tail + ha.log_tail)
         (workdir / "rewritten.conf").write_text("\n### next node\n".join(rw.texts))
-        kills = sum(d.log.count("answered nothing for") for d in sides[1].daemons)
-        if kills:  # the machine is too slow for halo's supervisor: nothing to compare
+        # A worker killed before it was ever ready (its start limit, under emulation) that
+        # then started is compared; one killed once ready leaves nothing to compare.
+        at_start = late = 0
+        for d in sides[1].daemons:
+            log, *since = re.split(r"worker process \d+ ready", d.log, maxsplit=1)
+            since_ready = since[0] if since else ""
+            at_start += log.count("answered nothing for")
+            late += since_ready.count("answered nothing for")
+        if late:  # the machine is too slow for halo's supervisor: nothing to compare
             return Verdict(
                 case.name,
                 "not runnable",
-                note=f"halo's worker was killed {kills} times by its hang limit (too slow here)",
+                note=f"halo's worker was killed {late} times by its hang limit (too slow here)",
             )
         diffs = compare(ka, ha)
-        note = "" if settled else "still changing after the settle time"
+        notes = [] if settled else ["still changing after the settle time"]
+        if at_start:
+            notes.append(f"halo's worker was killed {at_start} times by its start limit first")
+        note = "; ".join(notes)
         seconds = time.monotonic() - t0
         if not diffs:
             return Verdict(case.name, "same", note=note, seconds=seconds)
