@@ -12,7 +12,11 @@ Run as root from the repository root::
 
 It prints the table (markdown) and the differences, and writes every verdict to
 ``bench/results/equivalence-<time>.json``; ``--write-doc`` rewrites
-docs/keepalived-equivalence.md from the template below.
+docs/keepalived-equivalence.md from the template below. The document is made from the
+verdict files kept in ``bench/equivalence/verdicts/`` (a later file's verdict for a case
+replaces an earlier one's; re-run a case, add its file, then)::
+
+    uv run python bench/equivalence/run.py --merge bench/equivalence/verdicts/*.json --write-doc
 """
 
 from __future__ import annotations
@@ -179,9 +183,15 @@ What the differences are, and why:
   With instances whose timers expire together, keepalived took the last one of the file
   first, halo the first: the same addresses, in another order.
 - **adverts** in `vrrp`: the sample lists 192.168.200.18 twice (once with a label);
-  keepalived configures it once but sends it twice in every advert, halo once.
-- **use_vmac** (conditional_conf): keepalived sends from 00:00:5e:00:01:01 through a macvlan
-  `vrrp.1` with the VIP on it; halo does not do use_vmac yet (being built).
+  keepalived configures it once but sends it twice in every advert, halo once. keepalived
+  2.2.7 drops an advert whose address count differs from its own ("received an unexpected
+  ip number count 3, expected 4!"), so a keepalived node and a halo node on this file both
+  stay master, whichever has the higher priority (measured); `halo convert` warns so.
+- **use_vmac** (conditional_conf): both now send from 00:00:5e:00:01:01 through a macvlan
+  `vrrp.1` with the VIP on it. keepalived also adds an nftables table (`vmac_map`) that sends
+  the IGMP reports its macvlan makes from the base interface; halo's macvlan never joins the
+  VRRP group (halo receives on the base interface), so there is nothing to move
+  (`halo_core/vrrp/vmac.py`).
 - **a check script that does not exist** (seed-003, check script missing): keepalived logs
   "Disabling track script ... since not found/accessible" and runs the instance as if it
   did not track it; halo counts the check as failed and the instance stays in FAULT.
@@ -226,7 +236,9 @@ WHY: dict[str, dict[str, str]] = {
     "track_interface": {"routes": _STATIC_ROUTES, "route-protocol": _ROUTE_PROTOCOL},
     "vrrp": {
         "adverts": "the sample lists 192.168.200.18 twice: keepalived configures it once but"
-        " sends it twice in every advert, halo once",
+        " sends it twice in every advert, halo once; keepalived drops adverts with another"
+        " count, so keepalived and halo on this file would both be master (halo convert"
+        " warns)",
     },
     "vrrp.routes": {
         "routes": _STATIC_ROUTES + " (nor multipath ones)",
@@ -313,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             merged |= {v.case: v for v in map(_verdict, json.loads(path.read_text()))}
         order = [c.name for c in all_cases()]
         verdicts = sorted(merged.values(), key=lambda v: order.index(v.case))
-        return report(verdicts, args, "from " + ", ".join(p.name for p in args.merge))
+        return report(verdicts, args, "from " + ", ".join(str(p) for p in args.merge))
     reason = lab_unavailable_reason()
     if reason is not None:
         print(f"equivalence: lab unavailable: {reason}", file=sys.stderr)
@@ -360,7 +372,7 @@ def report(verdicts: list[Verdict], args: argparse.Namespace, where: str) -> int
     if args.write_doc:
         command = "`uv run python bench/equivalence/run.py" + (" --vm" if args.vm else "")
         if args.merge:
-            command += " --merge " + " ".join(p.name for p in args.merge)
+            command += " --merge " + " ".join(str(p) for p in args.merge)
             command += "` from the verdicts of earlier runs (`--json FILE`; the IPVS ones `--vm`)"
         else:
             command += "`"
