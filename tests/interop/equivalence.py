@@ -736,7 +736,7 @@ class Side:
             calls = calls_path.read_text().splitlines() if calls_path.exists() else []
             obs.calls.append(Counter(calls))
             if shutil.which("nft"):
-                cp = h.run("nft", "list", "ruleset", check=False)
+                cp = h.run("nft", "list", "ruleset", check=False, timeout=30 * SLOW)
                 obs.nft.append(cp.stdout.strip())
             if self.with_ipvs:
                 obs.ipvs.append(_ipvsadm(h))
@@ -796,7 +796,7 @@ def _halo_states(d: Halo) -> dict[str, str]:
 def _ipvsadm(h: Host) -> str:
     if not shutil.which("ipvsadm"):
         return ""
-    return h.run("ipvsadm", "-Ln", check=False).stdout
+    return h.run("ipvsadm", "-Ln", check=False, timeout=30 * SLOW).stdout
 
 
 def _scapy_adverts(pcap: Path, since: float) -> set[tuple[Any, ...]]:
