@@ -198,18 +198,45 @@ What the differences are, and why:
 
 Found by this harness and fixed: a sync group's notify scripts never ran in halo (the group's
 state change did not cross to the worker process, where notifiers run); `halo convert` left
-out a whole instance that lists an address twice (keepalived's `vrrp` sample).
+out a whole instance that lists an address twice (keepalived's `vrrp` sample); the same
+sample, run by hand as a pair of keepalived and halo, showed that keepalived drops halo's adverts
+(see **adverts** above): `halo convert` now says so in its warning.
 
-IPVS: this machine's kernel has none, so the load-balancer samples can run only inside the
-QEMU VM of `scripts/ipvs-vm` (`--vm`, software emulation, 2 vCPUs). Measured there
-(fwmark and virtual_server_group, two cases at once, on a host loaded by other work): each
-took about 13 minutes, and halo's worker, which holds the IPVS backend, took minutes to
-start and was then killed 20 times by its supervisor's 10 s hang limit, so halo built no
-IPVS service and there was nothing to compare. keepalived built the services (fwmark:
-`FWM 1`; virtual_server_group: all 13 of the group, 2 addresses, a range of 8 and 2
-firewall marks, which a previous session had seen keepalived not build) and removed the
-unreachable real servers after their checks failed. The other IPVS samples were not run in
-the VM in this session. The harness now reports such a run as not runnable.
+IPVS: this machine's kernel has none, so the 17 load-balancer cases (16 samples, IPv6 and
+PING_CHECK among them, and seed-001-lvs-dr) run only inside the QEMU VM of `scripts/ipvs-vm`
+(`--vm`: software emulation, 2 vCPUs, one boot for all the cases given). The real servers of
+every sample are addresses no host answers in the lab, so both daemons' checks fail and the
+comparison is of the service each builds and what each does when its real servers go down.
+On 2026-12-03 the host was shared with other work (load average 25 at first, 200 to 250 for
+a while) and the VM got a fifth of a core to a core:
+
+- Three cases at a time (load 25): halo's worker needed 5 to 7 minutes to become ready, and
+  the harness's settle clock, which started with the processes, ran out first. IPv6 and
+  PING_CHECK were compared after halo's last change all the same (its log): **same** as
+  keepalived, the service built and the unreachable real server removed by both.
+  HTTP_GET.port was compared a second before halo programmed its service (not kept); the
+  next three workers were killed by the supervisor's 180 s start limit.
+- The harness was fixed for this: the settle clock starts once halo and its worker are
+  ready, it polls less often under emulation, a worker killed at start that then starts is
+  compared (the kills are in the note), `nft` and `ipvsadm` get longer under emulation, and
+  a verdict is written as soon as its case ends.
+- One case at a time (load 40 to 250): fwmark's lab could not start its packet capture
+  within 60 s; virtual_server_group ran to the end (halo's worker ready 97 s after start;
+  its log shows the group's 13 services built, 2 addresses, a range of 8 and 2 firewall
+  marks, and both unreachable real servers removed from each, as keepalived's log shows
+  keepalived doing) but `nft list ruleset` took over 30 s and the case was lost.
+- With those fixes too (`HALO_EQUIV_SLOW=8`), at load 180 to 250: the VM could not create
+  the lab's bridge within the harness's 10 s probe (the whole run: 159 s).
+- Once the load fell (8 to 20), one case at a time: virtual_server_group **same** in
+  357 s: the group's 13 services (2 addresses, a range of 8, 2 firewall marks) in both
+  `ipvsadm -Ln`, `halo ipvs` printing the same, both unreachable real servers removed by
+  both. fwmark **same** in 219 s: `FWM 1` with its persistence in both tables, both
+  unreachable real servers removed. sample **same** in 200 s: its VRRP instance and VIPs,
+  the NAT service with its sorry server once the real server failed its check.
+
+So 5 of the 17 IPVS cases have a verdict, all **same**; the others are not runnable here
+and the table says why. They need `bench/equivalence/run.py --vm` on a host that is not
+loaded, one case at a time (`--vm-jobs 1`): about 6 minutes a case at load 10.
 
 """
 
@@ -286,7 +313,7 @@ def markdown(verdicts: list[Verdict]) -> str:
                 verdict += f": feature pending ({', '.join(v.pending)})"
             what, reason = ", ".join(sorted(v.categories)), why(v)
         if v.note and v.kind != "not runnable":
-            what += f" ({v.note})"
+            what = f"{what} ({v.note})".strip()
         cells = (v.case, verdict, what, reason)
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     out = "\n".join(lines) + "\n"
