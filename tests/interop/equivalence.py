@@ -76,18 +76,11 @@ SEEDS: dict[str, tuple[str, ...]] = {
 
 # Under emulation (the IPVS VM) everything but the protocol's timers is slower.
 SLOW = float(os.environ.get("HALO_EQUIV_SLOW", "1"))
+READY_LIMIT = 120.0  # seconds (times SLOW) for halo and its worker to start
 
 # Features other branches are building: a difference in a case using one is "pending".
-PENDING = {
-    "use_vmac": "use_vmac",
-    "vmac_xmit_base": "use_vmac",
-    "notify_fifo": "notify FIFO",
-    "vrrp_notify_fifo": "notify FIFO",
-    "track_process": "vrrp_track_process",
-    "vrrp_track_process": "vrrp_track_process",
-    "accept": "accept mode",
-    "no_accept": "accept mode",
-}
+# None right now (use_vmac, the notify FIFOs, vrrp_track_process and accept mode are built).
+PENDING: dict[str, str] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -695,6 +688,10 @@ class Side:
             if i + 1 < len(self.lab.hosts):
                 time.sleep(0.5)
 
+    def ready(self) -> bool:
+        """Every halo daemon of this side has started, worker included, or has exited."""
+        return all(_halo_ready(d) or not d.running for d in self.daemons if isinstance(d, Halo))
+
     def snapshot(self, span: float) -> tuple[Any, ...]:
         """What may still change while the daemons settle."""
         states = []
@@ -711,7 +708,7 @@ class Side:
                 a = parse_vrrp(f) if f.time >= t else None  # the lab's codec: fast enough
                 if a is not None:
                     adverts.add((seg, a.src_mac, a.vrid, a.priority, a.addresses))
-        if not all(_halo_ready(d) for d in self.daemons if isinstance(d, Halo)):
+        if not self.ready():
             return (time.monotonic(),)  # still starting: never "stable"
         calls = []
         for h in self.lab.hosts:
@@ -739,7 +736,7 @@ class Side:
             calls = calls_path.read_text().splitlines() if calls_path.exists() else []
             obs.calls.append(Counter(calls))
             if shutil.which("nft"):
-                cp = h.run("nft", "list", "ruleset", check=False)
+                cp = h.run("nft", "list", "ruleset", check=False, timeout=30 * SLOW)
                 obs.nft.append(cp.stdout.strip())
             if self.with_ipvs:
                 obs.ipvs.append(_ipvsadm(h))
@@ -799,7 +796,7 @@ def _halo_states(d: Halo) -> dict[str, str]:
 def _ipvsadm(h: Host) -> str:
     if not shutil.which("ipvsadm"):
         return ""
-    return h.run("ipvsadm", "-Ln", check=False).stdout
+    return h.run("ipvsadm", "-Ln", check=False, timeout=30 * SLOW).stdout
 
 
 def _scapy_adverts(pcap: Path, since: float) -> set[tuple[Any, ...]]:
@@ -1063,7 +1060,7 @@ def wait_stable(sides: Sequence[Side], span: float, max_wait: float) -> bool:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= span + 1.0:
             return True
-        time.sleep(0.25)
+        time.sleep(0.25 * SLOW)  # a snapshot runs a dozen processes: slow under emulation
     return False
 
 
@@ -1106,6 +1103,15 @@ def run_case(case: Case, workdir: Path, *, ipvs: bool | None = None) -> Verdict:
                 sides.append(Side(impl, case, rw, workdir, with_ipvs=with_ipvs and case.uses_ipvs))
             for s in sides:
                 s.start(cid)
+            # the settle time counts from halo being ready: under emulation its worker takes
+            # minutes to start, and a clock started with the processes ran out before it
+            # had programmed anything (what was compared then was a half-started halo)
+            if not wait_until(lambda: sides[1].ready(), READY_LIMIT * SLOW, interval=0.5):
+                return Verdict(
+                    case.name,
+                    "not runnable",
+                    note=f"halo was not ready after {READY_LIMIT * SLOW:.0f} s (too slow here)",
+                )
             interval = advert_interval(case)
             time.sleep(3 * interval + 1)  # Master_Down_Interval: the first elections
             span = interval + 1.0
@@ -1125,15 +1131,25 @@ def run_case(case: Case, workdir: Path, *, ipvs: bool | None = None) -> Verdict:
                 s.close()
         (workdir / "logs.txt").write_text(ka.log_tail + ha.log_tail)
         (workdir / "rewritten.conf").write_text("\n### next node\n".join(rw.texts))
-        kills = sum(d.log.count("answered nothing for") for d in sides[1].daemons)
-        if kills:  # the machine is too slow for halo's supervisor: nothing to compare
+        # A worker killed before it was ever ready (its start limit, under emulation) that
+        # then started is compared; one killed once ready leaves nothing to compare.
+        at_start = late = 0
+        for d in sides[1].daemons:
+            log, *since = re.split(r"worker process \d+ ready", d.log, maxsplit=1)
+            since_ready = since[0] if since else ""
+            at_start += log.count("answered nothing for")
+            late += since_ready.count("answered nothing for")
+        if late:  # the machine is too slow for halo's supervisor: nothing to compare
             return Verdict(
                 case.name,
                 "not runnable",
-                note=f"halo's worker was killed {kills} times by its hang limit (too slow here)",
+                note=f"halo's worker was killed {late} times by its hang limit (too slow here)",
             )
         diffs = compare(ka, ha)
-        note = "" if settled else "still changing after the settle time"
+        notes = [] if settled else ["still changing after the settle time"]
+        if at_start:
+            notes.append(f"halo's worker was killed {at_start} times by its start limit first")
+        note = "; ".join(notes)
         seconds = time.monotonic() - t0
         if not diffs:
             return Verdict(case.name, "same", note=note, seconds=seconds)

@@ -49,7 +49,7 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Verdict]:
     cases: list[Case] = [c for c in all_cases() if c.name in KNOWN]
     if len(cases) < len(KNOWN):
         pytest.skip("keepalived's samples are not installed (/usr/share/doc/keepalived)")
-    out = run_cases(cases, tmp_path_factory.mktemp("equivalence"), jobs=4)
+    out = run_cases(cases, tmp_path_factory.mktemp("equivalence"), jobs=len(cases))
     return {v.case: v for v in out}
 
 

@@ -214,7 +214,9 @@ def test_an_address_listed_twice_is_kept_once_and_the_instance_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """keepalived's sample keepalived.conf.vrrp lists 192.168.200.18 twice (the second time
-    with a label): keepalived runs the instance with the address once; so does halo."""
+    with a label): keepalived runs the instance with the address once; so does halo. The
+    warning says what it means for a pair with keepalived: keepalived repeats the address
+    in its adverts and drops halo's, which list it once (both would be master)."""
     conf = tmp_path / "keepalived.conf"
     conf.write_text(
         "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n"
@@ -225,6 +227,7 @@ def test_an_address_listed_twice_is_kept_once_and_the_instance_runs(
     assert err.splitlines()[0] == (
         f"warning: {conf}:6: virtual_ipaddress 192.0.2.18 label eth0:1: 192.0.2.18 is listed"
         " twice; left out (keepalived configures it once, as first listed, but repeats it in"
-        " its adverts)"
+        " its adverts and drops adverts that list it once: a keepalived peer on this file and"
+        " halo would both be master, so list it once there too)"
     )
     assert "VI_1:" in out and "- 192.0.2.18\n" in out and "label" not in out

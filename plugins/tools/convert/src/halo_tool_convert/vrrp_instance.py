@@ -366,7 +366,12 @@ def i_native_ipv6(conv: Converter, node: Node, st: InstanceState) -> None:
 def _drop_repeated_addresses(conv: Converter, st: InstanceState) -> None:
     """An address listed again (keepalived's own sample keepalived.conf.vrrp repeats one
     with a label): keepalived configures it once, as first written, and still runs the
-    instance; halo leaves the repeat out instead of refusing the instance."""
+    instance; halo leaves the repeat out instead of refusing the instance.
+
+    keepalived's adverts list every entry of virtual_ipaddress, the repeat too, and
+    keepalived 2.2.7 drops an advert whose address count differs from its own ("received an
+    unexpected ip number count 3, expected 4!", measured): a keepalived node on the same
+    file and a halo node would both be master, so the warning says so."""
     seen: set[object] = set()
     for key in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
         seq = st.m.get(key)
@@ -375,13 +380,15 @@ def _drop_repeated_addresses(conv: Converter, st: InstanceState) -> None:
         for e in list(seq.entries()):
             ip = ipaddress.ip_interface(str(e.value).split()[0]).ip
             if ip in seen:
+                why = "keepalived configures it once, as first listed"
+                if key == "virtual_ipaddress":
+                    why += (
+                        ", but repeats it in its adverts and drops adverts that list it once:"
+                        " a keepalived peer on this file and halo would both be master, so"
+                        " list it once there too"
+                    )
                 _leave_out(
-                    conv,
-                    st,
-                    seq,
-                    e,
-                    f"{key} {e.value}: {ip} is listed twice; left out (keepalived configures"
-                    " it once, as first listed, but repeats it in its adverts)",
+                    conv, st, seq, e, f"{key} {e.value}: {ip} is listed twice; left out ({why})"
                 )
             seen.add(ip)
 
