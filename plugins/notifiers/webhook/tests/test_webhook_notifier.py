@@ -140,6 +140,7 @@ notifiers:
             "group": "G1",
             "interface": "eth0",
             "vrid": 51,
+            "removed": False,
         },
     }
     assert body["time"].endswith("+00:00")
