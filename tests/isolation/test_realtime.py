@@ -62,35 +62,3 @@ def test_without_permission_it_is_a_warning_not_a_failure() -> None:
     assert "WARNING cannot set the VRRP process's nice value to -5" in out, out
     assert "WARNING cannot use real-time scheduling (SCHED_RR 3): Operation not permitted" in out
     assert f"realtime False {os.SCHED_OTHER}" in out, out
-
-
-START_PROBE = """
-import asyncio, os
-from halo_core import realtime
-from halo_core.config.model import GlobalConfig
-
-realtime.start_realtime()  # what `halo run` does first
-print("start", os.sched_getscheduler(0))
-child = os.fork()  # the validating child
-if child == 0:
-    os._exit(os.sched_getscheduler(0))
-print("child", os.waitpid(child, 0)[1] >> 8)
-
-async def main() -> None:
-    # a configuration without real time: the start's ends when the VRRP engine runs
-    realtime.VrrpScheduling(GlobalConfig(vrrp_rt_priority=0), asyncio.get_running_loop()).apply()
-    print("configured", os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK)
-
-asyncio.run(main())
-"""
-
-
-@needs_root
-def test_the_start_runs_in_real_time_until_the_configured_scheduling() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", START_PROBE], capture_output=True, text=True, timeout=30
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"start {os.SCHED_RR}" in proc.stdout, proc.stdout
-    assert f"child {os.SCHED_RR}" in proc.stdout, proc.stdout  # validation is on the path too
-    assert f"configured {os.SCHED_OTHER}" in proc.stdout, proc.stdout

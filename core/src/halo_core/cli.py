@@ -1,23 +1,23 @@
 """The ``halo`` command line.
 
 Sub-commands import what they need when they run, so ``halo --version`` and ``halo check``
-stay fast and never load network libraries, and ``halo run`` reaches real-time scheduling
-(:func:`halo_core.realtime.start_realtime`) having imported next to nothing.
+stay fast and never load network libraries.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from halo_core import version
+from halo_core.plugin_api import DEFAULT_CONFIG, add_config_option
+from halo_core.text_table import table
 
-# Not typing's (it imports re): `halo run` enters real time before such imports.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Any
 
     from halo_core.config import Config
     from halo_core.plugins import Plugins
@@ -76,10 +76,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    import json
-
-    from halo_core.text_table import table
-
     p = _load_plugins()
     build_parser(p)  # which plugin adds which command (a failing one is a load error)
     if args.json:
@@ -118,8 +114,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    import json
-
     from halo_core.config import schema_document
 
     doc = schema_document(_load_plugins())
@@ -233,11 +227,7 @@ def run(config: str, log_level: str | None, log_format: str | None) -> int:
             log.error("not started: %s", found.failure)
         return 1
     if not found.first_party and not keep_tls:
-        # a third-party address backend may connect with TLS: start again (same pid) with it,
-        # in normal scheduling (exec resets the SIGXCPU handler that bounds real time)
-        from halo_core.realtime import end_start_realtime
-
-        end_start_realtime()
+        # a third-party address backend may connect with TLS: start again (same pid) with it
         os.execve(sys.executable, sys.orig_argv, {**os.environ, KEEP_TLS: "1"})
     from halo_core.daemon import run_vrrp
 
@@ -250,7 +240,6 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     import argparse
 
     from halo_core.log import FORMATS, LEVELS
-    from halo_core.plugin_api import add_config_option
 
     class _PrintVersion(argparse.Action):
         """argparse's "version" action, looking the version up only when asked: the lookup
@@ -371,11 +360,10 @@ def _plain_run(argv: Sequence[str]) -> tuple[str, str | None, str | None] | None
     mistake), which argparse reads and answers. The VRRP process so starts without argparse
     (and the shutil, gettext and locale it brings: 0.8 MB, kept for the process's life) and
     without building every command's parser."""
+    from halo_core.log import FORMATS, LEVELS
+
     if not argv or argv[0] != "run":
         return None
-    from halo_core.log import FORMATS, LEVELS
-    from halo_core.plugin_api import DEFAULT_CONFIG
-
     given: dict[str, str] = {}
     names = {"-c": "config", "--config": "config", "--log-level": "level"}
     names["--log-format"] = "format"
@@ -401,10 +389,6 @@ def _plain_run(argv: Sequence[str]) -> tuple[str, str | None, str | None] | None
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["run"]:
-        from halo_core import realtime
-
-        realtime.start_realtime()  # first: all that follows is on the start's critical path
     plain = _plain_run(args_list)
     if plain is not None:
         return _guarded(lambda: run(*plain))

@@ -753,10 +753,6 @@ class Daemon:
             # exists (it must not inherit real time).
             self.scheduling = VrrpScheduling(self.config.model.global_, loop)
             self.scheduling.apply()
-        elif self.handed_over:
-            from halo_core.realtime import end_start_realtime
-
-            end_start_realtime()  # `halo run` started in real time; nothing here needs it
         if self.supervisor is not None:
             self.supervisor.start()
         log.info("halo %s started with %s", version(), self.config.path)

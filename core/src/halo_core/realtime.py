@@ -22,27 +22,21 @@ killed at the hard limit, twice the soft one, and its service manager restarts i
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import os
 import resource
 import signal
+from types import FrameType
+from typing import TYPE_CHECKING
 
-# Light imports only (not even typing or logging): `halo run` imports this module to enter
-# real time before anything else (start_realtime).
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
-    import logging
-    from types import FrameType
 
     from halo_core.config.model import GlobalConfig
 
-
-def _log() -> logging.Logger:
-    import logging
-
-    return logging.getLogger("halo")
-
+log = logging.getLogger("halo")
 
 RT_RETRY = 10.0
 """Seconds after a SIGXCPU before the VRRP process asks for real-time scheduling again."""
@@ -51,7 +45,7 @@ _MCL_CURRENT, _MCL_FUTURE = 1, 2
 
 
 def _refused(what: str, exc: OSError) -> None:
-    _log().warning("cannot %s: %s (running without it)", what, exc.strerror or exc)
+    log.warning("cannot %s: %s (running without it)", what, exc.strerror or exc)
 
 
 def set_nice(value: int, what: str) -> bool:
@@ -74,7 +68,7 @@ def set_realtime(priority: int, rttime_us: int) -> bool:
         resource.setrlimit(resource.RLIMIT_RTTIME, (rttime_us, hard))
     except (OSError, ValueError) as exc:
         # Without a bound, no real time: a runaway loop would own a core.
-        _log().warning("cannot limit real-time CPU (%s): running without real-time scheduling", exc)
+        log.warning("cannot limit real-time CPU (%s): running without real-time scheduling", exc)
         return False
     try:
         os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
@@ -82,41 +76,6 @@ def set_realtime(priority: int, rttime_us: int) -> bool:
         _refused(f"use real-time scheduling (SCHED_RR {priority})", exc)
         return False
     return True
-
-
-START_PRIORITY = 1
-"""SCHED_RR priority of ``halo run``'s start: ``vrrp_rt_priority``'s default (the
-configuration is not read yet)."""
-START_RTTIME = (200_000, 2_000_000)
-"""RLIMIT_RTTIME (soft, hard) in microseconds during the start: ``vrrp_rlimit_rttime``'s
-default, and a hard limit the validating child cannot reach in any single call."""
-
-
-def start_realtime() -> None:
-    """Run ``halo run``'s start, up to its first advert, in real time, the validating child
-    included (it inherits this). On a loaded machine a normal process waited seconds for
-    the CPU there (5.2 s with a load of 100, 0.22 s in real time): the start of the
-    process that decides MASTER is as urgent as its adverts. The configured scheduling
-    (:class:`VrrpScheduling`) replaces this once the VRRP engine runs. Bounded like it:
-    ``START_RTTIME`` of CPU without sleeping, then normal scheduling (SIGXCPU). Silent when
-    refused: the configured scheduling says so if it is refused too."""
-    signal.signal(signal.SIGXCPU, _start_overrun)
-    try:
-        resource.setrlimit(resource.RLIMIT_RTTIME, START_RTTIME)
-        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(START_PRIORITY))
-    except (OSError, ValueError):
-        signal.signal(signal.SIGXCPU, signal.SIG_DFL)
-
-
-def _start_overrun(signum: int, frame: FrameType | None) -> None:
-    set_normal()
-
-
-def end_start_realtime() -> None:
-    """Normal scheduling again after :func:`start_realtime`, for a process that does not
-    go on as the VRRP process (no instance to run, or a reload's validating child)."""
-    if os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_RR:
-        set_normal()
 
 
 def set_normal() -> None:
@@ -147,12 +106,10 @@ def trim_heap() -> None:
     resident memory that free() keeps, as only the heap's top is returned by itself."""
     # Nothing to give back without ctypes (an interpreter built without it) or with a C
     # library that lacks the call (musl).
-    try:
+    with contextlib.suppress(ImportError, OSError, AttributeError):
         import ctypes
 
         ctypes.CDLL(None).malloc_trim(0)
-    except (ImportError, OSError, AttributeError):
-        return
 
 
 class VrrpScheduling:
@@ -182,16 +139,14 @@ class VrrpScheduling:
             signal.signal(signal.SIGXCPU, self._on_xcpu)
             self.realtime = set_realtime(self.priority, self.rttime_us)
             if self.realtime:
-                _log().debug("VRRP process: SCHED_RR priority %d", self.priority)
-        if not self.realtime:
-            end_start_realtime()
+                log.debug("VRRP process: SCHED_RR priority %d", self.priority)
 
     def _on_xcpu(self, signum: int, frame: FrameType | None) -> None:
         # Runs between two bytecodes of whatever hogs the CPU: leave real time first.
         set_normal()
         self.realtime = False
         self.overruns += 1
-        _log().warning(
+        log.warning(
             "VRRP process used %.0f ms of CPU without sleeping: normal scheduling for %gs",
             self.rttime_us / 1000,
             RT_RETRY,
