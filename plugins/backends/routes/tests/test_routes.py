@@ -264,16 +264,18 @@ MULTIPATH_ROUTES = (
     "      - 198.51.100.0/24 via 192.0.2.253 or 192.0.2.254\n"
     "      - 203.0.113.0/24 table 100 nexthop via 192.0.2.253 dev eth0 weight 3"
     " nexthop via 192.0.2.254 dev eth0\n"
+    "      - 2001:db8:1::/64 nexthop via 2001:db8::253 dev eth0 nexthop via 2001:db8::254"
+    " dev eth0 weight 2\n"
 )
 
 
 def multipath_routes(host: Host) -> set[str]:
     """The lab's routes as ``ip route`` shows them: each with its nexthops and weights."""
     out = set()
-    for table in ("main", "100"):
-        shown = host.run("ip", "-j", "route", "show", "table", table, check=False)
+    for family, table in (("-4", "main"), ("-4", "100"), ("-6", "main")):
+        shown = host.run("ip", family, "-j", "route", "show", "table", table, check=False)
         for r in json.loads(shown.stdout or "[]") if shown.returncode == 0 else []:
-            if r["dst"].startswith(("198.51.100.", "203.0.113.")):
+            if r["dst"].startswith(("198.51.100.", "203.0.113.", "2001:db8:1:")):
                 hops = " ".join(
                     f"{h['gateway']}@{h['dev']}*{h.get('weight', 1)}" for h in r.get("nexthops", [])
                 )
@@ -284,6 +286,7 @@ def multipath_routes(host: Host) -> set[str]:
 MULTIPATH = {
     "main 198.51.100.0/24 proto keepalived 192.0.2.253@eth0*1 192.0.2.254@eth0*1",
     "100 203.0.113.0/24 proto keepalived 192.0.2.253@eth0*3 192.0.2.254@eth0*1",
+    "main 2001:db8:1::/64 proto keepalived 2001:db8::253@eth0*1 2001:db8::254@eth0*2",
 }
 
 
