@@ -169,12 +169,6 @@ difference.
 
 What the differences are, and why:
 
-- **routes** in `vrrp.routes`: the multipath route (`via A or B`), which halo does not
-  support (`halo convert` reports it unsupported).
-- **primary**: which of an interface's addresses in one subnet is the primary (the source
-  the kernel's routes for that subnet take) follows which instance became master first.
-  With instances whose timers expire together, keepalived took the last one of the file
-  first, halo the first: the same addresses, in another order.
 - **adverts** in `vrrp`: the sample lists 192.168.200.18 twice (once with a label);
   keepalived configures it once but sends it twice in every advert, halo once. keepalived
   2.2.7 drops an advert whose address count differs from its own ("received an unexpected
@@ -198,6 +192,16 @@ halo's adverts leaving from a static address of scope link, and a tracked check 
 that does not exist, which keepalived disables ("Disabling track script ... since not
 found/accessible") and halo counted failed, keeping the instance in FAULT: it is disabled
 now too (vrrp.routes, vrrp.rules, vrrp.static_ipaddress, track_interface, seed-003).
+Then (run 9): the multipath route of `vrrp.routes` (`via A or B`, one route with two
+nexthops, now in halo's routes backend), and which address of a subnet is the primary (the
+source the kernel's routes for that subnet take) in `vrrp.scripts` and `vrrp.sync`. That
+follows which instance became master first: keepalived 2.2.7 takes a sync group MASTER only
+when every member wants it (`vrrp_sync_can_goto_master`, vrrp_sync.c): a member whose
+Master_Down_Timer expires before the others' stays BACKUP, its timer started again, and the
+member whose timer expires last becomes MASTER first, then the others in the group's order
+(`vrrp_sync_master`). Timers that expire together expire in the order they were started,
+the file's. halo took the group MASTER with its first member; it now holds members the same
+way (`VrrpEngine._group_holds`).
 
 IPVS: this machine's kernel has none, so the 17 load-balancer cases (16 samples, IPv6 and
 PING_CHECK among them, and seed-001-lvs-dr) run only inside the QEMU VM of `scripts/ipvs-vm`
@@ -238,10 +242,6 @@ loaded, one case at a time (`--vm-jobs 1`): about 6 minutes a case at load 10.
 """
 
 
-_TIED_TIMERS = (
-    "instances whose timers expire together become master in another order (keepalived the"
-    " file's last first, halo its first): the same addresses, another primary"
-)
 # Why a case differs, for each difference understood: case -> category -> why. A category
 # not listed here shows as "not explained yet" (a new difference to look at).
 WHY: dict[str, dict[str, str]] = {
@@ -256,12 +256,6 @@ WHY: dict[str, dict[str, str]] = {
         " count, so keepalived and halo on this file would both be master (halo convert"
         " warns)",
     },
-    "vrrp.routes": {
-        "routes": "its multipath route (via A or B) is not supported by halo; its other"
-        " routes, static and virtual, are the same",
-    },
-    "vrrp.scripts": {"primary": _TIED_TIMERS},
-    "vrrp.sync": {"primary": _TIED_TIMERS},
 }
 
 

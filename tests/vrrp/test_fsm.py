@@ -26,6 +26,7 @@ from halo_core.vrrp.fsm import (
     FaultCleared,
     FaultSet,
     ForceState,
+    GroupHold,
     IPAddress,
     Machine,
     PriorityChanged,
@@ -629,6 +630,23 @@ def test_own_faults_beat_the_group() -> None:
         assert actions == []
         assert m2.state is FAULT
         assert m2.forced_fault is None
+
+
+def test_group_hold_restarts_the_master_down_timer() -> None:
+    """Sync groups (keepalived's vrrp_sync_can_goto_master): a member whose Master_Down_Timer
+    expired while its group does not go MASTER stays BACKUP, the timer started again; before
+    the expiry, and in any other state, the hold changes nothing."""
+    m = backup()
+    assert m.master_down_timer is not None
+    due = m.master_down_timer
+    assert step(m, GroupHold("sync group G1"), due - 0.01) == (m, [])
+    held, actions = step(m, GroupHold("sync group G1"), due + 0.001)
+    assert actions == []
+    assert held.state is BACKUP
+    assert held.master_down_timer == due + 0.001 + m.master_down_interval
+    assert step(held, Tick(), due + 0.002) == (held, [])  # the timer now runs from the hold
+    m, t = master()
+    assert step(m, GroupHold("sync group G1"), t + 5) == (m, [])
 
 
 def test_force_to_current_state_is_a_no_op() -> None:

@@ -168,6 +168,7 @@ class InstanceRuntime:
         bus: EventBus,
         group: str | None = None,
         on_state: Callable[[InstanceRuntime, fsm.StateChanged, bool], None] | None = None,
+        group_holds: Callable[[InstanceRuntime], bool] | None = None,
         sender: InterfaceSocket | None = None,
         check_unicast_src: bool = False,
     ) -> None:
@@ -187,6 +188,11 @@ class InstanceRuntime:
         self.bus = bus
         self.group = group
         self.on_state = on_state
+        # Sync groups: asked when this member's Master_Down_Timer expires; True keeps it
+        # BACKUP (fsm.GroupHold). held_until is the timer that hold restarted: while it
+        # stands (no advert moved it), the member wants MASTER (keepalived's wantstate).
+        self.group_holds = group_holds
+        self.held_until: float | None = None
         self.family = sock.family
         self.v3_checksum_as_v2 = cfg.v3_checksum_as_v2
         self.counters: Counter[str] = Counter()
@@ -398,6 +404,8 @@ class InstanceRuntime:
         if now >= deadline or (not backup and now >= deadline - TIMER_BATCH):
             # a master's Adver_Timer run with a batch of them, a little early (TIMER_BATCH),
             # is taken as on time: the next one is due an interval after this deadline
+            if backup and self._held_by_group(max(now, deadline)):
+                return
             self.step(fsm.Tick(), now=max(now, deadline))
         elif backup and deadline - now <= POLL_FROM:
             if isinstance(self.clock, LoopClock):
@@ -408,6 +416,35 @@ class InstanceRuntime:
                 self._timer = self.clock.call_at(deadline, self._wake)
         else:
             self._arm()
+
+    def _held_by_group(self, now: float) -> bool:
+        """At this member's Master_Down_Timer expiry: does its sync group hold it BACKUP?"""
+        if self.group is None or self.group_holds is None or not self.group_holds(self):
+            return False
+        self.step(fsm.GroupHold(f"sync group {self.group}"), now=now)
+        self.held_until = self._machine.master_down_timer
+        log.info(
+            "%s: master down timer expired; held BACKUP until every member of sync group %s"
+            " wants MASTER",
+            self.name,
+            self.group,
+            extra=halo_log.fields(instance=self.name, group=self.group),
+        )
+        return True
+
+    @property
+    def wants_master(self) -> bool:
+        """keepalived's ``wantstate == MASTER``: MASTER, or held BACKUP by its sync group
+        after its Master_Down_Timer expired and no advert heard since (one would have
+        moved the timer: keepalived sets wantstate BACKUP on such an advert)."""
+        state = self.state
+        if state is fsm.State.MASTER:
+            return True
+        return (
+            state is fsm.State.BACKUP
+            and self.held_until is not None
+            and self._machine.master_down_timer == self.held_until
+        )
 
     def _send(self, priority: int) -> None:
         if priority != self._encoded[0]:  # a master sends the same bytes every interval
@@ -609,6 +646,7 @@ class VrrpEngine:
             bus=self.bus,
             group=self.group_of.get(name),
             on_state=self._sync,
+            group_holds=self._group_holds,
             sender=sender,
             check_unicast_src=self.config.global_.check_unicast_src,
         )
@@ -757,6 +795,7 @@ class VrrpEngine:
             bus=self.bus,
             group=self.group_of.get(inst.name),
             on_state=self._sync,
+            group_holds=self._group_holds,
             sender=inst.sender if inst.sender is not inst.sock else None,
             check_unicast_src=self.config.global_.check_unicast_src,
         )
@@ -926,6 +965,24 @@ class VrrpEngine:
             self._carry_group(inst, change)
         self._group_state(inst.group, change.reason)
 
+    def _group_holds(self, inst: InstanceRuntime) -> bool:
+        """keepalived 2.2.7's ``vrrp_sync_can_goto_master`` (vrrp_sync.c), asked when a
+        BACKUP member's Master_Down_Timer expires: unless the group is MASTER, the member
+        becomes MASTER only if every other member wants MASTER too; else it is held in
+        BACKUP, wanting MASTER. So a group goes MASTER when the last of its members' timers
+        expires, that member first (then the others, see :meth:`_carry_group`). Timers
+        that expire together expire in the order they were started, the file's."""
+        if inst.group is None or self.group_states.get(inst.group) == fsm.State.MASTER.value:
+            return False
+        group = self.config.vrrp_sync_groups.get(inst.group)
+        if group is None:
+            return False
+        for name in group.group:
+            other = self.instances.get(name)
+            if other is not None and other is not inst and not other.wants_master:
+                return True
+        return False
+
     def _group_state(self, group: str, reason: str) -> None:
         members = [i for i in self.instances.values() if i.group == group]
         states = {STOP if i.state is fsm.State.INITIALIZE else i.state.value for i in members}
@@ -950,8 +1007,12 @@ class VrrpEngine:
         )
 
     def _carry_group(self, inst: InstanceRuntime, change: fsm.StateChanged) -> None:
+        """The other members follow, in the order of the group's list (keepalived's
+        ``vrrp_sync_master``/``vrrp_sync_backup`` walk ``sgroup->vrrp_instances``)."""
         assert inst.group is not None
-        for other in list(self.instances.values()):
+        group = self.config.vrrp_sync_groups.get(inst.group)
+        names = group.group if group is not None else list(self.instances)
+        for other in [self.instances[n] for n in names if n in self.instances]:
             if other is inst or other.group != inst.group or other.state is change.new:
                 continue
             other.step(

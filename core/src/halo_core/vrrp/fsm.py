@@ -94,6 +94,8 @@ Rules beyond the RFC text (keepalived 2.2.7's behaviour unless said otherwise):
   the member's own fault reasons) until a ForceState to BACKUP or MASTER releases it; a
   member with faults of its own stays in FAULT whatever it is told.  Forced out of
   MASTER into BACKUP it sends nothing (keepalived: the peers' groups move as well).
+  :class:`GroupHold` keeps a BACKUP member whose Master_Down_Timer expired in BACKUP and
+  starts that timer again, when the runtime finds that its group does not go MASTER yet.
 * **Equal priority, same address** as ours (our own advert looped back, or a copy of our
   configuration elsewhere; keepalived only logs a warning) is discarded without reply:
   neither side "wins", and answering would make two such routers advertise at each other
@@ -125,6 +127,7 @@ __all__ = [
     "FaultCleared",
     "FaultSet",
     "ForceState",
+    "GroupHold",
     "IPAddress",
     "Machine",
     "PriorityChanged",
@@ -256,10 +259,20 @@ class ForceState:
             raise ValueError("a sync group can force MASTER, BACKUP or FAULT, not INITIALIZE")
 
 
+@dataclass(frozen=True, slots=True)
+class GroupHold:
+    """Sync groups: a BACKUP member's Master_Down_Timer has expired but its group does not
+    go MASTER yet (keepalived's ``vrrp_sync_can_goto_master``: another member does not want
+    MASTER). It stays BACKUP and its Master_Down_Timer starts again."""
+
+    reason: str
+
+
 Event: TypeAlias = (
     Startup
     | Shutdown
     | Tick
+    | GroupHold
     | AdvertReceived
     | PriorityChanged
     | FaultSet
@@ -541,6 +554,14 @@ def _backup_tick(m: Machine, event: Tick, now: float) -> Step:
     return _goto(m, State.MASTER, now, _takeover_reason(m))
 
 
+def _group_hold(m: Machine, event: GroupHold, now: float) -> Step:
+    """keepalived 2.2.7 ``vrrp_sync_can_goto_master``: ``ms_down_timer`` is set to the full
+    Master_Down_Interval again and the instance stays BACKUP."""
+    if m.master_down_timer is None or now < m.master_down_timer:
+        return m, []
+    return replace(m, master_down_timer=now + m.master_down_interval), []
+
+
 def _accept_advert(m: Machine, event: AdvertReceived, now: float, window: float | None) -> Step:
     """RFC 9568 §6.4.2: take the advert as coming from the rightful master."""
     # "Set the Active_Adver_Interval to the Max Advertise Interval contained in the
@@ -720,6 +741,7 @@ _HANDLERS: Final[dict[tuple[State, type[Any]], Handler]] = {
     (State.INITIALIZE, ForceState): _force_state,
     (State.BACKUP, Shutdown): _shutdown,
     (State.BACKUP, Tick): _backup_tick,
+    (State.BACKUP, GroupHold): _group_hold,
     (State.BACKUP, AdvertReceived): _backup_advert,
     (State.BACKUP, PriorityChanged): _priority_changed,
     (State.BACKUP, FaultSet): _fault_set,

@@ -16,6 +16,7 @@ from halo_backend_routes.plugin import (
     VirtualRoute,
     VirtualRule,
 )
+from halo_tool_lab.halo import Halo
 from halo_tool_lab.netns import Host, wait_until
 from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
 from halo_tool_lab.testing import config_errors, load_config
@@ -32,10 +33,30 @@ from halo_tool_lab.testing import config_errors, load_config
         ),
         ("blackhole 198.51.100.128/25", "blackhole 198.51.100.128/25"),
         ("2001:db8:1::/48 via 2001:db8::1", "2001:db8:1::/48 via 2001:db8::1"),
+        # keepalived's older multipath form: via moves to the first nexthop, 'or' the second
+        (
+            "203.0.113.0/24 via 192.0.2.1 or 192.0.2.2",
+            "203.0.113.0/24 nexthop via 192.0.2.1 nexthop via 192.0.2.2",
+        ),
+        (
+            "203.0.113.0/24 via 192.0.2.1 dev eth0 or 192.0.2.2 metric 5",
+            "203.0.113.0/24 metric 5 nexthop via 192.0.2.1 dev eth0 nexthop via 192.0.2.2 dev eth0",
+        ),
+        (
+            "203.0.113.0/24 table 7 nexthop via 192.0.2.1 dev eth0 onlink weight 1"
+            " nexthop via 192.0.2.2 dev eth1 weight 256",
+            "203.0.113.0/24 table 7 nexthop via 192.0.2.1 dev eth0 weight 1 onlink"
+            " nexthop via 192.0.2.2 dev eth1 weight 256",
+        ),
+        (
+            "2001:db8:1::/48 nexthop via inet6 2001:db8::1 nexthop dev eth1",
+            "2001:db8:1::/48 nexthop via 2001:db8::1 nexthop dev eth1",
+        ),
     ],
 )
 def test_route_lines(line: str, again: str) -> None:
     assert str(VirtualRoute.parse(line)) == again
+    assert VirtualRoute.parse(again) == VirtualRoute.parse(line)
 
 
 @pytest.mark.parametrize(
@@ -43,8 +64,19 @@ def test_route_lines(line: str, again: str) -> None:
     [
         ("198.51.100.0/24", "needs via ADDRESS or dev INTERFACE"),
         ("198.51.100.0/24 via 2001:db8::1", "2001:db8::1 is not of the family of"),
-        ("198.51.100.0/24 via 192.0.2.1 or 192.0.2.2", "several gateways"),
-        ("blackhole 198.51.100.0/24 dev eth0", "a blackhole route has no via or dev"),
+        ("198.51.100.0/24 or 192.0.2.2", "'or' needs via ADDRESS before it"),
+        ("198.51.100.0/24 via 192.0.2.1 or", "'or' needs a gateway address after it"),
+        ("198.51.100.0/24 via 192.0.2.1 or 192.0.2.2 or 192.0.2.3", "only one 'or'"),
+        ("198.51.100.0/24 via 192.0.2.1 or 192.0.2.2 nexthop dev eth0", "'or' and nexthop"),
+        ("198.51.100.0/24 via 192.0.2.1 or 2001:db8::1", "not of the family"),
+        ("198.51.100.0/24 nexthop", "a nexthop needs via ADDRESS or dev INTERFACE"),
+        ("198.51.100.0/24 nexthop via", "nexthop via needs a value"),
+        ("198.51.100.0/24 nexthop via 192.0.2.1 weight 0", "weight '0' must be a number from 1"),
+        ("198.51.100.0/24 nexthop via 192.0.2.1 metric 3", "unknown nexthop option 'metric'"),
+        ("198.51.100.0/24 nexthop via 192.0.2.1 via 192.0.2.2", "nexthop via is given twice"),
+        ("198.51.100.0/24 via 192.0.2.9 nexthop via 192.0.2.1", "via and dev in each nexthop"),
+        ("blackhole 198.51.100.0/24 nexthop via 192.0.2.1", "has no via, dev or nexthop"),
+        ("blackhole 198.51.100.0/24 dev eth0", "a blackhole route has no via, dev or nexthop"),
         ("198.51.100./24 dev eth0", "'198.51.100./24' is not an address or prefix"),
         ("198.51.100.0/24 dev eth0 metric x", "metric 'x' must be a number"),
         ("198.51.100.0/24 dev eth0 mtu 1400", "unknown option 'mtu'"),
@@ -128,6 +160,7 @@ def test_keepalived_blocks_convert() -> None:
         "  virtual_routes {\n"
         "    src 192.0.2.100 198.51.100.0/24 via 192.0.2.254 dev eth0\n"
         "    203.0.113.0/24 via 192.0.2.1 or 192.0.2.2\n"
+        "    203.0.113.0/24 via 192.0.2.1 or\n"
         "    blackhole 198.51.100.128/25\n"
         "  }\n"
         "  virtual_rules {\n    from 192.0.2.100 table 100\n    to 192.0.2./24 table 2\n  }\n"
@@ -137,11 +170,11 @@ def test_keepalived_blocks_convert() -> None:
         config_id="x",
     )
     assert [str(r) for r in result.reports if r.kind != "note"] == [
-        "unsupported: keepalived.conf:9: 203.0.113.0/24: multipath routes ('via A or B')"
-        " are not supported",
-        "warning: keepalived.conf:14: virtual_rules: 'to 192.0.2./24 table 2':"
+        "warning: keepalived.conf:10: virtual_routes: '203.0.113.0/24 via 192.0.2.1 or':"
+        " 'or' needs a gateway address after it; ignored",
+        "warning: keepalived.conf:15: virtual_rules: 'to 192.0.2./24 table 2':"
         " '192.0.2./24' is not an address or prefix; ignored",
-        "warning: keepalived.conf:22: static_rules: 'to 192.0.2./24 table 1':"
+        "warning: keepalived.conf:23: static_rules: 'to 192.0.2./24 table 1':"
         " '192.0.2./24' is not an address or prefix; ignored",
     ]
     # keepalived's static blocks go to global:
@@ -153,13 +186,23 @@ def test_keepalived_blocks_convert() -> None:
         "    virtual_routes:\n      - src 192.0.2.100 198.51.100.0/24 via 192.0.2.254 dev eth0\n"
     ) in result.yaml
     assert "      - blackhole 198.51.100.128/25\n" in result.yaml
+    # the multipath route, written the way keepalived now documents it
+    assert "      - 203.0.113.0/24 nexthop via 192.0.2.1 nexthop via 192.0.2.2\n" in result.yaml
     assert "    virtual_rules:\n      - from 192.0.2.100/32 table 100\n" in result.yaml
 
 
 # ---------------------------------------------------------------------------------- on a lab
 
 
-def config(router: str, priority: int) -> str:
+def config(router: str, priority: int, routes_and_rules: str | None = None) -> str:
+    if routes_and_rules is None:
+        routes_and_rules = (
+            "    virtual_routes:\n"
+            "      - 198.51.100.0/24 dev eth0 scope link\n"
+            "      - blackhole 203.0.113.0/24 table 100\n"
+            "    virtual_rules:\n"
+            "      - from 192.0.2.100 priority 1000 table 100\n"
+        )
     return (
         f"global:\n  router_id: {router}\n  log_format: json\n"
         "vrrp_instances:\n"
@@ -169,12 +212,7 @@ def config(router: str, priority: int) -> str:
         f"    priority: {priority}\n"
         "    version: 3\n"
         "    advert_int: 0.1\n"
-        "    virtual_ipaddress: [192.0.2.100/24]\n"
-        "    virtual_routes:\n"
-        "      - 198.51.100.0/24 dev eth0 scope link\n"
-        "      - blackhole 203.0.113.0/24 table 100\n"
-        "    virtual_rules:\n"
-        "      - from 192.0.2.100 priority 1000 table 100\n"
+        "    virtual_ipaddress: [192.0.2.100/24]\n" + routes_and_rules
     )
 
 
@@ -197,12 +235,19 @@ HELD = {
 }
 
 
+def master_and_backup(
+    lab: LabFactory, start_halo: HaloFactory, routes_and_rules: str | None = None
+) -> tuple[Host, Host, Halo, Halo]:
+    """h1 MASTER (150) and h2 BACKUP (100) of VI_1, both with *routes_and_rules*."""
+    h1, h2 = lab(2).hosts
+    a = start_halo(h1, config("h1", 150, routes_and_rules), state={"VI_1": "MASTER"})
+    b = start_halo(h2, config("h2", 100, routes_and_rules), state={"VI_1": "BACKUP"})
+    return h1, h2, a, b
+
+
 @pytest.mark.lab
 def test_routes_follow_mastership(lab: LabFactory, start_halo: HaloFactory) -> None:
-    lb = lab(2)
-    h1, h2 = lb.hosts
-    a = start_halo(h1, config("h1", 150), state={"VI_1": "MASTER"})
-    b = start_halo(h2, config("h2", 100), state={"VI_1": "BACKUP"})
+    h1, h2, a, b = master_and_backup(lab, start_halo)
     assert wait_until(lambda: routes(h1) == HELD, 5.0, 0.05), (routes(h1), a.log)
     assert routes(h2) == set()
 
@@ -212,6 +257,59 @@ def test_routes_follow_mastership(lab: LabFactory, start_halo: HaloFactory) -> N
 
     b.stop()  # a graceful stop removes them
     assert routes(h2) == set(), b.log
+
+
+MULTIPATH_ROUTES = (
+    "    virtual_routes:\n"
+    "      - 198.51.100.0/24 via 192.0.2.253 or 192.0.2.254\n"
+    "      - 203.0.113.0/24 table 100 nexthop via 192.0.2.253 dev eth0 weight 3"
+    " nexthop via 192.0.2.254 dev eth0\n"
+    "      - 2001:db8:1::/64 nexthop via 2001:db8::253 dev eth0 nexthop via 2001:db8::254"
+    " dev eth0 weight 2\n"
+)
+
+
+def multipath_routes(host: Host) -> set[str]:
+    """The lab's routes as ``ip route`` shows them: each with its nexthops and weights."""
+    out = set()
+    for family, table in (("-4", "main"), ("-4", "100"), ("-6", "main")):
+        shown = host.run("ip", family, "-j", "route", "show", "table", table, check=False)
+        for r in json.loads(shown.stdout or "[]") if shown.returncode == 0 else []:
+            if r["dst"].startswith(("198.51.100.", "203.0.113.", "2001:db8:1:")):
+                hops = " ".join(
+                    f"{h['gateway']}@{h['dev']}*{h.get('weight', 1)}" for h in r.get("nexthops", [])
+                )
+                out.add(f"{table} {r['dst']} proto {r.get('protocol')} {hops}")
+    return out
+
+
+MULTIPATH = {
+    "main 198.51.100.0/24 proto keepalived 192.0.2.253@eth0*1 192.0.2.254@eth0*1",
+    "100 203.0.113.0/24 proto keepalived 192.0.2.253@eth0*3 192.0.2.254@eth0*1",
+    "main 2001:db8:1::/64 proto keepalived 2001:db8::253@eth0*1 2001:db8::254@eth0*2",
+}
+
+
+@pytest.mark.lab
+def test_multipath_routes_follow_mastership(lab: LabFactory, start_halo: HaloFactory) -> None:
+    h1, h2, a, b = master_and_backup(lab, start_halo, MULTIPATH_ROUTES)
+    assert wait_until(lambda: multipath_routes(h1) == MULTIPATH, 5.0, 0.05), (
+        multipath_routes(h1),
+        a.log[-800:],
+    )
+    assert multipath_routes(h2) == set()
+
+    # h1 drops below h2: h2 preempts, h1 becomes BACKUP and removes its multipath routes
+    a.reload(config("h1", 50, MULTIPATH_ROUTES))
+    assert b.wait_state("VI_1", "MASTER"), b.log[-800:]
+    assert a.wait_state("VI_1", "BACKUP"), a.log[-800:]
+    assert wait_until(lambda: multipath_routes(h1) == set(), 5.0, 0.05), multipath_routes(h1)
+    assert wait_until(lambda: multipath_routes(h2) == MULTIPATH, 5.0, 0.05), (
+        multipath_routes(h2),
+        b.log[-800:],
+    )
+    b.stop()
+    assert multipath_routes(h2) == set(), b.log[-800:]
 
 
 def static_config(router: str, priority: int, routes: str, rules: str) -> str:

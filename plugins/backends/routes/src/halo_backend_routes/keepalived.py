@@ -17,9 +17,6 @@ def lines(conv: Converter, node: Node) -> YSeq:
     seq = YSeq()
     for child in node.children:
         line = " ".join([child.keyword, *child.args])
-        if "or" in child.args:
-            conv.unsupported(child, "multipath routes ('via A or B') are not supported", seq)
-            continue
         try:
             parsed = parse(line)
         except ValueError as exc:

@@ -70,10 +70,74 @@ def _pairs(words: list[str], known: frozenset[str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Nexthop:
+    """One path of a multipath route: ``nexthop [via ADDR] [dev IF] [weight N] [onlink]``."""
+
+    via: Address | None = None
+    dev: str | None = None
+    weight: int | None = None
+    onlink: bool = False
+
+    def __str__(self) -> str:
+        words = ["nexthop"]
+        for key in ("via", "dev", "weight"):
+            value = getattr(self, key)
+            if value is not None:
+                words += [key, str(value)]
+        return " ".join([*words, "onlink"] if self.onlink else words)
+
+
+def _nexthops(words: list[str]) -> tuple[Nexthop, ...]:
+    """keepalived's ``nexthop ... nexthop ...`` tail of a route line (vrrp_iproute.c,
+    parse_nexthops): each ``nexthop`` followed by via, dev, weight (1 to 256), onlink."""
+    hops = []
+    while words:
+        if words[0] != "nexthop":
+            raise ValueError(f"{words[0]!r} after the nexthops (each starts with nexthop)")
+        words = words[1:]
+        opts: dict[str, str] = {}
+        while words and words[0] != "nexthop":
+            key = words.pop(0)
+            if key == "onlink":
+                value = ""
+            elif key in ("via", "dev", "weight"):
+                if words and key == "via" and words[0] in ("inet", "inet6"):
+                    words.pop(0)  # keepalived's family word: the address tells it anyway
+                if not words or words[0] == "nexthop":
+                    raise ValueError(f"nexthop {key} needs a value")
+                value = words.pop(0)
+            else:
+                raise ValueError(
+                    f"unknown nexthop option {key!r} (known: dev, onlink, via, weight)"
+                )
+            if key in opts:
+                raise ValueError(f"nexthop {key} is given twice")
+            opts[key] = value
+        dev = opts.get("dev")
+        if dev is not None and not IFNAME.fullmatch(dev):
+            raise ValueError(f"nexthop dev {dev!r} is not an interface name")
+        weight = opts.get("weight")
+        if weight is not None and not (weight.isdigit() and 1 <= int(weight) <= 256):
+            raise ValueError(f"nexthop weight {weight!r} must be a number from 1 to 256")
+        hop = Nexthop(
+            _address(opts["via"]) if "via" in opts else None,
+            dev,
+            int(weight) if weight is not None else None,
+            "onlink" in opts,
+        )
+        if hop.via is None and hop.dev is None:
+            raise ValueError("a nexthop needs via ADDRESS or dev INTERFACE")
+        hops.append(hop)
+    return tuple(hops)
+
+
+@dataclass(frozen=True)
 class VirtualRoute:
     """A route keepalived's way, as one line:
     ``[src ADDR] [to] PREFIX [via ADDR] [dev IF] [table N] [metric N] [scope S] [proto P]``,
-    or ``blackhole|unreachable|prohibit PREFIX [table N] [metric N]``."""
+    or ``blackhole|unreachable|prohibit PREFIX [table N] [metric N]``. A multipath route
+    gives its paths after the other options, ``nexthop via A [dev IF] [weight N] [onlink]
+    nexthop via B ...``, or keepalived's older ``via A or B`` (read as two nexthops)."""
 
     to: Network
     via: Address | None = None
@@ -84,6 +148,7 @@ class VirtualRoute:
     scope: str | None = None
     proto: int | None = None
     type: str = "unicast"
+    nexthops: tuple[Nexthop, ...] = ()
 
     _TYPES: ClassVar[frozenset[str]] = frozenset({"blackhole", "unreachable", "prohibit"})
     _KEYS: ClassVar[frozenset[str]] = frozenset(
@@ -110,18 +175,41 @@ class VirtualRoute:
         to = _network(words[0])
         # keepalived reads gw as via and takes protocol for proto
         words = [{"gw": "via", "protocol": "proto"}.get(w, w) for w in words[1:]]
+        nexthops: tuple[Nexthop, ...] = ()
+        if "nexthop" in words:
+            at = words.index("nexthop")
+            nexthops = _nexthops(words[at:])
+            words = words[:at]
+        alternative = None
         if "or" in words:
-            raise ValueError("several gateways ('or') are not supported")
+            at = words.index("or")
+            if nexthops:
+                raise ValueError("'or' and nexthop cannot be used together")
+            if at + 1 >= len(words):
+                raise ValueError("'or' needs a gateway address after it")
+            if "or" in words[at + 2 :]:
+                raise ValueError("only one 'or' is allowed (for more paths use nexthop)")
+            alternative = _address(words[at + 1])
+            words = words[:at] + words[at + 2 :]
         opts = _pairs(words, cls._KEYS - {"src"})
         via = _address(opts["via"]) if "via" in opts else None
         dev = opts.get("dev")
         if dev is not None and not IFNAME.fullmatch(dev):
             raise ValueError(f"dev {dev!r} is not an interface name")
-        if kind != "unicast" and (via or dev):
-            raise ValueError(f"a {kind} route has no via or dev")
-        if kind == "unicast" and via is None and dev is None:
+        if alternative is not None:
+            if via is None:
+                raise ValueError("'or' needs via ADDRESS before it")
+            # keepalived moves via to the first nexthop and the 'or' address to the second;
+            # a dev given on the line is the dev of both paths
+            nexthops = (Nexthop(via, dev), Nexthop(alternative, dev))
+            via = dev = None
+        elif nexthops and (via is not None or dev is not None):
+            raise ValueError("a route with nexthops gives via and dev in each nexthop")
+        if kind != "unicast" and (via or dev or nexthops):
+            raise ValueError(f"a {kind} route has no via, dev or nexthop")
+        if kind == "unicast" and via is None and dev is None and not nexthops:
             raise ValueError("needs via ADDRESS or dev INTERFACE")
-        for addr in (via, src):
+        for addr in (via, src, *(hop.via for hop in nexthops)):
             if addr is not None and addr.version != to.version:
                 raise ValueError(f"{addr} is not of the family of {to}")
         scope = opts.get("scope")
@@ -137,6 +225,7 @@ class VirtualRoute:
             scope,
             _protocol("proto", opts["proto"]) if "proto" in opts else None,
             kind,
+            nexthops,
         )
 
     def __str__(self) -> str:
@@ -148,13 +237,15 @@ class VirtualRoute:
             value = getattr(self, key)
             if value is not None:
                 words += [key, str(value)]
-        return " ".join(words)
+        return " ".join([*words, *map(str, self.nexthops)])
 
     @classmethod
     def __json_schema__(cls) -> dict[str, Any]:
         return {
             "type": "string",
-            "description": "[src ADDR] [to] PREFIX [via ADDR] [dev IF] [table N] [metric N]",
+            "description": "[src ADDR] [to] PREFIX [via ADDR] [dev IF] [table N] [metric N]"
+            " [scope S] [proto P], or a multipath route: PREFIX [table N] ..."
+            " nexthop via ADDR [dev IF] [weight N] [onlink] nexthop via ADDR ...",
         }
 
 

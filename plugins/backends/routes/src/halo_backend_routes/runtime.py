@@ -12,11 +12,17 @@ from typing import Any
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from halo_backend_routes.plugin import RTPROT_KEEPALIVED, VirtualRoute, VirtualRule
+from halo_backend_routes.plugin import (
+    RTPROT_KEEPALIVED,
+    Nexthop,
+    VirtualRoute,
+    VirtualRule,
+)
 
 log = logging.getLogger("halo.routes")
 
 SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254}
+RTNH_F_ONLINK = 4
 
 
 def _family(version: int) -> int:
@@ -50,6 +56,8 @@ class Netlink:
             args["gateway"] = str(route.via)
         if route.dev is not None:
             args["oif"] = socket.if_nametoindex(route.dev)
+        if route.nexthops:
+            args["multipath"] = [self._nexthop_args(hop) for hop in route.nexthops]
         if route.src is not None:
             args["prefsrc"] = str(route.src)
         if route.metric is not None:
@@ -58,6 +66,17 @@ class Netlink:
             args["scope"] = SCOPES[route.scope]
         # keepalived's routes are proto keepalived (18) unless the line says otherwise
         args["proto"] = route.proto if route.proto is not None else RTPROT_KEEPALIVED
+        return args
+
+    def _nexthop_args(self, hop: Nexthop) -> dict[str, Any]:
+        # as keepalived's add_nexthop: rtnh_hops is the weight less one
+        args: dict[str, Any] = {"hops": hop.weight - 1 if hop.weight is not None else 0}
+        if hop.via is not None:
+            args["gateway"] = str(hop.via)
+        if hop.dev is not None:
+            args["oif"] = socket.if_nametoindex(hop.dev)
+        if hop.onlink:
+            args["flags"] = RTNH_F_ONLINK
         return args
 
     def _rule_args(self, rule: VirtualRule) -> dict[str, Any]:
