@@ -646,7 +646,12 @@ class Side:
             raise RuntimeError("the lab's interfaces did not come up")
         for seg in segments:
             self.captures[seg] = Capture(
-                sw, seg, self.workdir / f"{seg}.pcap", filter="vrrp", ready_timeout=10 * SLOW
+                sw,
+                seg,
+                self.workdir / f"{seg}.pcap",
+                # keepalived's `auth_type AH` adverts are IP protocol 51 around the VRRP
+                filter="vrrp or ah",
+                ready_timeout=10 * SLOW,
             )
 
     def start(self, cid: str) -> None:
@@ -805,6 +810,7 @@ def _scapy_adverts(pcap: Path, since: float) -> set[tuple[Any, ...]]:
     captured after *since*, decoded by scapy (independent of halo's codec)."""
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
+    from scapy.layers.ipsec import AH
     from scapy.layers.l2 import Ether
     from scapy.layers.vrrp import VRRP, VRRPv3
 
@@ -813,6 +819,21 @@ def _scapy_adverts(pcap: Path, since: float) -> set[tuple[Any, ...]]:
         if f.time < since:
             continue
         pkt = Ether(f.data)
+        if AH in pkt and pkt[AH].nh == 112:  # keepalived's AH: the advert follows AH's header
+            v2 = VRRP(bytes(pkt[AH].payload))
+            ip = str(pkt[IP].src) if IP in pkt else "?"
+            out.add(
+                (
+                    f"{ip} {pkt[Ether].src}",
+                    int(v2.version),
+                    int(v2.vrid),
+                    int(v2.priority),
+                    float(v2.adv),
+                    tuple(sorted(str(a) for a in v2.addrlist)),
+                    int(v2.authtype),
+                )
+            )
+            continue
         ip = str(pkt[IP].src) if IP in pkt else str(pkt[IPv6].src) if IPv6 in pkt else "?"
         src = f"{ip} {pkt[Ether].src}"
         if VRRPv3 in pkt:
