@@ -76,6 +76,7 @@ NOT_IN_VRRP = (
     "argparse",  # `halo run` reads its own few options (halo_core.cli._plain_run)
     "shutil",  # argparse's, and nft's lookup (only when the firewall is used)
     "pickle",  # the C unpickler reads the verdict; the Python pickler is the child's
+    "ctypes",  # malloc_trim is called through _ctypes (halo_core.realtime.trim_heap)
     "random",  # the scheduler's jitter: no job runs in the VRRP process
     "pluggy",  # no hook is called in the VRRP process (halo_core.plugins.Plugins.manager)
     "halo_core.hookspecs",
