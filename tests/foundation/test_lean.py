@@ -76,6 +76,7 @@ NOT_IN_VRRP = (
     "argparse",  # `halo run` reads its own few options (halo_core.cli._plain_run)
     "shutil",  # argparse's, and nft's lookup (only when the firewall is used)
     "pickle",  # the C unpickler reads the verdict; the Python pickler is the child's
+    "ctypes",  # malloc_trim is called through _ctypes (halo_core.realtime.trim_heap)
     "random",  # the scheduler's jitter: no job runs in the VRRP process
     "pluggy",  # no hook is called in the VRRP process (halo_core.plugins.Plugins.manager)
     "halo_core.hookspecs",
@@ -105,3 +106,18 @@ def test_vrrp_process_imports_only_what_it_runs(lab: LabFactory, tmp_path: Path)
     distributions = {m.split(".")[0] for m in modules if m.startswith("halo_")}
     assert distributions == {"halo_core", "halo_backend_vip"}  # and the address backend's
     assert found["rss_kb"] < VRRP_RSS_MB * 1024, found["rss_kb"]
+
+
+def test_status_api_loads_no_openssl() -> None:
+    """The status API runs in every worker (the seed's too): its server compares tokens
+    without hmac, which would load OpenSSL's libcrypto (3.7 MB) into a worker that has no
+    other use for it when asyncio runs without ssl."""
+    probe = (
+        "import sys; sys.modules['ssl'] = None\n"
+        "import halo_tool_status.server\n"
+        "print(sorted(m for m in ('_hashlib', 'hashlib', 'hmac', '_ssl') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert proc.stdout.strip() == "[]", proc.stderr

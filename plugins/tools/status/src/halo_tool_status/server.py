@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -25,6 +24,11 @@ import os
 import socket
 import stat
 import time
+
+# hmac.compare_digest without hmac: hmac imports OpenSSL's libcrypto (3.7 MB resident) for
+# a constant-time comparison the interpreter has built in; the worker of a configuration
+# without TLS has no other use for it.
+from _operator import _compare_digest as compare_digest
 from asyncio import FIRST_COMPLETED
 from collections import deque
 from collections.abc import Callable
@@ -377,7 +381,7 @@ class StatusServer:
         if self.token is None:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
+        if scheme.lower() != "bearer" or not compare_digest(
             given.strip().encode(), self.token.encode()
         ):
             raise HttpError(
