@@ -22,6 +22,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from halo_tool_lab.capture import arp_packets
 from halo_tool_lab.netns import Host, wait_until
+from halo_tool_lab.probes import send_from
 from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
 from halo_tool_lab.tools import needs_tools
 
@@ -40,18 +41,6 @@ except ConnectionRefusedError:
     print("refused")
 except OSError:
     print("timeout")
-"""
-# One UDP datagram from a given source address: "sent", or "blocked" when an output hook
-# drops it (sendto fails with EPERM at once; TCP would only retry its SYN silently).
-SEND_FROM = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[2], 0))
-try:
-    s.sendto(b"halo", (sys.argv[1], 9))
-    print("sent")
-except PermissionError:
-    print("blocked")
 """
 
 
@@ -72,10 +61,6 @@ def config(host: Host, work: Path, instances: str, backend: str = "") -> str:
 
 def connect(client: Host, address: str) -> str:
     return client.run(sys.executable, "-c", CONNECT, address, timeout=10).stdout.strip()
-
-
-def send_from(host: Host, address: str, source: str) -> str:
-    return host.run(sys.executable, "-c", SEND_FROM, address, source, timeout=10).stdout.strip()
 
 
 def nft_tables(host: Host) -> str:
