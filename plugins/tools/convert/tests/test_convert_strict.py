@@ -4,16 +4,20 @@ the instances keepalived refuses in strict mode left out with a warning."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from halo_backend_vip.options import VipInstanceOptions
+from halo_core import cli
 from halo_core import plugins as plugin_loader
 from halo_core.config import load_text
 from halo_core.plugins import Plugins
 from halo_tool_convert import Result, convert_text
 
+CORPUS = Path(__file__).resolve().parent / "corpus"
 AUTH = "authentication {\nauth_type PASS\nauth_pass secret\n}"
 
 
@@ -91,3 +95,20 @@ def test_refused_instances(plugins: Plugins) -> None:
 def test_lower_prio_no_advert_without_strict(plugins: Plugins) -> None:
     _, vi = convert("lower_prio_no_advert", plugins, strict=False)
     assert vi.lower_prio_no_advert is True and vi.accept is True
+
+
+def test_seed_001_converted_passes_halo_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seed 001 (vrrp_strict in global_defs): converted with no strict-mode line
+    unsupported, and ``halo check`` accepts the result."""
+    out = tmp_path / "seed-001.yaml"
+    assert cli.main(["convert", str(CORPUS / "seed-001-lvs-dr.conf"), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    unsupported = [line for line in err.splitlines() if line.startswith("unsupported:")]
+    assert len(unsupported) == 1 and ": vrrp_iptables: " in unsupported[0], err
+    assert "vrrp_strict: strict mode is written out in each instance" in err
+    assert cli.main(["check", "-q", "-c", str(out)]) == 0
+    vi = yaml.safe_load(out.read_text())["vrrp_instances"]["VI_1"]
+    assert "authentication" not in vi
+    assert (vi["state"], vi["accept"], vi["lower_prio_no_advert"]) == ("BACKUP", False, True)
