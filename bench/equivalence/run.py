@@ -180,6 +180,18 @@ What the differences are, and why:
   VRRP group (halo receives on the base interface), so there is nothing to move
   (`halo_core/vrrp/vmac.py`).
 
+- **nftables** are compared by effect (`tests/interop/nft_effect.py`): which addresses each
+  table drops on input (to them) and on output (from them), per family, with the ICMPv6
+  types let through. keepalived's `table ip keepalived` and halo's `inet halo_no_accept`
+  compare same when they drop the same packets; anything else in a ruleset is compared as
+  text.
+- **seed-001-lvs-dr** has `vrrp_strict`. `halo convert` used to report it unsupported, so
+  halo sent adverts with the password (auth 1) while keepalived sent auth 0 and had a
+  no-accept table that halo lacked. It is now written out as the settings strict mode
+  amounts to ([migrating](migrating.md#strict-mode)), and halo's table drops to and from
+  the VIP as keepalived's does; the table's row for it is from before that change, until
+  the IPVS VM runs it again.
+
 Found by this harness and fixed: a sync group's notify scripts never ran in halo (the group's
 state change did not cross to the worker process, where notifiers run); `halo convert` left
 out a whole instance that lists an address twice (keepalived's `vrrp` sample; run by hand as

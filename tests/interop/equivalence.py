@@ -16,8 +16,9 @@ For one *case* (a keepalived sample, or a seed's pair of node configurations):
    one and halo on ``halo convert``'s output of the same file in the other, lets both settle,
    and observes each: addresses (``ip -j addr``), routes and rules (``ip -j route``/``rule``,
    every table), the adverts on each segment (decoded with scapy), the notify script calls,
-   the nftables ruleset, the IPVS table (``ipvsadm -Ln``; halo's also through ``halo ipvs``)
-   where the kernel has IPVS, and the instances' final states.
+   the nftables ruleset (compared by what it drops: :mod:`nft_effect`), the IPVS table
+   (``ipvsadm -Ln``; halo's also through ``halo ipvs``) where the kernel has IPVS, and the
+   instances' final states.
 3. :func:`compare` lists every difference; :class:`Verdict` says same, differs or not
    runnable (and why).
 
@@ -46,6 +47,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address
 from pathlib import Path
 from typing import Any
 
+import nft_effect
 import yaml
 
 from halo_core import plugins as plugin_loader
@@ -985,9 +987,9 @@ def _compare_node(ka: Observed, ha: Observed, i: int, node: str) -> list[tuple[s
     ca, cb = pair("calls", Counter())
     if ca != cb:
         only("notify", "notify calls", (ca - cb).elements(), (cb - ca).elements())
-    na, nb = pair("nft", "")
-    if na != nb:
-        diffs.append(("nftables", f"{node}nftables: keepalived {na[:300]!r}, halo {nb[:300]!r}"))
+    nft_diff = nft_effect.compare(*pair("nft", ""))
+    if nft_diff is not None:
+        diffs.append(("nftables", f"{node}nftables: {nft_diff}"))
     ia, ib = pair("ipvs", "")
     if ia != ib:
         diffs.append(("ipvs", f"{node}IPVS table: keepalived {ia!r}, halo {ib!r}"))

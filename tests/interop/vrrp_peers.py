@@ -1,8 +1,9 @@
 """VRRP peers in a lab - halo or the real keepalived - and what they put on the wire.
 
 Shared by the interop tests (``tests/interop``) and the failover benchmark
-(``bench/failover/run.py``). Only :mod:`halo_tool_lab` and the standard library are used, so
-this module could move into :mod:`halo_tool_lab` unchanged.
+(``bench/failover/run.py``). Only :mod:`halo_tool_lab` and the standard library are used (and
+:mod:`halo_tool_convert` with yaml for ``Spec(strict=True)``, imported there), so this module
+could move into :mod:`halo_tool_lab` unchanged.
 
 * :class:`Proto` - a protocol setting (VRRPv2 with PASS at 1 s, VRRPv3 over IPv4 or IPv6 at
   100 ms) with the RFC timers: Master_Down_Interval and Skew_Time.
@@ -115,6 +116,8 @@ class Spec:
     halo_track: tuple[tuple[str, int], ...] = ()  # (check, weight)
     halo_checks: str = ""
     halo_vips: tuple[str, ...] = ()  # more virtual addresses ("ADDR/LEN dev IFNAME")
+    # keepalived's vrrp_strict; halo then runs `halo convert` of keepalived's file
+    strict: bool = False
 
 
 def _auth(proto: Proto, spec: Spec) -> str | None:
@@ -125,7 +128,10 @@ def _auth(proto: Proto, spec: Spec) -> str | None:
 
 def halo_config(name: str, proto: Proto, spec: Spec, state_dir: Path) -> str:
     """halo's YAML for *spec*: JSON logs (parsed by the tests) and a state directory of its
-    own (pid file, status socket, backend state: the lab's hosts share one filesystem)."""
+    own (pid file, status socket, backend state: the lab's hosts share one filesystem).
+    With ``spec.strict``, ``halo convert``'s output for keepalived's file, with those two."""
+    if spec.strict:
+        return converted_config(keepalived_config(name, proto, spec), state_dir)
     lines = [
         "global:",
         f"  router_id: {name}",
@@ -163,12 +169,24 @@ def halo_config(name: str, proto: Proto, spec: Spec, state_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def converted_config(keepalived_conf: str, state_dir: Path) -> str:
+    """``halo convert`` of *keepalived_conf*, with JSON logs and *state_dir* added."""
+    import yaml  # here: only the strict scenarios convert
+
+    from halo_tool_convert import convert_text
+
+    doc = yaml.safe_load(convert_text(keepalived_conf, "keepalived.conf", config_id="lab").yaml)
+    doc["global"].update(log_format="json", state_dir=str(state_dir))
+    return str(yaml.safe_dump(doc, sort_keys=False))
+
+
 def keepalived_config(name: str, proto: Proto, spec: Spec) -> str:
     """keepalived.conf for *spec* (run with ``-P``: VRRP only)."""
     out = [
         "global_defs {",
         f"    router_id {name}",
         f"    vrrp_version {proto.version}",
+        *(["    vrrp_strict"] if spec.strict else []),
         "}",
         f"vrrp_instance {INSTANCE} {{",
         f"    state {spec.state}",

@@ -438,6 +438,16 @@ def test_master_lower_priority_readvertises_and_announces() -> None:
     assert m2 == m
 
 
+def test_master_lower_prio_no_advert_only_discards() -> None:
+    """keepalived's lower_prio_no_advert (on in its strict mode): RFC 3768/5798 §6.4.3 only
+    discard a lower-priority advert, so no advert goes out; the announcement is still asked
+    for (the vip backend's garp_lower_prio_repeat says how many, 0 in strict mode)."""
+    m, t = master(priority=200, lower_prio_no_advert=True)
+    m2, actions = step(m, advert(100, source=HIGHER), t + 0.5)
+    assert actions == [Announce(f"split-brain: lower-priority master {HIGHER} (100 < 200) seen")]
+    assert m2 == m
+
+
 def test_master_equal_priority_own_address_is_ignored() -> None:
     """RFC 9568 §6.4.3: "greater" is strict, so our own address at our priority is
     no winner; it is discarded without the reply that would ping-pong forever."""

@@ -287,6 +287,13 @@ class VrrpInstance:
             " no_accept (they are dropped)"
         ),
     ] = True
+    lower_prio_no_advert: Annotated[
+        bool,
+        Doc(
+            "a MASTER hearing a lower-priority master does not answer with an advert at once"
+            " (RFC 3768/5798; keepalived's lower_prio_no_advert, on in its strict mode)"
+        ),
+    ] = False
     dont_track_primary: Annotated[
         bool, Doc("ignore the instance's own interface going down (no FAULT)")
     ] = False

@@ -256,6 +256,7 @@ class InstanceRuntime:
                 preempt=not cfg.nopreempt,
                 preempt_delay=float(cfg.preempt_delay),
                 primary_address=self.source,
+                lower_prio_no_advert=cfg.lower_prio_no_advert,
             )
         )
         self.local_addresses = {

@@ -84,7 +84,9 @@ Rules beyond the RFC text (keepalived 2.2.7's behaviour unless said otherwise):
   discards the advert and sends one of its own at once (RFC 9568 §6.4.3, keepalived).
   Such an advert can only come from another master, i.e. a healed split brain, so it
   also emits :class:`Announce` to re-send gratuitous ARP/NA and converge the clients'
-  caches.  The Adver_Timer is not reset (neither the RFC nor keepalived do).
+  caches.  The Adver_Timer is not reset (neither the RFC nor keepalived do).  With
+  ``lower_prio_no_advert`` (keepalived's strict mode) the advert is only discarded, as
+  RFC 3768 and RFC 5798 say; :class:`Announce` is still emitted.
 * **Priority changes** from tracking (:class:`PriorityChanged`) take effect at once: a
   MASTER's next advert carries the new value; in BACKUP they change future comparisons
   and Skew_Time, and a running Master_Down_Timer is moved by the change of
@@ -174,6 +176,8 @@ class Config:
     """Seconds; see the module docstring for the exact rule."""
     primary_address: IPAddress
     """Our advert source address, compared for the equal-priority tie-break."""
+    lower_prio_no_advert: bool = False
+    """A MASTER hearing a lower priority does not send an advert at once (RFC 5798)."""
 
     def __post_init__(self) -> None:
         if self.version not in (2, 3):
@@ -672,7 +676,12 @@ def _master_advert(m: Machine, event: AdvertReceived, now: float) -> Step:
         what = f"lower-priority master {event.source} ({event.priority} < {m.priority})"
     else:
         what = f"equal-priority master {event.source} with a lower address"
-    return m, [SendAdvert(m.priority), Announce(f"split-brain: {what} seen")]
+    announce = Announce(f"split-brain: {what} seen")
+    if m.config.lower_prio_no_advert:
+        # RFC 3768/5798 only discard it (keepalived's strict mode); the announcements
+        # still go out, as many as the backend is told (garp_lower_prio_repeat, 0 there).
+        return m, [announce]
+    return m, [SendAdvert(m.priority), announce]
 
 
 def _priority_changed(m: Machine, event: PriorityChanged, now: float) -> Step:

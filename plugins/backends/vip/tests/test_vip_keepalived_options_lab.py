@@ -2,8 +2,9 @@
 
 - ``accept: false`` (keepalived's ``no_accept``, RFC 5798 Accept_Mode off): ping and TCP
   to the VIP of a MASTER that is not the address owner are dropped by halo's nftables
-  table; with ``accept`` (the default) and for the address owner they are answered; the
-  table goes on stop.
+  table, and so is what the master itself sends from it (keepalived's output rule); with
+  ``accept`` (the default) and for the address owner they pass; IPv6 neighbour discovery
+  for such an address still works; the table goes on stop.
 - The instance-level gratuitous ARP settings (``garp_master_repeat``, ``garp_master_delay``,
   ``garp_master_refresh``, ``garp_master_refresh_repeat``, ``garp_interval``) override the
   backend's for that instance only, counted and timed on a capture; so do
@@ -21,6 +22,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from halo_tool_lab.capture import arp_packets
 from halo_tool_lab.netns import Host, wait_until
+from halo_tool_lab.probes import send_from
 from halo_tool_lab.pytest_plugin import HaloFactory, LabFactory
 from halo_tool_lab.tools import needs_tools
 
@@ -75,21 +77,34 @@ def test_no_accept_drops_traffic_to_the_vips(
         instance("NOACCEPT", 51, 150, "192.0.2.100", "    accept: false\n")
         + instance("ACCEPT", 52, 150, "192.0.2.101")
         + instance("OWNER", 53, 255, "192.0.2.102", "    accept: false\n")
+        + instance("NOACCEPT6", 54, 150, "2001:db8::100", "    accept: false\n").replace(
+            "/24", "/64"
+        )
     )
     a = start_halo(
         h1,
         config(h1, tmp_path, instances),
-        state={"NOACCEPT": "MASTER", "ACCEPT": "MASTER", "OWNER": "MASTER"},
+        state={"NOACCEPT": "MASTER", "ACCEPT": "MASTER", "OWNER": "MASTER", "NOACCEPT6": "MASTER"},
     )
     assert wait_until(lambda: all(h1.has_address(f"192.0.2.10{i}") for i in range(3)), 5), a.log
+    assert wait_until(lambda: h1.has_address("2001:db8::100"), 5), a.log
     assert "halo_no_accept" in nft_tables(h1)
-    # no_accept, not the owner: the address answers ARP (it is routed for) but takes nothing.
+    # no_accept, not the owner: the address answers ARP (it is routed for) but takes nothing,
+    # and the master sends nothing from it either (keepalived's output rule).
     assert not client.ping("192.0.2.100", count=2, timeout=2).ok
     assert connect(client, "192.0.2.100") == "timeout"
+    assert send_from(h1, "192.0.2.12", "192.0.2.100") == "blocked"
+    # IPv6: the same both ways, but neighbour discovery passes: the client learns the MAC.
+    client.run("ip", "-6", "neigh", "flush", "dev", "eth0", check=False)
+    assert not client.ping("2001:db8::100", count=2, timeout=2).ok
+    neigh = client.run("ip", "-6", "neigh", "show", "2001:db8::100").stdout
+    assert "lladdr" in neigh, neigh
+    assert send_from(h1, "2001:db8::12", "2001:db8::100") == "blocked"
     # accept (keepalived's default), and the address owner even with no_accept.
     for vip in ("192.0.2.101", "192.0.2.102"):
         assert client.ping(vip, count=1, timeout=3).ok, vip
         assert connect(client, vip) == "refused", vip
+        assert send_from(h1, "192.0.2.12", vip) == "sent", vip
     a.stop()
     assert "halo_no_accept" not in nft_tables(h1)
 

@@ -2,12 +2,18 @@
 owner must not accept packets addressed to its virtual addresses.
 
 The addresses of every such instance (``accept: false`` and a priority below 255) are put
-in an nftables table of halo's own, ``inet halo_no_accept``, whose input chain drops
-packets to them; neighbour solicitations and advertisements still pass, or the master
-could not answer for an IPv6 address it routes for (ARP is not IP, so IPv4 needs no such
-rule). The table is the same whatever the state: on a BACKUP the addresses are not local,
-so no packet to them reaches the input hook. It is replaced as a whole (one ``nft -f``
-transaction) when the configuration changes and deleted on stop.
+in an nftables table of halo's own, ``inet halo_no_accept``: its input chain drops packets
+to them and its output chain packets from them, as keepalived 2.2.7's ``vrrp_nftables.c``
+does (``ip daddr @vips drop`` in ``in``, ``ip saddr @vips drop`` in ``out``; keepalived
+added the output rule in 334b16e9, "Add option to block outbound traffic from VIPs").  An
+address in no-accept mode only serves for routing: a local program that binds to it, or
+that the kernel's source selection gives it, would send from an address whose replies the
+input chain drops, so it fails at once instead of hanging.  Neighbour solicitations and
+advertisements pass both ways, or the master could not answer for an IPv6 address it
+routes for (the kernel's answers come from the address itself; ARP is not IP, so IPv4
+needs no such rule).  The table is the same whatever the state: on a BACKUP the addresses
+are not local, so no packet to or from them meets these hooks.  It is replaced as a whole
+(one ``nft -f`` transaction) when the configuration changes and deleted on stop.
 """
 
 from __future__ import annotations
@@ -38,6 +44,18 @@ def ruleset(addresses: list[IPAddress]) -> str:
     v4 = sorted({str(a) for a in addresses if a.version == 4})
     v6 = sorted({str(a) for a in addresses if a.version == 6})
 
+    def chain(name: str, hook: str, field: str) -> str:
+        # keepalived's priority: just before the filter chains of other tables
+        return (
+            f"  chain {name} {{\n"
+            f"    type filter hook {hook} priority -1; policy accept;\n"
+            f"    ip {field} @vips4 drop\n"
+            f"    ip6 {field} @vips6 icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }}"
+            " accept\n"
+            f"    ip6 {field} @vips6 drop\n"
+            "  }\n"
+        )
+
     def addr_set(name: str, kind: str, elements: list[str]) -> str:
         listed = f" elements = {{ {', '.join(elements)} }};" if elements else ""
         return f"  set {name} {{ type {kind};{listed} }}\n"
@@ -48,13 +66,9 @@ def ruleset(addresses: list[IPAddress]) -> str:
         f"table inet {TABLE} {{\n"
         + addr_set("vips4", "ipv4_addr", v4)
         + addr_set("vips6", "ipv6_addr", v6)
-        + "  chain input {\n"
-        "    type filter hook input priority -1; policy accept;\n"
-        "    ip daddr @vips4 drop\n"
-        "    ip6 daddr @vips6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n"
-        "    ip6 daddr @vips6 drop\n"
-        "  }\n"
-        "}\n"
+        + chain("input", "input", "daddr")
+        + chain("output", "output", "saddr")
+        + "}\n"
     )
 
 
@@ -75,7 +89,7 @@ class NoAcceptFirewall:
         await _nft(ruleset(addresses))
         self.installed = True
         log.info(
-            "%s: no_accept: dropping packets to %s",
+            "%s: no_accept: dropping packets to and from %s",
             self.backend,
             ", ".join(str(a) for a in addresses),
         )

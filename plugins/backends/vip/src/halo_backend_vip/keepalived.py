@@ -10,9 +10,11 @@ from typing import Any
 
 from halo_tool_convert.api import (
     Converter,
+    Finish,
     InstanceState,
     Keyword,
     Node,
+    Report,
     YMap,
     YSeq,
     global_section,
@@ -81,6 +83,31 @@ def i_garp(conv: Converter, node: Node, st: InstanceState) -> None:
         conv.put(st, node, kw, value)
 
 
+def strict_garp(conv: Converter, node: Node, st: InstanceState) -> None:
+    """keepalived's strict mode sends no announcements on hearing a lower-priority master
+    (garp_lower_prio_repeat and garp_lower_prio_delay 0, set or not)."""
+    if not st.strict_on:
+        return
+    m = st.m
+    if m.get("garp_lower_prio_repeat") == 0:
+        return
+    e = m.entry("garp_lower_prio_repeat")
+    where = e.loc if e is not None and e.loc is not None else st.strict_loc or st.loc
+    conv.reports.append(
+        Report(
+            "note",
+            where,
+            "garp_lower_prio_repeat",
+            f"strict mode ({conv.at(st.strict_loc)}): garp_lower_prio_repeat: 0 (no"
+            " announcements on hearing a lower-priority master)",
+        )
+    )
+    said = f"strict mode ({conv.at(st.strict_loc)})"
+    m.set("garp_lower_prio_repeat", 0, loc=where, trailing=said)
+    if m.get("garp_lower_prio_delay") is not None:
+        m.remove("garp_lower_prio_delay", why=f"garp_lower_prio_delay left out: {said}")
+
+
 def static_ipaddress(conv: Converter, node: Node, _: Any) -> None:
     """Each line read as a virtual address is; one without ``dev`` takes global_defs'
     default_interface, as in keepalived, or is left out (keepalived refuses it too)."""
@@ -104,9 +131,10 @@ def static_ipaddress(conv: Converter, node: Node, _: Any) -> None:
         conv.put(global_section(conv, node.loc), node, node.keyword, seq)
 
 
-def keywords() -> list[Keyword]:
+def keywords() -> list[Keyword | Finish]:
     return [
         *(Keyword("global_defs", kw, g_garp) for kw in GARP_KEYWORDS),
         *(Keyword("vrrp_instance", kw, i_garp) for kw in INSTANCE_KEYWORDS),
         Keyword("top", "static_ipaddress", static_ipaddress),
+        Finish("vrrp_instance", strict_garp),
     ]

@@ -13,6 +13,7 @@ from halo_tool_convert.emit import YMap
 from halo_tool_convert.lexer import Loc
 from halo_tool_convert.parser import Node
 from halo_tool_convert.values import (
+    BOOL_WORDS,
     BUFFERS,
     DBUS,
     FIFO,
@@ -44,6 +45,14 @@ def prescan_global(conv: Converter, node: Node) -> None:
             conv.default_version_loc = child.loc
         elif child.keyword == "default_interface" and child.args:
             conv.default_interface = child.args[0]
+        elif child.keyword in ("vrrp_strict", "vrrp_lower_prio_no_advert"):
+            # read before the instances, which keepalived completes after the whole file
+            # (keepalived 2.2.7 reads no value after vrrp_strict: it is always on)
+            if child.keyword == "vrrp_strict":
+                conv.vrrp_strict = child.loc
+            elif not child.args or BOOL_WORDS.get(child.args[0].lower()) is not None:
+                on = not child.args or BOOL_WORDS[child.args[0].lower()]
+                conv.lower_prio_no_advert = child.loc if on else None
 
 
 def global_section(conv: Converter, loc: Loc | None = None) -> YMap:
@@ -149,6 +158,32 @@ def g_vrrp_no_swap(conv: Converter, node: Node, g: YMap) -> None:
         g.set("vrrp_no_swap", True, loc=node.loc, comments=node.comments, trailing=node.trailing)
 
 
+def g_strict(conv: Converter, node: Node, g: YMap) -> None:
+    """Strict mode is written into each instance (see :mod:`.strict`); the instances have
+    a note for each setting it changes.  keepalived 2.2.7 reads no value: it is always on."""
+    if node.args:
+        conv.note(node, f"keepalived reads no value here: {' '.join(node.args)} ignored")
+    if conv.plain(node):
+        g.comment(
+            *conv.said(node),
+            f"{node.line} ({conv.at(node.loc)}): written out in each vrrp instance as the"
+            " settings marked 'strict mode'",
+        )
+        conv.note(
+            node,
+            "strict mode is written out in each instance as the settings it amounts to (no"
+            " authentication, accept: false below priority 255, lower_prio_no_advert, no"
+            " lower-priority announcements, state from the priority)",
+        )
+
+
+def g_lower_prio_no_advert(conv: Converter, node: Node, g: YMap) -> None:
+    if conv.flag(node):
+        g.comment(*conv.said(node), f"{node.line} ({conv.at(node.loc)}): see each vrrp instance")
+    else:
+        conv.carry(node, g)
+
+
 def garp_missing(conv: Converter, node: Node, g: YMap) -> None:
     """The global gratuitous ARP settings without the vip backend plugin, which takes them."""
     conv.unsupported(node, "needs the vip backend plugin, which is not installed", g)
@@ -214,9 +249,9 @@ TABLE: Table = {
     "vrrp_skip_check_adv_addr": I(
         "a speed-up of keepalived's advert address check; halo's check is the same for every advert"
     ),
-    "vrrp_strict": U("strict mode (no_accept, no authentication, ...) is not supported"),
+    "vrrp_strict": g_strict,
     "vrrp_check_unicast_src": g_check_unicast_src,
-    "vrrp_lower_prio_no_advert": VRRP_EXT,
+    "vrrp_lower_prio_no_advert": g_lower_prio_no_advert,
     "vrrp_higher_prio_send_advert": VRRP_EXT,
     "vrrp_down_timer_adverts": VRRP_EXT,
     "vrrp_startup_delay": U("halo has no start-up delay"),

@@ -194,6 +194,8 @@ class Converter(Values):
         self.default_version: int | None = None
         self.default_version_loc: Loc | None = None
         self.default_interface: str | None = None  # global_defs default_interface
+        self.vrrp_strict: Loc | None = None  # where global_defs turns vrrp_strict on
+        self.lower_prio_no_advert: Loc | None = None  # global_defs vrrp_lower_prio_no_advert
         self.script_security: bool | None = None
         self.script_user: str | None = None
         self.scripts: dict[str, ScriptDef] = {}

@@ -62,6 +62,11 @@ class InstanceState:
     notify: list[Notify] = field(default_factory=list)
     smtp_alert: bool | None = None
     vip_locs: list[Loc] = field(default_factory=list)
+    strict: bool | None = None
+    """The instance's own strict_mode (None: global_defs vrrp_strict decides)."""
+    strict_loc: Loc | None = None
+    strict_on: bool = False
+    """keepalived's strict mode applies (set once the instance is converted)."""
 
 
 @dataclass

@@ -9,7 +9,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from halo_tool_convert import notifiers, vrrp_script
+from halo_tool_convert import notifiers, strict, vrrp_script
 from halo_tool_convert.emit import Entry, YMap, YSeq
 from halo_tool_convert.parser import Node
 from halo_tool_convert.state import InstanceState
@@ -348,13 +348,23 @@ def i_unicast_ttl(conv: Converter, node: Node, st: InstanceState) -> None:
 
 
 def i_strict_mode(conv: Converter, node: Node, st: InstanceState) -> None:
+    """keepalived's strict mode for this instance: applied by :func:`strict.apply_strict`
+    once the instance is read, as the settings it amounts to."""
     v = conv.flag(node)
-    if v:
-        conv.unsupported(
-            node, "strict mode (no_accept, no authentication, ...) is not supported", st.m
-        )
-    else:
+    if v is not None:
+        st.strict, st.strict_loc = v, node.loc
         conv.carry(node, st.m)
+        if v:
+            st.m.comment(
+                f"{node.line} ({conv.at(node.loc)}): written out as the settings marked"
+                " 'strict mode'"
+            )
+
+
+def i_lower_prio_no_advert(conv: Converter, node: Node, st: InstanceState) -> None:
+    v = conv.flag(node)
+    if v is not None:
+        conv.put(st, node, "lower_prio_no_advert", v)
 
 
 def i_native_ipv6(conv: Converter, node: Node, st: InstanceState) -> None:
@@ -488,6 +498,16 @@ def finish_instance(conv: Converter, st: InstanceState, node: Node) -> bool:
                 )
             )
             m.set("advert_int", int(fixed) if fixed == int(fixed) else fixed)
+    if not strict.apply_strict(conv, st, node, version):
+        return False
+    if conv.lower_prio_no_advert is not None and "lower_prio_no_advert" not in m:
+        m.set(
+            "lower_prio_no_advert",
+            True,
+            loc=st.loc,
+            trailing="global_defs vrrp_lower_prio_no_advert"
+            f" ({conv.at(conv.lower_prio_no_advert)})",
+        )
     if version == 3 and "authentication" in m:
         e3 = m.entry("authentication")
         where = conv.at(e3.loc if e3 else st.loc)
@@ -570,7 +590,7 @@ TABLE: Table = {
     "check_unicast_src": i_flag,
     "unicast_ttl": i_unicast_ttl,
     "old_unicast_checksum": VRRP_EXT,
-    "lower_prio_no_advert": VRRP_EXT,
+    "lower_prio_no_advert": i_lower_prio_no_advert,
     "higher_prio_send_advert": VRRP_EXT,
     "down_timer_adverts": VRRP_EXT,
     "virtual_routes": ROUTES,
