@@ -77,6 +77,9 @@ be a pause that is not the checker's (swapping, a long garbage collection)."""
 CHECKER_NICE = 10
 """Added to the nice value of a checker's own process: a checker that spins the CPU gets
 what the worker's other checks leave."""
+CHECKER_START_LIMIT = 60.0
+"""Seconds a checker's own process may take to start before the run waiting for it fails
+(spawning an interpreter takes seconds on a machine starved of CPU)."""
 CHECKER_RESTART_DELAY = 10.0
 """Seconds before a checker's own process that exited is started again."""
 
@@ -155,6 +158,12 @@ class CheckerProcess:
         theirs.close()
         return conn, process
 
+    def begin(self) -> asyncio.Task[None]:
+        """Start the process unless it is starting: the task that starts it."""
+        if self.starting is None:
+            self.starting = self.loop.create_task(self._start(), name=f"check:{self.name}")
+        return self.starting
+
     async def _start(self) -> None:
         # In a thread: starting a process (fork, exec, handing it its arguments) can take
         # longer than the worker's loop may stall. A task of its own (self.starting): a
@@ -197,9 +206,7 @@ class CheckerProcess:
         if self.process is None:
             if self.loop.time() < self.restart_at:  # one that kills itself: not a fork bomb
                 raise CheckerProcessError(f"{self.exited}; a new one starts shortly")
-            if self.starting is None:
-                self.starting = self.loop.create_task(self._start(), name=f"check:{self.name}")
-            await asyncio.shield(self.starting)
+            await asyncio.shield(self.begin())
         if self.outstanding:
             raise CheckerProcessError("its previous run has not finished")
         self.waiting = self.loop.create_future()
@@ -423,6 +430,15 @@ class CheckRunner:
             self.stats.errors += 1
             return CheckResult(False, self.start_error), 0.0
         assert self.checker is not None
+        if isinstance(self.checker, CheckerProcess) and self.checker.starting is not None:
+            # a checker just moved to its own process: starting the process (seconds on a
+            # loaded machine) is not the check's time, or the move itself fails a run
+            try:
+                async with asyncio.timeout(CHECKER_START_LIMIT):
+                    await asyncio.shield(self.checker.starting)
+            except TimeoutError:
+                self.stats.errors += 1
+                return CheckResult(False, "checker error: its process did not start"), 0.0
         start = time.perf_counter()
         steps: TimedSteps | None = None
         loop = asyncio.get_running_loop()
@@ -478,6 +494,7 @@ class CheckRunner:
             return
         old = self.checker
         self.checker = CheckerProcess(self.name, self.ptype, self.config, self.target)
+        self.checker.begin()  # now, not in the next run's time
         self.in_process = True
         log.error(
             "check %s: checker plugin %s blocked the event loop for %.3gs; it runs in a process"

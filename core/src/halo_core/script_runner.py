@@ -270,7 +270,7 @@ async def run_script(
     full_env["HALO_SCRIPT"] = exe
     full_env.update(env or {})
     kwargs: dict[str, object] = {}
-    if run_as is not None and run_as.uid is not None:
+    if run_as is not None and run_as.uid is not None and not _already(run_as.uid, run_as.gid):
         kwargs["user"] = run_as.uid
         kwargs["group"] = run_as.gid
         kwargs["extra_groups"] = []
@@ -311,6 +311,18 @@ async def run_script(
     if started is not None:
         started(proc.pid)
     return await _wait_for(proc, stdin, timeout)
+
+
+def _already(uid: int, gid: int | None) -> bool:
+    """Whether this process already has exactly the credentials a script is to run with
+    (user, group, no other groups), as a daemon run as root with script_user root has.
+    Asking Popen to set them anyway makes it fork instead of vfork: it copies the whole
+    worker's page tables, 0.1 s per script on a slow machine, with the event loop held."""
+    return (
+        os.getuid() == os.geteuid() == uid
+        and os.getgid() == os.getegid() == (gid if gid is not None else os.getgid())
+        and set(os.getgroups()) <= {os.getgid()}
+    )
 
 
 async def _wait_for(
