@@ -210,10 +210,18 @@ def run(config: str, log_level: str | None, log_format: str | None) -> int:
     if not keep_tls and "ssl" not in sys.modules:
         sys.modules["ssl"] = None  # type: ignore[assignment]
     child = handover.begin(config)
+    # Listen for VRRP now, while the child validates: the engine's instances then count
+    # their Master_Down_Interval from here, not from when the engine exists.
+    from halo_core.vrrp import prelisten
+
+    opened = prelisten.start()
     # Logging first, so that a configuration that cannot be loaded is reported as errors
     # (priority 3 in the journal); the daemon sets it again with the configuration's settings.
     halo_log.setup(log_level or "info", log_format or "text")
     log = logging.getLogger("halo")
+    early = opened if isinstance(opened, prelisten.Prelistening) else None
+    if early is None:
+        log.debug("pre-listening off: %s", opened)
     import halo_core.daemon
     import halo_core.processes
     import halo_core.vrrp.engine  # noqa: F401 - imported while the child validates
@@ -228,10 +236,12 @@ def run(config: str, log_level: str | None, log_format: str | None) -> int:
         return 1
     if not found.first_party and not keep_tls:
         # a third-party address backend may connect with TLS: start again (same pid) with it
+        if early is not None:
+            early.close()
         os.execve(sys.executable, sys.orig_argv, {**os.environ, KEEP_TLS: "1"})
     from halo_core.daemon import run_vrrp
 
-    return run_vrrp(found, log_level=log_level, log_format=log_format)
+    return run_vrrp(found, log_level=log_level, log_format=log_format, prelistening=early)
 
 
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
