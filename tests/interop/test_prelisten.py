@@ -155,8 +155,10 @@ def test_alone_the_first_advert_leaves_master_down_interval_after_listening_bega
     mdi = proto.master_down(BACKUP)
     new = s.start("halo", s.hosts[0], Spec(BACKUP), "alone")
     first = s.wire.wait(new.source, timeout=mdi + 20.0)[0]
+    # (the log is written from a thread: its line may follow the advert)
+    assert wait_until(lambda: prelistened(new) is not None, 10.0), s.logs()
     found = prelistened(new)
-    assert found is not None, s.logs()
+    assert found is not None
     _, engine_after, since, replayed = found
     assert replayed == 0
     late = first.time - (since + mdi)

@@ -23,7 +23,6 @@ import errno
 import socket
 import struct
 import time
-from collections.abc import Collection, Iterable, Mapping
 
 from halo_core.vrrp.rawsock import (
     ANCILLARY,
@@ -34,6 +33,10 @@ from halo_core.vrrp.rawsock import (
     receive_time,
     set_receive_options,
 )
+
+TYPE_CHECKING = False  # typing is not loaded yet when this runs (halo_core.cli)
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Mapping
 
 FAMILIES = (socket.AF_INET, socket.AF_INET6)
 MOST_QUEUED = 100_000
@@ -246,8 +249,7 @@ def _ipv6_addresses() -> set[bytes]:
         return set()
 
 
-SocketKey = tuple[int, int]
-"""An engine socket: (address family, interface index)."""
+SocketKey = tuple[int, int]  # an engine socket: (address family, interface index)
 
 
 def covered_instances(instances: Mapping[str, tuple[SocketKey, bool, str | None]]) -> set[str]:
