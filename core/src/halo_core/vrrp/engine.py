@@ -679,10 +679,12 @@ class VrrpEngine:
         for name, cfg in self.config.vrrp_instances.items():
             self._create_or_wait(name, cfg)
         early = self._prelistened(prelistening) if prelistening is not None else set()
+        t_listen = prelistening.t_listen if prelistening is not None else None
         for inst in self.instances.values():
             self._setup_tracking(inst)
-            since = prelistening.t_listen if prelistening and inst.name in early else None
-            self._boot(inst, since=since)
+            # the address owner does not listen: it is master from its start, now
+            listened = inst.name in early and not inst.machine.owner
+            self._boot(inst, since=t_listen if listened else None)
         if prelistening is not None:
             self._replay(prelistening, early)
         self._poll_files()
