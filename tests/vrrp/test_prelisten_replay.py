@@ -55,6 +55,8 @@ def test_covers_needs_the_same_interface_its_join_and_a_unicast_address() -> Non
     assert not early.covers(V6, "eth1", 3)  # no IPv6 group joined there
     assert early.covers(V4, "eth1", 3, IPv4Address("192.0.2.11").packed)
     assert not early.covers(V4, "eth1", 3, IPv4Address("192.0.2.99").packed)  # added since
+    v4_only = Prelistening(10.0, WALL + 10.0, [], {"eth0": 2}, {V4: {2}}, {V6: {b"\xfe" * 16}})
+    assert not v4_only.covers(V6, "eth0", 2, b"\xfe" * 16)  # no IPv6 socket: nothing heard
 
 
 def heard(index: int, stamp: float | None, family: int = V4) -> Heard:

@@ -158,7 +158,7 @@ class Daemon:
                 if self.config.model.vrrp_instances:
                     self._start_vrrp()
             finally:
-                if self.prelistening is not None:  # no engine took them: nothing to hear
+                if self.prelistening is not None:  # heard and replayed, or nobody to hear
                     self.prelistening.close()
                     self.prelistening = None
             self.started.set()
@@ -183,8 +183,7 @@ class Daemon:
         self.bus.subscribe(
             self.vrrp.on_backend_failed, kinds=["backend_failed", "backend_cleared"], name="vrrp"
         )
-        early, self.prelistening = self.prelistening, None
-        self.vrrp.start(early)
+        self.vrrp.start(self.prelistening)  # closes them; start() does if this fails
         self._fault_without_address_backend()
 
     def _fault_without_address_backend(self) -> None:

@@ -102,6 +102,8 @@ class Prelistening:
         its peers send) was on the host then."""
         if self.interfaces.get(interface) != index:
             return False  # created (or created again) since
+        if family not in self.joined:
+            return False  # no socket of this family could be opened
         if unicast_src is not None:
             return unicast_src in self.addresses.get(family, ())
         return index in self.joined.get(family, ())
