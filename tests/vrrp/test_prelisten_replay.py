@@ -5,8 +5,10 @@ clock. The lab tests (``tests/interop/test_prelisten.py``) run the whole thing."
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import subprocess
 import sys
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -132,3 +134,17 @@ def test_with_nothing_heard_the_timer_is_due_at_t_listen_plus_mdi() -> None:
     machine, actions = fsm.step(runtime.machine, fsm.Tick(), deadline + 0.5)
     assert machine.state is fsm.State.MASTER
     assert any(isinstance(a, fsm.SendAdvert) for a in actions)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (to open raw sockets, then not)")
+def test_without_permission_pre_listening_is_off_with_one_line() -> None:
+    """As nobody (no CAP_NET_RAW) no early socket opens: start() says why, in one line, and
+    halo run then starts every instance as before."""
+    probe = (
+        "import os; from halo_core.vrrp import prelisten; os.setuid(65534);"
+        " print(repr(prelisten.start()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert out == "'IPv4: Operation not permitted; IPv6: Operation not permitted'"
