@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.vrrp.transport",
             "halo_core.vrrp.tracking",
             "halo_core.vrrp.vmac",
+            "halo_core.vrrp.prelisten",
         },
     ),
     (
@@ -67,6 +68,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.netlink",
             "halo_core.vrrp",
             "halo_core.vrrp.packet",
+            "halo_core.vrrp.rawsock",
         },
     ),
 ]

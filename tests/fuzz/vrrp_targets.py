@@ -49,6 +49,7 @@ class ReceiveOnly(InterfaceSocket):
         self.counters = Counter()
         self.closed = False
         self.sent = 0
+        self.received = 0  # packets taken (InterfaceSocket.take)
         self._decoded = {}  # the receive path's cache of advert bytes already decoded
 
     def send(self, payload: bytes, src: Any, dst: Any, ttl: int = 0) -> bool:

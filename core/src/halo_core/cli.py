@@ -1,26 +1,26 @@
 """The ``halo`` command line.
 
 Sub-commands import what they need when they run, so ``halo --version`` and ``halo check``
-stay fast and never load network libraries.
+stay fast and never load network libraries. Nothing but ``os`` and ``sys`` is imported
+before ``halo run`` begins to listen for VRRP (:mod:`halo_core.vrrp.prelisten`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from halo_core import version
-from halo_core.plugin_api import DEFAULT_CONFIG, add_config_option
-from halo_core.text_table import table
 
+TYPE_CHECKING = False  # typing's own costs `halo run` 20 ms before it listens, when loaded
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
     from halo_core.config import Config
     from halo_core.plugins import Plugins
+    from halo_core.vrrp.prelisten import Prelistening
 
 
 def _load_plugins(config_path: str | None = None) -> Plugins:
@@ -76,6 +76,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    import json
+
+    from halo_core.text_table import table
+
     p = _load_plugins()
     build_parser(p)  # which plugin adds which command (a failing one is a load error)
     if args.json:
@@ -114,6 +118,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
     from halo_core.config import schema_document
 
     doc = schema_document(_load_plugins())
@@ -195,10 +201,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(args.config, args.log_level, args.log_format)
 
 
-def run(config: str, log_level: str | None, log_format: str | None) -> int:
+def run(
+    config: str,
+    log_level: str | None,
+    log_format: str | None,
+    *,
+    opened: Prelistening | str | None = None,
+) -> int:
     """The VRRP process (docs/processes.md): a child validates the configuration with every
     plugin (:mod:`halo_core.handover`) while this process imports what it runs; this one
-    never loads YAML, plugins or their schemas itself."""
+    never loads YAML, plugins or their schemas itself. ``opened``: the early sockets
+    :func:`main` opened (:mod:`halo_core.vrrp.prelisten`), or why it could not; None: they
+    are opened here."""
     import logging
 
     from halo_core import handover
@@ -210,10 +224,19 @@ def run(config: str, log_level: str | None, log_format: str | None) -> int:
     if not keep_tls and "ssl" not in sys.modules:
         sys.modules["ssl"] = None  # type: ignore[assignment]
     child = handover.begin(config)
+    from halo_core.vrrp import prelisten
+
+    if opened is None:
+        # Listen for VRRP now, while the child validates: the engine's instances then count
+        # their Master_Down_Interval from here, not from when the engine exists.
+        opened = prelisten.start()
     # Logging first, so that a configuration that cannot be loaded is reported as errors
     # (priority 3 in the journal); the daemon sets it again with the configuration's settings.
     halo_log.setup(log_level or "info", log_format or "text")
     log = logging.getLogger("halo")
+    early = opened if isinstance(opened, prelisten.Prelistening) else None
+    if early is None:
+        log.debug("pre-listening off: %s", opened)
     import halo_core.daemon
     import halo_core.processes
     import halo_core.vrrp.engine  # noqa: F401 - imported while the child validates
@@ -228,10 +251,12 @@ def run(config: str, log_level: str | None, log_format: str | None) -> int:
         return 1
     if not found.first_party and not keep_tls:
         # a third-party address backend may connect with TLS: start again (same pid) with it
+        if early is not None:
+            early.close()
         os.execve(sys.executable, sys.orig_argv, {**os.environ, KEEP_TLS: "1"})
     from halo_core.daemon import run_vrrp
 
-    return run_vrrp(found, log_level=log_level, log_format=log_format)
+    return run_vrrp(found, log_level=log_level, log_format=log_format, prelistening=early)
 
 
 def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
@@ -240,6 +265,7 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
     import argparse
 
     from halo_core.log import FORMATS, LEVELS
+    from halo_core.plugin_api import add_config_option
 
     class _PrintVersion(argparse.Action):
         """argparse's "version" action, looking the version up only when asked: the lookup
@@ -361,6 +387,7 @@ def _plain_run(argv: Sequence[str]) -> tuple[str, str | None, str | None] | None
     (and the shutil, gettext and locale it brings: 0.8 MB, kept for the process's life) and
     without building every command's parser."""
     from halo_core.log import FORMATS, LEVELS
+    from halo_core.plugin_api import DEFAULT_CONFIG
 
     if not argv or argv[0] != "run":
         return None
@@ -389,9 +416,17 @@ def _plain_run(argv: Sequence[str]) -> tuple[str, str | None, str | None] | None
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    early: Prelistening | str | None = None
+    if args_list[:1] == ["run"]:
+        # Before anything else is imported: from here on the VRRP process hears adverts.
+        from halo_core.vrrp import prelisten
+
+        early = prelisten.start()
     plain = _plain_run(args_list)
     if plain is not None:
-        return _guarded(lambda: run(*plain))
+        return _guarded(lambda: run(*plain, opened=early))
+    if early is not None and not isinstance(early, str):
+        early.close()  # help, or a mistake; argparse's `halo run` listens in run()
     plugins = None
     # Plugins may add commands. They are loaded for those commands and for the overview
     # (`halo`, `halo -h`), not for the core commands: those stay light, and a broken plugin

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from halo_core.realtime import VrrpScheduling
     from halo_core.script_runner import ScriptRunner
     from halo_core.vrrp.engine import VrrpEngine
+    from halo_core.vrrp.prelisten import Prelistening
     from halo_core.vrrp.status import VrrpStatus
 
 log = logging.getLogger("halo")
@@ -97,6 +98,8 @@ class Daemon:
         # The VRRP process of `halo run` (role "vrrp"): its configuration is validated by
         # a child process (halo_core.handover), and a worker runs only when needed.
         self.handed_over = False
+        # halo run's early sockets (halo_core.vrrp.prelisten), until the engine starts
+        self.prelistening: Prelistening | None = None
         self._worker_wanted = False  # the last verdict read asks for a worker
         self.with_worker = role == "vrrp"
         self.last_hup = 0.0  # when the last SIGHUP came (wall clock, for `halo reload`)
@@ -150,9 +153,14 @@ class Daemon:
 
     async def start(self) -> None:
         if self.role == "vrrp":
-            await self._start_backends()
-            if self.config.model.vrrp_instances:
-                self._start_vrrp()
+            try:
+                await self._start_backends()
+                if self.config.model.vrrp_instances:
+                    self._start_vrrp()
+            finally:
+                if self.prelistening is not None:  # heard and replayed, or nobody to hear
+                    self.prelistening.close()
+                    self.prelistening = None
             self.started.set()
             return
         await self.call_hook("halo_subscribe", bus=self.bus)
@@ -175,7 +183,7 @@ class Daemon:
         self.bus.subscribe(
             self.vrrp.on_backend_failed, kinds=["backend_failed", "backend_cleared"], name="vrrp"
         )
-        self.vrrp.start()
+        self.vrrp.start(self.prelistening)  # closes them; start() does if this fails
         self._fault_without_address_backend()
 
     def _fault_without_address_backend(self) -> None:
@@ -895,10 +903,17 @@ def run(
     return _serve(Daemon(config, plugins, role=role), log_level, log_format)
 
 
-def run_vrrp(found: Verdict, *, log_level: str | None = None, log_format: str | None = None) -> int:
+def run_vrrp(
+    found: Verdict,
+    *,
+    log_level: str | None = None,
+    log_format: str | None = None,
+    prelistening: Prelistening | None = None,
+) -> int:
     """``halo run``: the VRRP process, for the verdict of the child that validated the
     configuration (:mod:`halo_core.handover`). It runs the VRRP engine and the backends that
-    provide addresses, and a worker for the rest when there is any."""
+    provide addresses, and a worker for the rest when there is any. ``prelistening``: the
+    sockets that have listened since the process began (:mod:`halo_core.vrrp.prelisten`)."""
     from halo_core import handover
     from halo_core.plugins import Plugins
 
@@ -909,6 +924,7 @@ def run_vrrp(found: Verdict, *, log_level: str | None = None, log_format: str | 
     daemon = Daemon(config, plugins, role="vrrp")
     daemon.handed_over = True
     daemon.with_worker = found.worker
+    daemon.prelistening = prelistening
     return _serve(daemon, log_level, log_format)
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from halo_core.events import PriorityChanged as PriorityChangedEvent
 from halo_core.plugin_api import CheckerConfig
 from halo_core.scheduler import TIMER_BATCH, Clock, LoopClock, Timer, grid_before
 from halo_core.schema import IPAddress
-from halo_core.vrrp import fsm, packet, tracking
+from halo_core.vrrp import fsm, packet, prelisten, tracking
 from halo_core.vrrp.transport import (
     GROUP4,
     GROUP6,
@@ -49,6 +50,7 @@ from halo_core.vrrp.transport import (
 )
 
 if TYPE_CHECKING:
+    from halo_core.vrrp.prelisten import Prelistening
     from halo_core.vrrp.vmac import VmacSet
 
 log = logging.getLogger("halo.vrrp")
@@ -685,15 +687,28 @@ class VrrpEngine:
         self.links.watch(cfg.interface)
         return None
 
-    def _boot(self, inst: InstanceRuntime) -> None:
-        inst.step(fsm.Startup())
+    def _boot(self, inst: InstanceRuntime, *, since: float | None = None) -> None:
+        """Start ``inst``; ``since``: at that earlier time, when the early sockets have been
+        listening for it since then (:mod:`halo_core.vrrp.prelisten`)."""
+        inst.step(fsm.Startup(), now=since)
         # The interface itself is tracked: down means FAULT (keepalived), unless
         # dont_track_primary.
         if not self.links.watch(inst.iface.name) and not inst.cfg.dont_track_primary:
             inst.step(fsm.FaultSet(f"interface {inst.iface.name} down"))
-        log.debug("%s: started on %s (pid %d)", inst.name, inst.iface.name, os.getpid())
+        if since is None:
+            log.debug("%s: started on %s (pid %d)", inst.name, inst.iface.name, os.getpid())
+        else:
+            log.debug(
+                "%s: started on %s (pid %d), listening since %.3f ms ago",
+                inst.name,
+                inst.iface.name,
+                os.getpid(),
+                (self.clock.now() - since) * 1000,
+            )
 
-    def start(self) -> None:
+    def start(self, prelistening: Prelistening | None = None) -> None:
+        """Start every instance. With ``prelistening`` (``halo run``'s early sockets), those
+        it covered start when it began to listen, and hear what it queued since."""
         from halo_core.netlink import LinkMonitor
 
         self.links = LinkMonitor(self._link_changed)
@@ -702,10 +717,58 @@ class VrrpEngine:
         )
         for name, cfg in self.config.vrrp_instances.items():
             self._create_or_wait(name, cfg)
+        early = self._prelistened(prelistening) if prelistening is not None else set()
+        t_listen = prelistening.t_listen if prelistening is not None else None
         for inst in self.instances.values():
             self._setup_tracking(inst)
-            self._boot(inst)
+            # the address owner does not listen: it is master from its start, now
+            listened = inst.name in early and not inst.machine.owner
+            self._boot(inst, since=t_listen if listened else None)
+        if prelistening is not None:
+            self._replay(prelistening, early)
         self._poll_files()
+
+    def _prelistened(self, prelistening: Prelistening) -> set[str]:
+        """The instances the early sockets covered (see :func:`prelisten.covered_instances`):
+        on an interface that existed when they began, not a VMAC's (created since)."""
+        specs = {}
+        for name, inst in self.instances.items():
+            # a unicast instance's peers send to its source address
+            unicast = inst.source.packed if inst.cfg.unicast_peer else None
+            covered = inst.cfg.vmac_name is None and prelistening.covers(
+                inst.family, inst.iface.name, inst.iface.index, unicast
+            )
+            specs[name] = ((inst.family, inst.iface.index), covered, inst.group)
+        return prelisten.covered_instances(specs)
+
+    def _replay(self, prelistening: Prelistening, early: set[str]) -> None:
+        """Hand what the early sockets queued to the sockets of the instances they covered,
+        in order, at each packet's receive time; then close them. Each engine socket skips
+        its own copies of the packets replayed (those received before it opened)."""
+        sockets = {
+            (inst.family, inst.iface.index): inst.sock
+            for name, inst in self.instances.items()
+            if name in early
+        }
+        cutoffs = {key: sock.opened_at for key, sock in sockets.items()}
+        heard = prelisten.to_replay(prelistening.drain(), cutoffs)
+        prelistening.close()
+        now = self.clock.now()
+        wall = time.time() - now
+        for h in heard:
+            sockets[(h.family, h.index)].take(h.data, h.anc, h.addr, now, wall)
+        for sock in sockets.values():
+            sock.heard_before = sock.opened_at
+        if early:
+            log.debug(
+                "pre-listening: %d of %d instances started %.1f ms ago, at %.6f (wall"
+                " clock), when listening began; %d packets replayed",
+                len(early),
+                len(self.instances),
+                (now - prelistening.t_listen) * 1000,
+                prelistening.t_listen_wall,
+                len(heard),
+            )
 
     def reload_problems(self, new: HaloConfig) -> list[str]:
         """What would make :meth:`reload` fail part-way, found before anything changes: an

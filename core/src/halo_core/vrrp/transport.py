@@ -26,28 +26,30 @@ from typing import Any, Protocol
 from halo_core.scheduler import grid_after
 from halo_core.schema import IPAddress
 from halo_core.vrrp import packet
+from halo_core.vrrp.rawsock import (
+    ANCILLARY,
+    GROUP4_PACKED,
+    GROUP6_PACKED,
+    IP_PKTINFO,
+    IPV6_HOPLIMIT,
+    IPV6_PKTINFO,
+    SO_TIMESTAMPNS,
+    TIMESPEC,
+    VRRP_PROTO,
+    group_request,
+    join_group,
+    set_receive_options,
+)
 
 log = logging.getLogger("halo.vrrp")
 
-VRRP_PROTO = 112
-GROUP4 = ipaddress.IPv4Address("224.0.0.18")
-GROUP6 = ipaddress.IPv6Address("ff02::12")
+GROUP4 = ipaddress.IPv4Address(GROUP4_PACKED)
+GROUP6 = ipaddress.IPv6Address(GROUP6_PACKED)
 
-# Not all of these are exported by Python's socket module.
+# Not all of these are exported by Python's socket module (the receiving side's are in
+# halo_core.vrrp.rawsock, shared with the early sockets of halo_core.vrrp.prelisten).
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
-IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
-IP_MULTICAST_ALL = 49
-IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
-IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
-IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
-IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
-IPV6_MULTICAST_ALL = 29
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-RECEIVE_BUFFER = 2 * 1024 * 1024
-ANCILLARY = 256  # room for IPv6 pktinfo and hop limit, and the receive time
-TIMESPEC = struct.Struct("@qq")
 
 
 POLL_EVERY = 0.002
@@ -141,6 +143,11 @@ class InterfaceSocket:
     """The shared protocol-112 socket of one interface and address family."""
 
     JOINS = True  # join the VRRP group (a send-only socket must not: see vrrp.vmac)
+    opened_at = 0.0
+    """Wall clock: when this socket began to hear its interface."""
+    heard_before = 0.0
+    """Wall clock: the packets received before this were replayed from the early sockets
+    (:mod:`halo_core.vrrp.prelisten`) when the engine started; this socket skips its copies."""
 
     def __init__(
         self, iface: Interface, family: int, *, loop: asyncio.AbstractEventLoop | None = None
@@ -171,36 +178,23 @@ class InterfaceSocket:
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xC0)
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-                s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
-                mreqn = struct.pack("4s4si", GROUP4.packed, b"\0" * 4, self.iface.index)
+                mreqn = group_request(self.family, self.iface.index)
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
-                if self.JOINS:
-                    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
             else:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
                 s.setsockopt(socket.IPPROTO_IPV6, IPV6_TCLASS, 0xC0)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
-                s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
-                s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
-                s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.iface.index)
-                mreq = struct.pack("16sI", GROUP6.packed, self.iface.index)
-                if self.JOINS:
-                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
-            # Room for a second of 255 instances' adverts (the default, 208 kB, holds about
-            # 270): a busy moment must delay adverts, never drop them.
-            try:
-                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
-            except OSError:  # without CAP_NET_ADMIN: as much as net.core.rmem_max allows
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-            # The kernel's receive time of each advert: what an advert read late (behind a
-            # burst, or at a timer's wake-up) counts from, as if it had been read at once.
-            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            s.setblocking(False)
+            set_receive_options(s, self.family)
+            if self.JOINS:
+                join_group(s, self.family, self.iface.index)
         except OSError:
             s.close()
             raise
+        # From here on this socket hears every advert the interface receives: what the
+        # early sockets heard before this is theirs to hand over (see heard_before).
+        self.opened_at = time.time()
         return s
 
     def close(self) -> None:
@@ -212,12 +206,11 @@ class InterfaceSocket:
         else:
             self.loop.remove_reader(self.sock.fileno())
         try:  # leave the group explicitly: the switch's IGMP/MLD snooping learns it at once
+            request = group_request(self.family, self.iface.index)
             if self.family == socket.AF_INET:
-                mreqn = struct.pack("4s4si", GROUP4.packed, b"\0" * 4, self.iface.index)
-                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreqn)
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, request)
             else:
-                mreq = struct.pack("16sI", GROUP6.packed, self.iface.index)
-                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_LEAVE_GROUP, mreq)
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_LEAVE_GROUP, request)
         except OSError:
             pass
         self.sock.close()
@@ -318,18 +311,30 @@ class InterfaceSocket:
                 self.counters["receive_errors"] += 1
                 log.warning("%s: receive error: %s", self.iface.name, exc.strerror)
                 return False
-            self.received += 1
-            at = now
-            for level, kind, value in anc:
-                if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
-                    sec, nsec = TIMESPEC.unpack_from(value)
-                    at = min(now, sec + nsec * 1e-9 - wall)
-                    break
-            if self.family == socket.AF_INET:
-                self._handle4(data, at)  # the source is in the IP header
-            else:
-                self._handle6(data, anc, addr, at)
+            self.take(data, anc, addr, now, wall)
         return True
+
+    def take(
+        self, data: bytes, anc: list[tuple[int, int, bytes]], addr: Any, now: float, wall: float
+    ) -> None:
+        """Handle one packet read at loop time ``now`` (``wall``: the wall clock minus the
+        loop's, to place the kernel's receive time): from this socket, or at start one the
+        early sockets queued for this interface before this socket existed (the engine
+        replays those through here: the same decoding, checks and counters)."""
+        at = now
+        for level, kind, value in anc:
+            if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
+                sec, nsec = TIMESPEC.unpack_from(value)
+                stamp = sec + nsec * 1e-9
+                if stamp < self.heard_before:
+                    return  # the early sockets heard it too, and it was replayed from there
+                at = min(now, stamp - wall)
+                break
+        self.received += 1
+        if self.family == socket.AF_INET:
+            self._handle4(data, at)  # the source is in the IP header
+        else:
+            self._handle6(data, anc, addr, at)
 
     def _handle4(self, datagram: bytes, now: float) -> None:
         # A master sends the same bytes every time but for the IP ID and header checksum
