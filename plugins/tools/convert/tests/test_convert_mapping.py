@@ -67,16 +67,27 @@ def test_instance_basics(plugins: Plugins) -> None:
     assert vi.extensions[VipInstanceOptions].garp_master_delay == 1
 
 
+def test_state_master_without_priority_is_the_address_owner(plugins: Plugins) -> None:
+    # keepalived's vrrp_complete_instance: no priority, state MASTER -> priority 255
+    result, vi = instance("state MASTER", plugins)
+    assert vi.priority == 255
+    assert any("keepalived makes the instance the address owner" in r for r in reports(result))
+    _, vi = instance("state BACKUP", plugins)
+    assert vi.priority == 100
+    _, vi = instance("state MASTER\npriority 150", plugins)
+    assert vi.priority == 150
+
+
 def test_nopreempt_is_kept_with_backup_and_dropped_with_master(plugins: Plugins) -> None:
     _, vi = instance("state BACKUP\nnopreempt\npreempt_delay 5", plugins)
     assert vi.nopreempt and vi.preempt_delay == 5
-    result, vi = instance("state MASTER\nnopreempt\npreempt_delay 5", plugins)
+    result, vi = instance("state MASTER\npriority 150\nnopreempt\npreempt_delay 5", plugins)
     assert not vi.nopreempt and vi.preempt_delay == 0
     assert (
-        "note: keepalived.conf:6: nopreempt: keepalived ignores it with state MASTER"
+        "note: keepalived.conf:7: nopreempt: keepalived ignores it with state MASTER"
         in (reports(result)[0])
     )
-    assert "# nopreempt (line 6) left out: keepalived ignores it with state MASTER" in result.yaml
+    assert "# nopreempt (line 7) left out: keepalived ignores it with state MASTER" in result.yaml
     _, vi = instance("nopreempt\npreempt", plugins)
     assert not vi.nopreempt
 

@@ -498,6 +498,19 @@ def finish_instance(conv: Converter, st: InstanceState, node: Node) -> bool:
                 )
             )
             m.set("advert_int", int(fixed) if fixed == int(fixed) else fixed)
+    if "priority" not in m and st.state == "MASTER":
+        # keepalived's vrrp_complete_instance: no priority and state MASTER is the owner
+        st.priority = 255
+        m.set("priority", 255, loc=st.loc, trailing="keepalived: state MASTER, no priority")
+        conv.reports.append(
+            Report(
+                "note",
+                st.loc,
+                "priority",
+                "no priority with state MASTER: keepalived makes the instance the address"
+                " owner (priority 255)",
+            )
+        )
     if not strict.apply_strict(conv, st, node, version):
         return False
     if conv.lower_prio_no_advert is not None and "lower_prio_no_advert" not in m:
