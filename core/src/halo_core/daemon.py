@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -815,13 +816,37 @@ class ReloadOutcome(logging.Handler):
         if len(lines) < 1000:  # a hostile file's problems are bounded, but not by us
             lines.append(halo_log.redact(record.getMessage()))
 
+    written = 0  # outcomes handed to a writing thread, in order (the class's)
+
     def write(self, path: str) -> None:
-        """Replace ``path`` with this outcome (best effort, like the pid file)."""
+        """Replace ``path`` with this outcome (best effort, like the pid file), from a thread:
+        the VRRP process's loop must not wait for the disk (in the soak, a busy disk held
+        it 269 ms in this rename, and a backup took over)."""
         doc: dict[str, object] = {"pid": os.getpid(), "covers": self.covers, "ok": self.ok}
-        doc |= {"errors": self.errors, "warnings": self.warnings}
+        doc |= {"errors": list(self.errors), "warnings": list(self.warnings)}
+        ReloadOutcome.written += 1
+        threading.Thread(
+            target=_write_outcome,
+            args=(path, json.dumps(doc), ReloadOutcome.written),
+            name="reload-outcome",
+            daemon=True,
+        ).start()
+
+
+_outcome_lock = threading.Lock()
+_outcome_written = [0]  # the newest outcome written so far
+
+
+def _write_outcome(path: str, text: str, generation: int) -> None:
+    """One outcome's write; when a newer outcome's thread wrote first, this older one is
+    dropped."""
+    with _outcome_lock:
+        if generation < _outcome_written[0]:
+            return
+        _outcome_written[0] = generation
         try:
             with open(f"{path}.tmp", "w") as fh:
-                json.dump(doc, fh)
+                fh.write(text)
             os.replace(f"{path}.tmp", path)
         except OSError as exc:
             log.warning("cannot write %s: %s", path, exc.strerror)
