@@ -652,7 +652,7 @@ class Side:
                 seg,
                 self.workdir / f"{seg}.pcap",
                 # keepalived's `auth_type AH` adverts are IP protocol 51 around the VRRP
-                filter="vrrp or ah",
+                filter="vrrp,proto=51",
                 ready_timeout=10 * SLOW,
             )
 
