@@ -78,6 +78,10 @@ def transition_level(old: str, new: str) -> int:
     return logging.INFO
 
 
+PRELISTEN_STEP = 0.0005
+"""Seconds between the starts of pre-listened instances, in the file's order (see start)."""
+
+
 @dataclass
 class TrackState:
     """The current readings of one instance's tracked inputs."""
@@ -719,11 +723,17 @@ class VrrpEngine:
             self._create_or_wait(name, cfg)
         early = self._prelistened(prelistening) if prelistening is not None else set()
         t_listen = prelistening.t_listen if prelistening is not None else None
-        for inst in self.instances.values():
+        for i, inst in enumerate(self.instances.values()):
             self._setup_tracking(inst)
             # the address owner does not listen: it is master from its start, now
             listened = inst.name in early and not inst.machine.owner
-            self._boot(inst, since=t_listen if listened else None)
+            # Apart in the file's order, as instances started one after the other are
+            # (keepalived reads the clock per instance): deadlines closer than the loop's
+            # timer batch expire in one pass in no set order, and which instance becomes
+            # master first decides an interface's primary address (vrrp.localcheck) and a
+            # sync group's order (vrrp.scripts). Half a millisecond is over TIMER_BATCH.
+            since = t_listen + i * PRELISTEN_STEP if listened and t_listen is not None else None
+            self._boot(inst, since=since)
         if prelistening is not None:
             self._replay(prelistening, early)
         self._poll_files()
