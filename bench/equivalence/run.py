@@ -144,7 +144,8 @@ compares what each did:
   (`ip -j rule`);
 - the VRRP adverts on every segment, decoded by scapy: source MAC, version, VRID, priority,
   interval, addresses, authentication type;
-- the notify script calls (name and arguments);
+- the notify script calls (name and arguments; a MISC_CHECK script, run every `delay_loop`,
+  by which calls were made, not how many: that depends on when each daemon started);
 - the nftables ruleset, and the IPVS table (`ipvsadm -Ln`; halo's `halo ipvs` must print
   the same) where the kernel has IPVS;
 - the final state of each instance.

@@ -202,6 +202,19 @@ class Rewritten:
     mapping: dict[str, str]  # original /24 (or address) -> lab block, for the report
     recorder_dir: Path
     ipv6: bool
+    # the base names of MISC_CHECK scripts (misc_path): run every delay_loop, so which runs
+    # happened is compared, not how many (that depends on when each daemon started)
+    periodic: frozenset[str] = frozenset()
+
+    def calls(self, text: str) -> Counter[str]:
+        """The recorded calls of ``text``, a periodic script's each counted once."""
+        out: Counter[str] = Counter()
+        for line in text.splitlines():
+            if line.split(" ", 1)[0] in self.periodic:
+                out[line] = 1
+            else:
+                out[line] += 1
+        return out
 
 
 class _V4Map:
@@ -348,6 +361,7 @@ def rewrite(case: Case, recorder_dir: Path) -> Rewritten:
     bin_dir.mkdir(parents=True, exist_ok=True)
     recorder = _recorder(recorder_dir)
     texts: list[str] = []
+    periodic: set[str] = set()
     for text in case.texts:
         out_lines: list[str] = []
         for line in text.splitlines():
@@ -362,6 +376,8 @@ def rewrite(case: Case, recorder_dir: Path) -> Rewritten:
                 inner = value.strip('"').strip()
                 prog, _, args = inner.partition(" ")
                 script = bin_dir / Path(prog).name
+                if re.match(r"^\s*(?:@\^?\S+\s+)?misc_path\s", code):
+                    periodic.add(script.name)
                 if not script.exists():
                     script.write_text(recorder)
                     script.chmod(0o755)
@@ -388,7 +404,7 @@ def rewrite(case: Case, recorder_dir: Path) -> Rewritten:
     ipv6 = any(_is_v6(m.group(1)) for t in texts for m in _V6.finditer(t))
     interfaces = _base_addresses(texts, names, v4)
     mapping = {f"{a}.{b}.{c}.0/24": str(net) for (a, b, c), net in sorted(v4.blocks.items())}
-    return Rewritten(tuple(texts), interfaces, mapping, recorder_dir, ipv6)
+    return Rewritten(tuple(texts), interfaces, mapping, recorder_dir, ipv6, frozenset(periodic))
 
 
 def _base_addresses(
@@ -720,7 +736,7 @@ class Side:
         calls = []
         for h in self.lab.hosts:
             path = self.rw.recorder_dir / f"calls-{h.ns}.log"
-            calls.append(path.read_text() if path.exists() else "")
+            calls.append(sorted(self.rw.calls(path.read_text() if path.exists() else "").items()))
         ipvs = [_ipvsadm(h) for h in self.lab.hosts] if self.with_ipvs else []
         return (states, addrs, adverts, calls, ipvs)
 
@@ -740,8 +756,7 @@ class Side:
             else:
                 obs.states.append({k: v for k, v in _halo_states(d).items()})
             calls_path = self.rw.recorder_dir / f"calls-{h.ns}.log"
-            calls = calls_path.read_text().splitlines() if calls_path.exists() else []
-            obs.calls.append(Counter(calls))
+            obs.calls.append(self.rw.calls(calls_path.read_text() if calls_path.exists() else ""))
             if shutil.which("nft"):
                 cp = h.run("nft", "list", "ruleset", check=False, timeout=30 * SLOW)
                 obs.nft.append(cp.stdout.strip())
