@@ -836,23 +836,10 @@ def _scapy_adverts(pcap: Path, since: float) -> set[tuple[Any, ...]]:
         if f.time < since:
             continue
         pkt = Ether(f.data)
-        if AH in pkt and pkt[AH].nh == 112:  # keepalived's AH: the advert follows AH's header
-            v2 = VRRP(bytes(pkt[AH].payload))
-            ip = str(pkt[IP].src) if IP in pkt else "?"
-            out.add(
-                (
-                    f"{ip} {pkt[Ether].src}",
-                    int(v2.version),
-                    int(v2.vrid),
-                    int(v2.priority),
-                    float(v2.adv),
-                    tuple(sorted(str(a) for a in v2.addrlist)),
-                    int(v2.authtype),
-                )
-            )
-            continue
         ip = str(pkt[IP].src) if IP in pkt else str(pkt[IPv6].src) if IPv6 in pkt else "?"
         src = f"{ip} {pkt[Ether].src}"
+        # keepalived's AH: the VRRPv2 advert follows AH's header
+        ah = VRRP(bytes(pkt[AH].payload)) if AH in pkt and pkt[AH].nh == 112 else None
         if VRRPv3 in pkt:
             v3 = pkt[VRRPv3]
             out.add(
@@ -866,8 +853,8 @@ def _scapy_adverts(pcap: Path, since: float) -> set[tuple[Any, ...]]:
                     None,
                 )
             )
-        elif VRRP in pkt:
-            v2 = pkt[VRRP]
+        elif ah is not None or VRRP in pkt:
+            v2 = ah if ah is not None else pkt[VRRP]
             out.add(
                 (
                     src,
