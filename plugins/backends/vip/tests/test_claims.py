@@ -200,3 +200,39 @@ async def test_the_master_we_are_about_to_yield_to_is_not_answered(
     await clock.advance(HIGHER_FOR)  # not heard advertising for a while: answered again
     guard.heard("lab0", garp_frame(THEIRS, VIP4))
     assert len(port.sent) == 2
+
+
+async def test_a_master_whose_priority_fell_yields_to_the_winner(
+    guarded: tuple[ClaimGuard, RecordingPort, Inst, FakeClock],
+) -> None:
+    """A tracked check lowered the master (100 -> 80) under a backup (90), which took over:
+    its advert and announcements must stand, and our answers carry the priority we have now."""
+    guard, port, _, _ = guarded
+    guard.note_priority("VI_1", 80)
+    guard.heard("lab0", advert(THEIRS, 90))
+    guard.heard("lab0", garp_frame(THEIRS, VIP4))
+    guard.heard("lab0", answer_frame(THEIRS, VIP4, 90))  # a halo winner's answer, marked
+    assert port.sent == []
+    lower = mac_bytes("02:48:41:00:00:03")
+    guard.heard("lab0", garp_frame(lower, VIP4))  # anyone else is still answered
+    assert port.sent == [answer_frame(OURS, VIP4, 80)]
+
+
+async def test_forgotten_at_the_step_down_before_the_backend_withdraws(
+    guarded: tuple[ClaimGuard, RecordingPort, Inst, FakeClock],
+) -> None:
+    """The engine's BACKUP reaches the guard at once; the backend's own view (``master``)
+    follows after a task switch and must not bring the addresses back meanwhile."""
+    guard, port, inst, clock = guarded
+    guard.heard("lab0", garp_frame(THEIRS, VIP4))
+    guard.heard("lab0", garp_frame(THEIRS, VIP4))  # a trailing answer is due
+    guard.forget("VI_1")
+    guard.update([inst])  # inst.master is still True here
+    await clock.advance(1)
+    guard.heard("lab0", garp_frame(THEIRS, VIP4))
+    assert len(port.sent) == 1
+    assert clock.pending() == 0
+    guard.note_master("VI_1", 100, 51)  # MASTER again
+    guard.update([inst])
+    guard.heard("lab0", garp_frame(THEIRS, VIP4))
+    assert len(port.sent) == 2

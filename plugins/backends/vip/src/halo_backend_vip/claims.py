@@ -269,12 +269,31 @@ class ClaimGuard:
         VRID (whose adverts tell who outranks it)."""
         self.masters[instance] = (priority, vrid)
 
+    def note_priority(self, instance: str, priority: int) -> None:
+        """``instance``'s priority moved (a tracked input) while it may be MASTER: a master
+        whose priority fell under a backup's is the one about to yield, so its claims are
+        weighed, and its answers marked, with the priority it has now."""
+        if instance in self.masters:
+            self.masters[instance] = (priority, self.masters[instance][1])
+        for held in self.addresses.values():
+            if held.instance.name == instance:
+                held.priority = priority
+
+    def forget(self, instance: str) -> None:
+        """``instance`` left MASTER: answer nothing for it from now on (called as the engine
+        publishes the change, before the backend has withdrawn the addresses, so a winner's
+        announcement read in between is not answered)."""
+        self.masters.pop(instance, None)
+        for key in [k for k, held in self.addresses.items() if held.instance.name == instance]:
+            self._drop(key)
+
     def update(self, instances: Iterable[Guarded]) -> None:
         """Follow what the MASTER instances hold: listen where they hold addresses, nowhere
         else. Call after every state change."""
         wanted: dict[tuple[str, IPAddress], Guarded] = {}
         for inst in instances:
-            if inst.master:
+            # the engine's word (note_master/forget) over the backend's, which lags it
+            if inst.master and inst.name in self.masters:
                 for vip in inst.held:
                     wanted[(vip.dev, vip.ip)] = inst
         for key in [k for k in self.addresses if k not in wanted]:

@@ -79,6 +79,7 @@ from halo_core.events import (
     BackendApplied,
     BackendFailed,
     Event,
+    PriorityChanged,
     VrrpAnnounce,
     VrrpStateChanged,
 )
@@ -369,7 +370,9 @@ class VipBackend(Backend):
                 with contextlib.suppress(OSError):
                     self._port(vip.dev).frame(vip.ip)
         self.first_announce = self.context.bus.subscribe_immediate(
-            self._announce_now, name=f"backend:{self.name}:first-announce", kinds=["vrrp_state"]
+            self._announce_now,
+            name=f"backend:{self.name}:first-announce",
+            kinds=["vrrp_state", "vrrp_priority"],
         )
         interval = float(self.config.reconcile_interval)
         if interval > 0:
@@ -440,11 +443,23 @@ class VipBackend(Backend):
         """The VRRP engine's direct route (called inside its publish, right after the new
         master's first advert): the first gratuitous ARPs / NAs leave now, not after a task
         switch and the netlink adds. Clients may send to us a few hundred microseconds
-        before the addresses are up; those packets would otherwise go to the dead master."""
-        if not isinstance(event, VrrpStateChanged) or event.new != "MASTER" or self.closing:
+        before the addresses are up; those packets would otherwise go to the dead master.
+
+        The claim guard hears of a priority change and of leaving MASTER on this route too:
+        told only after a task switch, it answered the winner's announcements with the
+        priority the instance became master with (a tracked check had lowered it since) or
+        after the step-down, and the segment kept the loser's MAC for the VIP."""
+        if isinstance(event, PriorityChanged):
+            self.claims.note_priority(event.instance, event.new)
+            return
+        if not isinstance(event, VrrpStateChanged) or self.closing:
+            return
+        if event.new != "MASTER":
+            self.claims.forget(event.instance)
             return
         inst = self.instances.get(event.instance)
         if inst is not None:
+            self.claims.note_master(inst.name, event.priority, event.vrid)
             inst.announced_early = set(self.announcer.announce_first(inst, inst.vips))
 
     async def handle(self, event: Event) -> None:
@@ -456,7 +471,6 @@ class VipBackend(Backend):
                 if inst is None:
                     return
                 if event.new == "MASTER":
-                    self.claims.note_master(inst.name, event.priority, event.vrid)
                     await self._become_master(inst)
                 elif inst.master or inst.owned or inst.foreign:
                     await self._withdraw(inst, f"entering {event.new}")
