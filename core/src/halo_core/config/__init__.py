@@ -116,6 +116,15 @@ def block_list(raw: Any) -> list[str]:
 def _finish(
     raw: Any, load_problems: list[LoadProblem], path: str, plugins: Plugins | None
 ) -> Config:
+    from halo_core.config.loader import collector_paused
+
+    with collector_paused():  # what validation builds is kept: see collector_paused
+        return _validated(raw, load_problems, path, plugins)
+
+
+def _validated(
+    raw: Any, load_problems: list[LoadProblem], path: str, plugins: Plugins | None
+) -> Config:
     from halo_core.config.loader import locate
 
     located = [_located(raw, p) for p in load_problems]
@@ -308,11 +317,12 @@ def load_with_plugins(path: str) -> tuple[Config, Plugins]:
     """The installed plugins (less those the file blocks) and the configuration at ``path``
     validated with them. Raises :class:`ConfigError`."""
     from halo_core import plugins
-    from halo_core.config.loader import load_file
+    from halo_core.config.loader import collector_paused, load_file
 
-    raw, problems = load_file(path)  # read once: the block list, then the validation
-    p = plugins.load(block=block_list(raw))
-    return _finish(raw, problems, path, p), p
+    with collector_paused():  # one collection at the end, not one after each step
+        raw, problems = load_file(path)  # read once: the block list, then the validation
+        p = plugins.load(block=block_list(raw))
+        return _finish(raw, problems, path, p), p
 
 
 def runtime_problems(config: Config, plugins: Plugins) -> list[str]:
