@@ -12,6 +12,7 @@ side's subscribers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -55,6 +56,8 @@ than HANG_LIMIT: a worker whose loop is held that long is killed before, and one
 cannot say no (docs/processes.md)."""
 STABLE_AFTER = 30.0
 """A worker that ran this long restarts after the shortest delay again."""
+SETTLE_AFTER_RELOAD = 3.0
+"""Seconds without a reload after which the worker gives the old configuration's memory back."""
 NOT_FORWARDED = frozenset({"config_reloaded"})
 """Kinds each side publishes for itself (both reload the file)."""
 
@@ -349,6 +352,7 @@ class VrrpPeer:
         self._next_id = 0
         self._reloads: set[asyncio.Task[Any]] = set()
         self._prepares: dict[int, asyncio.Task[list[str]]] = {}
+        self._settle: asyncio.TimerHandle | None = None
         daemon.bus.taps.append(self._tap)
 
     def started(self) -> None:
@@ -427,11 +431,7 @@ class VrrpPeer:
             changes = msg.get("vrrp_changes")
             self.daemon.vrrp_changes = [str(c) for c in changes or []]
             refused = bool(msg.get("refused"))
-            task = asyncio.get_running_loop().create_task(
-                self.daemon._reload_on_signal(refused_by_vrrp=refused)
-            )
-            self._reloads.add(task)
-            task.add_done_callback(self._reloads.discard)
+            self._background(self.daemon._reload_on_signal(refused_by_vrrp=refused))
         elif t == "prepare":
             ident = int(msg.get("id") or 0)
             self._prepares[ident] = self._background(self._prepare(ident))
@@ -444,8 +444,29 @@ class VrrpPeer:
     def _background(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._reloads.add(task)
-        task.add_done_callback(self._reloads.discard)
+        task.add_done_callback(self._reload_done)
+        if self._settle is not None:
+            self._settle.cancel()
+            self._settle = None
         return task
+
+    def _reload_done(self, task: asyncio.Task[Any]) -> None:
+        self._reloads.discard(task)
+        if not self._reloads and self._settle is None:
+            self._settle = asyncio.get_running_loop().call_later(
+                SETTLE_AFTER_RELOAD, self._give_back_memory
+            )
+
+    def _give_back_memory(self) -> None:
+        """Once reloads have been quiet a while: the old configuration's checks, plugins and
+        their sockets are garbage, partly in reference cycles that only a full collection
+        finds, and the C heap keeps what they freed. Without this the worker's RSS rose in
+        steps with every burst of reloads (a SIGHUP storm) and stayed at the peak."""
+        from halo_core.realtime import trim_heap
+
+        self._settle = None
+        gc.collect()
+        trim_heap()
 
     async def _prepare(self, ident: int) -> list[str]:
         problems = await self.daemon.prepare_reload()
