@@ -83,6 +83,7 @@ NOT_IN_VRRP = (
     "pluggy",  # no hook is called in the VRRP process (halo_core.plugins.Plugins.manager)
     "halo_core.hookspecs",
     "halo_core.config.loader",
+    "halo_core.validation",  # the validator and JSON Schema writer: the child's
     "halo_core.checks",
     "halo_core.script_runner",
     *HEAVY,
