@@ -12,7 +12,9 @@ First it writes the bytecode of halo and its dependencies, as an installation ha
 bench/failover does): in a shell with PYTHONDONTWRITEBYTECODE set and no bytecode yet,
 every process would compile its modules from source, which left 0.6 MB more in the VRRP
 process and 14 MB more in the worker with HTTP and SSH checks (aiohttp, asyncssh) -
-memory an installed halo does not use. ``--from-source`` measures that case.
+memory an installed halo does not use. ``--from-source`` measures that case, provided no
+bytecode was written before (an earlier run's __pycache__ directories are still read:
+remove those under core/, plugins/ and the environment's site-packages first).
 
     sudo uv run python bench/memory/run.py
 """
@@ -151,8 +153,8 @@ def main() -> int:
     p.add_argument(
         "--from-source",
         action="store_true",
-        help="do not write bytecode first (with PYTHONDONTWRITEBYTECODE set and none written,"
-        " every process compiles its modules from source)",
+        help="do not write bytecode first (with PYTHONDONTWRITEBYTECODE set and none written"
+        " before, every process compiles its modules from source)",
     )
     args = p.parse_args()
     if not args.from_source:
