@@ -82,6 +82,7 @@ PLUGIN_FACING = {
     "halo_core.hookspecs",
     "halo_core.bus",  # the bus a PluginContext carries (halo_tool_lab.testing builds one)
     "halo_core.schema",
+    "halo_core.validation",  # the schema's validator (halo status checks replies with it)
     "halo_core.events",
     "halo_core.scheduler",
     "halo_core.script_runner",
@@ -114,11 +115,6 @@ def modules(root: Path) -> dict[str, Path]:
 
 def _runtime_imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
     for node in ast.iter_child_nodes(tree):
-        # A module's lazy re-exports (PEP 562 __getattr__): its own API, loaded when first
-        # asked for (halo_core.schema's validate, from halo_core.validation beside it).
-        lazy = isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
-        if lazy and isinstance(tree, ast.Module):
-            continue
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             yield from (n for child in node.orelse for n in _runtime_imports_of(child))
             continue

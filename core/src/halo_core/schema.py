@@ -11,8 +11,8 @@ dataclass whose field annotations say what is accepted::
 :func:`validate` turns parsed YAML into instances of such classes and reports *every*
 problem at once as :class:`Problem` objects carrying the dotted path of the offending
 value; :func:`json_schema` renders the same classes as JSON Schema for editors. Both live in
-:mod:`halo_core.validation`, loaded when first asked for here: the VRRP process imports this
-module for the markers of the model it is handed and never validates.
+:mod:`halo_core.validation`: the VRRP process imports this module for the markers of the
+model it is handed and never validates.
 
 Why not pydantic: measured here, importing it costs 13 MB of RSS, a third of a node's memory
 budget; the subset of behaviour halo needs (strict types, unknown keys rejected, all errors
@@ -403,31 +403,3 @@ IP_PATTERNS: dict[Any, str] = {
 # The validator and the JSON Schema writer are half of this module's code: the validating
 # child's and the CLI's. The VRRP process imports this module for the markers and classes
 # of the model it is handed, never validates, and so never loads them (halo_core.validation).
-_LATER = frozenset(
-    {"validate", "json_schema", "anchored", "MAX_NUMBER", "MAX_SECONDS", "_Validator"}
-)
-
-if typing.TYPE_CHECKING:
-    from halo_core.validation import (
-        MAX_NUMBER as MAX_NUMBER,
-    )
-    from halo_core.validation import (
-        MAX_SECONDS as MAX_SECONDS,
-    )
-    from halo_core.validation import (
-        anchored as anchored,
-    )
-    from halo_core.validation import (
-        json_schema as json_schema,
-    )
-    from halo_core.validation import (
-        validate as validate,
-    )
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LATER:
-        from halo_core import validation
-
-        return getattr(validation, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
