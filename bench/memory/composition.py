@@ -6,7 +6,8 @@ imports them, and reads its RSS (/proc/self/status) after each group: a group's 
 what it adds on top of the groups before it (the modules it shares with them are counted
 there). No namespace, no daemon: the imports alone, which are nearly all of these processes'
 memory (run.py measures the running processes). Each process is measured ``--runs`` times;
-a figure is the range over the runs.
+a figure is the range over the runs. The bytecode is written first, as an installation has it
+(run.py's ``precompile``; ``--from-source`` leaves it out).
 
     uv run python bench/memory/composition.py
 """
@@ -132,9 +133,16 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--runs", type=int, default=3, help="interpreters per process")
+    p.add_argument(
+        "--from-source", action="store_true", help="do not write bytecode first (see run.py)"
+    )
     args = p.parse_args()
     if args.runs < 1:
         raise SystemExit("bench/memory/composition: --runs must be at least 1")
+    if not args.from_source:
+        from run import precompile  # bench/memory/run.py, beside this script
+
+        precompile()
     for process, steps in PROCESSES.items():
         runs = [measure(steps) for _ in range(args.runs)]
         print(f"{process:50}{'MB':>12}")

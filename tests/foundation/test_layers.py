@@ -60,6 +60,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "halo_core",
             "halo_core.schema",
+            "halo_core.validation",
             "halo_core.events",
             "halo_core.scheduler",
             "halo_core.script_runner",
@@ -81,6 +82,7 @@ PLUGIN_FACING = {
     "halo_core.hookspecs",
     "halo_core.bus",  # the bus a PluginContext carries (halo_tool_lab.testing builds one)
     "halo_core.schema",
+    "halo_core.validation",  # the schema's validator (halo status checks replies with it)
     "halo_core.events",
     "halo_core.scheduler",
     "halo_core.script_runner",

@@ -60,7 +60,9 @@ class Started(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("halo ") and " started with " in record.getMessage():
             import asyncio
-            asyncio.get_running_loop().call_later(1.0, report)  # the worker is spawned by then
+            # the worker is spawned by then, and the address backend's reconcile job (every
+            # 5 s) has run: what a running process loads counts, not only what start loads
+            asyncio.get_running_loop().call_later(5.5, report)
 
 logging.getLogger("halo").addHandler(Started())
 sys.exit(cli.main(["run", "-c", sys.argv[1]]))
@@ -77,10 +79,11 @@ NOT_IN_VRRP = (
     "shutil",  # argparse's, and nft's lookup (only when the firewall is used)
     "pickle",  # the C unpickler reads the verdict; the Python pickler is the child's
     "ctypes",  # malloc_trim is called through _ctypes (halo_core.realtime.trim_heap)
-    "random",  # the scheduler's jitter: no job runs in the VRRP process
+    "random",  # the scheduler's jitter: the VRRP process's one job (reconcile) has none
     "pluggy",  # no hook is called in the VRRP process (halo_core.plugins.Plugins.manager)
     "halo_core.hookspecs",
     "halo_core.config.loader",
+    "halo_core.validation",  # the validator and JSON Schema writer: the child's
     "halo_core.checks",
     "halo_core.script_runner",
     *HEAVY,

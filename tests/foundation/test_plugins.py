@@ -15,7 +15,8 @@ from halo_core.config import ConfigError, load_text
 from halo_core.config.model import HaloConfig
 from halo_core.hookspecs import hookimpl
 from halo_core.plugin_api import CheckerConfig, NotifierConfig, PluginType
-from halo_core.schema import Alias, Doc, Range, json_schema
+from halo_core.schema import Alias, Doc, Range
+from halo_core.validation import json_schema
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,8 @@ import yaml
 
 from halo_core import cli
 from halo_core.config.model import VirtualAddress
-from halo_core.schema import Alias, Length, Range, SchemaError, Seconds, validate
+from halo_core.schema import Alias, Length, Range, SchemaError, Seconds
+from halo_core.validation import validate
 
 
 @dataclass(frozen=True, kw_only=True)

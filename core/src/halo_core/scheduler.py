@@ -182,7 +182,9 @@ class Job:
             self.running = asyncio.get_running_loop().create_task(
                 self._run(), name=f"job:{self.name}"
             )
-        spread = self.interval * self.jitter * (2 * self.scheduler.random.random() - 1)
+        spread = 0.0
+        if self.jitter:  # no draw without jitter: the VRRP process's jobs load no `random`
+            spread = self.interval * self.jitter * (2 * self.scheduler.random.random() - 1)
         self.next_run = max(self.next_run + self.interval + spread, self.scheduler.clock.now())
         self._timer = self.scheduler.clock.call_at(self.next_run, self._due)
 
@@ -220,8 +222,9 @@ class Scheduler:
 
     @functools.cached_property
     def random(self) -> random.Random:
-        """The jobs' jitter and first delays; made on first use, as the VRRP process, which
-        schedules no job, does without the module."""
+        """The jobs' jitter and first delays; made on first use, so that the VRRP process,
+        whose only jobs (an address backend's reconcile) have a first delay and no jitter,
+        does without the module."""
         import random
 
         return random.Random(self._seed)

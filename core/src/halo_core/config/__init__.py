@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from halo_core.config.model import HaloConfig, SyncGroup, VrrpInstance
 from halo_core.plugin_api import CAPABILITIES, FILTER_STATES, UnknownName, pick
-from halo_core.schema import Path, Problem, SchemaError, dotted, json_schema, validate
+from halo_core.schema import Path, Problem, SchemaError, dotted
 
 if TYPE_CHECKING:
     from halo_core.config.loader import LoadProblem, Mark
@@ -90,6 +90,7 @@ def schema_document(plugins: Plugins | None = None) -> dict[str, Any]:
     :func:`load` validates with, for the installed plugins, and the ``include`` key the
     loader reads."""
     from halo_core.config.loader import INCLUDE_SCHEMA
+    from halo_core.validation import json_schema
 
     return json_schema(
         HaloConfig,
@@ -126,6 +127,7 @@ def _validated(
     raw: Any, load_problems: list[LoadProblem], path: str, plugins: Plugins | None
 ) -> Config:
     from halo_core.config.loader import locate
+    from halo_core.validation import validate  # not loaded by the VRRP process
 
     located = [_located(raw, p) for p in load_problems]
     if raw is None or any(p.fatal for p in load_problems):

@@ -85,7 +85,21 @@ _HDR_LEN: Final = 8
 # Octets 4-5 differ between versions (auth type + seconds vs. rsvd + 12-bit centiseconds),
 # so one layout reads and writes them as two octets and the version decides.
 _HDR: Final = struct.Struct("!BBBBBBH")
-_V4_ADDRS: Final = tuple(struct.Struct(f"!{n}I") for n in range(256))
+
+
+class _V4Layouts(dict[int, struct.Struct]):
+    """The layout of ``n`` IPv4 addresses (0 <= n <= 255), made when a count is first met:
+    all 256 made at import stayed for good, 45 kB of the VRRP process for the one or two
+    counts its instances use."""
+
+    def __missing__(self, n: int) -> struct.Struct:
+        if not 0 <= n <= 255:
+            raise IndexError(n)  # as the table of 256 did
+        layout = self[n] = struct.Struct(f"!{n}I")
+        return layout
+
+
+_V4_ADDRS: Final = _V4Layouts()
 _IPV4_HDR: Final = struct.Struct("!BBHHHBBHII")
 
 

@@ -16,7 +16,7 @@ from halo_checker_ssl.plugin import SslCheck
 from halo_core.config import ConfigError, load_text
 from halo_core.config.model import HaloConfig
 from halo_core.plugins import Plugins
-from halo_core.schema import json_schema
+from halo_core.validation import json_schema
 
 EXAMPLE = """\
 checks:

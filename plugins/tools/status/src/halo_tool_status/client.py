@@ -85,7 +85,8 @@ def settings_from_config(config_path: str) -> tuple[Endpoint, str | None]:
     when a plugin is broken."""
     from halo_core.config.loader import load_file
     from halo_core.config.model import GlobalConfig
-    from halo_core.schema import SchemaError, validate
+    from halo_core.schema import SchemaError
+    from halo_core.validation import validate
 
     raw, _ = load_file(config_path)
     section = raw.get("global") or raw.get("global_defs") if isinstance(raw, dict) else None
