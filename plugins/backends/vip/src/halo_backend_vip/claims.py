@@ -208,8 +208,6 @@ class _Address:
     """One address held by a MASTER instance, and the answers given for it."""
 
     instance: Guarded
-    priority: int
-    vrid: int | None
     last_answer: float = float("-inf")
     trailing: Timer | None = None
     logged: dict[bytes, float] = field(default_factory=dict)  # claimer MAC -> last logged
@@ -260,7 +258,8 @@ class ClaimGuard:
         self.port = port
         self.addresses: dict[tuple[str, IPAddress], _Address] = {}
         self.listeners: dict[str, _Listener] = {}
-        self.masters: dict[str, tuple[int, int | None]] = {}  # instance -> priority, VRID
+        # the instances the engine says are MASTER -> (priority now, VRID)
+        self.masters: dict[str, tuple[int, int | None]] = {}
         # (interface, VRID) -> MAC -> (priority advertised, when)
         self.adverts: dict[tuple[str, int], dict[bytes, tuple[int, float]]] = {}
 
@@ -275,9 +274,6 @@ class ClaimGuard:
         weighed, and its answers marked, with the priority it has now."""
         if instance in self.masters:
             self.masters[instance] = (priority, self.masters[instance][1])
-        for held in self.addresses.values():
-            if held.instance.name == instance:
-                held.priority = priority
 
     def forget(self, instance: str) -> None:
         """``instance`` left MASTER: answer nothing for it from now on (called as the engine
@@ -299,14 +295,11 @@ class ClaimGuard:
         for key in [k for k in self.addresses if k not in wanted]:
             self._drop(key)
         for key, inst in wanted.items():
-            prio, vrid = self.masters.get(inst.name, (0, None))
             known = self.addresses.get(key)
             if known is None or known.instance is not inst:
                 if known is not None:
                     self._drop(key)
-                self.addresses[key] = _Address(inst, prio, vrid)
-            else:
-                known.priority, known.vrid = prio, vrid
+                self.addresses[key] = _Address(inst)
         devs = {dev for dev, _ in wanted}
         for dev in [d for d in self.listeners if d not in devs]:
             self.listeners.pop(dev).close()
@@ -337,14 +330,12 @@ class ClaimGuard:
         port = self.port(dev)
         if held is None or port is None or port.mac is None or claim.mac == port.mac:
             return
-        if claim.priority is not None and (claim.priority, claim.mac) > (held.priority, port.mac):
+        ours, vrid = self.masters[held.instance.name]  # addresses are held for these only
+        if claim.priority is not None and (claim.priority, claim.mac) > (ours, port.mac):
             return  # a halo master that will outlast us answers; we must not answer it back
-        if held.vrid is not None:
-            prio, when = self.adverts.get((dev, held.vrid), {}).get(claim.mac, (0, -HIGHER_FOR))
-            if self.clock.now() - when < HIGHER_FOR and (prio, claim.mac) > (
-                held.priority,
-                port.mac,
-            ):
+        if vrid is not None:
+            prio, when = self.adverts.get((dev, vrid), {}).get(claim.mac, (0, -HIGHER_FOR))
+            if self.clock.now() - when < HIGHER_FOR and (prio, claim.mac) > (ours, port.mac):
                 return  # the master we are about to yield to: its word stands
         inst = held.instance
         inst.counters["claims_heard"] += 1
@@ -378,7 +369,8 @@ class ClaimGuard:
         port = self.port(dev)
         if port is None or port.mac is None:
             return
-        err = port.send(answer_frame(port.mac, ip, held.priority))
+        priority, _ = self.masters[held.instance.name]
+        err = port.send(answer_frame(port.mac, ip, priority))
         counters = held.instance.counters
         if err is None:
             counters["claims_answered"] += 1
