@@ -33,26 +33,12 @@ async def test_periodic_job_on_fake_clock() -> None:
     s.every("j", 1.0, job, first_delay=0.5)
     await clock.advance(3.0)
     assert runs == [0.5, 1.5, 2.5]
+    # A first delay and no jitter draw nothing: the VRRP process's only job (the address
+    # backend's reconcile) must not load `random` (tests/foundation/test_lean.py).
+    assert "random" not in vars(s)  # the cached property was never read
     s.close()
     await clock.advance(5.0)
     assert len(runs) == 3
-
-
-async def test_a_job_without_jitter_or_first_spread_draws_nothing() -> None:
-    """The VRRP process's only job (the address backend's reconcile: a first delay, no
-    jitter) must not load `random` (tests/foundation/test_lean.py): nothing is drawn."""
-    clock = FakeClock(start=0.0)
-    s = Scheduler(clock)
-    runs: list[float] = []
-
-    async def job() -> None:
-        runs.append(clock.now())
-
-    s.every("j", 1.0, job, first_delay=1.0)
-    await clock.advance(3.5)
-    assert runs == [1.0, 2.0, 3.0]
-    assert "random" not in vars(s)  # the cached property was never read
-    s.close()
 
 
 async def test_first_runs_are_spread_over_the_interval() -> None:
