@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "tests" / "interop"))
 from vrrp_peers import V2_PASS, V3_IPV4, V3_IPV6, Node, Proto, Spec, Wire, start_node  # noqa: E402
 
 from halo_core import __version__ as halo_version  # noqa: E402
+from halo_tool_lab.halo import write_bytecode  # noqa: E402
 from halo_tool_lab.keepalived import keepalived_version  # noqa: E402
 from halo_tool_lab.netns import Lab, lab_unavailable_reason  # noqa: E402
 
@@ -299,17 +300,6 @@ def start_table(starts: Sequence[Start]) -> str:
     return "\n".join(lines)
 
 
-def precompile() -> None:
-    """Write the bytecode of halo and its dependencies once, as an install does: with
-    PYTHONDONTWRITEBYTECODE set (as in some CI shells) every start would compile them."""
-    import compileall
-    import sysconfig
-
-    dirs = [ROOT / "core" / "src", *ROOT.glob("plugins/*/*/src"), sysconfig.get_paths()["purelib"]]
-    for d in dirs:
-        compileall.compile_dir(str(d), quiet=2, workers=1)
-
-
 def _split(value: str, known: Sequence[str], what: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     bad = [v for v in items if v not in known]
@@ -362,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     random.seed(args.seed)
 
-    precompile()
+    write_bytecode()
     began = time.time()
     trials: list[Trial] = []
     starts: list[Start] = []

@@ -7,7 +7,7 @@ what it adds on top of the groups before it (the modules it shares with them are
 there). No namespace, no daemon: the imports alone, which are nearly all of these processes'
 memory (run.py measures the running processes). Each process is measured ``--runs`` times;
 a figure is the range over the runs. The bytecode is written first, as an installation has it
-(run.py's ``precompile``; ``--from-source`` leaves it out).
+(``halo_tool_lab.halo.write_bytecode``; ``--from-source`` leaves it out).
 
     uv run python bench/memory/composition.py
 """
@@ -140,9 +140,9 @@ def main() -> int:
     if args.runs < 1:
         raise SystemExit("bench/memory/composition: --runs must be at least 1")
     if not args.from_source:
-        from run import precompile  # bench/memory/run.py, beside this script
+        from halo_tool_lab.halo import write_bytecode
 
-        precompile()
+        write_bytecode()
     for process, steps in PROCESSES.items():
         runs = [measure(steps) for _ in range(args.runs)]
         print(f"{process:50}{'MB':>12}")

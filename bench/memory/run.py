@@ -70,17 +70,6 @@ vrrp_instance VI_1 {
 """
 
 
-def precompile() -> None:
-    """Write the bytecode of halo and its dependencies once, as an install does."""
-    import compileall
-    import sysconfig
-
-    root = EXAMPLE.parents[2]
-    dirs = [root / "core" / "src", *root.glob("plugins/*/*/src"), sysconfig.get_paths()["purelib"]]
-    for d in dirs:
-        compileall.compile_dir(str(d), quiet=2, workers=1)
-
-
 def status_kb(pid: int, key: str, name: str = "status") -> int:
     with open(f"/proc/{pid}/{name}") as fh:
         for line in fh:
@@ -158,7 +147,9 @@ def main() -> int:
     )
     args = p.parse_args()
     if not args.from_source:
-        precompile()
+        from halo_tool_lab.halo import write_bytecode
+
+        write_bytecode()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     results = bench(args.settle, work)
