@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,7 +36,7 @@ from halo_core.schema import Configured
 
 if TYPE_CHECKING:
     from halo_core.checks import CheckRunner
-    from halo_core.handover import Verdict
+    from halo_core.handover import HookFailure, Verdict
     from halo_core.hookspecs import DaemonState
     from halo_core.plugins import Plugins
     from halo_core.processes import VrrpPeer, WorkerSupervisor
@@ -480,6 +480,9 @@ class Daemon:
                 log.info("reload: configuration unchanged for VRRP")
                 self.bus.publish(ConfigReloaded(path=new.path, summary="unchanged"))
                 committed = True
+                # what VRRP does not see may have changed: a plugin's work (status_api)
+                if self._worker_wanted and not self.with_worker:
+                    self._add_worker()
                 return True
             self.config = new
             try:
@@ -630,15 +633,23 @@ class Daemon:
             found = await handover.verdict(path)
             config = handover.accept(found)
             self._worker_wanted = found.worker  # started once the file is applied
+            self.has_work_failed(found.hook_failures)
             return config
         # In a thread: reading and validating 3,000 instances takes about 2 s of CPU,
         # which on the event loop stalled every VRRP timer as long; in a thread the loop
         # waits for GIL hand-overs only (0.2-0.35 s at worst, bench/configs/reload_lag.py).
         return await asyncio.to_thread(load, path, self.plugins)
 
+    def has_work_failed(self, failures: Sequence[HookFailure]) -> None:
+        """Report the plugins whose ``halo_has_work`` raised in the validating child (they
+        were counted as having work), as a failing hook is reported here."""
+        for plugin_name, why in failures:
+            self.hook_failures[plugin_name] = self.hook_failures.get(plugin_name, 0) + 1
+            log.error("plugin %s: halo_has_work failed: %s", plugin_name, why)
+
     def _add_worker(self) -> None:
-        """A reload brought checks, notifiers or other backends to a VRRP process that ran
-        alone: start a worker for them (it reads the same file)."""
+        """A reload brought checks, notifiers, other backends or a plugin's work to a VRRP
+        process that ran alone: start a worker for them (it reads the same file)."""
         from halo_core.processes import WorkerSupervisor
 
         self.with_worker = True
@@ -924,8 +935,9 @@ def run(
     ``global.log_format``."""
     from halo_core.handover import needs_worker
 
-    role: Role = "vrrp" if needs_worker(config, plugins) else "all"
-    return _serve(Daemon(config, plugins, role=role), log_level, log_format)
+    worker, failures = needs_worker(config, plugins)
+    daemon = Daemon(config, plugins, role="vrrp" if worker else "all")
+    return _serve(daemon, log_level, log_format, failures)
 
 
 def run_vrrp(
@@ -950,10 +962,15 @@ def run_vrrp(
     daemon.handed_over = True
     daemon.with_worker = found.worker
     daemon.prelistening = prelistening
-    return _serve(daemon, log_level, log_format)
+    return _serve(daemon, log_level, log_format, found.hook_failures)
 
 
-def _serve(daemon: Daemon, log_level: str | None, log_format: str | None) -> int:
+def _serve(
+    daemon: Daemon,
+    log_level: str | None,
+    log_format: str | None,
+    hook_failures: Sequence[HookFailure] = (),
+) -> int:
     g = daemon.config.model.global_
     # The process that runs VRRP writes its log from a thread: a blocked write must not
     # hold the loop that sends adverts.
@@ -961,6 +978,7 @@ def _serve(daemon: Daemon, log_level: str | None, log_format: str | None) -> int
     halo_log.setup(log_level or g.log_level, log_format or g.log_format, background=background)
     for err in daemon.plugins.errors:
         log.error("plugin %s not loaded: %s", err.name, err.message)
+    daemon.has_work_failed(hook_failures)
     from halo_core.scheduler import new_event_loop
 
     if log_format:

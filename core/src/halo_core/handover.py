@@ -21,7 +21,7 @@ import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # Nothing of halo's at the top: `halo run` imports this module to start the child, and
 # imports the rest while the child works.
@@ -36,6 +36,10 @@ TIMEOUT = 300.0
 instances take about 2 s)."""
 
 
+HookFailure = tuple[str, str]
+"""A plugin whose ``halo_has_work`` raised: its name, and why (``Type: message``)."""
+
+
 @dataclass
 class Verdict:
     """What the validating child found: the problems of an invalid file, or VRRP's view of
@@ -48,6 +52,9 @@ class Verdict:
     plugin_errors: list[LoadError] = field(default_factory=list)
     worker: bool = False
     """Whether anything must run in a worker (:func:`needs_worker`)."""
+    hook_failures: list[HookFailure] = field(default_factory=list)
+    """The plugins whose ``halo_has_work`` raised (counted as having work), for the VRRP
+    process to log: the child's log is not the daemon's."""
     first_party: bool = True
     """Whether the address backends this configuration uses are all halo's own (none of
     them needs TLS: the VRRP process then leaves OpenSSL out)."""
@@ -60,17 +67,45 @@ class Verdict:
 WORKER_HOOKS = ("halo_subscribe", "halo_startup", "halo_daemon_state", "halo_reload")
 
 
-def needs_worker(config: Config, plugins: Plugins) -> bool:
+def needs_worker(config: Config, plugins: Plugins) -> tuple[bool, list[HookFailure]]:
     """Whether anything besides VRRP and its addresses must run: checks, notifiers, virtual
-    servers, backends that do not provide addresses, or plugins with daemon hooks. If not,
-    halo runs as one process."""
+    servers, backends that do not provide addresses, or a plugin with daemon hooks that
+    has work for ``config`` (:func:`plugins_with_work`). If not, halo runs as one process.
+    Also returns the plugins whose ``halo_has_work`` raised, for the caller to report."""
+    working, failures = plugins_with_work(config, plugins)
     m = config.model
     if m.checks or m.notifiers or m.virtual_servers:
-        return True
+        return True, failures
     providers = set(plugins.providers("addresses"))
     if any(c.type not in providers for c in m.backends.values()):
-        return True
-    return any(getattr(plugins.hook, h).get_hookimpls() for h in WORKER_HOOKS)
+        return True, failures
+    return bool(working), failures
+
+
+def plugins_with_work(config: Config, plugins: Plugins) -> tuple[list[str], list[HookFailure]]:
+    """The plugins implementing a daemon hook (:data:`WORKER_HOOKS`) that have work for
+    ``config``, by name, and those whose ``halo_has_work`` raised. Each is asked on its own
+    (pluggy's call would merge the answers): one without ``halo_has_work`` has work; one
+    whose hook raises has work too, and is among the failures."""
+    hook, manager = plugins.hook, plugins.manager
+
+    def plugin_name(impl: Any) -> str:  # plugin objects need not be hashable: names are
+        return manager.get_name(impl.plugin) or repr(impl.plugin)
+
+    hooked = {plugin_name(i) for h in WORKER_HOOKS for i in getattr(hook, h).get_hookimpls()}
+    asked = {plugin_name(i): i for i in hook.halo_has_work.get_hookimpls()}
+    working: list[str] = []
+    failures: list[HookFailure] = []
+    for name in sorted(hooked):
+        impl = asked.get(name)
+        try:
+            # pluggy lets an implementation take fewer arguments than the hook has
+            if impl is None or impl.function(*[config for _ in impl.argnames]):
+                working.append(name)
+        except BaseException as exc:  # plugin territory, even SystemExit: has work, reported
+            failures.append((name, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+            working.append(name)
+    return working, failures
 
 
 def vrrp_view(config: Config, plugins: Plugins) -> Config:
@@ -129,11 +164,13 @@ def judge(path: str) -> Verdict:
     providers = plugins.providers("addresses")
     used = {c.type for c in config.model.backends.values()} & set(providers) or set(providers)
     by_type = {t: i.distribution for i in plugins.infos for k, t in i.types if k == "backend"}
+    worker, failures = needs_worker(config, plugins)
     return Verdict(
         config=vrrp_view(config, plugins),
         address_types=[plugins.type("backend", n) for n in providers],
         plugin_errors=list(plugins.errors),
-        worker=needs_worker(config, plugins),
+        worker=worker,
+        hook_failures=failures,
         first_party=all(by_type.get(t) == FIRST_PARTY_TYPES.get(("backend", t)) for t in used),
         secrets=log.secrets(),
         version=version(),

@@ -70,6 +70,26 @@ def halo_config_extensions() -> dict[str, type]:
 
 
 @hookspec
+def halo_has_work(config: Config) -> bool:
+    """Whether this plugin has anything to do in the daemon for ``config``: the answer
+    that decides, for a plugin with daemon hooks (:func:`halo_subscribe`,
+    :func:`halo_startup`, :func:`halo_daemon_state`, :func:`halo_reload`), whether halo
+    needs a worker process for it.
+
+    Called in the child that validates the configuration (``halo_core.handover.judge``),
+    at start and at each reload, with the validated file, before any daemon hook; never in
+    the daemon itself. It must be cheap and read only ``config`` (and the environment,
+    which the child inherits from the daemon). Returns True when the plugin has work,
+    False when it has none. A plugin with daemon hooks that does not implement this hook
+    has work for every configuration; one whose hook raises counts as having work, and the
+    failure is logged against it. When no plugin has work and the configuration has no
+    checks, notifiers, virtual servers or backends besides the address backend, halo runs
+    as one process; a reload that gives a plugin work starts the worker.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def halo_subscribe(bus: EventBus) -> None:
     """Subscribe to the event bus with ``bus.subscribe(handler, ...)``.
 

@@ -390,6 +390,19 @@ def halo_config_extensions() -> dict[str, type]:
 
 
 @hookimpl
+def halo_has_work(config: Config) -> bool:
+    """Work only when the file has static or virtual routes or rules."""
+    static = config.model.global_.extensions[RoutesGlobalOptions]
+    if static.static_routes or static.static_rules:
+        return True
+    for instance in config.model.vrrp_instances.values():
+        opts = instance.extensions[RoutesInstanceOptions]
+        if opts.virtual_routes or opts.virtual_rules:
+            return True
+    return False
+
+
+@hookimpl
 def halo_subscribe(bus: EventBus) -> None:
     from halo_backend_routes import hooks
 

@@ -31,6 +31,12 @@ def _start(daemon: Daemon, vs: VirtualServer) -> Pool:
 
 
 @hookimpl
+def halo_has_work(config: Config) -> bool:
+    """Work only with virtual servers (which need a worker anyway)."""
+    return bool(config.model.virtual_servers)
+
+
+@hookimpl
 def halo_daemon_state(daemon: Daemon, state: DaemonState, reason: str) -> None:
     """On "started": the backends have subscribed, so they see each pool's first state."""
     if state == "started":

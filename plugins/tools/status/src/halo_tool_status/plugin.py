@@ -1,6 +1,7 @@
-"""Hooks of the status API: its settings (``global: status_api:``), the server's life in the
-daemon (started at ``halo_startup``, moved at ``halo_reload``, closed at ``halo_shutdown``)
-and the ``halo status`` command. The server and the client are imported only when used."""
+"""Hooks of the status API: its settings (``global: status_api:``), whether the daemon needs
+it (``halo_has_work``: when enabled), the server's life in the daemon (started at
+``halo_startup``, moved at ``halo_reload``, closed at ``halo_shutdown``) and the ``halo
+status`` command. The server and the client are imported only when used."""
 
 from __future__ import annotations
 
@@ -81,6 +82,13 @@ def server_of(daemon: Daemon) -> StatusServer | None:
 @hookimpl
 def halo_config_extensions() -> dict[str, type]:
     return {"global": StatusOptions}
+
+
+@hookimpl
+def halo_has_work(config: Config) -> bool:
+    """A worker for the API only when it is on (the default): off, a file with nothing
+    else for a worker runs as one process."""
+    return settings(config.model).enabled
 
 
 @hookimpl

@@ -4,6 +4,7 @@ through its hooks. The unit is built in :mod:`.unit`, the messages in :mod:`.not
 from __future__ import annotations
 
 import argparse
+import os
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from halo_core.hookspecs import hookimpl
 from halo_core.plugin_api import DEFAULT_CONFIG
 
 if TYPE_CHECKING:
+    from halo_core.config import Config
     from halo_core.daemon import Daemon
     from halo_core.hookspecs import DaemonState
     from halo_tool_systemd.notify import Integration
@@ -44,6 +46,13 @@ def halo_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         help=f"the configuration the unit runs with (default {DEFAULT_CONFIG})",
     )
     p.set_defaults(func=cmd_systemd_unit)
+
+
+@hookimpl
+def halo_has_work(config: Config) -> bool:
+    """Work only under systemd: asked in the validating child, which inherits the daemon's
+    environment (the worker removes the variables from its own at start, not the daemon)."""
+    return any(os.environ.get(name) for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC"))
 
 
 @hookimpl
