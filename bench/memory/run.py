@@ -1,10 +1,12 @@
 """Memory of halo's processes beside keepalived's, in one run.
 
 Runs, each in a lab namespace of its own: halo with the seeds' master/backup configuration
-(examples/master-backup/master.yaml), the same with the plugins that implement daemon hooks
-blocked (status API, systemd, routes, pools: nothing is left for a worker, so halo runs as
-one process), halo with the same instance plus HTTP and SSH checks, and keepalived 2.2.7
-with the same instance (its three processes: parent, VRRP, checker).
+(examples/master-backup/master.yaml), the same with the status API off (``global:
+{status_api: {enabled: false}}``, no plugin blocked: no plugin has work, so halo runs as one
+process; run it without $NOTIFY_SOCKET, which gives the systemd plugin work), halo with the
+same instance plus HTTP and SSH checks, and keepalived 2.2.7 with the same instance (its
+three processes: parent, VRRP, checker). Each halo's total is printed beside keepalived's,
+with the ratio.
 After a settling time it reads each process's RSS (/proc/PID/status) and PSS
 (/proc/PID/smaps_rollup: shared pages split among the processes sharing them).
 
@@ -29,8 +31,7 @@ from pathlib import Path
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "master-backup" / "master.yaml"
 
 ONE_PROCESS = """
-  plugins:
-    block: [tool-status, tool-systemd, backend-routes, engine-pools]
+  status_api: {enabled: false}
 """
 
 CHECKS = """
@@ -116,7 +117,7 @@ def bench(settle: float, work: Path) -> dict[str, dict[str, tuple[float, float]]
         time.sleep(settle)
         runs = (
             ("halo seed", plain),
-            ("halo seed, hook plugins blocked", single),
+            ("halo seed, status API off", single),
             ("halo + http/ssh checks", checked),
         )
         for label, halo in runs:
@@ -161,6 +162,12 @@ def main() -> int:
         total_rss = sum(r for r, _ in procs.values())
         total_pss = sum(p for _, p in procs.values())
         print(f"{label + ': all processes':50}{total_rss:>10.1f}{total_pss:>10.1f}")
+    ka_rss, ka_pss = (sum(x) for x in zip(*results["keepalived"].values(), strict=True))
+    print(f"\nall processes, halo / keepalived ({ka_rss:.1f} MB RSS, {ka_pss:.1f} MB PSS)")
+    for label, procs in results.items():
+        if label != "keepalived":
+            rss, pss = (sum(x) for x in zip(*procs.values(), strict=True))
+            print(f"{label:50}{rss / ka_rss:>9.2f}x{pss / ka_pss:>9.2f}x")
     return 0
 
 
