@@ -78,13 +78,15 @@ def halo_has_work(config: Config) -> bool:
 
     Called in the child that validates the configuration (``halo_core.handover.judge``),
     at start and at each reload, with the validated file, before any daemon hook; never in
-    the daemon itself. It must be cheap and read only ``config`` (and the environment,
-    which the child inherits from the daemon). Returns True when the plugin has work,
-    False when it has none. A plugin with daemon hooks that does not implement this hook
-    has work for every configuration; one whose hook raises counts as having work, and the
-    failure is logged against it. When no plugin has work and the configuration has no
-    checks, notifiers, virtual servers or backends besides the address backend, halo runs
-    as one process; a reload that gives a plugin work starts the worker.
+    the daemon itself. Only plugins with daemon hooks are asked, each on its own. It must
+    be cheap and read only ``config`` (and the environment, which the child inherits from
+    the daemon). Returns True when the plugin has work, False when it has none. A plugin
+    with daemon hooks that does not implement this hook has work for every configuration;
+    one whose hook raises counts as having work, and the failure is logged against it.
+    When no plugin has work and the configuration has no checks, notifiers, virtual
+    servers or backends besides the address backend, halo runs as one process; a reload
+    that gives a plugin work starts the worker (one that takes all work away leaves it
+    running).
     """
     raise NotImplementedError
 
