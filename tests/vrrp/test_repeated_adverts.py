@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 from vrrp_targets import vrrp_targets
 
 from halo_core.vrrp import fsm, packet
+from halo_core.vrrp.transport import POLL_AT_MOST, POLL_EVERY
 
 MASTER = IPv4Address("192.0.2.12")
 GROUP = IPv4Address("224.0.0.18")
@@ -77,15 +78,15 @@ def test_an_early_wake_up_leaves_the_repeat_pending() -> None:
 
 def test_polling_period_is_half_the_smallest_skew_time() -> None:
     """A socket of dense traffic is read on a timer; adverts wait at most half the smallest
-    Skew_Time of its instances (within 2 to 10 ms), so a priority-0 advert still gives its
-    backup time to take over on time."""
+    Skew_Time of its instances (within POLL_EVERY and POLL_AT_MOST), so a priority-0 advert
+    still gives its backup time to take over on time."""
     runtime, _adv = backup()
     sock = runtime.sock
     sock.receivers = {51: runtime}
     sock.retune()
     skew = runtime.machine.skew_time
-    assert sock._polling_period() == min(0.01, max(0.002, skew / 2))
+    assert sock._polling_period() == min(POLL_AT_MOST, max(POLL_EVERY, skew / 2))
     # a higher priority (tracking) shortens the Skew_Time: the socket is told
     runtime.step(fsm.PriorityChanged(priority=254))
     assert runtime.machine.skew_time < skew
-    assert sock._polling_period() == max(0.002, runtime.machine.skew_time / 2)
+    assert sock._polling_period() == max(POLL_EVERY, runtime.machine.skew_time / 2)
