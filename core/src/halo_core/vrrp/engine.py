@@ -345,8 +345,9 @@ class InstanceRuntime:
         """Have a wake-up armed no later than the machine's next deadline.
 
         An armed wake-up that comes earlier is kept: it finds the deadline moved and arms
-        again then. A backup hearing its master re-arms about once per Master_Down_Interval
-        instead of cancelling and creating a timer per advert.
+        again then. A backup hearing its master does not re-arm per advert: a repeat moves
+        the wake-up on only when it is near (``on_advert``, ``_look_again``), about once
+        per Master_Down_Interval.
         """
         deadline = self._next_deadline()
         if deadline is None:
@@ -379,9 +380,10 @@ class InstanceRuntime:
 
     def _next_deadline(self) -> float | None:
         """The machine's next deadline, without stepping it for a pending repeat: a backup
-        hearing its master wakes about three times a Master_Down_Interval only to find the
-        timer moved on, and applying the repeat (a new machine) was most of that wake-up's
-        cost. The repeat is applied when the timer is really due (``step``)."""
+        hearing its master moves its wake-up on about once a Master_Down_Interval (and
+        wakes for it when an advert is late), and applying the repeat (a new machine) would
+        be most of that cost. The repeat is applied when the timer is really due
+        (``step``)."""
         if self._repeat_at is not None:
             return self._repeat_at + self._repeat_down
         return self._machine.next_deadline()
