@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 from vrrp_targets import vrrp_targets
 
 from halo_core.vrrp import fsm, packet
+from halo_core.vrrp.transport import POLL_AT_MOST, POLL_EVERY
 
 MASTER = IPv4Address("192.0.2.12")
 GROUP = IPv4Address("224.0.0.18")
@@ -75,17 +76,37 @@ def test_an_early_wake_up_leaves_the_repeat_pending() -> None:
     assert deadline - 0.2 < runtime._wake_at < deadline  # re-armed for the moved deadline
 
 
+def test_a_repeat_read_before_a_near_look_moves_it_on() -> None:
+    """A backup's early look at its Master_Down_Timer that would come before its master's
+    next advert is read is moved on in the pass that reads this one: no wake-up of its own
+    only to find the deadline moved."""
+    runtime, adv = backup()
+    interval = adv.interval_cs / 100
+    runtime.on_advert(adv, MASTER, GROUP, 1000.0)
+    first = runtime._wake_at
+    assert first < 1000.0 + 3 * interval + runtime.machine.skew_time
+    for k in (1, 2):  # the look is still further away than the next advert: left alone
+        runtime.clock.t = 1000.0 + k * interval
+        runtime.on_advert(adv, MASTER, GROUP, runtime.clock.t)
+        assert runtime._wake_at == first
+    runtime.clock.t = 1000.0 + 3 * interval
+    runtime.on_advert(adv, MASTER, GROUP, runtime.clock.t)
+    assert runtime._repeat_at == runtime.clock.t  # still pending: not stepped
+    deadline = runtime.clock.t + runtime._repeat_down
+    assert first < deadline - 0.2 < runtime._wake_at < deadline
+
+
 def test_polling_period_is_half_the_smallest_skew_time() -> None:
     """A socket of dense traffic is read on a timer; adverts wait at most half the smallest
-    Skew_Time of its instances (within 2 to 10 ms), so a priority-0 advert still gives its
-    backup time to take over on time."""
+    Skew_Time of its instances (within POLL_EVERY and POLL_AT_MOST), so a priority-0 advert
+    still gives its backup time to take over on time."""
     runtime, _adv = backup()
     sock = runtime.sock
     sock.receivers = {51: runtime}
     sock.retune()
     skew = runtime.machine.skew_time
-    assert sock._polling_period() == min(0.01, max(0.002, skew / 2))
+    assert sock._polling_period() == min(POLL_AT_MOST, max(POLL_EVERY, skew / 2))
     # a higher priority (tracking) shortens the Skew_Time: the socket is told
     runtime.step(fsm.PriorityChanged(priority=254))
     assert runtime.machine.skew_time < skew
-    assert sock._polling_period() == max(0.002, runtime.machine.skew_time / 2)
+    assert sock._polling_period() == max(POLL_EVERY, runtime.machine.skew_time / 2)

@@ -64,6 +64,10 @@ running, not waking up, at the deadline (the loop's waits were whole millisecond
 rounded up, when this was measured; they now end on a timerfd)."""
 EARLIEST_WAKE = 0.1 + POLL_FROM
 """Seconds: the earliest a wake-up is armed before its deadline (see ``_wake_time``)."""
+LOOK_MARGIN = 0.012
+"""Seconds: how late a master's next advert may come (its sending, the socket's polling
+floor) and still be read before a backup's early look that the advert being read moves on
+(see ``InstanceRuntime.on_advert``)."""
 
 STOP = "STOP"  # the state name published when an instance stops (keepalived's notify_stop)
 
@@ -185,6 +189,9 @@ class InstanceRuntime:
         # The Master_Down_Interval that advert set: a pending repeat's deadline is its
         # receive time plus this, known without stepping the machine (see _next_deadline).
         self._repeat_down = 0.0
+        # A repeat read less than this before the armed wake-up moves the wake-up on at
+        # once (see on_advert): the master's interval, then half the Skew_Time and a margin.
+        self._look_ahead = 0.0
         self.name = name
         self.cfg = cfg
         self.iface = iface
@@ -338,8 +345,9 @@ class InstanceRuntime:
         """Have a wake-up armed no later than the machine's next deadline.
 
         An armed wake-up that comes earlier is kept: it finds the deadline moved and arms
-        again then. A backup hearing its master re-arms about once per Master_Down_Interval
-        instead of cancelling and creating a timer per advert.
+        again then. A backup hearing its master does not re-arm per advert: a repeat moves
+        the wake-up on only when it is near (``on_advert``, ``_look_again``), about once
+        per Master_Down_Interval.
         """
         deadline = self._next_deadline()
         if deadline is None:
@@ -355,6 +363,16 @@ class InstanceRuntime:
         self._wake_at = wake
         self._timer = self.clock.call_at(wake, self._wake)
 
+    def _look_again(self) -> None:
+        """Re-arm the wake-up for the deadline a repeat has moved (a backup: the state a
+        repeat is kept in), if that is later than the one armed."""
+        assert self._timer is not None and self._repeat_at is not None
+        wake = self._wake_time(self._repeat_at + self._repeat_down)
+        if wake > self._wake_at:
+            self._timer.cancel()
+            self._wake_at = wake
+            self._timer = self.clock.call_at(wake, self._wake)
+
     def coalescing_limit(self) -> float:
         """The Skew_Time: how long a backup has between its master's priority-0 advert and
         its takeover (the socket may leave adverts unread for half of it)."""
@@ -362,9 +380,10 @@ class InstanceRuntime:
 
     def _next_deadline(self) -> float | None:
         """The machine's next deadline, without stepping it for a pending repeat: a backup
-        hearing its master wakes about three times a Master_Down_Interval only to find the
-        timer moved on, and applying the repeat (a new machine) was most of that wake-up's
-        cost. The repeat is applied when the timer is really due (``step``)."""
+        hearing its master moves its wake-up on about once a Master_Down_Interval (and
+        wakes for it when an advert is late), and applying the repeat (a new machine) would
+        be most of that cost. The repeat is applied when the timer is really due
+        (``step``)."""
         if self._repeat_at is not None:
             return self._repeat_at + self._repeat_down
         return self._machine.next_deadline()
@@ -535,6 +554,12 @@ class InstanceRuntime:
             # receive time, so it is applied once, when anyone next reads the machine
             # (its timer's wake-up, an event, the status) - not once per advert.
             self._repeat_at = now
+            if self._wake_at < now + self._look_ahead and self._timer is not None:
+                # The armed early look would come before the master's next advert is read:
+                # move it on now, in this pass of the loop, rather than wake for it later
+                # only to find the deadline moved (a backup of many instances woke about
+                # once per advert interval for such looks alone).
+                self._look_again()
             return
         if adv.priority == 0:
             self.counters["priority_zero_received"] += 1
@@ -551,6 +576,7 @@ class InstanceRuntime:
             # Accepted (RFC 9568 §6.4.2): a repeat changes nothing but the timer's start.
             self._repeat = (adv, src, event)
             self._repeat_down = m.master_down_timer - now
+            self._look_ahead = m.master_adver_interval_cs / 100 + m.skew_time / 2 + LOOK_MARGIN
 
     # ------------------------------------------------------------------ tracking
 

@@ -53,21 +53,25 @@ IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 
 
 POLL_EVERY = 0.002
-"""Seconds: while adverts arrive closer together than this (a backup of many instances), the
-socket is read on a timer this often instead of at every arrival: a few adverts per wake-up
-instead of one, each still counted from its kernel receive time (on the millisecond grid,
-shared with other timers: ``halo_core.scheduler.grid_after``). A backup's timer drains
-the socket before it expires, so nothing is decided on a stale view. The shortest polling
-period; see ``POLL_AT_MOST``."""
+"""Seconds: while adverts arrive closer together than the polling period (a backup of many
+instances hears its masters' adverts in clumps), the socket is read once more a polling
+period after a reader wake-up instead of at every arrival (``InterfaceSocket._on_readable``):
+the rest of the clump in one read, each advert still counted from its kernel receive time
+(on the millisecond grid, shared with other timers: ``halo_core.scheduler.grid_after``).
+A backup's timer drains the socket before it expires, so nothing is decided on a stale
+view. The shortest polling period; see ``POLL_AT_MOST``."""
 
-POLL_AT_MOST = 0.01
+POLL_AT_MOST = 0.03
 """Seconds: the longest polling period. Between POLL_EVERY and this, a socket polls every
 half of the smallest Skew_Time of its instances (``Receiver.coalescing_limit``): a master's
 priority-0 advert, read that much later, still leaves its backup the rest of the Skew_Time
-to take over on time (the timer runs from the kernel's receive time). A real-time backup
-of 100 instances at 0.1 s (1,000 adverts/s, Skew_Time 65 ms) woke about 270 times a second
-polling every 2 ms and 70 times every 10 ms, and its CPU fell from 4.7 % to 2.1 % (both
-variants beside one halo master in one lab, at once, on this loaded two-core machine)."""
+to take over on time (the timer runs from the kernel's receive time). It was 10 ms, when
+a socket polled on while adverts kept coming: a real-time backup of 100 instances at 0.1 s
+(1,000 adverts/s, Skew_Time 65 ms) woke about 270 times a second polling every 2 ms and 70
+every 10 ms. Now one poll gathers what a reader wake-up began, and a period that spans a
+master's clumps (a halo master's 100 adverts came in two, 14 ms apart) takes the socket
+from five wake-ups an advert interval to two (bench/cpu/README.md); 30 ms is about half
+the Skew_Time at 0.1 s and a priority of 90, as the bench runs it."""
 
 DECODED_CACHE = 1024
 """Distinct adverts remembered per socket (cleared when full): a few per VRID heard."""
@@ -166,6 +170,7 @@ class InterfaceSocket:
         self._last_read = float("-inf")  # loop time of the last wake-up that read adverts
         self._poll: asyncio.TimerHandle | None = None  # polling instead of the reader
         self._poll_every: float | None = None  # the polling period; None: to compute
+        self._latest = float("-inf")  # loop time: when the latest advert read was received
 
     # ------------------------------------------------------------------ setup
 
@@ -264,30 +269,34 @@ class InterfaceSocket:
         return every
 
     def _on_readable(self) -> None:
-        """The reader: read what is queued; if the previous read was less than a polling
-        period ago, traffic is dense: poll on a timer from now on (see POLL_EVERY)."""
+        """The reader: read what is queued. If traffic is dense (this wake-up read more than
+        one advert, or the previous read was less than a polling period ago), gather: leave
+        the reader and read once more a polling period from now, so that the rest of a
+        master's clump of adverts costs one wake-up, not one each (see POLL_EVERY)."""
+        before = self.received
         if self._readable():
             return  # more queued: the reader fires again at once
         now = self.loop.time()
         every = self._polling_period()
-        if now - self._last_read < every and not self.closed:
+        if (self.received - before > 1 or now - self._last_read < every) and not self.closed:
             self.loop.remove_reader(self.sock.fileno())
             self._poll = self.loop.call_at(grid_after(now + every), self._polled)
         self._last_read = now
 
     def _polled(self) -> None:
-        """Polling: read what arrived; nothing means traffic has thinned: back to the
-        reader."""
+        """Polling: read what arrived. Back to the reader unless adverts were still arriving
+        in the second half of the period (traffic steadier than clumps: poll again)."""
         self._poll = None
         if self.closed:
             return
         before = self.received
         self.drain()
         now = self.loop.time()
-        if self.received == before:
-            self.loop.add_reader(self.sock.fileno(), self._on_readable)
+        every = self._polling_period()
+        if self.received != before and self._latest > now - every / 2:
+            self._poll = self.loop.call_at(grid_after(now + every), self._polled)
         else:
-            self._poll = self.loop.call_at(grid_after(now + self._polling_period()), self._polled)
+            self.loop.add_reader(self.sock.fileno(), self._on_readable)
         self._last_read = now
 
     def drain(self) -> None:
@@ -331,6 +340,7 @@ class InterfaceSocket:
                 at = min(now, stamp - wall)
                 break
         self.received += 1
+        self._latest = at
         if self.family == socket.AF_INET:
             self._handle4(data, at)  # the source is in the IP header
         else:
