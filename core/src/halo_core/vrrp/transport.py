@@ -310,7 +310,7 @@ class InterfaceSocket:
         starve the loop); True if there may be more."""
         now = self.loop.time()
         wall = time.time() - now  # the receive times are the wall clock's
-        recvmsg = self.sock.recvmsg
+        recvmsg, take = self.sock.recvmsg, self.take  # bound once, not per packet
         for _ in range(batch):
             try:
                 data, anc, _, addr = recvmsg(2048, ANCILLARY)
@@ -320,7 +320,7 @@ class InterfaceSocket:
                 self.counters["receive_errors"] += 1
                 log.warning("%s: receive error: %s", self.iface.name, exc.strerror)
                 return False
-            self.take(data, anc, addr, now, wall)
+            take(data, anc, addr, now, wall)
         return True
 
     def take(
@@ -337,7 +337,9 @@ class InterfaceSocket:
                 stamp = sec + nsec * 1e-9
                 if stamp < self.heard_before:
                     return  # the early sockets heard it too, and it was replayed from there
-                at = min(now, stamp - wall)
+                at = stamp - wall
+                if at > now:  # the two clocks read apart: never later than the read
+                    at = now
                 break
         self.received += 1
         self._latest = at
@@ -351,10 +353,17 @@ class InterfaceSocket:
         # (bytes 4-5 and 10-11): an advert decoded before is looked up, not decoded again.
         key = datagram[:4] + datagram[6:10] + datagram[12:]
         seen = self._decoded.get(key)
-        if seen is not None and seen[0] is self._v2_style(datagram[21]):  # 21: VRID
-            _, adv, src, dst = seen
-            self._dispatch(adv, src, dst, now)
-            return
+        if seen is not None:
+            # The common case, one receiver lookup and straight to it: only IPv4 headers
+            # without options are remembered, so byte 21 is the VRID.
+            receiver = self.receivers.get(datagram[21])
+            if receiver is not None and seen[0] is receiver.v3_checksum_as_v2:
+                receiver.on_advert(seen[1], seen[2], seen[3], now)
+                return
+            if receiver is None and not seen[0]:
+                self._dispatch(seen[1], seen[2], seen[3], now)  # counted: VRID unknown
+                return
+            # else decoded for the other checksum style (the instance changed): again, below
         try:
             src, dst, ttl, payload = packet.parse_ipv4(datagram)
             csum_v2 = self._csum_v2(payload)
