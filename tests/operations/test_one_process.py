@@ -147,3 +147,36 @@ def test_a_reload_moves_the_held_socket_and_raw_http_starts_the_worker(
     assert len(children(halo.proc.pid)) == 1, halo.log
     assert halo.stop() == 0, halo.log
     assert not new.exists()
+
+
+def test_a_reload_that_brings_work_hands_the_held_socket_to_the_worker(
+    lab: Lab, tmp_path: Path
+) -> None:
+    seed = SEED.read_text().replace(ROUTER, ROUTER + JSON_LOG)
+    halo = start_seed(lab, tmp_path, seed)
+    sock = halo.state_dir / "halo.sock"
+    held = sock.stat().st_ino
+    halo.reload(seed + "checks:\n  alive: {type: script, script: /bin/true}\n")
+    assert halo.wait_log(r"(?m)^worker process \d+ ready", 60), halo.log
+    assert len(children(halo.proc.pid)) == 1, halo.log
+    assert "first connection, starting" not in halo.log
+    # the very socket the VRRP process bound: the worker serves on it, binds none
+    assert sock.stat().st_ino == held, halo.log
+    status = halo_status(halo)
+    assert status.returncode == 0 and "MASTER" in status.stdout, status.stderr + halo.log
+    # a reload that turns the API off now is the worker's, as before
+    halo.reload(seed.replace(JSON_LOG, JSON_LOG + "  status_api: {enabled: false}\n"))
+    assert halo.wait_log(r"(?m)^reload: ", 30), halo.log
+    assert halo.stop() == 0, halo.log
+    assert not sock.exists()
+
+
+def test_a_reload_that_turns_the_held_api_off_removes_its_socket(lab: Lab, tmp_path: Path) -> None:
+    halo = start_seed(lab, tmp_path, SEED.read_text().replace(ROUTER, ROUTER + JSON_LOG))
+    sock = halo.state_dir / "halo.sock"
+    assert sock.exists(), halo.log
+    halo.reload(seed(status_api=False))
+    assert halo.wait_log(r"(?m)^reload: configuration unchanged for VRRP", 30), halo.log
+    assert not sock.exists(), halo.log
+    assert children(halo.proc.pid) == [], halo.log
+    assert halo.stop() == 0, halo.log
