@@ -11,6 +11,9 @@ connection, ``halo status`` or raw HTTP, starts the worker, which answers it.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
 import stat
 import subprocess
@@ -21,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from halo_tool_lab.halo import Halo
-from halo_tool_lab.netns import Lab, lab_unavailable_reason
+from halo_tool_lab.netns import Lab, lab_unavailable_reason, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -179,4 +182,22 @@ def test_a_reload_that_turns_the_held_api_off_removes_its_socket(lab: Lab, tmp_p
     assert halo.wait_log(r"(?m)^reload: configuration unchanged for VRRP", 30), halo.log
     assert not sock.exists(), halo.log
     assert children(halo.proc.pid) == [], halo.log
+    assert halo.stop() == 0, halo.log
+
+
+def test_a_worker_started_on_demand_that_crashes_binds_the_api_itself_when_restarted(
+    lab: Lab, tmp_path: Path
+) -> None:
+    halo = start_seed(lab, tmp_path, SEED.read_text().replace(ROUTER, ROUTER + JSON_LOG))
+    assert halo_status(halo).returncode == 0, halo.log
+    assert halo.wait_log(r"(?m)^worker process \d+ ready", 30), halo.log
+    (worker,) = children(halo.proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    assert halo.wait_log(r"(?m)^worker process was killed by SIGKILL", 30), halo.log
+    assert wait_until(
+        lambda: len(re.findall(r"(?m)^worker process \d+ ready", halo.log)) == 2, 60
+    ), halo.log
+    status = halo_status(halo)
+    assert status.returncode == 0 and "MASTER" in status.stdout, status.stderr + halo.log
+    assert "status API not started" not in halo.log
     assert halo.stop() == 0, halo.log
