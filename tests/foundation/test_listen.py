@@ -108,3 +108,63 @@ def test_garbage_in_the_environment_is_ignored(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(listen.ENV, "x=unix:/a 99999=unix:/b nonsense")
     assert listen.inherited(listen.parse("unix:/a")) is None
     assert listen.close_unclaimed() == []
+
+
+def test_the_vrrp_process_holds_endpoints_and_starts_the_worker_on_a_first_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Daemon._listen binds and watches, a reload's new endpoint rebinds (the old file
+    goes), the first connection starts the worker with the sockets to hand over, and
+    stopping never starts one."""
+    import asyncio
+    import logging
+
+    from test_plugins import INSTANCE, holder_plugin
+
+    from halo_core import plugins
+    from halo_core.config import load_text
+    from halo_core.daemon import Daemon
+
+    p = plugins.load(entry_points=False, modules=[("holder", holder_plugin())])
+    daemon = Daemon(load_text(INSTANCE, "t.yaml", p), p, role="vrrp")
+    daemon.handed_over = True
+    daemon.with_worker = False
+    started: list[list[listen.Bound]] = []
+
+    def add_worker() -> None:
+        daemon.with_worker = True
+        started.append(daemon._stop_listening())
+
+    daemon._add_worker = add_worker  # type: ignore[method-assign]
+    first, second = tmp_path / "a.sock", tmp_path / "b.sock"
+
+    async def scenario() -> None:
+        daemon._listen({"x API": f"unix:{first}"})
+        assert first.exists() and list(daemon.listening) == ["x API"]
+        daemon._listen({"x API": f"unix:{second}"})  # a reload moved it
+        assert second.exists() and not first.exists()
+        await asyncio.sleep(0.05)
+        assert started == []  # nobody connected
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(second))
+            await asyncio.sleep(0.05)
+        assert len(started) == 1 and [str(b.endpoint) for b in started[0]] == [f"unix:{second}"]
+        assert daemon.listening == {}
+        for bound in started[0]:
+            bound.close()
+        assert not second.exists()
+        # stopping: a connection starts nothing, and the loop does not spin on it
+        daemon.with_worker = False
+        daemon._listen({"x API": f"unix:{first}"})
+        daemon.stopping.set()
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(first))
+            await asyncio.sleep(0.05)
+        assert len(started) == 1
+        for bound in daemon._stop_listening():
+            bound.close()
+        assert not first.exists()
+
+    with caplog.at_level(logging.INFO, logger="halo"):
+        asyncio.run(scenario())
+    assert "x API: first connection, starting the worker" in caplog.messages

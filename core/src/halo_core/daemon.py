@@ -710,6 +710,12 @@ class Daemon:
         connection waits in the backlog meanwhile)."""
         if self.with_worker:
             return
+        if self.stopping.is_set():  # no worker to start now; stop() closes the sockets
+            loop = asyncio.get_running_loop()
+            for bound in self.listening.values():
+                for sock in bound.sockets:
+                    loop.remove_reader(sock.fileno())  # level-triggered: it would spin
+            return
         log.info("%s: first connection, starting the worker", label)
         self._add_worker()
 
