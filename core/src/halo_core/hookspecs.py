@@ -86,7 +86,8 @@ def halo_has_work(config: Config) -> bool:
     When no plugin has work and the configuration has no checks, notifiers, virtual
     servers or backends besides the address backend, halo runs as one process; a reload
     that gives a plugin work starts the worker (one that takes all work away leaves it
-    running).
+    running). A plugin whose work is only serving on sockets says so with
+    :func:`halo_listen_on`: its worker then starts on the first connection.
     """
     raise NotImplementedError
 
