@@ -70,6 +70,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.vrrp",
             "halo_core.vrrp.packet",
             "halo_core.vrrp.rawsock",
+            "halo_core.listen",
         },
     ),
 ]
@@ -92,6 +93,8 @@ PLUGIN_FACING = {
     "halo_core.config.model",
     "halo_core.log",  # fields(): structured log records
     "halo_core.text_table",  # the tables a command prints
+    # listening sockets, bound as the VRRP process binds them and taken over from it
+    "halo_core.listen",
     # the protocol's vocabulary a tool shows (states, reject reasons) or decodes (watch)
     "halo_core.vrrp.fsm",
     "halo_core.vrrp.packet",

@@ -135,13 +135,70 @@ def test_first_party_plugins_say_when_they_have_work(
     assert handover.plugins_with_work(config, p) == (working, [])
     found = handover.judge(str(path))
     assert found.problems == [] and found.hook_failures == []
-    assert found.worker is bool(working)
+    # the status API alone waits for a first connection (halo_listen_on)
+    assert found.worker is (bool(working) and working != ["tool-status"])
+    api = {"status API": "unix:/run/halo/halo.sock"} if working == ["tool-status"] else {}
+    assert found.listeners == api
 
 
-def test_the_seed_as_written_keeps_its_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The status API is on by default."""
+def test_the_seed_as_written_waits_for_a_first_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The status API is on by default: its socket is all the worker would serve, so the
+    VRRP process holds it and starts no worker until a client connects."""
     for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC"):
         monkeypatch.delenv(name, raising=False)
     config, p = load_with_plugins(str(SEED))
     assert handover.plugins_with_work(config, p) == (["tool-status"], [])
-    assert handover.judge(str(SEED)).worker is True
+    found = handover.judge(str(SEED))
+    assert found.worker is False
+    assert found.listeners == {"status API": "unix:/run/halo/halo.sock"}
+    assert handover.needs_worker(config, p) == (True, [])  # a worker, on demand
+
+
+def listening(answer: Any, *, has_work: bool = True) -> types.SimpleNamespace:
+    """A plugin with work whose ``halo_listen_on`` gives ``answer`` (or raises it)."""
+    ns = hooked(has_work=has_work)
+
+    def halo_listen_on(config: Config) -> dict[str, str] | None:
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+    ns.halo_listen_on = hookimpl(halo_listen_on)
+    return ns
+
+
+def planned(**modules: types.SimpleNamespace) -> tuple[Any, ...]:
+    p = plugins.load(entry_points=False, modules=[("holder", holder_plugin()), *modules.items()])
+    assert p.errors == []
+    return handover.plan(load_text(INSTANCE, "t.yaml", p), p)
+
+
+def test_plugins_that_only_listen_wait_for_a_first_connection() -> None:
+    one = listening({"a API": "unix:/run/a.sock"})
+    two = listening({"b API": "127.0.0.1:9999"})
+    assert planned(one=one) == (False, {"a API": "unix:/run/a.sock"}, [])
+    assert planned(one=one, two=two) == (
+        False,
+        {"a API": "unix:/run/a.sock", "b API": "127.0.0.1:9999"},
+        [],
+    )
+    # not asked without work; with other work (or no answer) the worker starts at once
+    assert planned(one=listening({"a": "unix:/x"}, has_work=False)) == (False, {}, [])
+    assert planned(one=one, busy=hooked(has_work=True)) == (True, {}, [])
+    assert planned(one=listening(None)) == (True, {}, [])
+    assert planned(one=listening({})) == (True, {}, [])
+
+
+def test_a_listen_on_that_raises_starts_the_worker_and_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    worker, listeners, failures = planned(broken=listening(ValueError("bad")))
+    assert (worker, listeners) == (True, {})
+    assert failures == [("broken", "halo_listen_on: ValueError: bad")]
+    p = plugins.load(entry_points=False, modules=[("holder", holder_plugin())])
+    daemon = Daemon(load_text(INSTANCE, "t.yaml", p), p, role="vrrp")
+    with caplog.at_level(logging.ERROR, logger="halo"):
+        daemon.has_work_failed(failures)
+    assert caplog.messages == ["plugin broken: halo_listen_on failed: ValueError: bad"]

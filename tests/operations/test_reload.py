@@ -18,6 +18,7 @@ SIGHUP, then checks the wire and the kernel:
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -86,6 +87,12 @@ def test_reload_matrix(lab_root: None, tmp_path: Path) -> None:
     with Lab(["a", "b", "client"]) as lab:
         a = Node(lab.host("a"), tmp_path, 150)
         assert wait_until(lambda: a.host.has_address(VIP), 10), a.log
+        # a's worker too, to see it refuse and apply reloads: the status API's first
+        # connection starts it (until then the VRRP process only holds the API's socket)
+        assert a.wait_log(r"(?m)^status API listening on ", 10), a.log
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(a.dir / "state" / "halo.sock"))
+        assert a.wait_log(r"(?m)^worker process \d+ ready", 30), a.log
         b = Node(lab.host("b"), tmp_path, 100)
         time.sleep(1)
         client = lab.host("client")

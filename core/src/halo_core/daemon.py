@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from halo_core.checks import CheckRunner
     from halo_core.handover import HookFailure, Verdict
     from halo_core.hookspecs import DaemonState
+    from halo_core.listen import Bound
     from halo_core.plugins import Plugins
     from halo_core.processes import VrrpPeer, WorkerSupervisor
     from halo_core.realtime import VrrpScheduling
@@ -102,6 +103,10 @@ class Daemon:
         # halo run's early sockets (halo_core.vrrp.prelisten), until the engine starts
         self.prelistening: Prelistening | None = None
         self._worker_wanted = False  # the last verdict read asks for a worker
+        # ... or, if not, the endpoints to hold until a first connection wants one, and
+        # those held now ({label: sockets}; halo_core.listen, docs/processes.md)
+        self._listen_wanted: dict[str, str] = {}
+        self.listening: dict[str, Bound] = {}
         self.with_worker = role == "vrrp"
         self.last_hup = 0.0  # when the last SIGHUP came (wall clock, for `halo reload`)
         self.reload_outcome = ReloadOutcome()  # the last reload's, as `halo reload` reads it
@@ -391,6 +396,8 @@ class Daemon:
         await self.bus.drain(timeout=5.0)  # let backends act on the STOP transitions
         if self.supervisor is not None:  # the worker hears the STOP transitions, then stops
             await self.supervisor.stop()
+        for bound in self._stop_listening():
+            bound.close()  # and the unix socket's file this process made
         if self.role != "vrrp":
             await self.call_hook("halo_shutdown", daemon=self)
         for name, notifier in self.notifiers.items():
@@ -481,8 +488,7 @@ class Daemon:
                 self.bus.publish(ConfigReloaded(path=new.path, summary="unchanged"))
                 committed = True
                 # what VRRP does not see may have changed: a plugin's work (status_api)
-                if self._worker_wanted and not self.with_worker:
-                    self._add_worker()
+                self._worker_or_listeners()
                 return True
             self.config = new
             try:
@@ -499,8 +505,7 @@ class Daemon:
         finally:
             if self.supervisor is not None and self.reload_outcome.worker_asked:
                 self.supervisor.finish(commit=committed, vrrp_changes=self.vrrp_changes)
-        if self._worker_wanted and not self.with_worker:
-            self._add_worker()
+        self._worker_or_listeners()
         summary = "; ".join(done) or "no runtime change"
         log.info("reload: %s", summary)
         self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
@@ -633,6 +638,7 @@ class Daemon:
             found = await handover.verdict(path)
             config = handover.accept(found)
             self._worker_wanted = found.worker  # started once the file is applied
+            self._listen_wanted = found.listeners
             self.has_work_failed(found.hook_failures)
             return config
         # In a thread: reading and validating 3,000 instances takes about 2 s of CPU,
@@ -645,7 +651,11 @@ class Daemon:
         were counted as having work), as a failing hook is reported here."""
         for plugin_name, why in failures:
             self.hook_failures[plugin_name] = self.hook_failures.get(plugin_name, 0) + 1
-            log.error("plugin %s: halo_has_work failed: %s", plugin_name, why)
+            hook, listen_on, rest = why.partition("halo_listen_on: ")
+            if not hook and listen_on:
+                log.error("plugin %s: halo_listen_on failed: %s", plugin_name, rest)
+            else:
+                log.error("plugin %s: halo_has_work failed: %s", plugin_name, why)
 
     def _add_worker(self) -> None:
         """A reload brought checks, notifiers, other backends or a plugin's work to a VRRP
@@ -654,7 +664,71 @@ class Daemon:
 
         self.with_worker = True
         self.supervisor = WorkerSupervisor(self)
+        self.supervisor.handing = self._stop_listening()  # the worker serves on them
         self.supervisor.start()
+
+    def _worker_or_listeners(self) -> None:
+        """After a verdict was applied in a VRRP process without a worker: start the worker
+        if the file has work for it, else hold the endpoints it names (rebinding those that
+        changed)."""
+        if self.with_worker or not self.handed_over:
+            return
+        if self._worker_wanted:
+            self._add_worker()
+        else:
+            self._listen(self._listen_wanted)
+
+    def _listen(self, wanted: dict[str, str]) -> None:
+        """Hold the endpoints ``wanted`` ({label: endpoint}) for plugins whose only work is
+        serving there: bound here, watched for a first connection, never accepted."""
+        from halo_core import listen
+
+        loop = asyncio.get_running_loop()
+        for label, bound in list(self.listening.items()):
+            if wanted.get(label) != str(bound.endpoint):
+                for sock in bound.sockets:
+                    loop.remove_reader(sock.fileno())
+                bound.close()
+                del self.listening[label]
+        for label, endpoint in wanted.items():
+            if label in self.listening:
+                continue
+            try:
+                bound = listen.bind(listen.parse(endpoint))
+            except (OSError, RuntimeError, ValueError) as exc:
+                log.error("%s not started on %s: %s", label, endpoint, exc)
+                continue
+            self.listening[label] = bound
+            for sock in bound.sockets:
+                loop.add_reader(sock.fileno(), self._first_connection, label)
+            log.info(
+                "%s listening on %s (the worker starts on the first connection)", label, endpoint
+            )
+
+    def _first_connection(self, label: str) -> None:
+        """A client connected to a held endpoint: the worker starts and answers it (the
+        connection waits in the backlog meanwhile)."""
+        if self.with_worker:
+            return
+        if self.stopping.is_set():  # no worker to start now; stop() closes the sockets
+            loop = asyncio.get_running_loop()
+            for bound in self.listening.values():
+                for sock in bound.sockets:
+                    loop.remove_reader(sock.fileno())  # level-triggered: it would spin
+            return
+        log.info("%s: first connection, starting the worker", label)
+        self._add_worker()
+
+    def _stop_listening(self) -> list[Bound]:
+        """Stop watching the held endpoints; what was held (still open: the caller hands it
+        over or closes it)."""
+        loop = asyncio.get_running_loop()
+        held = list(self.listening.values())
+        self.listening = {}
+        for bound in held:
+            for sock in bound.sockets:
+                loop.remove_reader(sock.fileno())
+        return held
 
     async def _apply(
         self, old: Config, new: Config, *, restoring: frozenset[str] | None = None
@@ -775,6 +849,8 @@ class Daemon:
             self.scheduling.apply()
         if self.supervisor is not None:
             self.supervisor.start()
+        else:
+            self._worker_or_listeners()  # the endpoints held until a first connection
         log.info("halo %s started with %s", version(), self.config.path)
         await self.stopping.wait()
         log.info("stopping")
@@ -961,6 +1037,7 @@ def run_vrrp(
     daemon = Daemon(config, plugins, role="vrrp")
     daemon.handed_over = True
     daemon.with_worker = found.worker
+    daemon._listen_wanted = found.listeners
     daemon.prelistening = prelistening
     return _serve(daemon, log_level, log_format, found.hook_failures)
 

@@ -37,7 +37,8 @@ instances take about 2 s)."""
 
 
 HookFailure = tuple[str, str]
-"""A plugin whose ``halo_has_work`` raised: its name, and why (``Type: message``)."""
+"""A plugin whose ``halo_has_work`` (or ``halo_listen_on``) raised: its name, and why
+(``Type: message``)."""
 
 
 @dataclass
@@ -51,7 +52,11 @@ class Verdict:
     """The installed backend types that provide addresses (run in the VRRP process)."""
     plugin_errors: list[LoadError] = field(default_factory=list)
     worker: bool = False
-    """Whether anything must run in a worker (:func:`needs_worker`)."""
+    """Whether anything must run in a worker now (:func:`plan`)."""
+    listeners: dict[str, str] = field(default_factory=dict)
+    """Without a worker: the endpoints the VRRP process listens on for plugins whose only
+    work is serving there, ``{label: endpoint}`` (:func:`plan`); the worker starts on their
+    first connection."""
     hook_failures: list[HookFailure] = field(default_factory=list)
     """The plugins whose ``halo_has_work`` raised (counted as having work), for the VRRP
     process to log: the child's log is not the daemon's."""
@@ -70,16 +75,50 @@ WORKER_HOOKS = ("halo_subscribe", "halo_startup", "halo_daemon_state", "halo_rel
 def needs_worker(config: Config, plugins: Plugins) -> tuple[bool, list[HookFailure]]:
     """Whether anything besides VRRP and its addresses must run: checks, notifiers, virtual
     servers, backends that do not provide addresses, or a plugin with daemon hooks that
-    has work for ``config`` (:func:`plugins_with_work`). If not, halo runs as one process.
-    Also returns the plugins whose ``halo_has_work`` raised, for the caller to report."""
+    has work for ``config`` (:func:`plugins_with_work`), now or on demand. If not, halo runs
+    as one process. Also returns the plugins whose hooks raised, for the caller to report."""
+    worker, listeners, failures = plan(config, plugins)
+    return worker or bool(listeners), failures
+
+
+def plan(config: Config, plugins: Plugins) -> tuple[bool, dict[str, str], list[HookFailure]]:
+    """Whether a worker must run now (as :func:`needs_worker`), and if not, the endpoints to
+    listen on until a worker is wanted (``halo_listen_on``: every plugin with work only
+    serves there); with the plugins whose hooks raised."""
     working, failures = plugins_with_work(config, plugins)
     m = config.model
     if m.checks or m.notifiers or m.virtual_servers:
-        return True, failures
+        return True, {}, failures
     providers = set(plugins.providers("addresses"))
     if any(c.type not in providers for c in m.backends.values()):
-        return True, failures
-    return bool(working), failures
+        return True, {}, failures
+    listeners: dict[str, str] = {}
+    for name in working:
+        found = _listen_on(plugins, name, config, failures)
+        if not found:
+            return True, {}, failures
+        listeners.update(found)
+    return False, listeners, failures
+
+
+def _listen_on(
+    plugins: Plugins, name: str, config: Config, failures: list[HookFailure]
+) -> dict[str, str] | None:
+    """Plugin ``name``'s ``halo_listen_on`` answer (None when it has none, or raised: then
+    among ``failures``)."""
+    for impl in plugins.hook.halo_listen_on.get_hookimpls():
+        if (plugins.manager.get_name(impl.plugin) or repr(impl.plugin)) != name:
+            continue
+        try:
+            found = impl.function(*[config for _ in impl.argnames])
+            if found is None:
+                return None
+            return {str(label): str(endpoint) for label, endpoint in dict(found).items()}
+        except BaseException as exc:  # plugin territory: a worker at once, reported
+            why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            failures.append((name, f"halo_listen_on: {why}"))
+            return None
+    return None
 
 
 def plugins_with_work(config: Config, plugins: Plugins) -> tuple[list[str], list[HookFailure]]:
@@ -164,12 +203,13 @@ def judge(path: str) -> Verdict:
     providers = plugins.providers("addresses")
     used = {c.type for c in config.model.backends.values()} & set(providers) or set(providers)
     by_type = {t: i.distribution for i in plugins.infos for k, t in i.types if k == "backend"}
-    worker, failures = needs_worker(config, plugins)
+    worker, listeners, failures = plan(config, plugins)
     return Verdict(
         config=vrrp_view(config, plugins),
         address_types=[plugins.type("backend", n) for n in providers],
         plugin_errors=list(plugins.errors),
         worker=worker,
+        listeners=listeners,
         hook_failures=failures,
         first_party=all(by_type.get(t) == FIRST_PARTY_TYPES.get(("backend", t)) for t in used),
         secrets=log.secrets(),

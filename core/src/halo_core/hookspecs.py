@@ -86,7 +86,30 @@ def halo_has_work(config: Config) -> bool:
     When no plugin has work and the configuration has no checks, notifiers, virtual
     servers or backends besides the address backend, halo runs as one process; a reload
     that gives a plugin work starts the worker (one that takes all work away leaves it
-    running).
+    running). A plugin whose work is only serving on sockets says so with
+    :func:`halo_listen_on`: its worker then starts on the first connection.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def halo_listen_on(config: Config) -> dict[str, str] | None:
+    """The sockets this plugin would listen on for ``config`` when serving there is all it
+    has to do (an API that answers requests and runs nothing in between), as ``{label:
+    endpoint}``: ``endpoint`` written ``unix:/PATH`` or ``HOST:PORT``, ``label`` what the
+    log calls it (``"status API"``). ``None`` or ``{}``: the plugin has other work.
+
+    Called in the child that validates the configuration, right after :func:`halo_has_work`
+    answered True, at start and at each reload; never in the daemon. Like
+    :func:`halo_has_work` it must be cheap and read only ``config``. When every plugin with
+    work answers with endpoints and the configuration has nothing else for a worker, halo
+    starts none: the VRRP process binds the endpoints itself (a unix socket with mode 0660,
+    a stale file replaced, as :func:`halo_core.listen.bind` does), never accepts on them,
+    and starts the worker on their first connection, handing the sockets over; that
+    connection waits in the backlog and is answered by the worker. Serve with
+    ``halo_core.listen.inherited(endpoint) or halo_core.listen.bind(endpoint)`` at
+    :func:`halo_startup`, so an inherited socket is used instead of a new one. A plugin that
+    does not implement this hook, or raises in it, gets its worker at once, as before.
     """
     raise NotImplementedError
 

@@ -34,6 +34,7 @@ from halo_core.vrrp import status as vrrp_status
 
 if TYPE_CHECKING:
     from halo_core.daemon import Daemon
+    from halo_core.listen import Bound
 
 log = logging.getLogger("halo")
 
@@ -100,6 +101,9 @@ class WorkerSupervisor:
         self._prepare_id = 0
         self._preparing: asyncio.Future[list[str] | None] | None = None
         self._asked: int | None = None  # the prepare to commit or abort next
+        # Listening sockets the VRRP process held for the worker (halo_core.listen): handed
+        # to the next worker started, then closed here; a restarted worker binds its own.
+        self.handing: list[Bound] = []
         # What VRRP publishes while it starts, before the first worker exists: the first
         # worker's notifiers hear it (a restarted worker starts from the status instead).
         self._early: list[Event] | None = []
@@ -135,14 +139,27 @@ class WorkerSupervisor:
         cmd += ["--config", d.config.path]
         level = logging.getLevelName(logging.getLogger("halo").getEffectiveLevel())
         cmd += ["--log-level", str(level).lower(), *d.log_options]
+        fds, env = [theirs.fileno()], None
+        handing, self.handing = self.handing, []
+        if handing:
+            from halo_core import listen
+
+            held, named = listen.handing_over(handing)
+            fds += held
+            env = dict(os.environ, **{listen.ENV: named})
         try:
-            process = await asyncio.create_subprocess_exec(*cmd, pass_fds=(theirs.fileno(),))
+            process = await asyncio.create_subprocess_exec(*cmd, pass_fds=fds, env=env)
         except OSError as exc:
             ours.close()
             theirs.close()
             log.error("worker process: cannot start: %s", exc)
             self._after_exit(None)
             return
+        finally:
+            for bound in handing:
+                # the worker owns them now, and the unix socket's file; gone with a worker
+                # that could not start, they leave a stale file its successor replaces
+                bound.close(unlink=False)
         theirs.close()
         self.process = process
         self.ready = False
@@ -255,6 +272,9 @@ class WorkerSupervisor:
         """Tell the worker to stop (after the STOP transitions it has been sent), wait for
         it (bounded), kill it if it does not go."""
         self.stopping = True
+        handing, self.handing = self.handing, []
+        for bound in handing:  # no worker took them
+            bound.close()
         for task in list(self._tasks):
             if self.process is None:
                 task.cancel()

@@ -39,6 +39,11 @@ async def serve_worker(config: Config, plugins: Plugins, sock: socket.socket) ->
     if peer.stop_requested.is_set():
         return 1
     await daemon.start()
+    from halo_core import listen
+
+    for endpoint in listen.close_unclaimed():
+        # handed over for a file that changed before this worker read it
+        log.warning("worker: no plugin serves on %s any more: closed", endpoint)
     peer.started()
     log.debug("worker process started")
     await peer.stop_requested.wait()

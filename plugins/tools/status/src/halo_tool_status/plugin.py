@@ -1,5 +1,6 @@
 """Hooks of the status API: its settings (``global: status_api:``), whether the daemon needs
-it (``halo_has_work``: when enabled), the server's life in the daemon (started at
+it (``halo_has_work``: when enabled; ``halo_listen_on``: its socket, which the VRRP process
+may hold until a first connection), the server's life in the daemon (started at
 ``halo_startup``, moved at ``halo_reload``, closed at ``halo_shutdown``) and the ``halo
 status`` command. The server and the client are imported only when used."""
 
@@ -89,6 +90,18 @@ def halo_has_work(config: Config) -> bool:
     """A worker for the API only when it is on (the default): off, a file with nothing
     else for a worker runs as one process."""
     return settings(config.model).enabled
+
+
+@hookimpl
+def halo_listen_on(config: Config) -> dict[str, str] | None:
+    """Serving is all the API does: the VRRP process may hold its socket and start the
+    worker on the first connection (halo_core.listen)."""
+    from halo_tool_status.endpoint import resolve
+
+    api = settings(config.model)
+    if not api.enabled:
+        return None
+    return {"status API": str(resolve(api.listen, config.model.global_.state_dir))}
 
 
 @hookimpl

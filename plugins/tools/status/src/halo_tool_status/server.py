@@ -20,9 +20,7 @@ import contextlib
 import ipaddress
 import json
 import logging
-import os
 import socket
-import stat
 import time
 
 # hmac.compare_digest without hmac: hmac imports OpenSSL's libcrypto (3.7 MB resident) for
@@ -36,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from halo_core import version
+from halo_core import listen, version
 from halo_core.events import Event
 from halo_core.log import add_secret, redact_data
 from halo_tool_status import metrics, snapshot
@@ -56,7 +54,7 @@ WRITE_TIMEOUT = 30.0  # a client that does not read its response (or events) is 
 MAX_CONNECTIONS = 64  # event streams hold connections open; this bounds them
 SSE_QUEUE = 1000  # events buffered per stream before the oldest are dropped
 SSE_KEEPALIVE = 15.0  # a comment line this often: proxies keep the stream, dead peers show
-SOCKET_MODE = 0o660  # root and the socket's group (the daemon runs as root)
+SOCKET_MODE = listen.SOCKET_MODE  # root and the socket's group (the daemon runs as root)
 
 REASONS = {
     200: "OK",
@@ -181,8 +179,8 @@ class StatusServer:
         self.endpoint: Endpoint | None = None
         self.token: str | None = None
         self._settings: tuple[StatusApi, str] | None = None  # and the state_dir
-        self._server: asyncio.Server | None = None
-        self._socket_id: tuple[int, int] | None = None
+        self._servers: list[asyncio.Server] = []  # TCP: one per address the host has
+        self._bound: listen.Bound | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._streams: set[EventStream] = set()
         self._subscription: Subscription | None = None
@@ -229,50 +227,33 @@ class StatusServer:
             return False
         endpoint = resolve(wanted.listen, state_dir)
         try:
-            if endpoint.path is not None:
-                self._server = await self._listen_unix(endpoint.path)
-            else:
-                assert endpoint.host is not None
-                self._server = await asyncio.start_server(
-                    self._accept, endpoint.host, endpoint.port, limit=MAX_HEAD, reuse_address=True
-                )
+            # The sockets the VRRP process bound and handed over with this worker (it
+            # started on their first connection, which waits in the backlog), else ours.
+            bound = listen.inherited(endpoint) or listen.bind(endpoint)
         except (OSError, RuntimeError) as exc:
             log.error("status API not started on %s: %s", endpoint, exc)
             return False
+        try:
+            for sock in bound.sockets:
+                self._servers.append(await self._serve_on(sock))
+        except (OSError, RuntimeError) as exc:
+            log.error("status API not started on %s: %s", endpoint, exc)
+            for server in self._servers:
+                server.close()
+            self._servers = []
+            bound.close()
+            return False
+        self._bound = bound
         self.endpoint = endpoint
         if not endpoint.loopback and self.token is None:
             log.warning("status API on %s is reachable from the network without a token", endpoint)
         log.info("status API listening on %s", endpoint)
         return True
 
-    async def _listen_unix(self, path: str) -> asyncio.Server:
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            pass
-        else:
-            if not stat.S_ISSOCK(st.st_mode):
-                raise RuntimeError(f"{path} exists and is not a socket")
-            if _socket_alive(path):
-                raise RuntimeError(f"{path} is in use (another halo with the same state_dir?)")
-            os.unlink(path)  # left behind by a daemon that died
-        # bind() creates the file with the umask's mode: set the umask so that it is born
-        # SOCKET_MODE, with no moment at which a wider mode lets another user connect. The
-        # umask is the process's, but nothing else runs between these two lines (one thread).
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        previous = os.umask(0o777 & ~SOCKET_MODE)
-        try:
-            sock.bind(path)
-        except OSError:
-            sock.close()
-            raise
-        finally:
-            os.umask(previous)
-        server = await asyncio.start_unix_server(self._accept, sock=sock, limit=MAX_HEAD)
-        st = os.stat(path)
-        self._socket_id = (st.st_dev, st.st_ino)
-        return server
+    async def _serve_on(self, sock: socket.socket) -> asyncio.Server:
+        if sock.family == socket.AF_UNIX:
+            return await asyncio.start_unix_server(self._accept, sock=sock, limit=MAX_HEAD)
+        return await asyncio.start_server(self._accept, sock=sock, limit=MAX_HEAD)
 
     async def close(self) -> None:
         for sub in (self._subscription, self._feed):
@@ -282,10 +263,11 @@ class StatusServer:
         await self._stop_listening()
 
     async def _stop_listening(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
+        servers, self._servers = self._servers, []
+        if not servers:
             return
-        server.close()
+        for server in servers:
+            server.close()
         # Let the event streams write what is queued (the STOP transitions) before closing.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 1.0
@@ -295,16 +277,13 @@ class StatusServer:
             task.cancel()
         if self._connections:
             await asyncio.wait(list(self._connections), timeout=2.0)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.wait_closed(), 2.0)
-        endpoint, self.endpoint = self.endpoint, None
-        if endpoint is not None and endpoint.path is not None and self._socket_id is not None:
-            # Only remove the socket if it is still ours, not a successor's.
-            with contextlib.suppress(OSError):
-                st = os.stat(endpoint.path)
-                if (st.st_dev, st.st_ino) == self._socket_id:
-                    os.unlink(endpoint.path)
-            self._socket_id = None
+        for server in servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        self.endpoint = None
+        bound, self._bound = self._bound, None
+        if bound is not None:
+            bound.close()  # removes the unix socket's file if it is still ours
 
     def _on_reload(self, event: Event) -> None:
         self.reloads += 1
@@ -516,14 +495,3 @@ class StatusServer:
             if not self._streams and self._feed is not None:
                 self.daemon.bus.unsubscribe(self._feed)
                 self._feed = None
-
-
-def _socket_alive(path: str) -> bool:
-    """Whether something accepts connections on the unix socket ``path``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(1.0)
-        try:
-            s.connect(path)
-        except OSError:
-            return False
-        return True
