@@ -527,6 +527,23 @@ def test_invalid_advertisements_are_refused_on_construction() -> None:
         decode(encode(V3, SRC4, VRRP_GROUP_V4), SRC4, VRRP_GROUP_V6, ttl=255)
 
 
+def test_address_lists_of_the_two_families_do_not_mix() -> None:
+    """Sixteen octets are four IPv4 addresses or one IPv6 address: an IPv6 advert whose
+    address has the same octets as an IPv4 advert's four addresses decodes to IPv6, and the
+    IPv4 advert after it still to IPv4 (found by test_fuzz_mutated_adverts: the decoder's
+    cache of address lists was keyed by the octets alone)."""
+    four = tuple(IPv4Address(f"192.0.2.{n}") for n in (16, 17, 18, 19))
+    one = IPv6Address(b"".join(a.packed for a in four))
+    v6 = decode(
+        encode(replace(V3_6, addresses=(one,)), SRC6, VRRP_GROUP_V6), SRC6, VRRP_GROUP_V6, ttl=255
+    )
+    v4 = decode(
+        encode(replace(V3, addresses=four), SRC4, VRRP_GROUP_V4), SRC4, VRRP_GROUP_V4, ttl=255
+    )
+    assert v6.addresses == (one,)
+    assert v4.addresses == four
+
+
 # ---------------------------------------------------------------------------------------
 # hypothesis: round trips and fuzzing
 

@@ -419,15 +419,17 @@ def decode(
     if interval_cs == 0:
         raise PacketError(RejectReason.BAD_INTERVAL, "advert interval 0")
     raw = payload[_HDR_LEN : _HDR_LEN + count * addr_len]
-    addresses = _ADDRESS_LISTS.get(raw)
+    # One cache per family: 16 octets are four IPv4 addresses or one IPv6 address.
+    cache = _ADDRESS_LISTS4 if v4 else _ADDRESS_LISTS6
+    addresses = cache.get(raw)
     if addresses is None:
         if v4:
             addresses = tuple(map(IPv4Address, _V4_ADDRS[count].unpack_from(raw)))
         else:
             addresses = tuple([IPv6Address(raw[i : i + 16]) for i in range(0, len(raw), 16)])
-        if len(_ADDRESS_LISTS) >= _CACHE_SIZE:
-            _ADDRESS_LISTS.clear()
-        _ADDRESS_LISTS[raw] = addresses
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[raw] = addresses
     # Every field was checked above: build it without __post_init__'s second check.
     adv = object.__new__(Advertisement)
     for name, value in zip(
@@ -442,7 +444,8 @@ def decode(
 # A receiver sees the same few address lists and sources over and over: decoding reuses
 # the address objects (bounded; cleared when full) instead of building them per advert.
 _CACHE_SIZE: Final = 4096
-_ADDRESS_LISTS: dict[bytes, Addresses] = {}
+_ADDRESS_LISTS4: dict[bytes, Addresses] = {}
+_ADDRESS_LISTS6: dict[bytes, Addresses] = {}
 _SOURCES4: dict[int, IPv4Address] = {}
 _ADVERT_FIELDS: Final = tuple(f.name for f in fields(Advertisement))
 _set = object.__setattr__
