@@ -162,7 +162,7 @@ def main() -> int:
         from halo_tool_lab.halo import write_bytecode
 
         write_bytecode()
-    work = Path(args.workdir)
+    work = Path(args.workdir).resolve()  # state_dir: the status API needs an absolute path
     work.mkdir(parents=True, exist_ok=True)
     results, first = bench(args.settle, work)
     (work / "result.json").write_text(json.dumps(results, indent=2))
