@@ -72,20 +72,23 @@ def test_a_plugin_whose_answer_raises_has_work_and_is_reported() -> None:
     broken = hooked(has_work=RuntimeError("no\nidea"))
     assert judged(broken=broken, idle=hooked(has_work=False)) == (
         True,
-        [("broken", "RuntimeError: no idea")],
+        [("broken", "halo_has_work", "RuntimeError: no idea")],
     )
     # also when something else needs the worker anyway: never silently absent
     modules = [("holder", holder_plugin()), ("ping", make_plugin()), ("b", broken)]
     p = plugins.load(entry_points=False, modules=modules)
     config = load_text(INSTANCE + "checks:\n  c: {type: ping, host: example}\n", "t", p)
-    assert handover.needs_worker(config, p) == (True, [("b", "RuntimeError: no idea")])
+    assert handover.needs_worker(config, p) == (
+        True,
+        [("b", "halo_has_work", "RuntimeError: no idea")],
+    )
 
 
 def test_the_vrrp_process_logs_and_counts_the_failure(caplog: pytest.LogCaptureFixture) -> None:
     p = plugins.load(entry_points=False, modules=[("holder", holder_plugin())])
     daemon = Daemon(load_text(INSTANCE, "t.yaml", p), p, role="vrrp")
     with caplog.at_level(logging.ERROR, logger="halo"):
-        daemon.has_work_failed([("broken", "RuntimeError: no idea")])
+        daemon.has_work_failed([("broken", "halo_has_work", "RuntimeError: no idea")])
     assert caplog.messages == ["plugin broken: halo_has_work failed: RuntimeError: no idea"]
     assert daemon.hook_failures == {"broken": 1}
 
@@ -196,7 +199,7 @@ def test_a_listen_on_that_raises_starts_the_worker_and_is_reported(
 ) -> None:
     worker, listeners, failures = planned(broken=listening(ValueError("bad")))
     assert (worker, listeners) == (True, {})
-    assert failures == [("broken", "halo_listen_on: ValueError: bad")]
+    assert failures == [("broken", "halo_listen_on", "ValueError: bad")]
     p = plugins.load(entry_points=False, modules=[("holder", holder_plugin())])
     daemon = Daemon(load_text(INSTANCE, "t.yaml", p), p, role="vrrp")
     with caplog.at_level(logging.ERROR, logger="halo"):

@@ -46,34 +46,6 @@ def seed(status_api: bool) -> str:
     return SEED.read_text().replace(ROUTER, ROUTER + extra)
 
 
-def test_no_work_one_process_then_a_reload_starts_the_worker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reason = lab_unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"lab unavailable: {reason}")
-    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC"):  # as when started by hand
-        monkeypatch.delenv(name, raising=False)
-    with Lab(1) as lab:
-        halo = Halo(lab.hosts[0], seed(status_api=False), tmp_path)
-        assert halo.wait_log(r"(?m)^halo \S+ started with ", 30), halo.log
-        assert halo.wait_state("VI_1", "MASTER", 10), halo.log
-        # the validating child has exited by now: nothing else runs
-        assert children(halo.proc.pid) == [], halo.log
-        assert "worker process" not in halo.log
-        sock = halo.state_dir / "halo.sock"
-        assert not sock.exists()
-
-        halo.reload(seed(status_api=True))
-        assert halo.wait_log(r"(?m)^reload: configuration unchanged for VRRP", 30), halo.log
-        assert halo.wait_log(r"(?m)^status API listening on .*first connection", 15), halo.log
-        assert sock.exists(), halo.log
-        assert children(halo.proc.pid) == [], halo.log
-        assert halo.stop() == 0, halo.log
-        assert not sock.exists(), "the VRRP process leaves the socket it made behind"
-        assert "worker process" not in halo.log
-
-
 def halo_status(halo: Halo, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "halo_core.cli", "status", "-c", str(halo.config_path), *args],
@@ -114,6 +86,22 @@ def lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
         monkeypatch.delenv(name, raising=False)
     with Lab(1) as lab:
         yield lab
+
+
+def test_no_work_one_process_then_a_reload_starts_the_worker(lab: Lab, tmp_path: Path) -> None:
+    # the validating child has exited once MASTER is reached: nothing else runs
+    halo = start_seed(lab, tmp_path, seed(status_api=False))
+    sock = halo.state_dir / "halo.sock"
+    assert not sock.exists()
+
+    halo.reload(seed(status_api=True))
+    assert halo.wait_log(r"(?m)^reload: configuration unchanged for VRRP", 30), halo.log
+    assert halo.wait_log(r"(?m)^status API listening on .*first connection", 15), halo.log
+    assert sock.exists(), halo.log
+    assert children(halo.proc.pid) == [], halo.log
+    assert halo.stop() == 0, halo.log
+    assert not sock.exists(), "the VRRP process leaves the socket it made behind"
+    assert "worker process" not in halo.log
 
 
 def test_the_seed_as_written_starts_its_worker_on_halo_status(lab: Lab, tmp_path: Path) -> None:

@@ -647,15 +647,11 @@ class Daemon:
         return await asyncio.to_thread(load, path, self.plugins)
 
     def has_work_failed(self, failures: Sequence[HookFailure]) -> None:
-        """Report the plugins whose ``halo_has_work`` raised in the validating child (they
-        were counted as having work), as a failing hook is reported here."""
-        for plugin_name, why in failures:
+        """Report the plugin hooks that raised in the validating child (their plugins were
+        counted as having work), as a failing hook is reported here."""
+        for plugin_name, hook, why in failures:
             self.hook_failures[plugin_name] = self.hook_failures.get(plugin_name, 0) + 1
-            hook, listen_on, rest = why.partition("halo_listen_on: ")
-            if not hook and listen_on:
-                log.error("plugin %s: halo_listen_on failed: %s", plugin_name, rest)
-            else:
-                log.error("plugin %s: halo_has_work failed: %s", plugin_name, why)
+            log.error("plugin %s: %s failed: %s", plugin_name, hook, why)
 
     def _add_worker(self) -> None:
         """A reload brought checks, notifiers, other backends or a plugin's work to a VRRP
@@ -710,11 +706,9 @@ class Daemon:
         connection waits in the backlog meanwhile)."""
         if self.with_worker:
             return
-        if self.stopping.is_set():  # no worker to start now; stop() closes the sockets
-            loop = asyncio.get_running_loop()
-            for bound in self.listening.values():
-                for sock in bound.sockets:
-                    loop.remove_reader(sock.fileno())  # level-triggered: it would spin
+        if self.stopping.is_set():  # no worker to start now
+            for bound in self._stop_listening():  # level-triggered: it would spin
+                bound.close()
             return
         log.info("%s: first connection, starting the worker", label)
         self._add_worker()

@@ -36,9 +36,9 @@ TIMEOUT = 300.0
 instances take about 2 s)."""
 
 
-HookFailure = tuple[str, str]
-"""A plugin whose ``halo_has_work`` (or ``halo_listen_on``) raised: its name, and why
-(``Type: message``)."""
+HookFailure = tuple[str, str, str]
+"""A plugin hook that raised in the validating child (``halo_has_work``,
+``halo_listen_on``): the plugin's name, the hook's, and why (``Type: message``)."""
 
 
 @dataclass
@@ -106,19 +106,17 @@ def _listen_on(
 ) -> dict[str, str] | None:
     """Plugin ``name``'s ``halo_listen_on`` answer (None when it has none, or raised: then
     among ``failures``)."""
-    for impl in plugins.hook.halo_listen_on.get_hookimpls():
-        if (plugins.manager.get_name(impl.plugin) or repr(impl.plugin)) != name:
-            continue
-        try:
-            found = impl.function(*[config for _ in impl.argnames])
-            if found is None:
-                return None
-            return {str(label): str(endpoint) for label, endpoint in dict(found).items()}
-        except BaseException as exc:  # plugin territory: a worker at once, reported
-            why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-            failures.append((name, f"halo_listen_on: {why}"))
+    impl = _impls(plugins, "halo_listen_on").get(name)
+    if impl is None:
+        return None
+    try:
+        found = _ask(impl, config)
+        if found is None:
             return None
-    return None
+        return {str(label): str(endpoint) for label, endpoint in dict(found).items()}
+    except BaseException as exc:  # plugin territory: a worker at once, reported
+        failures.append(_failure(name, "halo_listen_on", exc))
+        return None
 
 
 def plugins_with_work(config: Config, plugins: Plugins) -> tuple[list[str], list[HookFailure]]:
@@ -126,25 +124,38 @@ def plugins_with_work(config: Config, plugins: Plugins) -> tuple[list[str], list
     ``config``, by name, and those whose ``halo_has_work`` raised. Each is asked on its own
     (pluggy's call would merge the answers): one without ``halo_has_work`` has work; one
     whose hook raises has work too, and is among the failures."""
-    hook, manager = plugins.hook, plugins.manager
-
-    def plugin_name(impl: Any) -> str:  # plugin objects need not be hashable: names are
-        return manager.get_name(impl.plugin) or repr(impl.plugin)
-
-    hooked = {plugin_name(i) for h in WORKER_HOOKS for i in getattr(hook, h).get_hookimpls()}
-    asked = {plugin_name(i): i for i in hook.halo_has_work.get_hookimpls()}
+    hooked = {name for h in WORKER_HOOKS for name in _impls(plugins, h)}
+    asked = _impls(plugins, "halo_has_work")
     working: list[str] = []
     failures: list[HookFailure] = []
     for name in sorted(hooked):
         impl = asked.get(name)
         try:
-            # pluggy lets an implementation take fewer arguments than the hook has
-            if impl is None or impl.function(*[config for _ in impl.argnames]):
+            if impl is None or _ask(impl, config):
                 working.append(name)
         except BaseException as exc:  # plugin territory, even SystemExit: has work, reported
-            failures.append((name, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+            failures.append(_failure(name, "halo_has_work", exc))
             working.append(name)
     return working, failures
+
+
+def _impls(plugins: Plugins, hook: str) -> dict[str, Any]:
+    """The implementations of ``hook``, by plugin name (plugin objects need not be
+    hashable: names are)."""
+    return {
+        plugins.manager.get_name(i.plugin) or repr(i.plugin): i
+        for i in getattr(plugins.hook, hook).get_hookimpls()
+    }
+
+
+def _ask(impl: Any, config: Config) -> Any:
+    """Call one plugin's implementation of a hook taking ``config`` (pluggy lets an
+    implementation take fewer arguments than the hook has)."""
+    return impl.function(*[config for _ in impl.argnames])
+
+
+def _failure(name: str, hook: str, exc: BaseException) -> HookFailure:
+    return name, hook, f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def vrrp_view(config: Config, plugins: Plugins) -> Config:
