@@ -10,7 +10,6 @@ from typing import Any
 from aiohttp import web
 from http_servers import Make, Server, free_socket
 
-from halo_checker_http import runtime
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.plugin_api import CheckTarget
@@ -233,25 +232,28 @@ async def test_keepalive_reuses_the_connection(server: Server, make: Make) -> No
     assert len(set(server.peer_ports)) == 1
 
 
-async def test_checkers_share_one_session_closed_with_the_last(server: Server, make: Make) -> None:
+async def test_checkers_run_concurrently_and_close_their_connections(
+    server: Server, make: Make
+) -> None:
     first = make(**http(server, url=[{"path": "/health"}]))
-    second = make(**http(server, url=[{"path": "/health"}]))
-    results = await asyncio.gather(*(c.check() for c in [first, second] * 50))
+    kept = make(**http(server, keepalive=True, url=[{"path": "/health"}]))
+    results = await asyncio.gather(*(c.check() for c in [first, kept] * 50))
     assert all(r.ok for r in results)
-    assert len(runtime.SESSIONS.sessions) == 1
-    ((_, session),) = runtime.SESSIONS.sessions.values()
-    await first.close()
-    await first.close()  # twice is harmless and does not count twice
-    assert not session.closed
-    await second.close()
-    assert session.closed and runtime.SESSIONS.sessions == {}
+    assert first.client.idle_connections == 0  # Connection: close, each closed after use
+    assert 1 <= kept.client.idle_connections <= 4  # kept for the next check, bounded
+    (conns,) = kept.client.idle.values()
+    await kept.close()
+    await kept.close()  # twice is harmless
+    assert kept.client.idle_connections == 0
+    assert all(conn.writer.is_closing() for conn in conns)
 
 
 async def test_bind_to_sets_the_source_address(server: Server, make: Make) -> None:
-    checker = make(**http(server, bind_to="127.0.0.1", url=[{"path": "/health"}]))
+    """127.0.0.2 is a local address too (all of 127/8 is loopback on Linux)."""
+    checker = make(**http(server, bind_to="127.0.0.2", url=[{"path": "/health"}]))
     plain = make(**http(server, url=[{"path": "/health"}]))
     assert (await checker.check()).ok and (await plain.check()).ok
-    assert set(runtime.SESSIONS.sessions) == {"127.0.0.1", None}
+    assert [s.peer_host for s in server.seen] == ["127.0.0.2", "127.0.0.1"]
 
 
 async def test_connect_timeout(make: Make) -> None:

@@ -142,8 +142,8 @@ async def test_expiry_warning_keeps_the_check_up(
 async def test_expiry_warning_on_an_empty_body(
     servers: ServerFactory, pki: Pki, make: Make
 ) -> None:
-    """The certificate is noted at connect time: with no body to read, aiohttp has handed
-    the connection back before the checker sees the response."""
+    """The certificate is noted at connect time: a response without a body has nothing
+    left to read on its connection when the checker judges it."""
     leaf = pki.ca.issue_cert("halo.test", not_after=days(1))
     server = await tls_server(servers, pki, leaf)
     server.reply("/empty", "")

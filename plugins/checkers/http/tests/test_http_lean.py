@@ -1,0 +1,85 @@
+"""A plain http check loads neither aiohttp nor ``ssl`` (OpenSSL): a worker whose asyncio runs
+without TLS (``ssl`` blocked, as the VRRP process runs) can run it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+
+import yaml
+from http_servers import Server
+
+BODY = "ok, healthy\n"
+
+PROBE = """
+import sys
+sys.modules["ssl"] = None  # before asyncio: any import of ssl now fails
+import asyncio
+
+from halo_core import plugins
+from halo_core.config import load_text
+from halo_core.plugin_api import CheckTarget
+
+loaded = plugins.load()
+configured = load_text(sys.argv[1], "halo.yaml", loaded).model.checks["web"]
+factory = loaded.type("checker", "http").load_factory()
+
+
+async def main():
+    checker = factory(configured.config, CheckTarget("web"))
+    try:
+        return [await checker.check() for _ in range(2)]
+    finally:
+        await checker.close()
+
+
+for result in asyncio.run(main()):
+    print("RESULT", result.ok, result.message)
+heavy = ("aiohttp", "ssl", "_ssl", "_hashlib")
+print("LOADED", sorted(m for m in heavy if sys.modules.get(m) is not None))
+"""
+
+
+async def test_plain_http_check_runs_without_ssl_and_aiohttp(server: Server) -> None:
+    server.reply("/old", status=302, headers={"Location": "/health"})
+    digest = hashlib.md5(BODY.encode()).hexdigest()
+    config = {
+        "checks": {
+            "web": {
+                "type": "http",
+                "connect_ip": "127.0.0.1",
+                "connect_port": server.port,
+                "keepalive": True,
+                "follow_redirects": True,
+                "url": [
+                    {"path": "/health", "digest": digest, "regex": "healthy"},
+                    {"path": "/old", "regex": "ok"},
+                ],
+            }
+        }
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        PROBE,
+        yaml.safe_dump(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0, err.decode()
+    results = [line for line in lines if line.startswith("RESULT ")]
+    assert (
+        results
+        == [
+            f"RESULT True GET http://127.0.0.1:{server.port}/health: 200, digest ok, regex matched;"
+            f" GET http://127.0.0.1:{server.port}/old: 200, regex matched"
+        ]
+        * 2
+    ), lines
+    # Neither aiohttp, nor OpenSSL through ssl or hashlib (the digest is CPython's own MD5).
+    assert lines[-1] == "LOADED []", err.decode()
+    assert [s.path for s in server.seen] == ["/health", "/old", "/health"] * 2
+    assert len(set(server.peer_ports)) == 1  # keepalive: one connection, redirect included
