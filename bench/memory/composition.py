@@ -62,7 +62,7 @@ WORKER: list[Step] = [
 ]
 CHECKS: list[Step] = [
     *WORKER,
-    ("aiohttp", ["aiohttp"]),
+    ("HTTP client (halo_lib_http)", ["halo_lib_http"]),
     ("HTTP checker runtime", ["halo_checker_http.runtime"]),
     (
         "cryptography (what asyncssh loads)",

@@ -149,7 +149,7 @@ def loaded_libraries(pid: int) -> str:
 
 
 def test_the_vrrp_process_runs_no_checker_runtime(lab: LabFactory, start_halo: HaloFactory) -> None:
-    """The checkers' libraries (aiohttp, asyncssh's cryptography) are loaded in the worker
+    """The checkers' libraries (asyncssh and its cryptography) are loaded in the worker
     only: the VRRP process never builds a checker."""
     lb = lab(1)
     (host,) = lb.hosts
