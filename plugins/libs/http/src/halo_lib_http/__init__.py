@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 client on asyncio streams: what a health check or a webhook needs.
+"""A small HTTP/1.1 client on asyncio streams: what a health check or a webhook needs (the
+http and ssl checkers and the webhook notifier use it).
 
 Why not aiohttp: importing it adds about 11.5 MB to a process's resident memory, to send one
 request per check. This client does requests with bodies of known size, responses framed by
