@@ -129,7 +129,7 @@ async def test_content_length_body_and_request_head(raw: Raw, client: Client) ->
     response = await client.request(
         "get",
         raw.url + "/a b/é?x=1 2".replace(" ", "%20"),
-        headers={"Connection": "close", "X-Probe": "1"},
+        headers={"Connection": "close", "X-Probe": "1", "X-Name": "café"},
     )
     async with response:
         assert (response.status, response.reason, response.version) == (200, "OK", 1)
@@ -139,6 +139,7 @@ async def test_content_length_body_and_request_head(raw: Raw, client: Client) ->
     assert request.startswith("GET /a%20b/%C3%A9?x=1%202 HTTP/1.1\r\n")
     assert f"\r\nHost: 127.0.0.1:{raw.port}\r\n" in request
     assert "\r\nX-Probe: 1\r\n" in request and "\r\nConnection: close\r\n" in request
+    assert "\r\nX-Name: café\r\n" in request  # UTF-8, as decoded above
 
 
 async def test_chunked_body_with_extensions_and_trailer(raw: Raw, client: Client) -> None:

@@ -608,7 +608,7 @@ class Client:
         head = f"{method} {url.target} HTTP/1.1\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in fields.items()
         )
-        data = head.encode("latin-1", errors="strict") + b"\r\n" + body
+        data = head.encode() + b"\r\n" + body  # UTF-8 for any non-ASCII value, as aiohttp
         context: ssl.SSLContext | None = None
         if url.scheme == "https":
             context = tls if tls is not None else self.default_tls()
