@@ -7,6 +7,7 @@ import hashlib
 import socket
 from typing import Any
 
+import pytest
 from aiohttp import web
 from http_servers import Make, Server, free_socket
 
@@ -176,6 +177,58 @@ async def test_redirects_not_followed_by_default(server: Server, make: Make) -> 
     result = await follow.check()
     assert result.ok, result.message
     assert [s.path for s in server.seen] == ["/old", "/old", "/health"]
+
+
+async def test_redirect_loop_is_bounded(server: Server, make: Make) -> None:
+    server.reply("/loop", status=302, headers={"Location": "/loop"})
+    result = await make(**http(server, follow_redirects=True, url=[{"path": "/loop"}])).check()
+    assert not result.ok
+    assert result.message.endswith("/loop: too many redirects (last status 302)")
+    assert len(server.seen) == 11  # the request and 10 redirects
+
+
+async def test_server_closing_without_a_response(make: Make) -> None:
+    """A listener that accepts, reads the request and hangs up."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    silent = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        result = await make(connect_ip="127.0.0.1", connect_port=port).check()
+    finally:
+        silent.close()
+        await silent.wait_closed()
+    assert not result.ok
+    assert result.message == (
+        f"GET http://127.0.0.1:{port}/: the server closed the connection without a response"
+    )
+
+
+async def test_ipv6_address(make: Make) -> None:
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        writer.close()
+
+    try:
+        listener = await asyncio.start_server(answer, "::1", 0)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        checker = make(connect_ip="::1", connect_port=port, url=[{"path": "/", "regex": "ok"}])
+        result = await checker.check()
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert result.ok, result.message
+    assert result.message == f"GET http://[::1]:{port}/: 200, regex matched"
+    assert f"\r\nHost: [::1]:{port}\r\n".encode() in heads[0]
 
 
 async def test_max_body_is_honoured(server: Server, make: Make) -> None:
