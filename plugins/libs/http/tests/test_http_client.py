@@ -159,6 +159,22 @@ async def test_chunked_body_with_extensions_and_trailer(raw: Raw, client: Client
     assert raw.connections == 1
 
 
+async def test_chunked_with_content_length_is_read_chunked_and_not_reused(
+    raw: Raw, client: Client
+) -> None:
+    """Both framings in one response: a smuggling attempt or a broken proxy. Transfer-Encoding
+    wins (RFC 9112 §6.3) and the connection is not trusted with another request."""
+    reply(
+        raw,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\n",
+        keep=True,
+    )
+    async with await client.request("GET", raw.url) as response:
+        assert await response.read(100) == (b"abc", False)
+    assert client.idle_connections == 0
+
+
 async def test_close_delimited_body(raw: Raw, client: Client) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await head(raw, reader)

@@ -198,14 +198,6 @@ def _parse_url(url: str) -> _Url:
     return _Url(scheme, parts.hostname, port or DEFAULT_PORTS[scheme], target)
 
 
-def _is_address(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-    except OSError:
-        return False
-    return True
-
-
 # --------------------------------------------------------------------------- connections
 
 
@@ -220,7 +212,6 @@ class _Connection:
         self.writer = writer
         self.key = key
         self.loop = asyncio.get_running_loop()
-        self.reused = False
         self.expiry: asyncio.TimerHandle | None = None
         tls = writer.get_extra_info("ssl_object")
         # Binary form: the parsed form is empty when verification is off.
@@ -286,10 +277,14 @@ class Response:
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             self._mode, self._left = "none", 0
             self._done = True
-        elif "chunked" in _last_coding(headers):
-            self._mode, self._left = "chunked", 0
-        elif "transfer-encoding" in headers:  # another coding last: the close delimits it
-            self._mode, self._left = "close", 0
+        elif "transfer-encoding" in headers:
+            codings = headers.get_all("Transfer-Encoding")[-1].split(",")
+            # Chunked last, else the close delimits the body (RFC 9112 §6.3). With a
+            # Content-Length as well, the framing is suspect: no reuse after it.
+            self._mode = "chunked" if codings[-1].strip().lower() == "chunked" else "close"
+            self._left = 0
+            if "content-length" in headers:
+                self._reusable = False
         else:
             length = _content_length(headers)
             if length is None:
@@ -410,14 +405,6 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason!r} {self.url}>"
-
-
-def _last_coding(headers: Headers) -> set[str]:
-    values = headers.get_all("Transfer-Encoding")
-    if not values:
-        return set()
-    last = values[-1].split(",")[-1].strip().lower()
-    return {last}
 
 
 def _content_length(headers: Headers) -> int | None:
@@ -734,7 +721,6 @@ class Client:
                 conn.expiry.cancel()
                 conn.expiry = None
             if conn.loop is loop and conn.usable:
-                conn.reused = True
                 return conn
             conn.close()
         return None
