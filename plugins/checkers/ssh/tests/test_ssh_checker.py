@@ -9,7 +9,6 @@ import contextlib
 import ipaddress
 import logging
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,9 @@ from halo_core.plugin_api import CheckTarget
 from halo_core.scheduler import Scheduler
 from halo_core.schema import Seconds
 from halo_tool_lab.clock import FakeClock
+from halo_tool_lab.tools import needs_tools
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ssh") is None, reason="needs OpenSSH's client, ssh (openssh-client)"
-)
+pytestmark = needs_tools("ssh")  # every check runs OpenSSH's client
 
 LOCALHOST = ipaddress.ip_address("127.0.0.1")
 PASSWORD = "s3cret-Pa55"
