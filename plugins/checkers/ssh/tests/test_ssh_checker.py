@@ -396,6 +396,29 @@ class _SlowServer(_Server):
         return slow()
 
 
+async def test_a_server_that_is_not_ssh() -> None:
+    """ssh's first words on what went wrong, not its closing line."""
+
+    async def closer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    listener = await asyncio.start_server(closer, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        res = await SshChecker(unverified(port), CheckTarget("c")).check()
+        assert not res.ok
+        # "Connection closed by remote host", or "read: Connection reset by peer" when ssh's
+        # own banner was on its way
+        assert res.message.startswith(f"ssh 127.0.0.1:{port}: kex_exchange_identification: ")
+    finally:
+        listener.close()
+    # silent: ssh's own ConnectTimeout (the check's timeout) ends it
+    async with silent_listener() as (port, _, _):
+        res = await SshChecker(unverified(port, timeout=Seconds(1)), CheckTarget("c")).check()
+        assert not res.ok
+        assert res.message == f"ssh 127.0.0.1:{port}: Connection timed out during banner exchange"
+
+
 async def test_a_cancelled_check_leaves_no_process() -> None:
     """The runner enforces a check's timeout by cancelling it: ssh (and its askpass) are
     killed and reaped, neither a stray ssh nor a zombie is left."""

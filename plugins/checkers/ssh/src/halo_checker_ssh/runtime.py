@@ -579,12 +579,11 @@ class SshChecker:
                 return f"connect to {self.where}: {m[1]}"
         if "Host key verification failed" in text:
             return f"ssh {self.where}: host key verification failed"
-        last = next(
-            (ln for ln in reversed(lines) if ln and not ln.startswith(_NOT_A_REASON)),
-            None,
-        )
-        if last is not None:
-            return f"ssh {self.where}: {last[:200]}"
+        # The first of ssh's own lines names the cause; the last one, "Connection closed
+        # by ..." or "Connection to ... timed out", only its consequence.
+        first = next((ln for ln in lines if ln and not ln.startswith(_NOT_A_REASON)), None)
+        if first is not None:
+            return f"ssh {self.where}: {first[:200]}"
         tail = _last_line(o.err)
         return f"ssh {self.where}: ssh exited {o.status}" + (f": {tail}" if tail else "")
 
