@@ -458,10 +458,11 @@ class SshChecker:
             except OSError as exc:
                 raise CheckFailed(f"ssh: cannot run {m.binary}: {exc.strerror or exc}") from None
             assert proc.stdout is not None and proc.stderr is not None
+            out, err = bytearray(), bytearray()
             tasks = [
                 _task(_read_log(reader, outcome, authenticated)),
-                _task(_drain(proc.stdout)),
-                _task(_drain(proc.stderr)),
+                _task(_drain(proc.stdout, out)),
+                _task(_drain(proc.stderr, err)),
             ]
             waiting = _task(proc.wait())
             tasks.append(waiting)
@@ -480,9 +481,11 @@ class SshChecker:
             outcome.status = proc.returncode
             os.close(wfd)
             wfd = -1
-            await tasks[0]  # ssh (and askpass) gone: the log reaches its end
-            outcome.out = _text(await tasks[1])
-            outcome.err = _text(await tasks[2])
+            # ssh gone, its log and output end with it (bounded: whatever else might hold
+            # them open, ssh has exited and what it said is read by now)
+            await asyncio.wait(tasks[:3], timeout=TERM_GRACE)
+            outcome.out = out.decode("utf-8", "replace")
+            outcome.err = err.decode("utf-8", "replace")
             outcome.authenticated = authenticated.is_set()
             return outcome
         finally:
@@ -629,18 +632,11 @@ async def _read_log(reader: asyncio.StreamReader, o: _Outcome, seen: asyncio.Eve
         o.log.append(pending.decode("utf-8", "replace"))
 
 
-async def _drain(reader: asyncio.StreamReader) -> bytes:
-    kept = bytearray()
-    while True:
-        chunk = await reader.read(65536)
-        if not chunk:
-            return bytes(kept)
+async def _drain(reader: asyncio.StreamReader, kept: bytearray) -> None:
+    """Reads to the end, keeping the first OUTPUT_LIMIT bytes."""
+    while chunk := await reader.read(65536):
         if len(kept) < OUTPUT_LIMIT:
             kept += chunk[: OUTPUT_LIMIT - len(kept)]
-
-
-def _text(data: object) -> str:
-    return data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
 
 
 def _line_fingerprint(path: str, number: int) -> str | None:
