@@ -18,7 +18,8 @@ seed (19.6 against 19.5 MB RSS, 13.1 MB PSS both; docs/processes.md).
 First it writes the bytecode of halo and its dependencies, as an installation has it (as
 bench/failover does): in a shell with PYTHONDONTWRITEBYTECODE set and no bytecode yet,
 every process would compile its modules from source, which left 0.6 MB more in the VRRP
-process and 14 MB more in the worker with HTTP and SSH checks (aiohttp, asyncssh) -
+process and 14 MB more in the worker with HTTP and SSH checks (aiohttp, and asyncssh, which
+the ssh check no longer loads) -
 memory an installed halo does not use. ``--from-source`` measures that case, provided no
 bytecode was written before (an earlier run's __pycache__ directories are still read:
 remove those under core/, plugins/ and the environment's site-packages first).
@@ -101,7 +102,10 @@ def tree(pid: int) -> list[int]:
 
 
 def halo_memory(pid: int) -> dict[str, tuple[float, float]]:
-    pids = tree(pid)
+    """halo's processes: the VRRP process and its workers (its children). A check's child
+    process (the ssh check runs OpenSSH's ssh) lives only while its check runs and is left
+    out, as keepalived's MISC_CHECK scripts would be."""
+    pids = [pid, *children(pid)]
     names = ["VRRP process"] + [f"worker {n}" for n in range(1, len(pids))]
     return {n: memory(p) for n, p in zip(names, pids, strict=True)}
 
