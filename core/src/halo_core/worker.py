@@ -13,8 +13,7 @@ from halo_core import tls
 
 tls.deferred()  # before anything imports asyncio
 
-import argparse  # noqa: E402 - after asyncio without ssl
-import asyncio  # noqa: E402
+import asyncio  # noqa: E402 - after asyncio without ssl
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -81,28 +80,57 @@ def _write_modules() -> None:
         log.warning("worker: cannot write %s: %s", path, exc.strerror)
 
 
+OPTIONS = {"--fd": "fd", "--input-fd": "input_fd", "--log-level": "log_level"}
+OPTIONS["--log-format"] = "log_format"
+USAGE = "usage: python -m halo_core.worker --fd N --input-fd N [--log-level L] [--log-format F]"
+
+
+def options(argv: Sequence[str]) -> dict[str, str]:
+    """The command line the VRRP process gives (argparse is 0.3 MB this process need not
+    hold: the VRRP process reads its own few options so too). ValueError if it is not."""
+    found: dict[str, str] = {}
+    args = list(argv)
+    while args:
+        option = args.pop(0)
+        name, eq, value = option.partition("=")
+        if name not in OPTIONS:
+            raise ValueError(f"unknown option {option!r}")
+        if not eq:
+            if not args:
+                raise ValueError(f"{name} needs a value")
+            value = args.pop(0)
+        found[OPTIONS[name]] = value
+    for required in ("--fd", "--input-fd"):
+        if not found.get(OPTIONS[required], "").isdigit():
+            raise ValueError(f"{required} needs a descriptor number")
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from halo_core import handover
     from halo_core import log as halo_log
     from halo_core.config import ConfigError
 
-    parser = argparse.ArgumentParser(prog="halo-worker", description=__doc__)
-    parser.add_argument("--fd", type=int, required=True, help="the inherited socket")
-    parser.add_argument(
-        "--input-fd", type=int, required=True, help="the configuration (a memory file)"
-    )
-    parser.add_argument("--log-level", default="info", help="log level (default: %(default)s)")
-    parser.add_argument("--log-format", help="text or json (default: the configuration's)")
-    args = parser.parse_args(argv)
-    sock = socket.socket(fileno=args.fd)
-    halo_log.setup(args.log_level, "text")
     try:
-        given = handover.read_input(args.input_fd)
+        opts = options(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        print(f"halo-worker: {exc}\n{USAGE}\n(`halo run` starts it)", file=sys.stderr)
+        return 2
+    fd, input_fd = int(opts["fd"]), int(opts["input_fd"])
+    log_level, log_format = opts.get("log_level", "info"), opts.get("log_format")
+    halo_log.setup(log_level, "text")
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        log.error("worker: not started: descriptor %d is not the VRRP process's link: %s", fd, exc)
+        return 1
+    try:
+        given = handover.read_input(input_fd)
     except (OSError, ValueError) as exc:
         log.error("worker: not started: %s", exc)
         return 1
     finally:
-        handover.close_input(args.input_fd)
+        handover.close_input(input_fd)
     plugins = handover.worker_plugins(given)
     try:
         config = handover.worker_config(given, plugins)
@@ -113,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     del given  # the document is the configuration's (config.raw) from here
     g = config.model.global_
-    halo_log.setup(args.log_level, args.log_format or g.log_format)
+    halo_log.setup(log_level, log_format or g.log_format)
     return asyncio.run(serve_worker(config, plugins, sock))
 
 
