@@ -523,6 +523,11 @@ class Daemon:
         self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
         return True
 
+    @property
+    def reload_pending(self) -> bool:
+        """A reload's verdict is valid and not yet applied or refused (role "vrrp")."""
+        return self._next_input >= 0
+
     def _adopt_next_input(self) -> None:
         """A reload was applied: workers started from now on get its configuration."""
         if self._next_input >= 0:

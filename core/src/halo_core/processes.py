@@ -131,9 +131,13 @@ class WorkerSupervisor:
     async def _spawn(self, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
+        d = self.daemon
+        while d.reload_pending and not self.stopping:
+            # a worker that died while preparing a reload: the next gets what the reload
+            # decides (the file VRRP applies, or the running one), not what ran before
+            await asyncio.sleep(0.05)
         if self.stopping:
             return
-        d = self.daemon
         if d.worker_input < 0:  # a daemon that read its file itself
             from halo_core.handover import input_file
 
@@ -238,7 +242,7 @@ class WorkerSupervisor:
         link, process = self.link, self.process
         self._asked = None
         if link is None or link.closed or process is None or process.returncode is not None:
-            log.warning("reload: no worker process to prepare it; a new one reads the file")
+            log.warning("reload: no worker process to prepare it; a new one gets the file")
             return []
         self._prepare_id += 1
         self._asked = ident = self._prepare_id
@@ -255,7 +259,7 @@ class WorkerSupervisor:
         if problems is None:
             log.warning(
                 "reload: the worker process ended before it answered; VRRP applies the file,"
-                " and the restarted worker reads it"
+                " and the restarted worker gets it"
             )
             self._asked = None
             return []
