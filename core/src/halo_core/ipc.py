@@ -212,7 +212,9 @@ class Link:
             fds: list[int] = []
             try:
                 if self._ancillary:
-                    size, ancillary, _, _ = self.sock.recvmsg_into([self._buffer], self._ancillary)
+                    size, ancillary, _, _ = self.sock.recvmsg_into(
+                        [self._buffer], self._ancillary, socket.MSG_CMSG_CLOEXEC
+                    )
                     fds = _rights(ancillary)
                 else:
                     size = self.sock.recv_into(self._buffer)

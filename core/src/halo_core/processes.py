@@ -508,7 +508,8 @@ class VrrpPeer:
         from halo_core import handover
 
         try:
-            given = handover.read_input(fds[0]) if fds else None
+            # in a thread, as the file used to be read: 3,000 instances are 1 MB to unpickle
+            given = await asyncio.to_thread(handover.read_input, fds[0]) if fds else None
         except (OSError, ValueError) as exc:
             given, problems = None, [f"reload: {exc}"]
         else:
