@@ -11,7 +11,9 @@ After a settling time it reads each process's RSS (/proc/PID/status) and PSS
 (/proc/PID/smaps_rollup: shared pages split among the processes sharing them). Then it
 runs ``halo status`` against the seed, which starts its worker, and after the settling
 time again reads the seed's processes ("halo seed after `halo status`"), and prints how long
-that first ``halo status`` took (the worker's start included). The status API off (``global:
+that first ``halo status`` took (the worker's start included). The seed's worker writes the
+modules it held when it stops to ``WORKDIR/seed-worker-modules.txt`` (``composition.py
+--worker-modules`` compares its steps with them). The status API off (``global:
 {status_api: {enabled: false}}``) is no longer a row of its own: it measured the same as the
 seed (19.6 against 19.5 MB RSS, 13.1 MB PSS both; docs/processes.md).
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -122,7 +125,15 @@ def bench(settle: float, work: Path) -> tuple[dict[str, dict[str, tuple[float, f
     results: dict[str, dict[str, tuple[float, float]]] = {}
     with Lab(3) as lab:
         h1, h2, h3 = lab.hosts
-        plain = Halo(h1, seed, work, name="seed")
+        # the seed's worker writes the modules it holds when it stops (composition.py
+        # --worker-modules compares them with its steps)
+        modules = work / "seed-worker-modules.txt"
+        modules.unlink(missing_ok=True)
+        os.environ["HALO_WORKER_MODULES"] = str(modules)
+        try:
+            plain = Halo(h1, seed, work, name="seed")
+        finally:
+            del os.environ["HALO_WORKER_MODULES"]
         checked = Halo(h2, seed + CHECKS, work, name="checks")
         keepalived = Keepalived(h3, KEEPALIVED, work)
         time.sleep(settle)
