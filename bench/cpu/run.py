@@ -12,9 +12,11 @@ master never stops). At the end: RSS and PSS of each node (``/proc/PID/smaps_rol
 Run as root::
 
     uv run python bench/cpu/run.py [--instances 100] [--interval 0.1] [--duration 30] [--warmup 60]
+    uv run python bench/cpu/run.py --rt default,1,0    # each one's default, then both alike
 
-It prints a table with both implementations and the ratio, and writes
-``bench/results/cpu-<time>.json``.
+It prints a table with both implementations and the ratio, per scheduling of the VRRP
+processes (``--rt``: by default each one's own, halo real-time and keepalived normal; a
+number gives both the same ``vrrp_rt_priority``), and writes ``bench/results/cpu-<time>.json``.
 """
 
 from __future__ import annotations
@@ -216,6 +218,12 @@ def table(rows: Sequence[dict[str, Any]], n: int, interval: float) -> str:
     return "\n".join(lines)
 
 
+SCHEDULING = {
+    None: "each one's default (halo real-time priority 1, keepalived normal)",
+    0: "both normal",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--instances", type=int, default=100, help="VRRP instances (default 100)")
@@ -233,13 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument(
         "--rt",
-        type=int,
-        help="real-time priority of both VRRP processes (0: normal scheduling; default: each"
-        " implementation's own, halo 1, keepalived normal)",
+        default="default",
+        help="real-time priority of both VRRP processes: 1-99, 0 (normal scheduling) or"
+        " 'default' (each implementation's own: halo 1, keepalived normal); a comma-separated"
+        " list runs the pair once per scheduling, e.g. default,1,0 (default: default)",
     )
     ap.add_argument("--out", type=Path, help="JSON results (default bench/results/cpu-<time>.json)")
     args = ap.parse_args(argv)
-    if args.rt is not None and not 0 <= args.rt <= 99:
+    try:
+        schedulings = [None if x.strip() == "default" else int(x) for x in str(args.rt).split(",")]
+    except ValueError:
+        ap.error("--rt: 0 to 99 or 'default', comma-separated")
+    if any(rt is not None and not 0 <= rt <= 99 for rt in schedulings):
         ap.error("--rt must be 0 to 99")
     impls = [i.strip() for i in args.impls.split(",") if i.strip()]
     if not 1 <= args.instances <= 255:
@@ -258,34 +271,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ka is None and "keepalived" in impls:
         print("keepalived is not installed: measuring halo only", file=sys.stderr)
         impls = [i for i in impls if i != "keepalived"]
-    sched = "each one's default" if args.rt is None else f"rt {args.rt}" if args.rt else "normal"
     print(
         f"cpu benchmark: halo {halo_version}, keepalived {ka or '-'}, Linux {platform.release()},"
         f" {os.cpu_count()} CPUs; {args.duration:g} s per implementation after {args.warmup:g} s"
-        " of warm-up; VRRP scheduling:"
-        f" {sched}",
+        " of warm-up",
         flush=True,
     )
     rows = []
     began = time.time()
     with tempfile.TemporaryDirectory(prefix="halo-bench-cpu-") as tmp:
-        for impl in impls:
-            workdir = Path(tmp) / impl
-            workdir.mkdir()
-            rows.append(
-                run_impl(
-                    impl,
-                    args.instances,
-                    args.interval,
-                    args.duration,
-                    workdir,
-                    args.rt,
-                    args.warmup,
+        for rt in schedulings:
+            sched = SCHEDULING.get(rt, f"both real-time, priority {rt}")
+            print(f"\nVRRP scheduling: {sched}", flush=True)
+            these = []
+            for impl in impls:
+                workdir = Path(tmp) / f"{impl}-{rt}"
+                workdir.mkdir()
+                these.append(
+                    run_impl(
+                        impl, args.instances, args.interval, args.duration, workdir, rt, args.warmup
+                    )
+                    | {"rt": rt}
                 )
-            )
-            print(f"  {impl}: {rows[-1]}", flush=True)
-    print()
-    print(table(rows, args.instances, args.interval))
+                print(f"  {impl}: {these[-1]}", flush=True)
+            print()
+            print(f"VRRP scheduling: {sched}")
+            print(table(these, args.instances, args.interval))
+            rows += these
     out = args.out or ROOT / "bench" / "results" / time.strftime("cpu-%Y%m%d-%H%M%S.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {

@@ -11,14 +11,17 @@ After a settling time it reads each process's RSS (/proc/PID/status) and PSS
 (/proc/PID/smaps_rollup: shared pages split among the processes sharing them). Then it
 runs ``halo status`` against the seed, which starts its worker, and after the settling
 time again reads the seed's processes ("halo seed after `halo status`"), and prints how long
-that first ``halo status`` took (the worker's start included). The status API off (``global:
+that first ``halo status`` took (the worker's start included). The seed's worker writes the
+modules it held when it stops to ``WORKDIR/seed-worker-modules.txt`` (``composition.py
+--worker-modules`` compares its steps with them). The status API off (``global:
 {status_api: {enabled: false}}``) is no longer a row of its own: it measured the same as the
 seed (19.6 against 19.5 MB RSS, 13.1 MB PSS both; docs/processes.md).
 
 First it writes the bytecode of halo and its dependencies, as an installation has it (as
 bench/failover does): in a shell with PYTHONDONTWRITEBYTECODE set and no bytecode yet,
 every process would compile its modules from source, which left 0.6 MB more in the VRRP
-process and 14 MB more in the worker with HTTP and SSH checks (aiohttp, asyncssh) -
+process and 14 MB more in the worker with HTTP and SSH checks (aiohttp, and asyncssh, which
+the ssh check no longer loads) -
 memory an installed halo does not use. ``--from-source`` measures that case, provided no
 bytecode was written before (an earlier run's __pycache__ directories are still read:
 remove those under core/, plugins/ and the environment's site-packages first).
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -101,7 +105,10 @@ def tree(pid: int) -> list[int]:
 
 
 def halo_memory(pid: int) -> dict[str, tuple[float, float]]:
-    pids = tree(pid)
+    """halo's processes: the VRRP process and its workers (its children). A check's child
+    process (the ssh check runs OpenSSH's ssh) lives only while its check runs and is left
+    out, as keepalived's MISC_CHECK scripts would be."""
+    pids = [pid, *children(pid)]
     names = ["VRRP process"] + [f"worker {n}" for n in range(1, len(pids))]
     return {n: memory(p) for n, p in zip(names, pids, strict=True)}
 
@@ -118,7 +125,15 @@ def bench(settle: float, work: Path) -> tuple[dict[str, dict[str, tuple[float, f
     results: dict[str, dict[str, tuple[float, float]]] = {}
     with Lab(3) as lab:
         h1, h2, h3 = lab.hosts
-        plain = Halo(h1, seed, work, name="seed")
+        # the seed's worker writes the modules it holds when it stops (composition.py
+        # --worker-modules compares them with its steps)
+        modules = work / "seed-worker-modules.txt"
+        modules.unlink(missing_ok=True)
+        os.environ["HALO_WORKER_MODULES"] = str(modules)
+        try:
+            plain = Halo(h1, seed, work, name="seed")
+        finally:
+            del os.environ["HALO_WORKER_MODULES"]
         checked = Halo(h2, seed + CHECKS, work, name="checks")
         keepalived = Keepalived(h3, KEEPALIVED, work)
         time.sleep(settle)

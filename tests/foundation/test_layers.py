@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "halo_core.config",
             "halo_core.config.loader",
+            "halo_core.config.document",
             "halo_core.config.model",
             "halo_core.plugins",
             "halo_core.handover",
@@ -71,6 +72,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.vrrp.packet",
             "halo_core.vrrp.rawsock",
             "halo_core.listen",
+            "halo_core.tls",
         },
     ),
 ]

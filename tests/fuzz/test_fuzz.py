@@ -72,7 +72,7 @@ def test_scapy_built_adverts_are_accepted_by_halo_and_the_oracle() -> None:
         for target, datagram in ((v2, bytes(adv2)), (v3, bytes(adv3))):
             before = target.runtime.counters["adverts_received"]
             assert fuzz.must_drop(target.exp, datagram=datagram) is None
-            target.sock._handle4(datagram, 0.0)
+            target.sock.take(datagram, [], None, 0.0, 0.0)
             assert target.runtime.counters["adverts_received"] == before + 1, target.name
         payload = bytes(adv6[VRRPv3])
         anc = [
@@ -85,7 +85,7 @@ def test_scapy_built_adverts_are_accepted_by_halo_and_the_oracle() -> None:
         ]
         before = v6.runtime.counters["adverts_received"]
         assert fuzz.must_drop(v6.exp, payload=payload, anc=anc, src6=fuzz.PEER6) is None
-        v6.sock._handle6(payload, anc, (f"{fuzz.PEER6}%eth0", 0, 0, fuzz.IFINDEX), 0.0)
+        v6.sock.take(payload, anc, (f"{fuzz.PEER6}%eth0", 0, 0, fuzz.IFINDEX), 0.0, 0.0)
         assert v6.runtime.counters["adverts_received"] == before + 1
 
 

@@ -7,7 +7,7 @@ applies anything. With real processes in a lab namespace, adverts captured on th
   error is logged with its place in the file and ``halo reload`` exits 1 with the reason;
   then a file both sides can apply is applied by both and ``halo reload`` exits 0;
 - the worker killed while it prepares: it cannot answer, so VRRP applies the file and the
-  restarted worker reads it (both run the new file); ``halo reload`` says so and exits 0.
+  restarted worker gets it (both run the new file); ``halo reload`` says so and exits 0.
 
 Adverts stay on time throughout (the VRRP loop never waits for the worker)."""
 
@@ -139,7 +139,7 @@ def test_a_worker_killed_while_preparing_leaves_both_on_the_new_file(
             operator.wait()
     assert operator.returncode == 0, (out, err, halo.log)
     assert "the worker process ended before it answered" in err
-    # VRRP applied the file; the restarted worker reads it too (and builds `slow` again)
+    # VRRP applied the file; the restarted worker gets it too (and builds `slow` again)
     assert halo.wait_log(r"VI_1: priority 100 -> 140", timeout=10), halo.log
     assert wait_until(lambda: len(re.findall(r"worker process \d+ ready", halo.log)) == 2, 30)
     time.sleep(0.5)

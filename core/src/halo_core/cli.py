@@ -221,8 +221,10 @@ def run(
     # asyncio imports OpenSSL (5 MB) for TLS connections and does without when it is
     # missing: halo's own address backends make none. Another's may (below).
     keep_tls = os.environ.get(KEEP_TLS) == "1"
-    if not keep_tls and "ssl" not in sys.modules:
-        sys.modules["ssl"] = None  # type: ignore[assignment]
+    if not keep_tls:
+        from halo_core import tls
+
+        tls.absent()
     child = handover.begin(config)
     from halo_core.vrrp import prelisten
 

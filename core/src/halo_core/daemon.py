@@ -36,7 +36,7 @@ from halo_core.schema import Configured
 
 if TYPE_CHECKING:
     from halo_core.checks import CheckRunner
-    from halo_core.handover import HookFailure, Verdict
+    from halo_core.handover import HookFailure, Verdict, WorkerInput
     from halo_core.hookspecs import DaemonState
     from halo_core.listen import Bound
     from halo_core.plugins import Plugins
@@ -111,6 +111,11 @@ class Daemon:
         self.last_hup = 0.0  # when the last SIGHUP came (wall clock, for `halo reload`)
         self.reload_outcome = ReloadOutcome()  # the last reload's, as `halo reload` reads it
         self._prepared: _Prepared | None = None  # role "worker": a reload prepared, pending
+        # Role "vrrp": the memory file holding the worker's configuration and plugins
+        # (halo_core.handover.WorkerInput) for the configuration in force, handed to each
+        # worker started; and a reload's, until the reload is applied or refused.
+        self.worker_input = -1
+        self._next_input = -1
 
     @functools.cached_property
     def scripts(self) -> ScriptRunner:
@@ -441,6 +446,7 @@ class Daemon:
                 log.error("reload: applying failed: %s: %s", type(exc).__name__, exc)
             finally:
                 log.removeHandler(outcome)
+                self._drop_next_input()  # not applied (an applied one was adopted)
             return outcome.ok
 
     async def _reload(self) -> bool:
@@ -471,7 +477,11 @@ class Daemon:
         committed = False
         if self.supervisor is not None:
             self.reload_outcome.worker_asked = True
-            refused = await self.supervisor.prepare()
+            if self._next_input < 0:  # not handed over: this process read the file
+                from halo_core import handover
+
+                self._next_input = handover.input_file(new, self.plugins)
+            refused = await self.supervisor.prepare(self._next_input)
             if refused:
                 # the worker logged each of its problems; `halo reload` shows them from here
                 self.reload_outcome.errors += [f"worker: {line}" for line in refused]
@@ -487,6 +497,7 @@ class Daemon:
                 log.info("reload: configuration unchanged for VRRP")
                 self.bus.publish(ConfigReloaded(path=new.path, summary="unchanged"))
                 committed = True
+                self._adopt_next_input()
                 # what VRRP does not see may have changed: a plugin's work (status_api)
                 self._worker_or_listeners()
                 return True
@@ -502,6 +513,7 @@ class Daemon:
                 log.error("reload: the running configuration stays in force")
                 return False
             committed = True
+            self._adopt_next_input()
         finally:
             if self.supervisor is not None and self.reload_outcome.worker_asked:
                 self.supervisor.finish(commit=committed, vrrp_changes=self.vrrp_changes)
@@ -511,19 +523,40 @@ class Daemon:
         self.bus.publish(ConfigReloaded(path=new.path, summary=summary))
         return True
 
+    @property
+    def reload_pending(self) -> bool:
+        """A reload's verdict is valid and not yet applied or refused (role "vrrp")."""
+        return self._next_input >= 0
+
+    def _adopt_next_input(self) -> None:
+        """A reload was applied: workers started from now on get its configuration."""
+        if self._next_input >= 0:
+            from halo_core.handover import close_input
+
+            close_input(self.worker_input)
+            self.worker_input, self._next_input = self._next_input, -1
+
+    def _drop_next_input(self) -> None:
+        if self._next_input >= 0:
+            from halo_core.handover import close_input
+
+            close_input(self._next_input)
+            self._next_input = -1
+
     # -- the worker's side of a reload (role "worker"): prepare, then commit or put back
 
-    async def prepare_reload(self) -> list[str]:
-        """The worker's first phase of a reload the VRRP process asked for: load and validate
-        the file and do everything of this process's part that can fail (build the checkers
-        added or changed, have each backend take the new file), changing nothing that runs.
-        Returns the errors, each logged (``[]``: prepared; then :meth:`commit_reload` or
-        :meth:`abort_reload` follows, and no other reload runs until it has)."""
+    async def prepare_reload(self, given: WorkerInput | None = None) -> list[str]:
+        """The worker's first phase of a reload the VRRP process asked for: validate the
+        configuration it sent (``given``: the document its child read) and do everything of
+        this process's part that can fail (build the checkers added or changed, have each
+        backend take the new file), changing nothing that runs. Returns the errors, each
+        logged (``[]``: prepared; then :meth:`commit_reload` or :meth:`abort_reload`
+        follows, and no other reload runs until it has)."""
         await self.started.wait()
         await self._reload_lock.acquire()
         await self._tell_state("reloading")
         try:
-            errors = await self._prepare()
+            errors = await self._prepare(given)
         except Exception as exc:  # costs the reload, never the worker
             errors = [f"preparing failed: {type(exc).__name__}: {exc}"]
         if errors:
@@ -534,9 +567,9 @@ class Daemon:
             await self._tell_state("reload-refused")
         return errors
 
-    async def _prepare(self) -> list[str]:
+    async def _prepare(self, given: WorkerInput | None) -> list[str]:
         try:
-            new = await self.read_config(self.config.path)
+            new = await self.read_config(self.config.path, given)
         except ConfigError as exc:
             return exc.lines
         except Exception as exc:  # the loader promises ConfigError only
@@ -630,13 +663,23 @@ class Daemon:
         for runner in prepared.runners.values():
             await runner.stop()
 
-    async def read_config(self, path: str) -> Config:
-        """The configuration at ``path``, validated; :class:`ConfigError` if it is not."""
+    async def read_config(self, path: str, given: WorkerInput | None = None) -> Config:
+        """The configuration at ``path``, validated; :class:`ConfigError` if it is not. The
+        worker reads no file: ``given`` is what the VRRP process sent (without it, the
+        configuration in force)."""
+        if self.role == "worker":
+            if given is None:
+                return self.config
+            from halo_core.handover import worker_config
+
+            return await asyncio.to_thread(worker_config, given, self.plugins)
         if self.handed_over:
             from halo_core import handover
 
             found = await handover.verdict(path)
             config = handover.accept(found)
+            self._drop_next_input()
+            self._next_input = found.input_fd  # for the worker, if the reload is applied
             self._worker_wanted = found.worker  # started once the file is applied
             self._listen_wanted = found.listeners
             self.has_work_failed(found.hook_failures)
@@ -948,7 +991,7 @@ def _at(config: Config, path: tuple[str, ...], message: str) -> str:
     """``message`` about the part at ``path`` of ``config``, as ``halo check`` words its
     problems (``file:line:col: path: message``), or ``path: message`` without a place."""
     from halo_core.config import Located
-    from halo_core.config.loader import locate
+    from halo_core.config.document import locate
 
     mark = locate(config.raw, path) if config.raw is not None else None
     if mark is None:
@@ -1029,6 +1072,7 @@ def run_vrrp(
     for t in found.address_types:
         plugins.types["backend"][t.name] = t
     daemon = Daemon(config, plugins, role="vrrp")
+    daemon.worker_input = found.input_fd
     daemon.handed_over = True
     daemon.with_worker = found.worker
     daemon._listen_wanted = found.listeners

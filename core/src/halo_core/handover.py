@@ -17,9 +17,9 @@ child this process started to this process, through a pipe.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from halo_core.config import Config, Located
     from halo_core.plugin_api import PluginType
-    from halo_core.plugins import LoadError, Plugins
+    from halo_core.plugins import Found, LoadError, Plugins
     from halo_core.schema import Extensions
 
 TIMEOUT = 300.0
@@ -67,6 +67,24 @@ class Verdict:
     version: str = ""
     failure: str | None = None
     """Why no verdict came (the child crashed or took too long)."""
+    input_fd: int = -1
+    """Set in the VRRP process for a valid file: a memory file holding the worker's
+    :class:`WorkerInput` (the child wrote it; this process never reads it), for each
+    worker started on this configuration. Whoever holds the verdict closes it."""
+
+
+@dataclass
+class WorkerInput:
+    """What the worker builds its configuration and plugins from, instead of reading the
+    file and discovering the plugins again (docs/processes.md): the document the validating
+    child read (with its marks: problems stay ``file:line:col``), the entry points it
+    found, and halo's version. Pickled by the child into a memory file the VRRP process
+    hands to each worker it starts (``--input-fd``) and with each reload's ``prepare``."""
+
+    path: str
+    document: Any
+    plugins: list[Found]
+    version: str
 
 
 WORKER_HOOKS = ("halo_subscribe", "halo_startup", "halo_daemon_state", "halo_reload")
@@ -201,8 +219,9 @@ def vrrp_view(config: Config, plugins: Plugins) -> Config:
     return Config(model, config.path, None)
 
 
-def judge(path: str) -> Verdict:
-    """Load and validate ``path`` with every installed plugin (in the child)."""
+def judge(path: str, input_fd: int = -1) -> Verdict:
+    """Load and validate ``path`` with every installed plugin (in the child); for a valid
+    file, write the worker's :class:`WorkerInput` to ``input_fd``."""
     from halo_core import log, version
     from halo_core.config import ConfigError, load_with_plugins
     from halo_core.plugin_api import FIRST_PARTY_TYPES
@@ -211,6 +230,8 @@ def judge(path: str) -> Verdict:
         config, plugins = load_with_plugins(path)
     except ConfigError as exc:
         return Verdict(problems=exc.problems)
+    if input_fd >= 0:
+        write_input(input_fd, config, plugins)
     providers = plugins.providers("addresses")
     used = {c.type for c in config.model.backends.values()} & set(providers) or set(providers)
     by_type = {t: i.distribution for i in plugins.infos for k, t in i.types if k == "backend"}
@@ -228,12 +249,81 @@ def judge(path: str) -> Verdict:
     )
 
 
+def write_input(fd: int, config: Config, plugins: Plugins) -> None:
+    """Write the worker's :class:`WorkerInput` for ``config`` and ``plugins`` to ``fd``."""
+    import pickle
+
+    from halo_core import version
+
+    given = WorkerInput(config.path, config.raw, list(plugins.found), version())
+    view = memoryview(pickle.dumps(given, protocol=pickle.HIGHEST_PROTOCOL))
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def input_file(config: Config, plugins: Plugins) -> int:
+    """A new memory file holding the worker's input for ``config`` (a daemon that read its
+    file itself, not through a validating child)."""
+    fd = os.memfd_create("halo-worker-input", os.MFD_CLOEXEC)
+    try:
+        write_input(fd, config, plugins)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_input(fd: int) -> WorkerInput:
+    """The :class:`WorkerInput` in memory file ``fd`` (read from its start, whoever else
+    holds it; ``fd`` stays open). ValueError when it holds none."""
+    from _pickle import loads  # the C unpickler alone (see _decode)
+
+    chunks: list[bytes] = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    try:
+        found = loads(b"".join(chunks))
+    except Exception as exc:
+        raise ValueError(f"no configuration came from the VRRP process ({exc})") from None
+    if not isinstance(found, WorkerInput):
+        raise ValueError(f"the VRRP process gave a {type(found).__name__}, not a configuration")
+    return found
+
+
+def worker_plugins(given: WorkerInput) -> Plugins:
+    """The plugins of ``given``, loaded as the validating child loaded them (less those the
+    document blocks), without discovering them."""
+    from halo_core import plugins
+    from halo_core.config import block_list
+
+    return plugins.load(block=block_list(given.document), found=given.plugins)
+
+
+def worker_config(given: WorkerInput, plugins: Plugins) -> Config:
+    """The configuration of ``given``, validated with ``plugins`` (ConfigError if not)."""
+    from halo_core import version
+    from halo_core.config import from_document
+
+    version(given.version)
+    return from_document(given.document, given.path, plugins)
+
+
+def close_input(fd: int) -> None:
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 @dataclass
 class Child:
-    """A forked child validating a file: its pid and the pipe its verdict comes through."""
+    """A forked child validating a file: its pid, the pipe its verdict comes through and
+    the memory file it writes the worker's input to."""
 
     pid: int
     fd: int
+    input_fd: int = -1
 
 
 def begin(path: str) -> Child:
@@ -243,22 +333,34 @@ def begin(path: str) -> Child:
     import signal
 
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        input_fd = os.memfd_create("halo-worker-input", os.MFD_CLOEXEC)
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (read_end, write_end, input_fd):
+            os.close(fd)
+        raise
     if pid:
         os.close(write_end)
-        return Child(pid, read_end)
+        return Child(pid, read_end, input_fd)
     status = 1
     try:  # the child: never returns
         os.close(read_end)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)  # not the VRRP process's handlers
         signal.set_wakeup_fd(-1)  # its loop's wake-up pipe is the parent's too
-        if "ssl" in sys.modules and sys.modules["ssl"] is None:
-            del sys.modules["ssl"]  # a plugin's schema module may import it
+        from halo_core import tls
+
+        tls.restore()  # a plugin's schema module may import ssl
         os.dup2(2, 1)  # what a plugin prints at import goes to the standard error
         import pickle
 
-        data = pickle.dumps(judge(path), protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(judge(path, input_fd), protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(write_end, "wb") as out:
             out.write(data)
         status = 0
@@ -288,7 +390,7 @@ def finish(child: Child) -> Verdict:
         os.kill(child.pid, 9)
     os.close(child.fd)
     _, status = os.waitpid(child.pid, 0)
-    return _decode(b"".join(chunks), os.waitstatus_to_exitcode(status))
+    return _with_input(_decode(b"".join(chunks), os.waitstatus_to_exitcode(status)), child)
 
 
 async def verdict(path: str) -> Verdict:
@@ -330,8 +432,10 @@ async def collect(child: Child) -> Verdict:
     except TimeoutError:
         os.kill(child.pid, 9)
         os.waitpid(child.pid, 0)
+        close_input(child.input_fd)
         return Verdict(failure=f"validation took longer than {TIMEOUT:g}s")
     except BaseException:  # cancelled: the daemon stops during a reload
+        close_input(child.input_fd)
         try:
             os.kill(child.pid, 9)
             os.waitpid(child.pid, 0)
@@ -341,7 +445,16 @@ async def collect(child: Child) -> Verdict:
     finally:
         loop.remove_reader(child.fd)
         os.close(child.fd)
-    return _decode(b"".join(chunks), os.waitstatus_to_exitcode(status))
+    return _with_input(_decode(b"".join(chunks), os.waitstatus_to_exitcode(status)), child)
+
+
+def _with_input(found: Verdict, child: Child) -> Verdict:
+    """``found`` holding the child's memory file when it is valid (else closed)."""
+    if found.failure is None and not found.problems and found.config is not None:
+        found.input_fd = child.input_fd
+    else:
+        close_input(child.input_fd)
+    return found
 
 
 async def exited(pid: int) -> int:

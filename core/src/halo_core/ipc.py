@@ -12,12 +12,15 @@ counted (the supervisor restarts a worker that stops reading).
 
 from __future__ import annotations
 
+import array
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import json
 import logging
 import mmap
+import os
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -28,12 +31,19 @@ from halo_core.events import Event
 log = logging.getLogger("halo.ipc")
 
 Message = dict[str, Any]
+Queued = bytes | tuple[bytes, list[int]]
+"""A datagram waiting to be sent, with the descriptors it carries (``SCM_RIGHTS``)."""
 
 MAX_QUEUE = 10_000
 """Datagrams waiting for a slow reader before the oldest are dropped."""
 BUFFER = 4 * 1024 * 1024
 """Socket buffer asked for (the kernel caps it at net.core.wmem_max); a datagram larger
 than what the kernel grants cannot be sent and is dropped, counted."""
+MAX_FDS = 4
+"""Most descriptors one datagram carries (a reload's configuration: one)."""
+FDS = "fds"
+"""The key under which a received message holds the descriptors that came with it (the
+receiver's to close)."""
 
 
 def socketpair() -> tuple[socket.socket, socket.socket]:
@@ -101,14 +111,19 @@ class Link:
         sock: socket.socket,
         on_message: Callable[[Message], None],
         on_close: Callable[[], None] = lambda: None,
+        *,
+        fds: bool = False,
     ) -> None:
+        """``fds``: this end receives descriptors with messages (the worker's: a reload's
+        configuration); a message that brought some holds them under :data:`FDS`."""
         sock.setblocking(False)
         self.sock = sock
         self.on_message = on_message
         self.on_close = on_close
         self.stats = LinkStats()
         self.closed = False
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[Queued] = deque()
+        self._ancillary = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize) if fds else 0
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._readable)
         self._classes = _event_classes()
@@ -116,8 +131,9 @@ class Link:
         # bytearray of this size is zero-filled, 4 MB resident in each process for good.
         self._buffer = mmap.mmap(-1, BUFFER)
 
-    def send(self, msg: Message) -> None:
-        """Send now or queue; never blocks, never raises."""
+    def send(self, msg: Message, fds: list[int] | None = None) -> None:
+        """Send now or queue; never blocks, never raises. ``fds``: descriptors to pass
+        with it (copies are sent: the caller keeps and closes its own)."""
         if self.closed:
             return
         try:
@@ -127,12 +143,20 @@ class Link:
             self.stats.dropped += 1
             log.error("ipc: cannot encode a %s message: %s", msg.get("t"), exc)
             return
-        if not self._queue and self._write(data):
+        item: Queued = data
+        if fds:
+            try:
+                item = (data, [os.dup(fd) for fd in fds[:MAX_FDS]])
+            except OSError as exc:
+                self.stats.dropped += 1
+                log.error("ipc: cannot pass a descriptor with a %s message: %s", msg.get("t"), exc)
+                return
+        if not self._queue and self._write(item):
             return
         if len(self._queue) >= MAX_QUEUE:
-            self._queue.popleft()
+            _forget(self._queue.popleft())
             self.stats.dropped += 1
-        self._queue.append(data)
+        self._queue.append(item)
         self.stats.queued_max = max(self.stats.queued_max, len(self._queue))
         if len(self._queue) == 1:
             self._loop.add_writer(self.sock.fileno(), self._writable)
@@ -150,19 +174,27 @@ class Link:
             self.stats.undecodable += 1
         return event
 
-    def _write(self, data: bytes) -> bool:
+    def _write(self, item: Queued) -> bool:
         """True when the datagram was sent or can never be (dropped); False: try later."""
         try:
-            self.sock.send(data)
+            if isinstance(item, bytes):
+                data = item
+                self.sock.send(data)
+            else:
+                data, fds = item
+                rights = array.array("i", fds)
+                self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
         except BlockingIOError:
             return False
         except OSError as exc:
+            _forget(item)
             if exc.errno == errno.EMSGSIZE:  # larger than the socket buffer
                 self.stats.dropped += 1
                 log.error("ipc: a %d-byte message is too large; dropped", len(data))
                 return True
             self._lost()
             return True
+        _forget(item)
         self.stats.sent += 1
         return True
 
@@ -177,23 +209,35 @@ class Link:
 
     def _readable(self) -> None:
         for _ in range(256):  # then let the loop run timers: adverts come first
+            fds: list[int] = []
             try:
-                size = self.sock.recv_into(self._buffer)
+                if self._ancillary:
+                    size, ancillary, _, _ = self.sock.recvmsg_into(
+                        [self._buffer], self._ancillary, socket.MSG_CMSG_CLOEXEC
+                    )
+                    fds = _rights(ancillary)
+                else:
+                    size = self.sock.recv_into(self._buffer)
             except BlockingIOError:
                 return
             except OSError:
                 size = 0
             if not size:
+                _forget((b"", fds))
                 self._lost()
                 return
             self.stats.received += 1
             try:
                 msg = json.loads(self._buffer[:size])
             except ValueError:
+                msg = None
+            if not isinstance(msg, dict):
                 self.stats.undecodable += 1
+                _forget((b"", fds))
                 continue
-            if isinstance(msg, dict):
-                self.on_message(msg)
+            if fds:
+                msg[FDS] = fds
+            self.on_message(msg)
             if self.closed:
                 return
 
@@ -211,6 +255,8 @@ class Link:
         if fd >= 0:
             self._loop.remove_reader(fd)
             self._loop.remove_writer(fd)
+        for item in self._queue:
+            _forget(item)
         self._queue.clear()
         self.sock.close()
 
@@ -219,3 +265,20 @@ class Link:
         deadline = self._loop.time() + timeout
         while self._queue and not self.closed and self._loop.time() < deadline:
             await asyncio.sleep(0.01)
+
+
+def _forget(item: Queued) -> None:
+    """Close the descriptors a datagram carried (sent, dropped or never delivered)."""
+    if not isinstance(item, bytes):
+        for fd in item[1]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _rights(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    """The descriptors an ``SCM_RIGHTS`` message brought."""
+    fds = array.array("i")
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return list(fds)

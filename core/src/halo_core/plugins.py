@@ -75,6 +75,29 @@ class LoadError:
     message: str
 
 
+@dataclass(frozen=True)
+class Found:
+    """An installed plugin as discovery found it: its entry point's name and value
+    (``module`` or ``module:attr``), its distribution's name and version. The validating
+    child hands these to the worker, which loads the plugins without discovering them
+    again (``importlib.metadata``: 2.4 MB, docs/processes.md)."""
+
+    name: str
+    value: str
+    distribution: str | None
+    version: str | None
+
+    def load(self) -> Any:
+        """The object the entry point names (as ``EntryPoint.load``)."""
+        import importlib
+
+        module_name, _, attrs = self.value.partition(":")
+        obj: Any = importlib.import_module(module_name.strip())
+        for attr in attrs.split("[")[0].strip().split(".") if attrs.strip() else ():
+            obj = getattr(obj, attr)
+        return obj
+
+
 @dataclass
 class Plugins:
     """The loaded plugins: pluggy's manager, the types they provide, and what went wrong."""
@@ -93,6 +116,8 @@ class Plugins:
     )
     # the sub-commands each plugin added (filled by add_commands): plugin name → names
     commands: dict[str, list[str]] = field(default_factory=dict)
+    # every entry point discovery found (blocked and failed ones too), for the worker
+    found: list[Found] = field(default_factory=list)
 
     @property
     def manager(self) -> pluggy.PluginManager:
@@ -211,44 +236,57 @@ def load(
     block: Iterable[str] = (),
     modules: Iterable[tuple[str, ModuleType | object]] = (),
     entry_points: bool = True,
+    found: Iterable[Found] | None = None,
 ) -> Plugins:
     """Discover and load plugins.
 
     ``modules`` adds plugin objects directly (for tests and embedding); they go through the
-    same checks as entry-point plugins.
+    same checks as entry-point plugins. ``found``: the entry points another process
+    discovered (:attr:`Plugins.found`), loaded as if discovered here (the worker).
     """
-    # here, not at the top: the VRRP process holds a Plugins of its address backends, which
-    # it never discovers (importlib.metadata costs 2 MB and tens of milliseconds)
-    import importlib.metadata
-
-    from halo_core import hookspecs
-
     plugins = Plugins(new_manager())
     blocked = blocked_names(block)
     plugins.blocked_by_env = blocked_names()
-    if entry_points:
-        for ep in sorted(
-            importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name
-        ):
-            # each .name / .version parses the distribution's METADATA again: once is enough
-            meta = ep.dist.metadata if ep.dist else None
-            dist, dist_version = (meta["Name"], meta["Version"]) if meta else (None, None)
-            if ep.name in blocked or (dist and dist in blocked):
-                plugins.blocked.append(ep.name)
-                plugins.blocked_distributions[ep.name] = dist
-                continue
-            try:
-                module = ep.load()
-            except Exception as exc:  # any import-time failure is this plugin's, not halo's
-                plugins.errors.append(LoadError(ep.name, dist, f"import failed: {_one_line(exc)}"))
-                continue
-            _register(plugins, ep.name, module, dist, dist_version)
+    if found is None and entry_points:
+        found = discover()
+    for ep in found or ():
+        plugins.found.append(ep)
+        dist = ep.distribution
+        if ep.name in blocked or (dist and dist in blocked):
+            plugins.blocked.append(ep.name)
+            plugins.blocked_distributions[ep.name] = dist
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # any import-time failure is this plugin's, not halo's
+            plugins.errors.append(LoadError(ep.name, dist, f"import failed: {_one_line(exc)}"))
+            continue
+        _register(plugins, ep.name, module, dist, ep.version)
     for name, module in modules:
         if name in blocked:
             plugins.blocked.append(name)
             continue
         _register(plugins, name, module, None, None)
     return plugins
+
+
+def discover() -> list[Found]:
+    """The installed plugins' entry points (group ``halo.plugins``), by name."""
+    # here, not at the top: the VRRP process and the worker never discover plugins
+    # (importlib.metadata costs 2 MB and tens of milliseconds)
+    import importlib.metadata
+
+    from halo_core import hookspecs
+
+    out: list[Found] = []
+    for ep in sorted(
+        importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name
+    ):
+        # each .name / .version parses the distribution's METADATA again: once is enough
+        meta = ep.dist.metadata if ep.dist else None
+        dist, dist_version = (meta["Name"], meta["Version"]) if meta else (None, None)
+        out.append(Found(ep.name, ep.value, dist, dist_version))
+    return out
 
 
 def _register(

@@ -131,15 +131,25 @@ class WorkerSupervisor:
     async def _spawn(self, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
+        d = self.daemon
+        while d.reload_pending and not self.stopping:
+            # a worker that died while preparing a reload: the next gets what the reload
+            # decides (the file VRRP applies, or the running one), not what ran before
+            await asyncio.sleep(0.05)
         if self.stopping:
             return
+        if d.worker_input < 0:  # a daemon that read its file itself
+            from halo_core.handover import input_file
+
+            d.worker_input = input_file(d.config, d.plugins)
         ours, theirs = ipc.socketpair()
-        d = self.daemon
+        # No file to read, no plugin to discover: the worker gets the document and the
+        # plugins the validating child found (docs/processes.md).
         cmd = [sys.executable, "-m", "halo_core.worker", "--fd", str(theirs.fileno())]
-        cmd += ["--config", d.config.path]
+        cmd += ["--input-fd", str(d.worker_input)]
         level = logging.getLevelName(logging.getLogger("halo").getEffectiveLevel())
         cmd += ["--log-level", str(level).lower(), *d.log_options]
-        fds, env = [theirs.fileno()], None
+        fds, env = [theirs.fileno(), d.worker_input], None
         handing, self.handing = self.handing, []
         if handing:
             from halo_core import listen
@@ -222,22 +232,23 @@ class WorkerSupervisor:
         link.send({"t": "ping"})
         self._arm_ping()
 
-    async def prepare(self) -> list[str]:
-        """Ask the worker to prepare a reload of the file (the first phase: nothing runs
-        differently yet) and wait for its answer, bounded by PREPARE_LIMIT; the VRRP loop
-        runs on meanwhile. Gives the worker's problems, ``[]`` when it is ready to commit.
-        :meth:`finish` must follow. No worker to ask, or one that dies before it answers,
-        counts as ready: a restarted worker reads the file as it is (docs/processes.md)."""
+    async def prepare(self, given: int) -> list[str]:
+        """Ask the worker to prepare a reload (the first phase: nothing runs differently
+        yet) of the configuration in memory file ``given`` (passed with the message), and
+        wait for its answer, bounded by PREPARE_LIMIT; the VRRP loop runs on meanwhile.
+        Gives the worker's problems, ``[]`` when it is ready to commit. :meth:`finish` must
+        follow. No worker to ask, or one that dies before it answers, counts as ready: a
+        restarted worker gets the configuration applied (docs/processes.md)."""
         link, process = self.link, self.process
         self._asked = None
         if link is None or link.closed or process is None or process.returncode is not None:
-            log.warning("reload: no worker process to prepare it; a new one reads the file")
+            log.warning("reload: no worker process to prepare it; a new one gets the file")
             return []
         self._prepare_id += 1
         self._asked = ident = self._prepare_id
         answer: asyncio.Future[list[str] | None] = asyncio.get_running_loop().create_future()
         self._preparing = answer
-        link.send({"t": "prepare", "id": ident})
+        link.send({"t": "prepare", "id": ident}, fds=[given])
         try:
             async with asyncio.timeout(PREPARE_LIMIT):
                 problems = await answer
@@ -248,7 +259,7 @@ class WorkerSupervisor:
         if problems is None:
             log.warning(
                 "reload: the worker process ended before it answered; VRRP applies the file,"
-                " and the restarted worker reads it"
+                " and the restarted worker gets it"
             )
             self._asked = None
             return []
@@ -362,7 +373,7 @@ class VrrpPeer:
 
     def __init__(self, daemon: Daemon, sock: socket.socket) -> None:
         self.daemon = daemon
-        self.link = ipc.Link(sock, self._on_message, self._on_close)
+        self.link = ipc.Link(sock, self._on_message, self._on_close, fds=True)
         self.status: vrrp_status.VrrpStatus | None = None
         self.wants: frozenset[str] | None = frozenset()
         self.hello = asyncio.get_running_loop().create_future()
@@ -422,6 +433,10 @@ class VrrpPeer:
 
     def _on_message(self, msg: ipc.Message) -> None:
         t = msg.get("t")
+        fds: list[int] = msg.pop(ipc.FDS, [])
+        if t != "prepare":
+            for fd in fds:  # none is expected
+                os.close(fd)
         if t == "event":
             event = self.link.event_of(msg)
             if event is None:
@@ -454,7 +469,7 @@ class VrrpPeer:
             self._background(self.daemon._reload_on_signal(refused_by_vrrp=refused))
         elif t == "prepare":
             ident = int(msg.get("id") or 0)
-            self._prepares[ident] = self._background(self._prepare(ident))
+            self._prepares[ident] = self._background(self._prepare(ident, fds))
         elif t in ("commit", "abort"):
             changes = [str(c) for c in msg.get("vrrp_changes") or []]
             self._background(self._finish(int(msg.get("id") or 0), t == "commit", changes))
@@ -488,8 +503,27 @@ class VrrpPeer:
         gc.collect()
         trim_heap()
 
-    async def _prepare(self, ident: int) -> list[str]:
-        problems = await self.daemon.prepare_reload()
+    async def _prepare(self, ident: int, fds: list[int]) -> list[str]:
+        """Prepare the reload of the configuration the message brought (a memory file)."""
+        from halo_core import handover
+
+        try:
+            # in a thread, as the file used to be read: 3,000 instances are 1 MB to unpickle
+            given = await asyncio.to_thread(handover.read_input, fds[0]) if fds else None
+        except (OSError, ValueError) as exc:
+            given, problems = None, [f"reload: {exc}"]
+        else:
+            problems = []
+        finally:
+            for fd in fds:
+                handover.close_input(fd)
+        if given is None and not problems:
+            problems = ["reload: no configuration came from the VRRP process"]
+        if problems:
+            log.error("%s", problems[0])
+            await self.daemon.started.wait()  # the answer is a refusal either way
+        else:
+            problems = await self.daemon.prepare_reload(given)
         self.link.send({"t": "prepared", "id": ident, "problems": problems})
         return problems
 

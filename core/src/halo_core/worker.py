@@ -1,25 +1,39 @@
-"""The worker process's entry point: ``python -m halo_core.worker --fd N --config PATH``,
-started by the VRRP process (:class:`halo_core.processes.WorkerSupervisor`), never by hand."""
+"""The worker process's entry point: ``python -m halo_core.worker --fd N --input-fd M``,
+started by the VRRP process (:class:`halo_core.processes.WorkerSupervisor`), never by hand.
+
+It reads no file and discovers no plugin: ``--input-fd`` is a memory file holding the
+document the VRRP process's validating child read and the plugins it found
+(:class:`halo_core.handover.WorkerInput`); the worker imports those plugins and validates
+that document with them. asyncio is imported without OpenSSL, which loads when a plugin
+imports ``ssl`` (:func:`halo_core.tls.deferred`)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
-import signal
-import socket
-import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from halo_core import tls
 
-from halo_core.daemon import Daemon
-from halo_core.processes import VrrpPeer
+tls.deferred()  # before anything imports asyncio
+
+import asyncio  # noqa: E402 - after asyncio without ssl
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from halo_core.daemon import Daemon  # noqa: E402
+from halo_core.processes import VrrpPeer  # noqa: E402
 
 if TYPE_CHECKING:
     from halo_core.config import Config
     from halo_core.plugins import Plugins
 
 log = logging.getLogger("halo")
+
+MODULES_ENV = "HALO_WORKER_MODULES"
+"""A file the worker writes the names of its imported modules to when it stops (tests and
+the memory bench check what a running worker holds)."""
 
 
 async def serve_worker(config: Config, plugins: Plugins, sock: socket.socket) -> int:
@@ -51,28 +65,83 @@ async def serve_worker(config: Config, plugins: Plugins, sock: socket.socket) ->
     await daemon.stop()
     peer.link.send({"t": "stopped"})
     await peer.link.flush(1.0)
+    _write_modules()
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from halo_core import log as halo_log
-    from halo_core.config import load_or_report
+def _write_modules() -> None:
+    path = os.environ.get(MODULES_ENV)
+    if not path:
+        return
+    try:
+        with open(path, "w") as out:
+            out.write("".join(f"{m}\n" for m, mod in sorted(sys.modules.items()) if mod))
+    except OSError as exc:
+        log.warning("worker: cannot write %s: %s", path, exc.strerror)
 
-    parser = argparse.ArgumentParser(prog="halo-worker", description=__doc__)
-    parser.add_argument("--fd", type=int, required=True, help="the inherited socket")
-    parser.add_argument("--config", required=True, help="the configuration file")
-    parser.add_argument("--log-level", default="info", help="log level (default: %(default)s)")
-    parser.add_argument("--log-format", help="text or json (default: the configuration's)")
-    args = parser.parse_args(argv)
-    sock = socket.socket(fileno=args.fd)
-    halo_log.setup(args.log_level, "text")
-    loaded = load_or_report(args.config, log.error)
-    if loaded is None:
-        log.error("worker: not started: the configuration %s is invalid", args.config)
+
+OPTIONS = {"--fd": "fd", "--input-fd": "input_fd", "--log-level": "log_level"}
+OPTIONS["--log-format"] = "log_format"
+USAGE = "usage: python -m halo_core.worker --fd N --input-fd N [--log-level L] [--log-format F]"
+
+
+def options(argv: Sequence[str]) -> dict[str, str]:
+    """The command line the VRRP process gives (argparse is 0.3 MB this process need not
+    hold: the VRRP process reads its own few options so too). ValueError if it is not."""
+    found: dict[str, str] = {}
+    args = list(argv)
+    while args:
+        option = args.pop(0)
+        name, eq, value = option.partition("=")
+        if name not in OPTIONS:
+            raise ValueError(f"unknown option {option!r}")
+        if not eq:
+            if not args:
+                raise ValueError(f"{name} needs a value")
+            value = args.pop(0)
+        found[OPTIONS[name]] = value
+    for required in ("--fd", "--input-fd"):
+        if not found.get(OPTIONS[required], "").isdigit():
+            raise ValueError(f"{required} needs a descriptor number")
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from halo_core import handover
+    from halo_core import log as halo_log
+    from halo_core.config import ConfigError
+
+    try:
+        opts = options(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        print(f"halo-worker: {exc}\n{USAGE}\n(`halo run` starts it)", file=sys.stderr)
+        return 2
+    fd, input_fd = int(opts["fd"]), int(opts["input_fd"])
+    log_level, log_format = opts.get("log_level", "info"), opts.get("log_format")
+    halo_log.setup(log_level, "text")
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        log.error("worker: not started: descriptor %d is not the VRRP process's link: %s", fd, exc)
         return 1
-    config, plugins = loaded
+    try:
+        given = handover.read_input(input_fd)
+    except (OSError, ValueError) as exc:
+        log.error("worker: not started: %s", exc)
+        return 1
+    finally:
+        handover.close_input(input_fd)
+    plugins = handover.worker_plugins(given)
+    try:
+        config = handover.worker_config(given, plugins)
+    except ConfigError as exc:
+        for line in exc.lines:
+            log.error("%s", line)
+        log.error("worker: not started: the configuration %s is invalid", given.path)
+        return 1
+    del given  # the document is the configuration's (config.raw) from here
     g = config.model.global_
-    halo_log.setup(args.log_level, args.log_format or g.log_format)
+    halo_log.setup(log_level, log_format or g.log_format)
     return asyncio.run(serve_worker(config, plugins, sock))
 
 

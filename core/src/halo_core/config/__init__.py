@@ -15,7 +15,8 @@ from halo_core.plugin_api import CAPABILITIES, FILTER_STATES, UnknownName, pick
 from halo_core.schema import Path, Problem, SchemaError, dotted
 
 if TYPE_CHECKING:
-    from halo_core.config.loader import LoadProblem, Mark
+    from halo_core.config.document import Mark
+    from halo_core.config.loader import LoadProblem
     from halo_core.plugins import Plugins
 
 # The YAML loader (and PyYAML) is imported by the functions that read files: the VRRP
@@ -85,6 +86,13 @@ def load_text(text: str, filename: str = "<string>", plugins: Plugins | None = N
     return _finish(raw, problems, filename, plugins)
 
 
+def from_document(raw: Any, path: str, plugins: Plugins | None = None) -> Config:
+    """Validate and cross-check a document another process read from ``path`` (with
+    :func:`load`'s marks, so that problems are still ``file:line:col``); the worker gets
+    its configuration so, and never imports the YAML loader. Raises :class:`ConfigError`."""
+    return _finish(raw, [], path, plugins)
+
+
 def schema_document(plugins: Plugins | None = None) -> dict[str, Any]:
     """The JSON Schema of a configuration file (``halo schema``): the same declarations
     :func:`load` validates with, for the installed plugins, and the ``include`` key the
@@ -117,7 +125,7 @@ def block_list(raw: Any) -> list[str]:
 def _finish(
     raw: Any, load_problems: list[LoadProblem], path: str, plugins: Plugins | None
 ) -> Config:
-    from halo_core.config.loader import collector_paused
+    from halo_core.config.document import collector_paused
 
     with collector_paused():  # what validation builds is kept: see collector_paused
         return _validated(raw, load_problems, path, plugins)
@@ -126,7 +134,7 @@ def _finish(
 def _validated(
     raw: Any, load_problems: list[LoadProblem], path: str, plugins: Plugins | None
 ) -> Config:
-    from halo_core.config.loader import locate
+    from halo_core.config.document import locate
     from halo_core.validation import validate  # not loaded by the VRRP process
 
     located = [_located(raw, p) for p in load_problems]
@@ -171,7 +179,7 @@ def _validated(
 
 
 def _located(raw: Any, p: LoadProblem) -> Located:
-    from halo_core.config.loader import path_of
+    from halo_core.config.document import path_of
 
     if p.container is not None and p.key is not None:
         parent = path_of(raw, p.container)
@@ -319,7 +327,8 @@ def load_with_plugins(path: str) -> tuple[Config, Plugins]:
     """The installed plugins (less those the file blocks) and the configuration at ``path``
     validated with them. Raises :class:`ConfigError`."""
     from halo_core import plugins
-    from halo_core.config.loader import collector_paused, load_file
+    from halo_core.config.document import collector_paused
+    from halo_core.config.loader import load_file
 
     with collector_paused():  # one collection at the end, not one after each step
         raw, problems = load_file(path)  # read once: the block list, then the validation
@@ -331,7 +340,7 @@ def runtime_problems(config: Config, plugins: Plugins) -> list[str]:
     """One line for each ``type:`` of the configuration whose runtime cannot be imported
     (``halo check``: the daemon would run such a check as failed, and leave out such a
     notifier or backend). The runtimes are imported, nothing is built or started."""
-    from halo_core.config.loader import locate
+    from halo_core.config.document import locate
     from halo_core.plugins import runtime_import_errors
 
     uses: dict[tuple[str, str], list[Path]] = {}
@@ -364,7 +373,7 @@ def disabled_checks(config: Config) -> list[str]:
     """One warning line (``file:line:col: path: ...``) for each check that cannot run at all
     (:meth:`~halo_core.plugin_api.CheckerConfig.disabled`): the daemon disables it and the
     instances tracking it ignore it, as keepalived does (``halo check`` says so)."""
-    from halo_core.config.loader import locate
+    from halo_core.config.document import locate
     from halo_core.plugin_api import CheckerConfig, disabled_reason
 
     found: list[tuple[tuple[str | int, ...], CheckerConfig]] = []

@@ -526,6 +526,23 @@ class InstanceRuntime:
     def on_advert(
         self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
     ) -> None:
+        repeat = self._repeat
+        if repeat is not None and repeat[0] is adv and repeat[1] is src:
+            # The advert stepped last, again (the decoder hands out the same objects), and
+            # a repeat is only kept for an advert that passed every check below: for a
+            # backup accepting its master it only moves Master_Down_Timer to this receive
+            # time, so it is applied once, when anyone next reads the machine (its timer's
+            # wake-up, an event, the status) - not once per advert. Checked first: it is
+            # nearly every advert a backup reads.
+            self.counters["adverts_received"] += 1
+            self._repeat_at = now
+            if self._wake_at < now + self._look_ahead and self._timer is not None:
+                # The armed early look would come before the master's next advert is read:
+                # move it on now, in this pass of the loop, rather than wake for it later
+                # only to find the deadline moved (a backup of many instances woke about
+                # once per advert interval for such looks alone).
+                self._look_again()
+            return
         if src is not self._last_source:  # the decoder hands out the same objects again
             self._last_source, self._source_is_local = src, src in self.local_addresses
             self._source_unknown = (
@@ -547,20 +564,6 @@ class InstanceRuntime:
             if not reason.is_warning:
                 return
         self.counters["adverts_received"] += 1
-        repeat = self._repeat
-        if repeat is not None and repeat[0] is adv and repeat[1] is src:
-            # The advert stepped last, again (the decoder hands out the same objects): for
-            # a backup accepting its master that only moves Master_Down_Timer to this
-            # receive time, so it is applied once, when anyone next reads the machine
-            # (its timer's wake-up, an event, the status) - not once per advert.
-            self._repeat_at = now
-            if self._wake_at < now + self._look_ahead and self._timer is not None:
-                # The armed early look would come before the master's next advert is read:
-                # move it on now, in this pass of the loop, rather than wake for it later
-                # only to find the deadline moved (a backup of many instances woke about
-                # once per advert interval for such looks alone).
-                self._look_again()
-            return
         if adv.priority == 0:
             self.counters["priority_zero_received"] += 1
         event = fsm.AdvertReceived(priority=adv.priority, source=src, interval_cs=adv.interval_cs)
@@ -568,6 +571,7 @@ class InstanceRuntime:
         m = self._machine
         if (
             m.state is fsm.State.BACKUP
+            and reason is None  # a warning is counted and logged at every advert
             and adv.priority != 0
             and m.preempt_deadline is None
             and (not m.preempt_mode or adv.priority >= m.priority)

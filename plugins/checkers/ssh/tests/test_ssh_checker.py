@@ -1,6 +1,6 @@
-"""The ssh checker against a real asyncssh server on 127.0.0.1: password and key logins,
-host-key policies, commands with their exit status and output, and the failures an operator
-must be able to tell apart."""
+"""The ssh checker (OpenSSH's client) against a real asyncssh server on 127.0.0.1: password
+and key logins, host-key policies, commands with their exit status and output, the failures
+an operator must be able to tell apart, and what a child process must never leave behind."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from halo_core.plugin_api import CheckTarget
 from halo_core.scheduler import Scheduler
 from halo_core.schema import Seconds
 from halo_tool_lab.clock import FakeClock
+from halo_tool_lab.tools import needs_tools
+
+pytestmark = needs_tools("ssh")  # every check runs OpenSSH's client
 
 LOCALHOST = ipaddress.ip_address("127.0.0.1")
 PASSWORD = "s3cret-Pa55"
@@ -139,9 +143,18 @@ async def test_key_login(server: SshServer) -> None:
     # a key the server does not know
     other = server.dir / "other_key"
     asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(other))
+    other.chmod(0o600)
     res = await server.checker(client_keys=[str(other)]).check()
     assert not res.ok
     assert res.message == f"ssh 127.0.0.1:{server.port}: authentication failed for 'alice'"
+    # OpenSSH ignores a key others may read: said as such, not as a failed login
+    server.client_key.chmod(0o644)
+    res = await server.checker(client_keys=[str(server.client_key)]).check()
+    assert not res.ok
+    assert res.message == (
+        f"client key: {server.client_key}: mode 0644 lets others read it and OpenSSH refuses"
+        " such a key: chmod 600"
+    )
 
 
 async def test_wrong_password_fails_without_revealing_it(
@@ -216,11 +229,18 @@ async def test_known_hosts_entry_without_port_matches_too(server: SshServer) -> 
     assert (await server.checker().check()).ok
 
 
-async def test_accept_new_learns_an_unknown_host_then_pins_it(server: SshServer) -> None:
+async def test_accept_new_learns_an_unknown_host_then_pins_it(
+    server: SshServer, caplog: pytest.LogCaptureFixture
+) -> None:
     kh = server.dir / "learnt" / "known_hosts"  # created, with its directory
     checker = server.checker(known_hosts=str(kh), host_key_policy="accept-new")
+    caplog.set_level(logging.WARNING, "halo.checks.ssh")
     res = await checker.check()
     assert res.ok, res.message
+    assert (
+        f"ssh 127.0.0.1:{server.port}: new host key ssh-ed25519"
+        f" {server.host_key.get_fingerprint()} added to {kh}"
+    ) in caplog.text
     assert kh.read_text() == known_hosts_line(server.port, server.host_key).replace(
         _comment(server.host_key), ""
     )
@@ -233,10 +253,15 @@ async def test_accept_new_learns_an_unknown_host_then_pins_it(server: SshServer)
 
 
 async def test_accept_new_pins_in_memory_when_known_hosts_is_not_writable(
-    server: SshServer, tmp_path: Path
+    server: SshServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     checker = server.checker(known_hosts="/dev/null/known_hosts", host_key_policy="accept-new")
+    caplog.set_level(logging.WARNING, "halo.checks.ssh")
     assert (await checker.check()).ok
+    assert "could not add the new host key" in caplog.text
+    assert "kept in memory until halo restarts" in caplog.text
+    assert (await checker.check()).ok  # pinned: known, not learnt again
+    assert caplog.text.count("could not add") == 1
     # the server's key changes behind the same address: the pinned key still protects us
     server.acceptor.close()
     await server.acceptor.wait_closed()
@@ -271,7 +296,8 @@ async def test_command_exit_status(server: SshServer) -> None:
     assert not res.ok
     assert res.message == "command exited 127, expected 0: systemctl: command not found"
     res = await server.checker(command="signal").check()
-    assert not res.ok and res.message == "command killed by signal TERM"
+    # OpenSSH's client does not say which signal
+    assert not res.ok and res.message == "command killed by a signal"
 
 
 async def test_command_output_regex(server: SshServer) -> None:
@@ -291,11 +317,11 @@ async def test_command_output_regex(server: SshServer) -> None:
 # --------------------------------------------------------------------------- time-out
 
 
-async def test_silent_server_times_out_through_the_runner() -> None:
-    """A listener that accepts and never speaks: the runner's time-out fails the check, and
-    the connection is closed (nothing is left behind)."""
-    closed = asyncio.Event()
-    accepted = asyncio.Event()
+@contextlib.asynccontextmanager
+async def silent_listener() -> AsyncIterator[tuple[int, asyncio.Event, asyncio.Event]]:
+    """A listener that accepts and never speaks: its port, and events set when a client
+    connected and when it went away."""
+    accepted, closed = asyncio.Event(), asyncio.Event()
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.set()
@@ -304,17 +330,31 @@ async def test_silent_server_times_out_through_the_runner() -> None:
         writer.close()
 
     listener = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
     try:
+        yield listener.sockets[0].getsockname()[1], accepted, closed
+    finally:
+        listener.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(listener.wait_closed(), 2)
+
+
+def unverified(port: int, **opts: Any) -> SshCheck:
+    return SshCheck(
+        connect_ip=LOCALHOST,
+        connect_port=port,
+        username="alice",
+        password=PASSWORD,
+        host_key_policy="ignore",
+        **opts,
+    )
+
+
+async def test_silent_server_times_out_through_the_runner() -> None:
+    """A listener that accepts and never speaks: the runner's time-out fails the check, and
+    the connection is closed (nothing is left behind)."""
+    async with silent_listener() as (port, accepted, closed):
         ptype = plugins.load().type("checker", "ssh")
-        cfg = SshCheck(
-            connect_ip=LOCALHOST,
-            connect_port=port,
-            username="alice",
-            password=PASSWORD,
-            host_key_policy="ignore",
-            timeout=Seconds(0.5),
-        )
+        cfg = unverified(port, timeout=Seconds(0.5))
         runner = CheckRunner(
             "ssh_chk", ptype, cfg, scheduler=Scheduler(FakeClock(), seed=1), bus=EventBus()
         )
@@ -323,10 +363,163 @@ async def test_silent_server_times_out_through_the_runner() -> None:
         assert not result.ok and result.message == "timed out after 0.5s"
         assert accepted.is_set() and latency < 2
         await asyncio.wait_for(closed.wait(), 2)
+
+
+# --------------------------------------------------------------------------- the child
+
+
+def _children() -> list[tuple[int, str, str]]:
+    """(pid, command name, state) of this process's children: ssh, never anything else."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == os.getpid():
+            found.append((int(entry.name), name, state))
+    return found
+
+
+class _SlowServer(_Server):
+    """Takes its time over the password: the checker's ssh is alive meanwhile."""
+
+    def validate_password(self, username: str, password: str) -> Any:
+        async def slow() -> bool:
+            await asyncio.sleep(0.5)
+            return username == "alice" and password == PASSWORD
+
+        return slow()
+
+
+async def test_a_server_that_is_not_ssh() -> None:
+    """ssh's first words on what went wrong, not its closing line."""
+
+    async def closer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    listener = await asyncio.start_server(closer, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        res = await SshChecker(unverified(port), CheckTarget("c")).check()
+        assert not res.ok
+        # "Connection closed by remote host", or "read: Connection reset by peer" when ssh's
+        # own banner was on its way
+        assert res.message.startswith(f"ssh 127.0.0.1:{port}: kex_exchange_identification: ")
     finally:
         listener.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(listener.wait_closed(), 2)
+    # silent: ssh's own ConnectTimeout (the check's timeout) ends it
+    async with silent_listener() as (port, _, _):
+        res = await SshChecker(unverified(port, timeout=Seconds(1)), CheckTarget("c")).check()
+        assert not res.ok
+        assert res.message == f"ssh 127.0.0.1:{port}: Connection timed out during banner exchange"
+
+
+async def test_a_cancelled_check_leaves_no_process() -> None:
+    """The runner enforces a check's timeout by cancelling it: ssh (and its askpass) are
+    killed and reaped, neither a stray ssh nor a zombie is left."""
+    async with silent_listener() as (port, accepted, closed):
+        task = asyncio.ensure_future(SshChecker(unverified(port), CheckTarget("c")).check())
+        await asyncio.wait_for(accepted.wait(), 10)
+        assert [name for _, name, _ in _children()] == ["ssh"]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert _children() == []  # killed and reaped before check() returned
+        await asyncio.wait_for(closed.wait(), 2)
+
+
+async def test_the_password_is_never_in_argv_or_the_logs(
+    server: SshServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow = await asyncssh.listen(
+        "127.0.0.1",
+        0,
+        server_host_keys=[server.host_key],
+        server_factory=_SlowServer,
+        process_factory=_handle,
+    )
+    kh = tmp_path / "slow_known_hosts"
+    kh.write_text(known_hosts_line(slow.get_port(), server.host_key))
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []  # command lines of the children, sampled while the check runs
+    try:
+        for opts in ({"password": PASSWORD}, {"password": "wrong-" + PASSWORD}):
+            checker = server.checker(connect_port=slow.get_port(), known_hosts=str(kh), **opts)
+            task = asyncio.ensure_future(checker.check())
+            while not task.done():
+                for pid, _, _ in _children():
+                    with contextlib.suppress(OSError):
+                        seen.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode())
+                await asyncio.sleep(0.005)
+            res = task.result()
+            assert res.ok is (opts["password"] == PASSWORD), res.message
+            assert PASSWORD not in res.message
+    finally:
+        slow.close()
+        await slow.wait_closed()
+    assert any("\0-l\0alice\0" in line for line in seen), seen  # the sampling saw ssh
+    assert not [line for line in seen if PASSWORD in line]
+    assert PASSWORD not in caplog.text
+
+
+async def test_a_nologin_account_passes_a_login_only_check(server: SshServer) -> None:
+    """An account that may not run anything (nologin shell, no sessions): logging in is
+    the check, so it passes; a command cannot run."""
+    client_pub = asyncssh.read_private_key(str(server.client_key))
+    nologin = await asyncssh.listen(
+        "127.0.0.1",
+        0,
+        server_host_keys=[server.host_key],
+        server_factory=_Server,  # no process factory: every session is refused
+        authorized_client_keys=asyncssh.import_authorized_keys(_pub(client_pub)),
+    )
+    port = nologin.get_port()
+    kh = server.dir / "nologin_known_hosts"
+    kh.write_text(known_hosts_line(port, server.host_key))
+    try:
+        for opts in ({}, {"client_keys": [str(server.client_key)]}):
+            res = await server.checker(connect_port=port, known_hosts=str(kh), **opts).check()
+            assert res.ok and res.message == f"logged in to 127.0.0.1:{port} as alice"
+        res = await server.checker(connect_port=port, known_hosts=str(kh), command="true").check()
+        assert not res.ok
+        assert res.message.startswith(f"ssh 127.0.0.1:{port}: cannot open a session: ")
+    finally:
+        nologin.close()
+        await nologin.wait_closed()
+
+
+async def test_without_openssh_the_check_says_what_to_install(
+    server: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    res = await server.checker().check()
+    assert not res.ok and res.message == "ssh: not found on PATH; install openssh-client"
+    monkeypatch.undo()
+    fake = tmp_path / "ssh"
+    for says, message in (
+        (
+            "OpenSSH_8.2p1 Ubuntu-4ubuntu0.13, OpenSSL 1.1.1f",
+            f"ssh: {fake} is OpenSSH 8.2: password authentication needs 8.4 or later"
+            " (SSH_ASKPASS_REQUIRE); use client_keys",
+        ),
+        (
+            "OpenSSH_7.4p1, OpenSSL 1.0.2k",
+            f"ssh: {fake} is OpenSSH 7.4; the check needs 7.6 or later",
+        ),
+        ("Dropbear v2022.83", f"ssh: {fake} is not OpenSSH (Dropbear v2022.83)"),
+    ):
+        fake.unlink(missing_ok=True)  # a new file: the version is asked again
+        fake.write_text(f"#!/bin/sh\necho '{says}' >&2\n")
+        fake.chmod(0o755)
+        res = await server.checker(ssh_binary=str(fake)).check()
+        assert not res.ok and res.message == message
+    res = await server.checker(ssh_binary=str(tmp_path / "absent")).check()
+    assert not res.ok and res.message == f"ssh_binary {tmp_path}/absent: not an executable file"
 
 
 def _pub(key: asyncssh.SSHKey) -> str:

@@ -1,5 +1,6 @@
 """The ssh checker's schema, through the real config loader, and the promise that validating
-a config with an ssh check never imports asyncssh."""
+a config with an ssh check, or running one, never imports asyncssh or cryptography: the
+runtime runs OpenSSH's client instead."""
 
 from __future__ import annotations
 
@@ -87,6 +88,7 @@ def test_errors_are_located() -> None:
         "    password: x\n"
         "    host_key_policy: ignore\n"
         "    known_hosts: /etc/halo/known_hosts\n"
+        "  i: {type: ssh, connect_ip: 192.0.2.30, username: m, password: x, ssh_binary: ssh}\n"
     )
     assert lines == [
         "f.yaml:2:6: checks.a: missing required key 'username'",
@@ -103,6 +105,7 @@ def test_errors_are_located() -> None:
         "'ignore', not 'trust-me'",
         "f.yaml:29:19: checks.g.connect_port: must be between 1 and 65535, not 70000",
         "f.yaml:35:18: checks.h.known_hosts: is not read with host_key_policy: ignore",
+        "f.yaml:36:80: checks.i.ssh_binary: give an absolute path",
     ]
 
 
@@ -113,7 +116,10 @@ try:
     status = cli.main(sys.argv[1:])
 except SystemExit as exc:
     status = exc.code
-print('STATUS=%s ASYNCSSH=%s' % (status, 'asyncssh' in sys.modules), file=sys.stderr)
+checked = 'asyncssh' in sys.modules or 'cryptography' in sys.modules
+import halo_checker_ssh.runtime  # what the worker imports to run the check
+ran = 'asyncssh' in sys.modules or 'cryptography' in sys.modules
+print('STATUS=%s ASYNCSSH=%s RUNTIME=%s' % (status, checked, ran), file=sys.stderr)
 """
 
 
@@ -128,4 +134,4 @@ def test_halo_check_does_not_import_asyncssh(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert "STATUS=0 ASYNCSSH=False" in proc.stderr, proc.stderr
+    assert "STATUS=0 ASYNCSSH=False RUNTIME=False" in proc.stderr, proc.stderr

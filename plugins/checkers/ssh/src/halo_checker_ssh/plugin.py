@@ -1,5 +1,5 @@
-"""Schema and hooks of the ``ssh`` checker. The runtime (and asyncssh) lives in :mod:`.runtime`,
-imported only when a configuration uses the type."""
+"""Schema and hooks of the ``ssh`` checker. The runtime, which runs OpenSSH's client, lives in
+:mod:`.runtime`, imported only when a configuration uses the type."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def _is_absolute(path: str) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class SshCheck(CheckerConfig):
-    """Log in over SSH (a fresh connection per check) and, if a command is given, run it and
-    check its exit status and output. The server's host key is verified against known_hosts
-    (host_key_policy strict by default)."""
+    """Log in over SSH (a fresh connection per check, OpenSSH's ssh run as a child process)
+    and, if a command is given, run it and check its exit status and output. The server's
+    host key is verified against known_hosts (host_key_policy strict by default)."""
 
     connect_ip: Annotated[
         IPAddress | None, Doc("address of the SSH server (default: the real server's)")
@@ -68,6 +68,9 @@ class SshCheck(CheckerConfig):
     expect_output: Annotated[
         str | None, Doc("regular expression searched for in the command's standard output")
     ] = None
+    ssh_binary: Annotated[str | None, Doc("OpenSSH client to run (default: ssh found on PATH)")] = (
+        None
+    )
 
     @property
     def known_hosts_files(self) -> list[str]:
@@ -88,6 +91,8 @@ class SshCheck(CheckerConfig):
             problems.append(((), "needs password, password_file or client_keys"))
         if self.password_file is not None and not _is_absolute(self.password_file):
             problems.append((("password_file",), "give an absolute path"))
+        if self.ssh_binary is not None and not _is_absolute(self.ssh_binary):
+            problems.append((("ssh_binary",), "give an absolute path"))
         for i, key in enumerate(self.client_keys):
             if not _is_absolute(key):
                 problems.append((("client_keys", i), "give an absolute path"))

@@ -17,7 +17,6 @@ import os
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from halo_core.events import (
@@ -150,6 +149,8 @@ def detail(event: Event) -> str:
 def values(event: Event, *, router_id: str, notifier: str) -> dict[str, Any]:
     """Every field a template may use, as JSON values: the event's own and the common ones
     (a common name wins over an event field of the same name)."""
+    from datetime import datetime  # here: notifier schemas import this module (0.45 MB)
+
     out = event_data(event)
     out.update(
         kind=event.kind,
@@ -179,6 +180,8 @@ def text(value: Any) -> str:
 
 
 def utc_time(timestamp: float) -> str:
+    from datetime import UTC, datetime
+
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 

@@ -474,7 +474,8 @@ def _parse_fields(lines: list[bytes]) -> Headers:
 
 def _exchange_error(exc: OSError) -> HttpError:
     """An ``OSError`` while talking to the server, in words."""
-    if "ssl" in sys.modules and isinstance(exc, sys.modules["ssl"].SSLError):
+    ssl = sys.modules.get("ssl")  # None when marked absent (halo_core.tls)
+    if ssl is not None and isinstance(exc, ssl.SSLError):
         return TlsError(f"TLS: {exc.reason or exc}")
     if isinstance(exc, ConnectionResetError):
         return Disconnected("the server reset the connection")

@@ -256,7 +256,7 @@ def must_drop(
 @dataclass
 class Target:
     """One receiving VRRP instance: its configuration as the oracle sees it, the receive
-    half of its interface socket (``_handle4`` / ``_handle6``, as the event loop calls them)
+    half of its interface socket (``take``, as the event loop reads packets)
     and its runtime (whose ``counters["adverts_received"]`` counts what reached the state
     machine). The harness that builds real ones is ``tests/fuzz/vrrp_targets.py``: plugins
     may not import the engine."""
@@ -424,12 +424,12 @@ def fuzz_vrrp(seed: int, count: int, targets: Sequence[Target]) -> FuzzReport:
                     assert isinstance(src, IPv6Address) and isinstance(dst, IPv6Address)
                     anc = _ipv6_ancillary(rng, dst, ttl)
                     verdict = must_drop(t.exp, payload=payload, anc=anc, src6=src)
-                    t.sock._handle6(payload, anc, (f"{src}%eth0", 0, 0, IFINDEX), 0.0)
+                    t.sock.take(payload, anc, (f"{src}%eth0", 0, 0, IFINDEX), 0.0, 0.0)
                 else:
                     assert isinstance(src, IPv4Address) and isinstance(dst, IPv4Address)
                     datagram = _ipv4_datagram(rng, payload, src, dst, ttl)
                     verdict = must_drop(t.exp, datagram=datagram)
-                    t.sock._handle4(datagram, 0.0)
+                    t.sock.take(datagram, [], None, 0.0, 0.0)
             except Exception as exc:
                 report.crashes += 1
                 report.finding("crash", f"{t.name} {payload.hex()}: {_last_frame(exc)}")

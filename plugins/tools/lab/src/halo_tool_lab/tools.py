@@ -42,6 +42,7 @@ TOOLS: dict[str, str] = {
     "bird": "bird2",
     "birdc": "bird2",
     "gcc": "gcc",  # builds bench/checks' IPVS shim for keepalived's checker
+    "ssh": "openssh-client",  # the ssh checker runs it
 }
 # not traced: ip (the lab's base, probed apart) and gcc, which libraries run on their own
 # (ctypes.util.find_library asks gcc where a library is)
