@@ -8,7 +8,7 @@ import hashlib
 import sys
 
 import yaml
-from http_servers import Server
+from http_servers import Pki, Server, ServerFactory
 
 BODY = "ok, healthy\n"
 
@@ -83,3 +83,78 @@ async def test_plain_http_check_runs_without_ssl_and_aiohttp(server: Server) -> 
     assert lines[-1] == "LOADED []", err.decode()
     assert [s.path for s in server.seen] == ["/health", "/old", "/health"] * 2
     assert len(set(server.peer_ports)) == 1  # keepalive: one connection, redirect included
+
+
+DEFERRED = """
+import sys
+from halo_core import tls
+tls.deferred()  # the worker's asyncio: no ssl until a plugin imports it
+
+from halo_core import plugins
+from halo_core.config import load_text
+from halo_core.plugin_api import CheckTarget
+import asyncio
+
+loaded = plugins.load()
+checks = load_text(sys.argv[1], "halo.yaml", loaded).model.checks
+
+
+async def run(name):
+    factory = loaded.type("checker", checks[name].type).load_factory()
+    checker = factory(checks[name].config, CheckTarget(name))
+    try:
+        result = await checker.check()
+    finally:
+        await checker.close()
+    print("RESULT", name, result.ok, result.message)
+
+
+asyncio.run(run("web"))
+print("SSL", "ssl" in sys.modules)
+asyncio.run(run("tls"))  # the ssl checker imports ssl: asyncio gets TLS then
+print("SSL", "ssl" in sys.modules)
+"""
+
+
+async def test_ssl_check_after_plain_http_in_a_worker_with_deferred_tls(
+    server: Server, servers: ServerFactory, pki: Pki
+) -> None:
+    """As in the worker (halo_core.tls.deferred): the http check leaves ssl unimported, and
+    the ssl check that comes later imports it and connects over TLS."""
+    secure = await servers.start(pki.server_context())
+    secure.reply("/health", BODY)
+    config = {
+        "checks": {
+            "web": {
+                "type": "http",
+                "connect_ip": "127.0.0.1",
+                "connect_port": server.port,
+                "url": [{"path": "/health"}],
+            },
+            "tls": {
+                "type": "ssl",
+                "connect_ip": "127.0.0.1",
+                "connect_port": secure.port,
+                "ca_file": pki.ca_file,
+                "url": [{"path": "/health", "regex": "healthy"}],
+            },
+        }
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        DEFERRED,
+        yaml.safe_dump(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0, err.decode()
+    assert lines[0] == f"RESULT web True GET http://127.0.0.1:{server.port}/health: 200"
+    assert lines[1] == "SSL False"
+    assert lines[2].startswith(
+        f"RESULT tls True GET https://127.0.0.1:{secure.port}/health: 200, regex matched,"
+        " certificate valid until "
+    ), lines
+    assert lines[3] == "SSL True"
