@@ -107,6 +107,30 @@ async def test_regex_miss_fails_and_no_match_reverses(server: Server, make: Make
     assert not result.ok and "regex 'ok' found in the body" in result.message
 
 
+async def test_regex_is_searched_in_the_text_of_the_declared_charset(
+    server: Server, make: Make
+) -> None:
+    server.reply(
+        "/latin",
+        "état: prêt".encode("latin-1"),
+        headers={"Content-Type": "text/plain; charset=latin-1"},
+    )
+    server.reply("/utf8", "état: prêt".encode(), headers={"Content-Type": "text/plain"})
+    server.reply("/unknown", b"\xff ok", headers={"Content-Type": "text/plain; charset=nope"})
+    checker = make(
+        **http(
+            server,
+            url=[
+                {"path": "/latin", "regex": "^état: prêt$"},
+                {"path": "/utf8", "regex": "^état: prêt$"},  # no charset: UTF-8
+                {"path": "/unknown", "regex": "ok$"},  # an unknown charset: UTF-8, replaced
+            ],
+        )
+    )
+    result = await checker.check()
+    assert result.ok, result.message
+
+
 async def test_every_url_must_pass(server: Server, make: Make) -> None:
     checker = make(**http(server, url=[{"path": "/health"}, {"path": "/missing"}]))
     result = await checker.check()

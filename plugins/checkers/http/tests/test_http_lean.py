@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+from typing import Any
 
 import yaml
 from http_servers import Pki, Server, ServerFactory
@@ -41,6 +42,22 @@ print("LOADED", sorted(m for m in heavy if sys.modules.get(m) is not None))
 """
 
 
+async def run_child(code: str, config: dict[str, Any]) -> list[str]:
+    """Run ``code`` in a new interpreter with the YAML of ``config``; its output's lines.
+    Asynchronously: the test servers run on this loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        yaml.safe_dump(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return out.decode().splitlines()
+
+
 async def test_plain_http_check_runs_without_ssl_and_aiohttp(server: Server) -> None:
     server.reply("/old", status=302, headers={"Location": "/health"})
     digest = hashlib.md5(BODY.encode()).hexdigest()
@@ -59,17 +76,7 @@ async def test_plain_http_check_runs_without_ssl_and_aiohttp(server: Server) -> 
             }
         }
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        PROBE,
-        yaml.safe_dump(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    lines = out.decode().splitlines()
-    assert proc.returncode == 0, err.decode()
+    lines = await run_child(PROBE, config)
     results = [line for line in lines if line.startswith("RESULT ")]
     assert (
         results
@@ -80,7 +87,7 @@ async def test_plain_http_check_runs_without_ssl_and_aiohttp(server: Server) -> 
         * 2
     ), lines
     # Neither aiohttp, nor OpenSSL through ssl or hashlib (the digest is CPython's own MD5).
-    assert lines[-1] == "LOADED []", err.decode()
+    assert lines[-1] == "LOADED []", lines
     assert [s.path for s in server.seen] == ["/health", "/old", "/health"] * 2
     assert len(set(server.peer_ports)) == 1  # keepalive: one connection, redirect included
 
@@ -140,17 +147,7 @@ async def test_ssl_check_after_plain_http_in_a_worker_with_deferred_tls(
             },
         }
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        DEFERRED,
-        yaml.safe_dump(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    lines = out.decode().splitlines()
-    assert proc.returncode == 0, err.decode()
+    lines = await run_child(DEFERRED, config)
     assert lines[0] == f"RESULT web True GET http://127.0.0.1:{server.port}/health: 200"
     assert lines[1] == "SSL False"
     assert lines[2].startswith(
