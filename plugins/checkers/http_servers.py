@@ -25,6 +25,7 @@ class Seen:
     host: str | None
     peer_port: int
     headers: dict[str, str]
+    peer_host: str = ""
 
 
 @dataclass
@@ -82,6 +83,7 @@ class ServerFactory:
                     request.headers.get("Host"),
                     peer[1] if peer else 0,
                     dict(request.headers),
+                    peer[0] if peer else "",
                 )
             )
             handler = server.routes.get(request.path)

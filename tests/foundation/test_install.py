@@ -76,7 +76,8 @@ def test_uv_tool_install_vrrp(built: Built, tmp_path: Path) -> None:
         for p in (tmp_path / "tools" / "halo-core").glob("lib/python*/site-packages/*/RECORD")
         if p.parent.name.startswith("halo_")
     }
-    assert set(records) == {"halo-core", *VRRP_PLUGINS.values()}
+    # and the library the http checker requires
+    assert set(records) == {"halo-core", "halo-lib-http", *VRRP_PLUGINS.values()}
     for name, record in records.items():
         files = [
             ln for ln in wheel_record(built.wheels[name]).splitlines() if ".dist-info/" not in ln

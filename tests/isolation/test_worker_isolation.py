@@ -151,8 +151,8 @@ def loaded_libraries(pid: int) -> str:
 
 @uses_tools("ssh")  # the ssh check runs it; without it the check fails all the same
 def test_the_vrrp_process_runs_no_checker_runtime(lab: LabFactory, start_halo: HaloFactory) -> None:
-    """The checkers' libraries (aiohttp; the ssh check runs OpenSSH's ssh) are loaded in the worker
-    only: the VRRP process never builds a checker."""
+    """The checkers' libraries (OpenSSL, which the ssl check imports; the ssh check runs
+    OpenSSH's ssh) are loaded in the worker only: the VRRP process never builds a checker."""
     lb = lab(1)
     (host,) = lb.hosts
     checks = (
@@ -160,13 +160,19 @@ def test_the_vrrp_process_runs_no_checker_runtime(lab: LabFactory, start_halo: H
         " url: [{path: /}]}\n"
         "  sshd: {type: ssh, connect_ip: 192.0.2.11, username: monitor, password: x,"
         " interval: 0.5}\n"
+        "  tls: {type: ssl, connect_ip: 192.0.2.11, interval: 0.5, url: [{path: /}]}\n"
     )
-    tracks = "      - {check: web, weight: -10}\n      - {check: sshd, weight: -10}\n"
+    tracks = (
+        "      - {check: web, weight: -10}\n      - {check: sshd, weight: -10}\n"
+        "      - {check: tls, weight: -10}\n"
+    )
     halo = start_halo(host, config(checks, tracks), state={"VI_1": "MASTER"}, timeout=15)
     assert halo.wait_log(r"worker process \d+ ready", timeout=15), halo.log
-    assert halo.wait_log(r"VI_1: priority \d+ -> 80", timeout=10), halo.log  # both ran
+    assert halo.wait_log(r"VI_1: priority \d+ -> 70", timeout=10), halo.log  # all ran
     (worker,) = worker_pids(halo.log)
-    heavy = ("aiohttp", "multidict", "yarl", "cryptography", "asyncssh")
+    # The http check loads no library of its own (halo_lib_http is pure Python, and a
+    # plain http request imports no ssl): OpenSSL, for the ssl check, is the probe.
+    heavy = ("/_ssl.", "libssl.so")
     in_worker = loaded_libraries(worker)
     assert any(lib in in_worker for lib in heavy), "the probe must see the worker's libraries"
     in_vrrp = loaded_libraries(halo.proc.pid)

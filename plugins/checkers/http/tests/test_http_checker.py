@@ -7,10 +7,10 @@ import hashlib
 import socket
 from typing import Any
 
+import pytest
 from aiohttp import web
 from http_servers import Make, Server, free_socket
 
-from halo_checker_http import runtime
 from halo_core.bus import EventBus
 from halo_core.checks import CheckRunner
 from halo_core.plugin_api import CheckTarget
@@ -107,6 +107,30 @@ async def test_regex_miss_fails_and_no_match_reverses(server: Server, make: Make
     assert not result.ok and "regex 'ok' found in the body" in result.message
 
 
+async def test_regex_is_searched_in_the_text_of_the_declared_charset(
+    server: Server, make: Make
+) -> None:
+    server.reply(
+        "/latin",
+        "état: prêt".encode("latin-1"),
+        headers={"Content-Type": "text/plain; charset=latin-1"},
+    )
+    server.reply("/utf8", "état: prêt".encode(), headers={"Content-Type": "text/plain"})
+    server.reply("/unknown", b"\xff ok", headers={"Content-Type": "text/plain; charset=nope"})
+    checker = make(
+        **http(
+            server,
+            url=[
+                {"path": "/latin", "regex": "^état: prêt$"},
+                {"path": "/utf8", "regex": "^état: prêt$"},  # no charset: UTF-8
+                {"path": "/unknown", "regex": "ok$"},  # an unknown charset: UTF-8, replaced
+            ],
+        )
+    )
+    result = await checker.check()
+    assert result.ok, result.message
+
+
 async def test_every_url_must_pass(server: Server, make: Make) -> None:
     checker = make(**http(server, url=[{"path": "/health"}, {"path": "/missing"}]))
     result = await checker.check()
@@ -179,6 +203,58 @@ async def test_redirects_not_followed_by_default(server: Server, make: Make) -> 
     assert [s.path for s in server.seen] == ["/old", "/old", "/health"]
 
 
+async def test_redirect_loop_is_bounded(server: Server, make: Make) -> None:
+    server.reply("/loop", status=302, headers={"Location": "/loop"})
+    result = await make(**http(server, follow_redirects=True, url=[{"path": "/loop"}])).check()
+    assert not result.ok
+    assert result.message.endswith("/loop: too many redirects (last status 302)")
+    assert len(server.seen) == 11  # the request and 10 redirects
+
+
+async def test_server_closing_without_a_response(make: Make) -> None:
+    """A listener that accepts, reads the request and hangs up."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    silent = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        result = await make(connect_ip="127.0.0.1", connect_port=port).check()
+    finally:
+        silent.close()
+        await silent.wait_closed()
+    assert not result.ok
+    assert result.message == (
+        f"GET http://127.0.0.1:{port}/: the server closed the connection without a response"
+    )
+
+
+async def test_ipv6_address(make: Make) -> None:
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        writer.close()
+
+    try:
+        listener = await asyncio.start_server(answer, "::1", 0)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        checker = make(connect_ip="::1", connect_port=port, url=[{"path": "/", "regex": "ok"}])
+        result = await checker.check()
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert result.ok, result.message
+    assert result.message == f"GET http://[::1]:{port}/: 200, regex matched"
+    assert f"\r\nHost: [::1]:{port}\r\n".encode() in heads[0]
+
+
 async def test_max_body_is_honoured(server: Server, make: Make) -> None:
     """An endless body: the check reads max_body bytes and stops."""
     sent = 0
@@ -233,25 +309,28 @@ async def test_keepalive_reuses_the_connection(server: Server, make: Make) -> No
     assert len(set(server.peer_ports)) == 1
 
 
-async def test_checkers_share_one_session_closed_with_the_last(server: Server, make: Make) -> None:
+async def test_checkers_run_concurrently_and_close_their_connections(
+    server: Server, make: Make
+) -> None:
     first = make(**http(server, url=[{"path": "/health"}]))
-    second = make(**http(server, url=[{"path": "/health"}]))
-    results = await asyncio.gather(*(c.check() for c in [first, second] * 50))
+    kept = make(**http(server, keepalive=True, url=[{"path": "/health"}]))
+    results = await asyncio.gather(*(c.check() for c in [first, kept] * 50))
     assert all(r.ok for r in results)
-    assert len(runtime.SESSIONS.sessions) == 1
-    ((_, session),) = runtime.SESSIONS.sessions.values()
-    await first.close()
-    await first.close()  # twice is harmless and does not count twice
-    assert not session.closed
-    await second.close()
-    assert session.closed and runtime.SESSIONS.sessions == {}
+    assert first.client.idle_connections == 0  # Connection: close, each closed after use
+    assert 1 <= kept.client.idle_connections <= 4  # kept for the next check, bounded
+    (conns,) = kept.client.idle.values()
+    await kept.close()
+    await kept.close()  # twice is harmless
+    assert kept.client.idle_connections == 0
+    assert all(conn.writer.is_closing() for conn in conns)
 
 
 async def test_bind_to_sets_the_source_address(server: Server, make: Make) -> None:
-    checker = make(**http(server, bind_to="127.0.0.1", url=[{"path": "/health"}]))
+    """127.0.0.2 is a local address too (all of 127/8 is loopback on Linux)."""
+    checker = make(**http(server, bind_to="127.0.0.2", url=[{"path": "/health"}]))
     plain = make(**http(server, url=[{"path": "/health"}]))
     assert (await checker.check()).ok and (await plain.check()).ok
-    assert set(runtime.SESSIONS.sessions) == {"127.0.0.1", None}
+    assert [s.peer_host for s in server.seen] == ["127.0.0.2", "127.0.0.1"]
 
 
 async def test_connect_timeout(make: Make) -> None:

@@ -239,3 +239,22 @@ def test_checking_a_config_does_not_import_aiohttp(tmp_path: Path) -> None:
         out == "0 ['halo_checker_http', 'halo_checker_http.plugin', 'halo_checker_ssl', "
         "'halo_checker_ssl.plugin']"
     )
+
+
+def test_headers_and_virtualhost_must_be_one_line(halo_plugins: Plugins) -> None:
+    """A CR or LF would end the header early and smuggle in others (or a second request)."""
+    text = """\
+checks:
+  web:
+    type: http
+    virtualhost: "www.example.com\\r\\nX-Injected: 1"
+    headers: {"X-Ok": "fine", "Bad Name": "1", "X-Two": "a\\nb"}
+    url:
+      - {path: /, virtualhost: "a b"}
+"""
+    assert errors(halo_plugins, text) == [
+        "t.yaml:4:18: checks.web.virtualhost: must be a host name, with a port if need be",
+        "t.yaml:5:43: checks.web.headers.Bad Name: is not a header name (letters, digits, -)",
+        "t.yaml:5:57: checks.web.headers.X-Two: must be one line (no CR, LF or NUL)",
+        "t.yaml:7:32: checks.web.url[0].virtualhost: must be a host name, with a port if need be",
+    ]

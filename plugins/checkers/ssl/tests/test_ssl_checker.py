@@ -142,8 +142,8 @@ async def test_expiry_warning_keeps_the_check_up(
 async def test_expiry_warning_on_an_empty_body(
     servers: ServerFactory, pki: Pki, make: Make
 ) -> None:
-    """The certificate is noted at connect time: with no body to read, aiohttp has handed
-    the connection back before the checker sees the response."""
+    """The certificate is noted at connect time: a response without a body has nothing
+    left to read on its connection when the checker judges it."""
     leaf = pki.ca.issue_cert("halo.test", not_after=days(1))
     server = await tls_server(servers, pki, leaf)
     server.reply("/empty", "")
@@ -172,6 +172,44 @@ async def test_keepalive_still_judges_the_certificate(
     results = [await checker.check() for _ in range(3)]
     assert all(r.ok and r.warning for r in results)
     assert len(set(server.peer_ports)) == 1
+
+
+# --------------------------------------------------------------------------- redirects
+
+
+async def test_redirect_to_https_is_verified(servers: ServerFactory, pki: Pki, make: Make) -> None:
+    """An https server redirecting to another: the ssl checker follows it with its own TLS
+    settings; an http check redirected to https verifies with the system's CAs (which do
+    not know the test CA)."""
+    target = await tls_server(servers, pki)
+    plain = await servers.start()
+    moved = f"https://127.0.0.1:{target.port}/health"
+    plain.reply("/old", status=301, headers={"Location": moved})
+    source = await tls_server(servers, pki)
+    source.reply("/old", status=302, headers={"Location": moved})
+    followed = await make(
+        **https(
+            source,
+            ca_file=pki.ca_file,
+            follow_redirects=True,
+            url=[{"path": "/old", "regex": "healthy"}],
+        )
+    ).check()
+    assert followed.ok, followed.message
+    assert "regex matched, certificate valid until" in followed.message
+    assert [s.path for s in target.seen] == ["/health"]
+    http = make(
+        connect_ip="127.0.0.1",
+        connect_port=plain.port,
+        follow_redirects=True,
+        url=[{"path": "/old"}],
+    )
+    result = await http.check()
+    assert not result.ok
+    assert result.message == (
+        f"GET http://127.0.0.1:{plain.port}/old: certificate rejected: unable to get local"
+        " issuer certificate"
+    )
 
 
 # --------------------------------------------------------------------------- client certificates

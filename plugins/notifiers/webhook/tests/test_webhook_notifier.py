@@ -200,11 +200,57 @@ async def test_time_out_and_retry_after(receiver: Receiver) -> None:
     await n.close()
 
 
+async def test_https_receiver_verified_and_connection_reused(tmp_path: Path) -> None:
+    """TLS with a CA file, without verification, and refused with the system's CAs; one
+    connection carries the deliveries of one notifier."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    r = Receiver()
+    peers: list[int] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        peers.append(peer[1] if peer else 0)
+        return await r.handle(request)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx).start()
+    r.port = runner.addresses[0][1]
+    url = r.url().replace("http:", "https:")
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    try:
+        verified = webhook(url, ca_file=str(ca_file))
+        for state in ("MASTER", "BACKUP"):
+            await verified.notify(vrrp(state))
+        assert verified.status()["sent"] == 2 and len(set(peers)) == 1
+        await verified.close()
+        unverified = webhook(url, tls_verify=False)
+        await unverified.notify(vrrp("MASTER"))
+        assert unverified.status()["sent"] == 1
+        await unverified.close()
+        system = webhook(url, attempts=1)
+        await system.notify(vrrp("MASTER"))
+        assert (system.status()["last_error"] or "").startswith("certificate rejected: ")
+        await system.close()
+    finally:
+        await runner.cleanup()
+
+
 async def test_unreachable_receiver() -> None:
-    n = webhook(f"http://127.0.0.1:{free_port()}/", attempts=2)
+    port = free_port()
+    n = webhook(f"http://127.0.0.1:{port}/", attempts=2)
     await n.notify(vrrp("MASTER"))
     assert n.status()["failed"] == 1
-    assert "ClientConnectorError" in (n.status()["last_error"] or "")
+    assert n.status()["last_error"] == f"connect to 127.0.0.1:{port}: Connection refused"
     await n.close()
 
 

@@ -1,5 +1,6 @@
-"""Schema and hooks of the ``http`` checker. The runtime (and aiohttp) lives in :mod:`.runtime`,
-imported only when a config uses the type, so ``halo check`` stays light."""
+"""Schema and hooks of the ``http`` checker. The runtime (and its HTTP client, halo_lib_http)
+lives in :mod:`.runtime`, imported only when a config uses the type, so ``halo check`` stays
+light."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ Problems = list[tuple[tuple[str | int, ...], str]]
 # keepalived accepts status codes 100 to 599 (check_http.h HTTP_STATUS_CODE_MIN/MAX).
 STATUS_MIN, STATUS_MAX = 100, 599
 MAX_BODY, MAX_BODY_LIMIT = 1 << 20, 1 << 30
+# What a header name may be (an HTTP token), and what no header value may hold.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\r\n\x00]")
 _STATUS_PATTERN = r"^\s*[0-9]{3}(-[0-9]{3})?([\s,]+[0-9]{3}(-[0-9]{3})?)*\s*$"
 
 
@@ -173,9 +177,18 @@ class HttpCheck(CheckerConfig):
         if self.max_body > MAX_BODY_LIMIT:
             # Checked here, not with Range, to print the bound as a number of bytes.
             problems.append((("max_body",), f"must be at most {MAX_BODY_LIMIT} (1 GiB)"))
-        for name in self.headers:
+        for name, value in self.headers.items():
             if name.lower() == "host":
                 problems.append((("headers", name), "set the Host header with virtualhost"))
+            elif not _TOKEN.fullmatch(name):
+                problems.append((("headers", name), "is not a header name (letters, digits, -)"))
+            elif _CONTROL.search(value):
+                problems.append((("headers", name), "must be one line (no CR, LF or NUL)"))
+        for where, host in [(("virtualhost",), self.virtualhost)] + [
+            (("url", i, "virtualhost"), url.virtualhost) for i, url in enumerate(self.url)
+        ]:
+            if host is not None and (not host or _CONTROL.search(host) or " " in host):
+                problems.append((where, "must be a host name, with a port if need be"))
         if (
             self.connect_ip is not None
             and self.bind_to is not None

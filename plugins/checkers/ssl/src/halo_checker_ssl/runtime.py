@@ -1,6 +1,6 @@
 """The ``ssl`` checker at run time: the ``http`` checker over TLS, judging the certificate.
 
-Requests go through the http checker's shared session; this module adds the TLS context
+Requests go through the http checker's client (halo_lib_http); this module adds the TLS context
 (verification, CA file, client certificate), the server name (SNI) and the certificate's
 expiry. The expiry is read from the certificate itself (DER) rather than from Python's parsed
 form, which is empty when verification is off: an expired certificate fails the check even
@@ -15,11 +15,10 @@ import ssl
 import time
 from datetime import UTC, datetime
 
-import aiohttp
-
 from halo_checker_http.runtime import HttpChecker, Peer, Verdict
 from halo_checker_ssl.plugin import SslCheck
 from halo_core.plugin_api import CheckTarget
+from halo_lib_http import Disconnected, HttpError
 
 
 class SslChecker(HttpChecker):
@@ -48,9 +47,9 @@ class SslChecker(HttpChecker):
     def ssl_context(self) -> ssl.SSLContext:
         return CONTEXTS.get(self.config)
 
-    def explain(self, exc: aiohttp.ClientError) -> str:
+    def explain(self, exc: HttpError) -> str:
         reason = super().explain(exc)
-        if isinstance(exc, aiohttp.ServerDisconnectedError) and self.config.cert_file is None:
+        if isinstance(exc, Disconnected) and self.config.cert_file is None:
             # TLS 1.3 servers refuse a missing client certificate after the handshake, and
             # the alert saying so is lost on the way up: all the client sees is a hang-up.
             reason += " (does it require a client certificate?)"

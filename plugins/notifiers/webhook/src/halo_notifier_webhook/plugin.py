@@ -1,5 +1,5 @@
-"""Schema and hooks of the ``webhook`` notifier. The runtime (and aiohttp) lives in
-:mod:`.runtime`."""
+"""Schema and hooks of the ``webhook`` notifier. The runtime (and its HTTP client,
+halo_lib_http) lives in :mod:`.runtime`."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ class WebhookNotifierConfig(NotifierConfig):
                 problems.append((("headers", name), "is not an HTTP header name"))
             elif value.value is not None and _HEADER_BREAK.search(value.value):
                 # CR or LF would end the header and start one of the config's choosing;
-                # aiohttp refuses it only when the first event is sent
+                # the HTTP client refuses it only when the first event is sent
                 problems.append((("headers", name), "must be one line (no CR, LF or NUL)"))
         if isinstance(self.template, str):
             problem = template_problem(self.template)
