@@ -39,7 +39,6 @@ import atexit
 import base64
 import binascii
 import contextlib
-import hashlib
 import itertools
 import logging
 import math
@@ -178,6 +177,10 @@ def fingerprint(line: str) -> str | None:
         blob = base64.b64decode(fields[2], validate=True)
     except (binascii.Error, ValueError):
         return None
+    # here, not at the top: hashlib loads OpenSSL's libcrypto, 3.5 MB of a worker's memory
+    # for a fingerprint that is only shown when a host key does not match
+    import hashlib
+
     digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
     return f"{fields[1]} SHA256:{digest}"
 
