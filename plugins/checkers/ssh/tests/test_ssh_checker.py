@@ -369,7 +369,9 @@ async def test_silent_server_times_out_through_the_runner() -> None:
 
 
 def _children() -> list[tuple[int, str, str]]:
-    """(pid, command name, state) of this process's children: ssh, never anything else."""
+    """(pid, command name, state) of this process's children that the checker started
+    (ssh, never anything else): other tests of the same session may have left a server of
+    their own running, which is not this checker's."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -380,9 +382,21 @@ def _children() -> list[tuple[int, str, str]]:
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-        if int(ppid) == os.getpid():
+        if int(ppid) == os.getpid() and int(entry.name) not in _OTHERS:
             found.append((int(entry.name), name, state))
     return found
+
+
+_OTHERS: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _others_before() -> Iterator[None]:
+    """The session's children before each test: not the checker's."""
+    _OTHERS.clear()
+    _OTHERS.update(pid for pid, _, _ in _children())
+    yield
+    _OTHERS.clear()
 
 
 class _SlowServer(_Server):
