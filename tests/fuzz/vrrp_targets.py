@@ -51,6 +51,7 @@ class ReceiveOnly(InterfaceSocket):
         self.sent = 0
         self.received = 0  # packets taken (InterfaceSocket.take)
         self._decoded = {}  # the receive path's cache of advert bytes already decoded
+        self._header_parts = {}
 
     def send(self, payload: bytes, src: Any, dst: Any, ttl: int = 0) -> bool:
         self.sent += 1

@@ -54,13 +54,13 @@ def test_anything_but_a_repeat_is_stepped_at_once() -> None:
     # The master lets go (priority 0): stepped now, after the pending repeat.
     stop = replace(adv, priority=0)
     runtime.on_advert(stop, MASTER, GROUP, 1001.5)
-    assert runtime._repeat_at is None and runtime._repeat is None
+    assert runtime._repeat_at is None and runtime._repeat_adv is None
     assert runtime.machine.master_down_timer == 1001.5 + runtime.machine.skew_time
     # A lower-priority master is discarded (preempt): its adverts are not repeats either.
     low = replace(adv, priority=50)
     runtime.on_advert(low, MASTER, GROUP, 1001.6)
     runtime.on_advert(low, MASTER, GROUP, 1001.7)
-    assert runtime._repeat is None and runtime._repeat_at is None
+    assert runtime._repeat_adv is None and runtime._repeat_at is None
 
 
 def test_an_early_wake_up_leaves_the_repeat_pending() -> None:

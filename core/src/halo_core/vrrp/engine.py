@@ -182,10 +182,18 @@ class InstanceRuntime:
         sender: InterfaceSocket | None = None,
         check_unicast_src: bool = False,
     ) -> None:
-        # Repeats of the advert last stepped (see on_advert): its event, and the receive
-        # time of the latest repeat not yet applied to the machine.
-        self._repeat: tuple[packet.Advertisement, IPAddress, fsm.AdvertReceived] | None = None
+        # Repeats of the advert last stepped (see on_advert): the decoded advert and source
+        # objects a repeat arrives as, its event, the receive time of the latest repeat not
+        # yet applied to the machine, and the repeats not yet counted in `counters`. First
+        # in the instance, with the timer's: a backup reads these for every advert, and
+        # together they fill few cache lines, cold after each sleep (bench/cpu/README.md).
+        self._repeat_adv: packet.Advertisement | None = None
+        self._repeat_src: IPAddress | None = None
+        self._repeat_event: fsm.AdvertReceived | None = None
         self._repeat_at: float | None = None
+        self._repeats = 0
+        self._timer: Timer | None = None
+        self._wake_at = 0.0  # when the armed timer fires
         # The Master_Down_Interval that advert set: a pending repeat's deadline is its
         # receive time plus this, known without stepping the machine (see _next_deadline).
         self._repeat_down = 0.0
@@ -208,11 +216,9 @@ class InstanceRuntime:
         self.held_until: float | None = None
         self.family = sock.family
         self.v3_checksum_as_v2 = cfg.v3_checksum_as_v2
-        self.counters: Counter[str] = Counter()
+        self._counters: Counter[str] = Counter()
         self.tracks = TrackState()
         self.track_faults: frozenset[str] = frozenset()
-        self._timer: Timer | None = None
-        self._wake_at = 0.0  # when the armed timer fires
         self._forced = False
         self.removed = False  # a reload removed it: its STOP says so
 
@@ -293,21 +299,33 @@ class InstanceRuntime:
     @machine.setter
     def machine(self, machine: fsm.Machine) -> None:
         self._machine = machine
-        self._repeat = self._repeat_at = None
+        self._repeat_adv = self._repeat_src = self._repeat_event = self._repeat_at = None
+
+    @property
+    def counters(self) -> Counter[str]:
+        """What this instance counted (adverts received and sent, drops by reason, ...)."""
+        if self._repeats:
+            self._counters["adverts_received"] += self._repeats
+            self._repeats = 0
+        return self._counters
+
+    @counters.setter
+    def counters(self, counters: Counter[str]) -> None:
+        self._counters, self._repeats = counters, 0
 
     @property
     def state(self) -> fsm.State:
         return self.machine.state
 
     def _apply_repeat(self) -> None:
-        assert self._repeat is not None and self._repeat_at is not None
+        assert self._repeat_event is not None and self._repeat_at is not None
         at, self._repeat_at = self._repeat_at, None
-        self._machine, actions = fsm.step(self._machine, self._repeat[2], at)
+        self._machine, actions = fsm.step(self._machine, self._repeat_event, at)
         self._act(actions, False)
 
     def step(self, event: fsm.Event, *, forced: bool = False, now: float | None = None) -> None:
         machine = self.machine  # a repeated advert first: events apply in order
-        self._repeat = None
+        self._repeat_adv = self._repeat_src = self._repeat_event = None
         self._machine, actions = fsm.step(machine, event, self.clock.now() if now is None else now)
         m = self._machine
         if (
@@ -331,7 +349,7 @@ class InstanceRuntime:
                 elif isinstance(action, fsm.Announce):
                     # Entering MASTER is itself the request to announce (backends act on
                     # the state change); this one means "again, now": a split brain healed.
-                    self.counters["announce_requests"] += 1
+                    self._counters["announce_requests"] += 1
                     self.bus.publish(VrrpAnnounce(instance=self.name, reason=action.reason))
             self._forced = False
 
@@ -477,18 +495,18 @@ class InstanceRuntime:
             self._encoded = (priority, [(d, t.encode(priority)) for d, t in self.templates])
         for dst, payload in self._encoded[1]:
             if self.sender.send(payload, self.source, dst, self.ttl):
-                self.counters["adverts_sent"] += 1
+                self._counters["adverts_sent"] += 1
                 if priority == 0:
-                    self.counters["priority_zero_sent"] += 1
+                    self._counters["priority_zero_sent"] += 1
 
     def _state_changed(self, change: fsm.StateChanged) -> None:
         new = change.new.value
         if change.new is fsm.State.INITIALIZE and change.old is not fsm.State.INITIALIZE:
             new = STOP
         if change.new is fsm.State.MASTER:
-            self.counters["became_master"] += 1
+            self._counters["became_master"] += 1
         if change.old is fsm.State.MASTER:
-            self.counters["released_master"] += 1
+            self._counters["released_master"] += 1
         # Published before it is logged: the addresses backend's immediate route sends
         # the first gratuitous ARPs from inside publish.
         self.bus.publish(
@@ -526,15 +544,14 @@ class InstanceRuntime:
     def on_advert(
         self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
     ) -> None:
-        repeat = self._repeat
-        if repeat is not None and repeat[0] is adv and repeat[1] is src:
+        if adv is self._repeat_adv and src is self._repeat_src:
             # The advert stepped last, again (the decoder hands out the same objects), and
             # a repeat is only kept for an advert that passed every check below: for a
             # backup accepting its master it only moves Master_Down_Timer to this receive
             # time, so it is applied once, when anyone next reads the machine (its timer's
             # wake-up, an event, the status) - not once per advert. Checked first: it is
             # nearly every advert a backup reads.
-            self.counters["adverts_received"] += 1
+            self._repeats += 1  # into counters when they are read
             self._repeat_at = now
             if self._wake_at < now + self._look_ahead and self._timer is not None:
                 # The armed early look would come before the master's next advert is read:
@@ -552,20 +569,20 @@ class InstanceRuntime:
             return  # our own packet looped back by a peer or bridge
         if self._source_unknown:
             unknown = packet.RejectReason.UNKNOWN_UNICAST_SOURCE
-            self.counters[unknown.value] += 1
+            self._counters[unknown.value] += 1
             self.invalid_log.note(src, unknown)
             return
         if adv is not self._checked[0]:
             self._checked = (adv, packet.check(adv, self.expectation))
         reason = self._checked[1]
         if reason is not None:
-            self.counters[reason.value] += 1
+            self._counters[reason.value] += 1
             self.invalid_log.note(src, reason)
             if not reason.is_warning:
                 return
-        self.counters["adverts_received"] += 1
+        self._counters["adverts_received"] += 1
         if adv.priority == 0:
-            self.counters["priority_zero_received"] += 1
+            self._counters["priority_zero_received"] += 1
         event = fsm.AdvertReceived(priority=adv.priority, source=src, interval_cs=adv.interval_cs)
         self.step(event, now=now)
         m = self._machine
@@ -578,7 +595,7 @@ class InstanceRuntime:
             and m.master_down_timer is not None
         ):
             # Accepted (RFC 9568 §6.4.2): a repeat changes nothing but the timer's start.
-            self._repeat = (adv, src, event)
+            self._repeat_adv, self._repeat_src, self._repeat_event = adv, src, event
             self._repeat_down = m.master_down_timer - now
             self._look_ahead = m.master_adver_interval_cs / 100 + m.skew_time / 2 + LOOK_MARGIN
 

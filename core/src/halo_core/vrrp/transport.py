@@ -169,6 +169,7 @@ class InterfaceSocket:
         self._decoded: dict[
             bytes, tuple[bool, packet.Advertisement, IPAddress, IPAddress, bytes, bytes]
         ] = {}
+        self._header_parts: dict[bytes, bytes] = {}
         self.sock = self._open()
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
         self.closed = False
@@ -426,8 +427,14 @@ class InterfaceSocket:
             return
         if len(self._decoded) >= DECODED_CACHE:
             self._decoded.clear()
+            self._header_parts.clear()
         if datagram[0] == 0x45:  # no IP options, so byte 21 is the VRID
-            self._decoded[datagram[12:]] = (csum_v2, adv, src, dst, datagram[:4], datagram[6:10])
+            # The header bytes compared are the same for most adverts heard (one object
+            # each, warm in the cache for all of them rather than one cold per advert).
+            parts = self._header_parts
+            head = parts.setdefault(datagram[:4], datagram[:4])
+            mid = parts.setdefault(datagram[6:10], datagram[6:10])
+            self._decoded[datagram[12:]] = (csum_v2, adv, src, dst, head, mid)
         self._dispatch(adv, src, dst, now)
 
     def _handle6(
