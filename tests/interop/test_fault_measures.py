@@ -1,0 +1,76 @@
+"""The fault matrix's measures of what happens during a fault, on made-up advert timelines
+(no lab): takeovers on the wire, two masters at once, and the bounds per fault."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from fault_matrix import FAULTS, PROTOS, Timing, expect, takeovers, two_masters
+
+IV = 0.1  # the advert interval of these timelines
+
+
+def adverts(src: str, start: float, stop: float, every: float = IV) -> list[tuple[float, str]]:
+    n = round((stop - start) / every)
+    return [(start + k * every, src) for k in range(n + 1)]
+
+
+def test_a_dead_master_is_one_takeover_without_two_masters() -> None:
+    wire = adverts("a", 0.0, 1.0) + adverts("b", 1.4, 3.0)
+    assert takeovers(wire, 0.5, IV) == 1
+    assert two_masters(wire, 0.5, IV) == 0.0
+
+
+def test_a_master_coming_back_is_a_second_takeover() -> None:
+    wire = adverts("a", 0.0, 1.0) + adverts("b", 1.4, 2.0) + adverts("a", 2.0, 3.0)
+    assert takeovers(wire, 0.5, IV) == 2
+    assert two_masters(wire, 0.5, IV) == 0.0
+
+
+def test_a_claim_that_ends_first_is_a_takeover_and_two_masters() -> None:
+    """A partition: b claims while a goes on; a stays the master."""
+    wire = adverts("a", 0.0, 3.0) + adverts("b", 1.0, 1.7)
+    assert takeovers(wire, 0.5, IV) == 1
+    assert two_masters(wire, 0.5, IV) == pytest.approx(0.7)
+    # another claim of b's counts, even a single advert
+    wire += adverts("b", 2.0, 2.0)
+    assert takeovers(wire, 0.5, IV) == 2
+
+
+def test_nothing_happening_is_no_takeover() -> None:
+    wire = adverts("a", 0.0, 3.0)
+    assert takeovers(wire, 0.5, IV) == 0
+    assert two_masters(wire, 0.5, IV) == 0.0
+    # a silence of a's (a reload) is not a takeover either
+    assert takeovers(adverts("a", 0.0, 1.0) + adverts("a", 1.5, 3.0), 0.5, IV) == 0
+
+
+def test_two_masters_before_the_fault_do_not_count() -> None:
+    wire = adverts("a", 0.0, 3.0) + adverts("b", 0.0, 0.3)
+    assert two_masters(wire, 0.5, IV) == 0.0
+    assert takeovers(wire, 0.5, IV) == 0
+
+
+@pytest.mark.parametrize("version", sorted(PROTOS))
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_every_fault_has_bounds(fault: str, version: str) -> None:
+    proto = PROTOS[version]
+    e = expect(fault, proto, Timing())
+    assert 0 < e.gap < proto.master_down(90) + proto.interval + 1
+    lo, hi = e.takeovers
+    assert 0 <= lo <= hi
+    assert e.overlap is None or e.overlap >= 1.5 * proto.interval
+
+
+def test_the_bounds_follow_the_protocol() -> None:
+    v3, timing = PROTOS["v3"], Timing(margin=0.15)
+    assert expect("kill9", v3, timing).gap == pytest.approx(0.365 + 0.1 + 0.15, abs=0.001)
+    assert expect("restart", v3, timing).gap == pytest.approx(0.1 + 0.15)
+    assert expect("hup-storm", v3, timing).gap == pytest.approx(0.1 + 0.15)
+    # a 0.5 s flap can outlast VRRPv3's Master_Down_Interval, never VRRPv2's
+    assert expect("flapping-check", v3, timing).takeovers == (0, 2 * timing.flaps)
+    assert expect("flapping-check", PROTOS["v2"], timing).takeovers == (0, 0)
+    # 30 % loss for 300 s at 0.1 s: about 57 claims expected, none at all is wrong
+    lo, hi = expect("loss30", v3, timing).takeovers
+    assert lo == 1 and hi == math.ceil(2 * (56.7 + 4 * math.sqrt(56.7) + 2))
