@@ -64,11 +64,11 @@ Fault → what happens (what the operator expects) → gap bound; takeovers; two
 - **loss30**: b's timer runs out when 3 adverts in a row are lost (0.3³ after each one it
   hears) and b claims mastership; a answers b's lower-priority advert at once and b steps
   down when one of a's adverts gets through → hand-over; E = 0.7 × 0.3³ × adverts sent
-  claims are expected: at most 2 (E + 4√E + 2) (four standard deviations of a Poisson
-  count, doubled for what the model leaves out: adverts late on a busy machine, a's run
-  broken by one), at least 1 when E > 10 (none at all has odds under e⁻¹⁰); two masters
-  not judged: each claim lasts until one of a's adverts gets through (0.3ᵏ for k
-  intervals), and over hundreds of claims some last several intervals.
+  claims are expected (57 in 300 s at 0.1 s; the bench measured 51 and 59): at most E +
+  4√E + 2 (four standard deviations of a Poisson count, and two), at least 1 when E > 10
+  (none at all has odds under e⁻¹⁰); two masters not judged: each claim lasts until one
+  of a's adverts gets through (0.3ᵏ for k intervals), and over dozens of claims some last
+  several intervals.
 - **flapping-check**: a's priority goes 100 → 80 → 100 each second; b (90, preempting)
   takes over when a's low priority outlasts MDI_b since a's last advert at 100, a takes
   back when its check is up again → hand-over; 0 in VRRPv2 (0.5 s never outlasts MDI_b -
@@ -79,10 +79,6 @@ Fault → what happens (what the operator expects) → gap bound; takeovers; two
 - **hup-storm**: reloads of the master change nothing it serves → quiet; 0; 1.5 I.
 - **restart**: a stops gracefully (b takes over after Skew_b), starts again as backup and
   preempts b after its Master_Down_Interval → hand-over; 2; 1.5 I.
-
-The loss30 bound is the expected number of claims (E) plus four standard deviations of a
-Poisson count and two, twice (b's claim and a's return): generous, it flags a router that
-claims or gives up without cause, not an unlucky run.
 """
 
 from __future__ import annotations
@@ -192,7 +188,7 @@ def expect(fault: str, proto: Proto, timing: Timing) -> Expect:
             return Expect(handover, (1, 1), hold(proto) + step_down, "b is a second master")
         case "loss30":
             e = 0.7 * 0.3**3 * timing.loss_seconds / i
-            most = math.ceil(2 * (e + 4 * math.sqrt(e) + 2))
+            most = math.ceil(e + 4 * math.sqrt(e) + 2)
             least = 1 if e > 10 else 0
             return Expect(handover, (least, most), None, f"about {e:.0f} claims by b expected")
         case "flapping-check":

@@ -73,4 +73,4 @@ def test_the_bounds_follow_the_protocol() -> None:
     assert expect("flapping-check", PROTOS["v2"], timing).takeovers == (0, 0)
     # 30 % loss for 300 s at 0.1 s: about 57 claims expected, none at all is wrong
     lo, hi = expect("loss30", v3, timing).takeovers
-    assert lo == 1 and hi == math.ceil(2 * (56.7 + 4 * math.sqrt(56.7) + 2))
+    assert lo == 1 and hi == math.ceil(56.7 + 4 * math.sqrt(56.7) + 2)
