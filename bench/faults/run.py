@@ -59,6 +59,8 @@ def main() -> int:
     p.add_argument("--margin", type=float, default=0.15, help="seconds added to each gap bound")
     p.add_argument("--workdir", type=Path, default=ROOT / "bench" / "results" / "faults")
     args = p.parse_args()
+    if not args.margin >= 0:
+        raise SystemExit(f"bench/faults: --margin must be 0 or more seconds, not {args.margin}")
     reason = lab_unavailable_reason()
     if reason:
         raise SystemExit(f"bench/faults: {reason}")

@@ -23,7 +23,7 @@ What happens *while* the fault lasts is judged too (#16), from the fault's start
 of the observation, against what an experienced keepalived operator expects of the
 protocol's timing:
 
-- **gap** (above) at most the fault's bound;
+- **gap** (above) at most the fault's bound (a failing cell says when it began);
 - **takeovers**: how many times a router took mastership from the other, on the wire. The
   adverts (priority > 0) of each router form runs (no silence over 1.5 intervals); a run
   that starts while, or after, the other router was master is a takeover. It makes its
@@ -224,6 +224,8 @@ class Result:
     error: str | None = None
     # during the fault (see the module doc)
     gap_bound: float = float("nan")
+    gap_at: float = float("nan")  # when the longest gap began, seconds after the fault's start
+    fault_seconds: float = float("nan")  # from the fault's start to its end
     takeovers: int = -1
     takeovers_expected: tuple[int, int] = (0, 0)
     overlap: float = float("nan")
@@ -261,7 +263,10 @@ class Result:
         if self.error:
             why.append(self.error)
         if not self.gap <= self.gap_bound:
-            why.append(f"gap over {self.gap_bound * 1000:.0f} ms")
+            why.append(
+                f"gap over {self.gap_bound * 1000:.0f} ms, from {self.gap_at:.2f} s into"
+                f" the fault (which lasted {self.fault_seconds:.2f} s)"
+            )
         if not lo <= self.takeovers <= hi:
             why.append(f"{self.takeovers} takeovers, expected {expected}")
         if self.overlap_bound is not None and not self.overlap <= self.overlap_bound:
@@ -526,7 +531,8 @@ def two_masters(adverts: list[tuple[float, str]], since: float, interval: float)
     return max((hi - max(lo, since) for lo, hi in spans if hi > since), default=0.0)
 
 
-def longest_gap(client_log: Path, since: float, until: float) -> float:
+def longest_gap(client_log: Path, since: float, until: float) -> tuple[float, float]:
+    """The longest time without an answer between *since* and *until*, and when it began."""
     answers = []
     with contextlib.suppress(FileNotFoundError):
         for line in client_log.read_text().splitlines():
@@ -536,9 +542,9 @@ def longest_gap(client_log: Path, since: float, until: float) -> float:
                     answers.append(float(rec["done"]))
     answers = sorted(a for a in answers if since <= a <= until)
     if not answers:
-        return until - since
+        return until - since, since
     points = [since, *answers, until]
-    return max(t1 - t0 for t0, t1 in itertools.pairwise(points))
+    return max((t1 - t0, t0) for t0, t1 in itertools.pairwise(points))
 
 
 def run_trial(
@@ -628,7 +634,9 @@ def _trial(
     ]
     result.settle = settle_time(live, fault_end, end, proto.interval)
     result.final_master = live[-1][1] if live else "-"
-    result.gap = longest_gap(client_log, fault_start, end)
+    result.gap, gap_start = longest_gap(client_log, fault_start, end)
+    result.gap_at = gap_start - fault_start
+    result.fault_seconds = fault_end - fault_start
     bounds = expect(fault_name, proto, timing)
     result.gap_bound = bounds.gap
     result.takeovers = takeovers(live, fault_start, proto.interval)
