@@ -228,6 +228,7 @@ class Result:
     fault_seconds: float = float("nan")  # from the fault's start to its end
     takeovers: int = -1
     takeovers_expected: tuple[int, int] = (0, 0)
+    expected_why: str = ""  # what the fault should cause, in a few words
     overlap: float = float("nan")
     overlap_bound: float | None = None  # None: not judged
 
@@ -268,7 +269,7 @@ class Result:
                 f" the fault (which lasted {self.fault_seconds:.2f} s)"
             )
         if not lo <= self.takeovers <= hi:
-            why.append(f"{self.takeovers} takeovers, expected {expected}")
+            why.append(f"{self.takeovers} takeovers, expected {expected} ({self.expected_why})")
         if self.overlap_bound is not None and not self.overlap <= self.overlap_bound:
             why.append(f"two masters for {self.overlap * 1000:.0f} ms")
         if self.settle > self.interval:
@@ -641,6 +642,7 @@ def _trial(
     result.gap_bound = bounds.gap
     result.takeovers = takeovers(live, fault_start, proto.interval)
     result.takeovers_expected = bounds.takeovers
+    result.expected_why = bounds.why
     result.overlap = two_masters(live, fault_start, proto.interval)
     result.overlap_bound = bounds.overlap
     holders = [h.name for h in (a, b) if h.name not in t.dead and h.has_address(proto.vip_address)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from fault_matrix import FAULTS, PROTOS, Timing, expect, takeovers, two_masters
+from fault_matrix import FAULTS, PROTOS, Result, Timing, expect, takeovers, two_masters
 
 IV = 0.1  # the advert interval of these timelines
 
@@ -73,3 +73,21 @@ def test_the_bounds_follow_the_protocol() -> None:
     # 30 % loss for 300 s at 0.1 s: about 57 claims expected, none at all is wrong
     lo, hi = expect("loss30", v3, timing).takeovers
     assert lo == 1 and hi == math.ceil(56.7 + 4 * math.sqrt(56.7) + 2)
+
+
+def test_a_cell_out_of_bounds_fails_and_says_why() -> None:
+    r = Result("hup-storm", "halo-halo", "v3", interval=0.1, settle=0.0)
+    r.final_master = r.expected_master = "a"
+    r.one_master = r.nothing_left = True
+    e = expect("hup-storm", PROTOS["v3"], Timing())
+    r.gap, r.gap_bound, r.gap_at, r.fault_seconds = 0.03, e.gap, 1.0, 10.0
+    r.takeovers, r.takeovers_expected, r.expected_why = 0, e.takeovers, e.why
+    r.overlap, r.overlap_bound = 0.0, e.overlap
+    assert r.passed and r.row().split()[-1] == "pass"
+    r.takeovers, r.overlap, r.gap = 1, 0.4, 0.5
+    assert not r.passed
+    row = r.row()
+    assert "FAIL" in row
+    assert "gap over 250 ms, from 1.00 s into the fault (which lasted 10.00 s)" in row
+    assert "1 takeovers, expected 0 (reloads change nothing served)" in row
+    assert "two masters for 400 ms" in row
