@@ -23,7 +23,8 @@ What happens *while* the fault lasts is judged too (#16), from the fault's start
 of the observation, against what an experienced keepalived operator expects of the
 protocol's timing:
 
-- **gap** (above) at most the fault's bound (a failing cell says when it began);
+- **gap** (above) at most the fault's bound (a failing cell says when it began, and for
+  how long the client itself sent nothing in it: a client not scheduled on a busy machine);
 - **takeovers**: how many times a router took mastership from the other, on the wire. The
   adverts (priority > 0) of each router form runs (no silence over 1.5 intervals); a run
   that starts while, or after, the other router was master is a takeover. It makes its
@@ -225,6 +226,7 @@ class Result:
     # during the fault (see the module doc)
     gap_bound: float = float("nan")
     gap_at: float = float("nan")  # when the longest gap began, seconds after the fault's start
+    gap_client_idle: float = 0.0  # the longest time in the gap the client sent no request
     fault_seconds: float = float("nan")  # from the fault's start to its end
     takeovers: int = -1
     takeovers_expected: tuple[int, int] = (0, 0)
@@ -267,6 +269,11 @@ class Result:
             why.append(
                 f"gap over {self.gap_bound * 1000:.0f} ms, from {self.gap_at:.2f} s into"
                 f" the fault (which lasted {self.fault_seconds:.2f} s)"
+                + (
+                    f", the client sending nothing for {self.gap_client_idle * 1000:.0f} ms of it"
+                    if self.gap_client_idle > 5 * CLIENT_INTERVAL
+                    else ""
+                )
             )
         if not lo <= self.takeovers <= hi:
             why.append(f"{self.takeovers} takeovers, expected {expected} ({self.expected_why})")
@@ -532,20 +539,35 @@ def two_masters(adverts: list[tuple[float, str]], since: float, interval: float)
     return max((hi - max(lo, since) for lo, hi in spans if hi > since), default=0.0)
 
 
-def longest_gap(client_log: Path, since: float, until: float) -> tuple[float, float]:
-    """The longest time without an answer between *since* and *until*, and when it began."""
-    answers = []
+def _client_records(client_log: Path) -> list[dict[str, float | bool]]:
+    records = []
     with contextlib.suppress(FileNotFoundError):
         for line in client_log.read_text().splitlines():
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
                 rec = json.loads(line)
-                if rec["ok"]:
-                    answers.append(float(rec["done"]))
-    answers = sorted(a for a in answers if since <= a <= until)
+                records.append({"t": float(rec["t"]), "done": float(rec["done"]), "ok": rec["ok"]})
+    return records
+
+
+def longest_gap(client_log: Path, since: float, until: float) -> tuple[float, float]:
+    """The longest time without an answer between *since* and *until*, and when it began."""
+    answers = sorted(
+        float(r["done"])
+        for r in _client_records(client_log)
+        if r["ok"] and since <= r["done"] <= until
+    )
     if not answers:
         return until - since, since
     points = [since, *answers, until]
     return max((t1 - t0, t0) for t0, t1 in itertools.pairwise(points))
+
+
+def client_idle(client_log: Path, since: float, until: float) -> float:
+    """The longest time between *since* and *until* in which the client started no request:
+    a gap the client itself was not scheduled for is not the service's."""
+    starts = sorted(float(r["t"]) for r in _client_records(client_log) if since <= r["t"] <= until)
+    points = [since, *starts, until]
+    return max(t1 - t0 for t0, t1 in itertools.pairwise(points))
 
 
 def run_trial(
@@ -637,6 +659,7 @@ def _trial(
     result.final_master = live[-1][1] if live else "-"
     result.gap, gap_start = longest_gap(client_log, fault_start, end)
     result.gap_at = gap_start - fault_start
+    result.gap_client_idle = client_idle(client_log, gap_start, gap_start + result.gap)
     result.fault_seconds = fault_end - fault_start
     bounds = expect(fault_name, proto, timing)
     result.gap_bound = bounds.gap

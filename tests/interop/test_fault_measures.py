@@ -3,10 +3,22 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
-from fault_matrix import FAULTS, PROTOS, Result, Timing, expect, takeovers, two_masters
+from fault_matrix import (
+    FAULTS,
+    PROTOS,
+    Result,
+    Timing,
+    client_idle,
+    expect,
+    longest_gap,
+    takeovers,
+    two_masters,
+)
 
 IV = 0.1  # the advert interval of these timelines
 
@@ -91,3 +103,24 @@ def test_a_cell_out_of_bounds_fails_and_says_why() -> None:
     assert "gap over 250 ms, from 1.00 s into the fault (which lasted 10.00 s)" in row
     assert "1 takeovers, expected 0 (reloads change nothing served)" in row
     assert "two masters for 400 ms" in row
+
+
+def test_a_gap_the_client_was_idle_for_is_told_apart(tmp_path: Path) -> None:
+    """Answers every 20 ms; the client sends nothing from 1.0 to 1.3 s (not scheduled),
+    then the service fails from 2.0 to 2.4 s while it keeps asking."""
+    log = tmp_path / "client.jsonl"
+    lines = []
+    for k in range(150):
+        t = k * 0.02
+        if 1.0 < t < 1.3:
+            continue
+        ok = not 2.0 <= t < 2.4
+        lines.append(json.dumps({"t": t, "done": t + (0.001 if ok else 1.0), "ok": ok}))
+    log.write_text("\n".join([*lines, "not json", '{"t": 1}']) + "\n")
+    gap, at = longest_gap(log, 0.0, 3.0)
+    assert gap == pytest.approx(0.42, abs=0.001) and at == pytest.approx(1.981, abs=0.001)
+    assert client_idle(log, at, at + gap) == pytest.approx(0.02, abs=0.001)
+    gap, at = longest_gap(log, 0.0, 1.9)
+    assert gap == pytest.approx(0.30, abs=0.001)
+    assert client_idle(log, at, at + gap) == pytest.approx(0.30, abs=0.001)
+    assert longest_gap(tmp_path / "missing.jsonl", 0.0, 3.0) == (3.0, 0.0)
