@@ -1,8 +1,13 @@
 """The fault matrix (#15 §4): every fault × pair × VRRP version in the namespace lab,
-printed as one table: the longest gap a client asking the VIP every 20 ms saw, the settle
-time (fault's end → one master), the final master, whether the last gratuitous ARP for the
-VIP came from it, and the verdict (one master within one advert interval, the VIP on it
-alone, nothing left after a graceful stop, no traceback). Scenarios: tests/interop/fault_matrix.py.
+printed as one table. While the fault lasts: the longest gap a client asking the VIP every
+20 ms saw and its bound, how many times a router took mastership on the wire and how many
+the fault should cause, the longest time both routers sent adverts at once and its bound.
+After it: the settle time (fault's end → one master), the final master, whether the last
+gratuitous ARP for the VIP came from it. A cell passes when everything is within bounds,
+one master within one advert interval of the fault's end holds the VIP alone, nothing is
+left after a graceful stop and no halo log has a traceback; a failing cell says why. The
+bounds come from the protocol's timing (interval, Skew_Time, Master_Down_Interval) plus a
+margin (``--margin``); each fault's reasoning: tests/interop/fault_matrix.py.
 
     sudo uv run python bench/faults/run.py                         # everything, ~25 min
     sudo uv run python bench/faults/run.py --faults kill9,partition --versions v3 --loss-seconds 20
@@ -51,12 +56,15 @@ def main() -> int:
     p.add_argument("--loss-seconds", type=float, default=300.0, help="30 %% loss duration")
     p.add_argument("--reloads", type=int, default=100, help="SIGHUPs in the storm")
     p.add_argument("--storm-seconds", type=float, default=10.0, help="the storm's length")
+    p.add_argument("--margin", type=float, default=0.15, help="seconds added to each gap bound")
     p.add_argument("--workdir", type=Path, default=ROOT / "bench" / "results" / "faults")
     args = p.parse_args()
+    if not args.margin >= 0:
+        raise SystemExit(f"bench/faults: --margin must be 0 or more seconds, not {args.margin}")
     reason = lab_unavailable_reason()
     if reason:
         raise SystemExit(f"bench/faults: {reason}")
-    timing = Timing(args.loss_seconds, args.reloads, args.storm_seconds)
+    timing = Timing(args.loss_seconds, args.reloads, args.storm_seconds, margin=args.margin)
     pairs = [x for x in args.pairs.split(",") if "keepalived" not in x or keepalived_available()]
     results = []
     print(HEADER, flush=True)
