@@ -54,6 +54,13 @@ Rules beyond the RFC text (keepalived 2.2.7's behaviour unless said otherwise):
   entering FAULT sends one priority-0 advert so a backup takes over after Skew_Time.
   Leaving FAULT goes to BACKUP, or straight to MASTER for the priority-255 address owner.
   Faults reported while INITIALIZE are remembered, and Startup then goes to FAULT.
+* **The Adver_Timer keeps to a grid**: the multiples of Advertisement_Interval on the
+  caller's clock (:func:`_next_advert`). A master's first advert goes out at once, as the
+  RFC says; the timer then ends on the next grid point, so the second advert comes at most
+  one interval later (sooner once per takeover), and each later one one interval after the
+  last deadline, not after a late wake-up, so the phase does not drift. All instances of
+  one interval on a host thus advertise in the same moment: a master of many instances
+  wakes once per interval, and its backup reads them in one clump (bench/cpu/README.md).
 * **Start-up.**  Only the priority-255 address owner starts MASTER (RFC 9568 §6.4.1).  A
   configured ``state MASTER`` below 255 still starts BACKUP and waits a full
   Master_Down_Interval, as keepalived does (measured: ~3.6 s at 1 s / priority 100), so
@@ -111,6 +118,7 @@ the runtime's; an :class:`AdvertReceived` is a valid advert for this virtual rou
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv6Address
@@ -422,6 +430,19 @@ def _down_interval(m: Machine, master_adver_interval_cs: int) -> float:
     return 3 * m.advert_interval + (256 - m.priority) / 256
 
 
+def _next_advert(m: Machine, now: float) -> float:
+    """The Adver_Timer after an advert sent at ``now``: the first multiple of
+    Advertisement_Interval after it (see "The Adver_Timer keeps to a grid" above). A tick
+    at its deadline (the runtime delivers it with ``now`` = the deadline) gets the deadline
+    plus one interval; a late one the next grid point, not ``now`` plus an interval."""
+    interval = m.advert_interval
+    deadline = m.adver_timer
+    if deadline is not None and deadline <= now < deadline + interval:
+        return deadline + interval
+    grid = (math.floor(now / interval) + 1) * interval
+    return grid if grid > now else grid + interval  # float rounding at a grid point
+
+
 def step(m: Machine, event: Event, now: float) -> Step:
     """Apply one event at time ``now``; return the new machine and the actions to perform."""
     handler = _HANDLERS.get((m.state, type(event)), _ignore)
@@ -446,7 +467,7 @@ def _enter_master(m: Machine, old: State, now: float, reason: str) -> Step:
     # A master advertises its own interval, so the learned one is dropped.
     m = replace(
         m,
-        adver_timer=now + m.advert_interval,
+        adver_timer=_next_advert(m, now),
         master_down_timer=None,
         preempt_deadline=None,
         master_adver_interval_cs=m.config.interval_cs,
@@ -619,8 +640,9 @@ def _master_tick(m: Machine, event: Tick, now: float) -> Step:
     """RFC 9568 §6.4.3: "If the Adver_Timer fires, then:"."""
     if m.adver_timer is None or now < m.adver_timer:
         return m, []
-    # "Send an ADVERTISEMENT"; "Reset the Adver_Timer to Advertisement_Interval"
-    return replace(m, adver_timer=now + m.advert_interval), [SendAdvert(m.priority)]
+    # "Send an ADVERTISEMENT"; "Reset the Adver_Timer to Advertisement_Interval" (on its
+    # grid: one interval after the deadline, however late the wake-up)
+    return replace(m, adver_timer=_next_advert(m, now)), [SendAdvert(m.priority)]
 
 
 def _sender_wins(m: Machine, event: AdvertReceived) -> bool:
@@ -638,8 +660,9 @@ def _master_advert(m: Machine, event: AdvertReceived, now: float) -> Step:
     """RFC 9568 §6.4.3: "If an ADVERTISEMENT is received, then:" (in Active, i.e. MASTER)."""
     # "If the Priority in the ADVERTISEMENT is 0, then:"
     if event.priority == STOP_PRIORITY:
-        # "Send an ADVERTISEMENT"; "Reset the Adver_Timer to Advertisement_Interval"
-        return replace(m, adver_timer=now + m.advert_interval), [SendAdvert(m.priority)]
+        # "Send an ADVERTISEMENT"; "Reset the Adver_Timer to Advertisement_Interval" (the
+        # next point of its grid)
+        return replace(m, adver_timer=_next_advert(m, now)), [SendAdvert(m.priority)]
     # "else // priority was non-zero"
     # "If the Priority in the ADVERTISEMENT is greater than the local Priority or the
     #  Priority in the ADVERTISEMENT is equal to the local Priority and the primary IPvX
