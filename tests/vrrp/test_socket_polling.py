@@ -42,6 +42,7 @@ def polling_socket(period: float = 0.03) -> tuple[InterfaceSocket, _Loop, list[l
     sock.sock = _Sock()  # type: ignore[assignment]
     sock.receivers, sock.closed, sock.received = {}, False, 0
     sock._last_read, sock._latest = float("-inf"), float("-inf")
+    sock._clumps = False
     sock._poll, sock._poll_every = None, period
     queued: list[list[float]] = []
 
@@ -88,3 +89,27 @@ def test_steady_traffic_is_polled_on() -> None:
     loop.t = loop.timers.pop()[0]
     sock._polled()  # nothing more: back to the reader
     assert loop.reading and not loop.timers
+
+
+def test_after_a_polled_clump_the_next_clump_is_gathered_from_its_first_advert() -> None:
+    """A halo master's instances advertise together; a real-time backup woken by the first
+    advert of a clump often reads it alone. Once a poll has read a clump's rest, the next
+    clump's first reader wake-up polls at once: two wake-ups a clump, not three."""
+    sock, loop, queued = polling_socket()
+    queued += [[1000.0, 1000.0], [1000.001 + i * 0.0001 for i in range(98)]]
+    sock._on_readable()
+    loop.t = 1000.03
+    sock._polled()  # the clump's rest, then back to the reader
+    assert loop.reading
+    loop.t, loop.timers = 1000.1, []
+    queued += [[1000.1]]  # the next clump's first advert, alone
+    sock._on_readable()
+    assert not loop.reading and [when for when, _ in loop.timers] == [1000.13]
+    # a lone advert per wake-up (one instance, or sparse traffic): no poll ever read a
+    # clump, so the reader stays
+    sock, loop, queued = polling_socket()
+    for k in range(3):
+        loop.t = 1000.0 + k
+        queued += [[loop.t]]
+        sock._on_readable()
+        assert loop.reading and loop.timers == []

@@ -174,6 +174,7 @@ class InterfaceSocket:
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
         self.closed = False
         self._last_read = float("-inf")  # loop time of the last wake-up that read adverts
+        self._clumps = False  # the last poll read a clump's rest: gather from its first advert
         self._poll: asyncio.TimerHandle | None = None  # polling instead of the reader
         self._poll_every: float | None = None  # the polling period; None: to compute
         self._latest = float("-inf")  # loop time: when the latest advert read was received
@@ -276,15 +277,20 @@ class InterfaceSocket:
 
     def _on_readable(self) -> None:
         """The reader: read what is queued. If traffic is dense (this wake-up read more than
-        one advert, or the previous read was less than a polling period ago), gather: leave
-        the reader and read once more a polling period from now, so that the rest of a
-        master's clump of adverts costs one wake-up, not one each (see POLL_EVERY)."""
+        one advert, the previous read was less than a polling period ago, or the last poll
+        read the rest of a clump), gather: leave the reader and read once more a polling
+        period from now, so that the rest of a master's clump of adverts costs one wake-up,
+        not one each (see POLL_EVERY). The last: a halo master's instances advertise
+        together (fsm: the Adver_Timer's grid), and a real-time backup woken by a clump's
+        first advert often reads it alone; it then woke again for the second."""
         before = self.received
         if self._readable():
             return  # more queued: the reader fires again at once
         now = self.loop.time()
         every = self._polling_period()
-        if (self.received - before > 1 or now - self._last_read < every) and not self.closed:
+        if (
+            self.received - before > 1 or now - self._last_read < every or self._clumps
+        ) and not self.closed:
             self.loop.remove_reader(self.sock.fileno())
             self._poll = self.loop.call_at(grid_after(now + every), self._polled)
         self._last_read = now
@@ -299,6 +305,7 @@ class InterfaceSocket:
         self.drain()
         now = self.loop.time()
         every = self._polling_period()
+        self._clumps = self.received - before > 1
         if self.received != before and self._latest > now - every / 2:
             self._poll = self.loop.call_at(grid_after(now + every), self._polled)
         else:
