@@ -102,6 +102,21 @@ def cpu_seconds(host: Host) -> float:
     return total / TICKS
 
 
+def wakeups(host: Host) -> int:
+    """Context switches of the node's processes' main threads so far (voluntary: each time
+    one slept and was woken; involuntary: preempted)."""
+    total = 0
+    for pid in host.pids():
+        try:
+            text = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
 def memory_kb(host: Host) -> tuple[int, int, int]:
     """(processes, RSS kB, PSS kB) summed over the host's processes."""
     rss = pss = count = 0
@@ -158,9 +173,9 @@ def run_impl(
         time.sleep(warmup)
         taken = log_text(backup).count(MASTER_LINE[impl])
         lost = log_text(master).count(MASTER_LINE[impl])
-        c1, c2, t0 = cpu_seconds(h1), cpu_seconds(h2), time.monotonic()
+        w2, c1, c2, t0 = wakeups(h2), cpu_seconds(h1), cpu_seconds(h2), time.monotonic()
         time.sleep(duration)
-        c1e, c2e, t1 = cpu_seconds(h1), cpu_seconds(h2), time.monotonic()
+        c1e, c2e, t1, w2e = cpu_seconds(h1), cpu_seconds(h2), time.monotonic(), wakeups(h2)
         elapsed = t1 - t0
         false_takeovers = log_text(backup).count(MASTER_LINE[impl]) - taken
         master_changes = log_text(master).count(MASTER_LINE[impl]) - lost
@@ -170,6 +185,7 @@ def run_impl(
             "elapsed": elapsed,
             "master_cpu_pct": (c1e - c1) / elapsed * 100,
             "backup_cpu_pct": (c2e - c2) / elapsed * 100,
+            "backup_wakeups_per_s": (w2e - w2) / elapsed,
             "false_takeovers": false_takeovers + master_changes,
             "master_processes": mem_m[0],
             "master_rss_kb": mem_m[1],
@@ -185,6 +201,7 @@ def table(rows: Sequence[dict[str, Any]], n: int, interval: float) -> str:
     measures = [
         ("master CPU %", "master_cpu_pct", "{:.2f}"),
         ("backup CPU %", "backup_cpu_pct", "{:.2f}"),
+        ("backup wake-ups/s", "backup_wakeups_per_s", "{:.0f}"),
         ("false takeovers", "false_takeovers", "{:d}"),
         ("master processes", "master_processes", "{:d}"),
         ("master RSS MB", "master_rss_kb", "{:.1f}"),
