@@ -500,6 +500,8 @@ def run_hold(
             # A fresh capture for the trials: waits scan what is captured, a short list now.
             cap = lab.capture(work / "trials.pcap", filter="vrrp")
             wires = {impl: Wire(cap, vrid=pair.vrid) for impl, pair in pairs.items()}
+            for impl, pair in pairs.items():  # the new capture has the masters' adverts
+                wires[impl].wait(pair.master_src, after=time.time(), count=2, timeout=5)
             say("hold done; kill -9 trials")
             for _ in range(trials):
                 for impl, pair in pairs.items():

@@ -56,11 +56,14 @@ Rules beyond the RFC text (keepalived 2.2.7's behaviour unless said otherwise):
   Faults reported while INITIALIZE are remembered, and Startup then goes to FAULT.
 * **The Adver_Timer keeps to a grid**: the multiples of Advertisement_Interval on the
   caller's clock (:func:`_next_advert`). A master's first advert goes out at once, as the
-  RFC says; the timer then ends on the next grid point, so the second advert comes at most
-  one interval later (sooner once per takeover), and each later one one interval after the
-  last deadline, not after a late wake-up, so the phase does not drift. All instances of
-  one interval on a host thus advertise in the same moment: a master of many instances
+  RFC says. Each next one is due an interval after the last deadline (not after a late
+  wake-up, so the phase does not drift), shortened by at most an eighth of the interval
+  until it lands on the grid: adverts are never further apart than the interval, never
+  closer than 7/8 of it, and on the grid within eight adverts of a takeover. All instances
+  of one interval on a host thus advertise in the same moment: a master of many instances
   wakes once per interval, and its backup reads them in one clump (bench/cpu/README.md).
+  (Landing on the next grid point at once made the second advert after a takeover come
+  up to a whole interval early; a split-brain peer then announced twice.)
 * **Start-up.**  Only the priority-255 address owner starts MASTER (RFC 9568 §6.4.1).  A
   configured ``state MASTER`` below 255 still starts BACKUP and waits a full
   Master_Down_Interval, as keepalived does (measured: ~3.6 s at 1 s / priority 100), so
@@ -430,17 +433,29 @@ def _down_interval(m: Machine, master_adver_interval_cs: int) -> float:
     return 3 * m.advert_interval + (256 - m.priority) / 256
 
 
+ALIGN_STEP = 8
+"""An Adver_Timer is shortened by at most 1/ALIGN_STEP of the interval per advert to reach
+its grid (see "The Adver_Timer keeps to a grid" above)."""
+
+
 def _next_advert(m: Machine, now: float) -> float:
-    """The Adver_Timer after an advert sent at ``now``: the first multiple of
-    Advertisement_Interval after it (see "The Adver_Timer keeps to a grid" above). A tick
-    at its deadline (the runtime delivers it with ``now`` = the deadline) gets the deadline
-    plus one interval; a late one the next grid point, not ``now`` plus an interval."""
+    """The Adver_Timer after an advert sent at ``now``: one Advertisement_Interval on (from
+    the deadline when the tick is on time: the runtime delivers it with ``now`` = the
+    deadline), shortened by up to an eighth of the interval towards the interval's grid,
+    so that adverts are never further apart than the interval nor much closer, and reach
+    the grid within eight adverts."""
     interval = m.advert_interval
     deadline = m.adver_timer
-    if deadline is not None and deadline <= now < deadline + interval:
-        return deadline + interval
-    grid = (math.floor(now / interval) + 1) * interval
-    return grid if grid > now else grid + interval  # float rounding at a grid point
+    base = deadline if deadline is not None and deadline <= now < deadline + interval else now
+    nxt = base + interval
+    past = nxt - math.floor(nxt / interval) * interval  # past the grid point at or before it
+    if past < GRID_TOLERANCE or interval - past < GRID_TOLERANCE:
+        return nxt  # on the grid (float rounding either side of it)
+    return nxt - min(past, interval / ALIGN_STEP)
+
+
+GRID_TOLERANCE = 1e-6
+"""Seconds: a deadline this close to a multiple of the interval is on the grid."""
 
 
 def step(m: Machine, event: Event, now: float) -> Step:
