@@ -276,7 +276,6 @@ class InstanceRuntime:
         # The Master_Down_Interval that advert set: a pending repeat's deadline is its
         # receive time plus this, known without stepping the machine (see _next_deadline).
         self._repeat_down = 0.0
-        self._look_in = 0.0  # _repeat_down less LOOK_BEFORE: a shared look's (EarlyLooks)
         # A repeat read less than this before the armed wake-up moves the wake-up on at
         # once (see on_advert): the master's interval, then half the Skew_Time and a margin.
         self._look_ahead = 0.0
@@ -453,20 +452,20 @@ class InstanceRuntime:
             return
         if self._timer is not None and self._wake_at <= deadline - EARLIEST_WAKE:
             return  # the common case of a backup hearing its master: nothing to compute
-        wake = self._wake_time(deadline)
+        ticket = self._ticket
+        shared = (  # an early look: on the shared timer, written on by each repeat
+            ticket is not None
+            and self._machine.state is fsm.State.BACKUP
+            and deadline - self.clock.now() > APPROACH_FROM
+        )
+        wake = deadline - LOOK_BEFORE if shared else self._wake_time(deadline)
         if self._timer is not None:
             if self._wake_at <= wake:
                 return
             self._timer.cancel()
         self._wake_at = wake
-        ticket = self._ticket
-        if (
-            ticket is not None
-            and self._machine.state is fsm.State.BACKUP
-            and deadline - self.clock.now() > APPROACH_FROM
-        ):
-            # an early look: on the shared timer, written on by each repeat (on_advert)
-            self._wake_at = deadline - LOOK_BEFORE
+        if shared:
+            assert ticket is not None
             self._timer = ticket
             ticket.looks.add(self)
         else:
@@ -650,7 +649,7 @@ class InstanceRuntime:
             if ticket is not None and self._timer is ticket:
                 # On the shared early looks: this is the look, and the shared timer is
                 # moved on in this pass if it is near (as below, for all members at once).
-                self._wake_at = now + self._look_in
+                self._wake_at = now + self._repeat_down - LOOK_BEFORE
                 if ticket.looks.at < now + self._look_ahead:
                     ticket.looks.rescan()
                 return
@@ -698,7 +697,6 @@ class InstanceRuntime:
             # Accepted (RFC 9568 §6.4.2): a repeat changes nothing but the timer's start.
             self._repeat_adv, self._repeat_src, self._repeat_event = adv, src, event
             self._repeat_down = m.master_down_timer - now
-            self._look_in = self._repeat_down - LOOK_BEFORE
             self._look_ahead = m.master_adver_interval_cs / 100 + m.skew_time / 2 + LOOK_MARGIN
 
     # ------------------------------------------------------------------ tracking

@@ -438,6 +438,10 @@ ALIGN_STEP = 8
 its grid (see "The Adver_Timer keeps to a grid" above)."""
 
 
+GRID_TOLERANCE = 1e-6
+"""Seconds: a deadline this close to a multiple of the interval is on the grid."""
+
+
 def _next_advert(m: Machine, now: float) -> float:
     """The Adver_Timer after an advert sent at ``now``: one Advertisement_Interval on (from
     the deadline when the tick is on time: the runtime delivers it with ``now`` = the
@@ -452,10 +456,6 @@ def _next_advert(m: Machine, now: float) -> float:
     if past < GRID_TOLERANCE or interval - past < GRID_TOLERANCE:
         return nxt  # on the grid (float rounding either side of it)
     return nxt - min(past, interval / ALIGN_STEP)
-
-
-GRID_TOLERANCE = 1e-6
-"""Seconds: a deadline this close to a multiple of the interval is on the grid."""
 
 
 def step(m: Machine, event: Event, now: float) -> Step:
