@@ -103,29 +103,13 @@ def lock_memory() -> bool:
 def trim_heap() -> None:
     """Hand the C heap's free pages back to the kernel: start-up leaves holes in it (the
     module files read while importing, the verdict), about 0.6 MB of the VRRP process's
-    resident memory that free() keeps, as only the heap's top is returned by itself.
-
-    Called through ``_ctypes``, the C half of ctypes: the ctypes package around it (its
-    classes and functions, 0.2 MB resident for the process's life) is not needed for one
-    call without arguments worth converting."""
+    resident memory that free() keeps, as only the heap's top is returned by itself."""
     # Nothing to give back without ctypes (an interpreter built without it) or with a C
     # library that lacks the call (musl).
     with contextlib.suppress(ImportError, OSError, AttributeError):
-        import _ctypes
+        from halo_core import cfunc
 
-        class CInt(_ctypes._SimpleCData):  # type: ignore[type-arg]  # ctypes.c_int
-            _type_ = "i"
-
-        class CFunction(_ctypes.CFuncPtr):  # a ctypes.CDLL's function type
-            _flags_ = _ctypes.FUNCFLAG_CDECL
-            _restype_ = CInt
-
-        class Program:  # ctypes.CDLL(None): the symbols of the process and its libraries
-            # the stubs know only named libraries; None is the program itself (dlopen(3))
-            _handle = _ctypes.dlopen(None, os.RTLD_NOW | os.RTLD_GLOBAL)  # type: ignore[arg-type]
-
-        # the stubs want a CDLL: any object with the library's _handle does (CDLL's own way)
-        CFunction(("malloc_trim", Program))(0)  # type: ignore[arg-type]
+        cfunc.function("malloc_trim")(0)
 
 
 class VrrpScheduling:
