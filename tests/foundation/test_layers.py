@@ -54,6 +54,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.vrrp.tracking",
             "halo_core.vrrp.vmac",
             "halo_core.vrrp.prelisten",
+            "halo_core.vrrp.repeatfilter",
         },
     ),
     (
@@ -71,6 +72,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "halo_core.vrrp",
             "halo_core.vrrp.packet",
             "halo_core.vrrp.rawsock",
+            "halo_core.cfunc",
             "halo_core.listen",
             "halo_core.tls",
         },

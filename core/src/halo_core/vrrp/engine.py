@@ -68,6 +68,12 @@ EARLIEST_WAKE = 0.1 + POLL_FROM
 LOOK_BEFORE = APPROACH_FROM / 2
 """Seconds: a backup on its engine's shared early looks (:class:`EarlyLooks`) is handed
 back to its own timers this long before its Master_Down_Timer."""
+LOOK_TOGETHER = LOOK_BEFORE / 2
+"""Seconds: when the shared early looks' timer fires, the members whose looks are due
+within this are looked at in the same pass. A master's instances send in one clump (fsm:
+the Adver_Timer's grid), but over a millisecond or two: one pass each was five or six
+wake-ups per round of looks. A look this much earlier still comes before the last,
+punctual steps to the deadline (``InstanceRuntime._wake``)."""
 LOOK_MARGIN = 0.012
 """Seconds: how late a master's next advert may come (its sending, the socket's polling
 floor) and still be read before a backup's early look that the advert being read moves on
@@ -214,11 +220,14 @@ class EarlyLooks:
 
     def _fire(self) -> None:
         self._timer, self.at = None, math.inf
-        due_by = self.clock.now() + TIMER_BATCH
-        due = [inst for inst in self.members if inst._wake_at <= due_by]
-        for inst in due:
-            del self.members[inst]
-            inst._timer = None
+        now = self.clock.now()
+        due_by = now + LOOK_TOGETHER
+        due = []
+        for inst in [inst for inst in self.members if inst._wake_at <= due_by]:
+            if not inst._look_on(now):  # the deadline is near: the member's own steps now
+                del self.members[inst]
+                inst._timer = None
+                due.append(inst)
         self.rescan()
         for inst in due:
             inst._wake()
@@ -264,6 +273,12 @@ class InstanceRuntime:
         # yet applied to the machine, and the repeats not yet counted in `counters`. First
         # in the instance, with the timer's: a backup reads these for every advert, and
         # together they fill few cache lines, cold after each sleep (bench/cpu/README.md).
+        # The socket's kernel filter of repeats (None: every advert is read): once a repeat
+        # is kept, the kernel drops the advert's copies and notes when they came, and the
+        # instance reads that (_fold) where it would have read its pending repeat.
+        self._filter = sock.repeats
+        self._vrid = cfg.virtual_router_id
+        self._filter_last, self._filter_count = 0, 0  # what _fold took in (after the machine)
         self._repeat_adv: packet.Advertisement | None = None
         self._repeat_src: IPAddress | None = None
         self._repeat_event: fsm.AdvertReceived | None = None
@@ -357,6 +372,8 @@ class InstanceRuntime:
                 lower_prio_no_advert=cfg.lower_prio_no_advert,
             )
         )
+        if self._filter is not None:  # what the kernel counted so far is not ours (a reload)
+            self._filter_last, self._filter_count = self._filter.seen(self._vrid)
         self.local_addresses = {
             a for a in (iface.ipv4, iface.link_local, cfg.unicast_src_ip) if a is not None
         }
@@ -371,18 +388,24 @@ class InstanceRuntime:
     @property
     def machine(self) -> fsm.Machine:
         """The state machine, with the latest repeated advert applied (see on_advert)."""
+        if self._filter is not None:
+            self._fold()
         if self._repeat_at is not None:
             self._apply_repeat()
         return self._machine
 
     @machine.setter
     def machine(self, machine: fsm.Machine) -> None:
+        if self._filter is not None:
+            self._filter.disarm(self._vrid)
         self._machine = machine
         self._repeat_adv = self._repeat_src = self._repeat_event = self._repeat_at = None
 
     @property
     def counters(self) -> Counter[str]:
         """What this instance counted (adverts received and sent, drops by reason, ...)."""
+        if self._filter is not None:
+            self._fold()
         if self._repeats:
             self._counters["adverts_received"] += self._repeats
             self._repeats = 0
@@ -396,6 +419,21 @@ class InstanceRuntime:
     def state(self) -> fsm.State:
         return self.machine.state
 
+    def _fold(self) -> None:
+        """Take in the repeats the socket's kernel filter dropped since the last look: the
+        latest one's receive time is the pending repeat's (see on_advert)."""
+        assert self._filter is not None
+        last, count = self._filter.seen(self._vrid)
+        if count != self._filter_count:
+            self._repeats += count - self._filter_count
+            self._counters["repeats_in_kernel"] += count - self._filter_count
+            self._filter_count = count
+        if last != self._filter_last:
+            self._filter_last = last
+            at = last * 1e-9  # CLOCK_MONOTONIC, the loop's clock
+            if self._repeat_event is not None and (self._repeat_at is None or at > self._repeat_at):
+                self._repeat_at = at
+
     def _apply_repeat(self) -> None:
         assert self._repeat_event is not None and self._repeat_at is not None
         at, self._repeat_at = self._repeat_at, None
@@ -403,6 +441,10 @@ class InstanceRuntime:
         self._act(actions, False)
 
     def step(self, event: fsm.Event, *, forced: bool = False, now: float | None = None) -> None:
+        if self._filter is not None:
+            # Read this VRID's adverts again: what this event does may change what the next
+            # one means. Before the fold below, so that none is dropped unseen in between.
+            self._filter.disarm(self._vrid)
         machine = self.machine  # a repeated advert first: events apply in order
         self._repeat_adv = self._repeat_src = self._repeat_event = None
         self._machine, actions = fsm.step(machine, event, self.clock.now() if now is None else now)
@@ -471,6 +513,20 @@ class InstanceRuntime:
         else:
             self._timer = self.clock.call_at(wake, self._wake)
 
+    def _look_on(self, now: float) -> bool:
+        """An early look on the shared timer (:class:`EarlyLooks`): if the deadline has moved
+        on (the master's repeats, read or counted by the kernel), the look moves with it
+        and stays shared (True); else the last steps are the instance's own (False)."""
+        deadline = self._next_deadline()
+        if (
+            deadline is None
+            or deadline - now <= APPROACH_FROM
+            or self._machine.state is not fsm.State.BACKUP
+        ):
+            return False
+        self._wake_at = deadline - LOOK_BEFORE
+        return True
+
     def _look_again(self) -> None:
         """Re-arm the wake-up for the deadline a repeat has moved (a backup: the state a
         repeat is kept in), if that is later than the one armed."""
@@ -492,6 +548,8 @@ class InstanceRuntime:
         wakes for it when an advert is late), and applying the repeat (a new machine) would
         be most of that cost. The repeat is applied when the timer is really due
         (``step``)."""
+        if self._filter is not None:
+            self._fold()
         if self._repeat_at is not None:
             return self._repeat_at + self._repeat_down
         return self._machine.next_deadline()
@@ -635,7 +693,7 @@ class InstanceRuntime:
 
     def on_advert(
         self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
-    ) -> None:
+    ) -> bool:
         if adv is self._repeat_adv and src is self._repeat_src:
             # The advert stepped last, again (the decoder hands out the same objects), and
             # a repeat is only kept for an advert that passed every check below: for a
@@ -652,26 +710,26 @@ class InstanceRuntime:
                 self._wake_at = now + self._repeat_down - LOOK_BEFORE
                 if ticket.looks.at < now + self._look_ahead:
                     ticket.looks.rescan()
-                return
+                return False
             if self._wake_at < now + self._look_ahead and self._timer is not None:
                 # The armed early look would come before the master's next advert is read:
                 # move it on now, in this pass of the loop, rather than wake for it later
                 # only to find the deadline moved (a backup of many instances woke about
                 # once per advert interval for such looks alone).
                 self._look_again()
-            return
+            return False
         if src is not self._last_source:  # the decoder hands out the same objects again
             self._last_source, self._source_is_local = src, src in self.local_addresses
             self._source_unknown = (
                 self.allowed_sources is not None and src not in self.allowed_sources
             )
         if self._source_is_local:
-            return  # our own packet looped back by a peer or bridge
+            return False  # our own packet looped back by a peer or bridge
         if self._source_unknown:
             unknown = packet.RejectReason.UNKNOWN_UNICAST_SOURCE
             self._counters[unknown.value] += 1
             self.invalid_log.note(src, unknown)
-            return
+            return False
         if adv is not self._checked[0]:
             self._checked = (adv, packet.check(adv, self.expectation))
         reason = self._checked[1]
@@ -679,7 +737,7 @@ class InstanceRuntime:
             self._counters[reason.value] += 1
             self.invalid_log.note(src, reason)
             if not reason.is_warning:
-                return
+                return False
         self._counters["adverts_received"] += 1
         if adv.priority == 0:
             self._counters["priority_zero_received"] += 1
@@ -698,6 +756,8 @@ class InstanceRuntime:
             self._repeat_adv, self._repeat_src, self._repeat_event = adv, src, event
             self._repeat_down = m.master_down_timer - now
             self._look_ahead = m.master_adver_interval_cs / 100 + m.skew_time / 2 + LOOK_MARGIN
+            return True
+        return False
 
     # ------------------------------------------------------------------ tracking
 

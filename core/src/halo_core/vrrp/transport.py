@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from halo_core.scheduler import grid_after
 from halo_core.schema import IPAddress
-from halo_core.vrrp import packet
+from halo_core.vrrp import packet, repeatfilter
 from halo_core.vrrp.rawsock import (
     ANCILLARY,
     GROUP4_PACKED,
@@ -85,7 +85,11 @@ class Receiver(Protocol):
 
     def on_advert(
         self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
-    ) -> None: ...
+    ) -> bool:
+        """Handle an advert received at ``now``. True: it was accepted, and its repeats
+        would change nothing but when it was last heard (the socket's kernel filter may
+        drop them and note when they came: :mod:`halo_core.vrrp.repeatfilter`)."""
+        ...
 
     def coalescing_limit(self) -> float:
         """Seconds an advert for this instance may wait in the socket unread; the socket
@@ -150,6 +154,9 @@ class InterfaceSocket:
     JOINS = True  # join the VRRP group (a send-only socket must not: see vrrp.vmac)
     opened_at = 0.0
     """Wall clock: when this socket began to hear its interface."""
+    repeats: repeatfilter.RepeatFilter | None = None
+    """The kernel filter of a backup's master's repeats (IPv4 sockets that read; None: every
+    advert is read): :mod:`halo_core.vrrp.repeatfilter`."""
     heard_before = 0.0
     """Wall clock: the packets received before this were replayed from the early sockets
     (:mod:`halo_core.vrrp.prelisten`) when the engine started; this socket skips its copies."""
@@ -171,6 +178,10 @@ class InterfaceSocket:
         ] = {}
         self._header_parts: dict[bytes, bytes] = {}
         self.sock = self._open()
+        # a backup's master's repeats stay in the kernel (IPv4; None: all are read)
+        self.repeats = (
+            repeatfilter.attach(self.sock) if family == socket.AF_INET and self.JOINS else None
+        )
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
         self.closed = False
         self._last_read = float("-inf")  # loop time of the last wake-up that read adverts
@@ -226,6 +237,8 @@ class InterfaceSocket:
         except OSError:
             pass
         self.sock.close()
+        if self.repeats is not None:
+            self.repeats.close()
 
     # ------------------------------------------------------------------ sending
 
@@ -371,6 +384,7 @@ class InterfaceSocket:
                     self._handle6(data, anc, addr, at)
             return
         decoded, receivers, unpack = self._decoded, self.receivers, TIMESPEC.unpack_from
+        repeats = self.repeats
         heard_before, taken, latest = self.heard_before, 0, now
         try:
             for data, anc, _, _ in packets:
@@ -397,13 +411,15 @@ class InterfaceSocket:
                     # Only IPv4 headers without options are remembered: byte 21 is the VRID.
                     receiver = receivers.get(data[21])
                     if receiver is not None and seen[0] is receiver.v3_checksum_as_v2:
-                        receiver.on_advert(seen[1], seen[2], seen[3], at)
+                        if receiver.on_advert(seen[1], seen[2], seen[3], at) and repeats:
+                            repeats.arm(data)
                         continue
                     if receiver is None and not seen[0]:
                         self._dispatch(seen[1], seen[2], seen[3], at)  # counted: VRID unknown
                         continue
                     # else decoded for the other checksum style (the instance changed): again
-                self._decode4(data, at)
+                if self._decode4(data, at) and repeats:
+                    repeats.arm(data)
         finally:
             if taken:
                 self.received += taken
@@ -423,15 +439,16 @@ class InterfaceSocket:
                 return min(stamp - wall, now)
         return now
 
-    def _decode4(self, datagram: bytes, now: float) -> None:
-        """An IPv4 packet not seen before: decode it, remember it, hand it on."""
+    def _decode4(self, datagram: bytes, now: float) -> bool:
+        """An IPv4 packet not seen before: decode it, remember it, hand it on (True: its
+        instance accepted it, see ``Receiver.on_advert``)."""
         try:
             src, dst, ttl, payload = packet.parse_ipv4(datagram)
             csum_v2 = self._csum_v2(payload)
             adv = packet.decode(payload, src, dst, ttl=ttl, v3_checksum_as_v2=csum_v2)
         except packet.PacketError as exc:
             self._drop(exc, None)
-            return
+            return False
         if len(self._decoded) >= DECODED_CACHE:
             self._decoded.clear()
             self._header_parts.clear()
@@ -442,7 +459,7 @@ class InterfaceSocket:
             head = parts.setdefault(datagram[:4], datagram[:4])
             mid = parts.setdefault(datagram[6:10], datagram[6:10])
             self._decoded[datagram[12:]] = (csum_v2, adv, src, dst, head, mid)
-        self._dispatch(adv, src, dst, now)
+        return self._dispatch(adv, src, dst, now)
 
     def _handle6(
         self, payload: bytes, anc: list[tuple[int, int, bytes]], addr: tuple[str, ...], now: float
@@ -495,13 +512,13 @@ class InterfaceSocket:
 
     def _dispatch(
         self, adv: packet.Advertisement, src: IPAddress, dst: IPAddress, now: float
-    ) -> None:
+    ) -> bool:
         receiver = self.receivers.get(adv.vrid)
         if receiver is None:
             # RFC 9568 §7.1: a VRID we do not run is not our business (counted, not logged).
             self.counters[packet.RejectReason.VRID_UNKNOWN.value] += 1
-            return
-        receiver.on_advert(adv, src, dst, now)
+            return False
+        return receiver.on_advert(adv, src, dst, now)
 
 
 class Transport:
@@ -522,6 +539,8 @@ class Transport:
         if sock is None:
             return
         sock.receivers.pop(vrid, None)
+        if sock.repeats is not None:
+            sock.repeats.disarm(vrid)
         sock.retune()
         if not sock.receivers:
             sock.close()

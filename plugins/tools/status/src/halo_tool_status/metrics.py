@@ -22,6 +22,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 VRRP_COUNTERS = {
     "adverts_sent": "adverts sent",
     "adverts_received": "adverts accepted",
+    "repeats_in_kernel": "of the adverts accepted, repeats the kernel's filter counted unread",
     "priority_zero_sent": "priority-0 adverts sent (stepping down)",
     "priority_zero_received": "priority-0 adverts received",
     "became_master": "transitions to MASTER",
