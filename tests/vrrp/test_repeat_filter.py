@@ -147,6 +147,20 @@ def test_disarmed_long_and_optioned_adverts_are_kept(
     assert f.seen(7)[1] == 0
 
 
+def test_the_figures_stay_readable_after_close(
+    kernel_filter: repeatfilter.RepeatFilter,
+) -> None:
+    """A stopping daemon's last status reads its instances after their sockets closed."""
+    f = kernel_filter
+    f.arm(datagram())
+    verdict(f, datagram())
+    seen = f.seen(7)
+    f.close()
+    assert f.seen(7) == seen
+    f.disarm(7)  # a step after the close: nothing to take back, and no error
+    f.close()
+
+
 PROBE = """\
 import asyncio, json, sys, time
 from halo_core.bus import EventBus

@@ -202,7 +202,7 @@ class RepeatFilter:
             self.program = load(self.map)
             sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_BPF, self.program)
             size = -(-ENTRIES * VALUE_SIZE // mmap.PAGESIZE) * mmap.PAGESIZE
-            self.memory = mmap.mmap(self.map, size, mmap.MAP_SHARED)
+            self.memory: mmap.mmap | bytearray = mmap.mmap(self.map, size, mmap.MAP_SHARED)
         except BaseException:
             os.close(self.map)
             if hasattr(self, "program"):
@@ -238,10 +238,15 @@ class RepeatFilter:
         return _SEEN.unpack_from(self.memory, vrid * VALUE_SIZE + _LAST)  # type: ignore[return-value]
 
     def close(self) -> None:
-        self._armed.clear()
-        self.memory.close()
-        os.close(self.program)
-        os.close(self.map)
+        """Detach from the kernel. The figures stay readable, as they were: an instance may
+        be read after its socket closed (a stopping daemon's last status)."""
+        if isinstance(self.memory, mmap.mmap):
+            self._armed.clear()
+            frozen = bytearray(self.memory)
+            self.memory.close()
+            self.memory = frozen
+            os.close(self.program)
+            os.close(self.map)
 
 
 _refusal_logged = False
