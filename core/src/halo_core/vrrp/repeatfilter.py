@@ -14,10 +14,12 @@ router, a changed priority, a priority-0 advert, a malformed packet - differs in
 and is read as before, and every step of the instance's state machine takes the bytes back
 (``disarm``) first, so that the next advert is judged in full again.
 
-What the filter compares: the whole datagram, IPv4 header (TTL, protocol, addresses)
-included, at most ``LONGEST`` bytes (20 of IPv4 header, 8 of VRRP header, 8 of
-authentication, and 23 addresses); a longer advert is always read. IPv6 sockets are not
-filtered (their filter would see the VRRP message without the hop limit).
+What the filter compares: for IPv4, the whole datagram, header (TTL, protocol,
+addresses) included, at most ``LONGEST`` bytes (20 of header, 8 of VRRP header, 8 of
+authentication, and 31 addresses); for IPv6, the header from the payload length on (hop
+limit and addresses included) and the VRRP message, at most ``LONGEST`` bytes together (7
+addresses). A longer advert, one with IPv4 options or IPv6 extension headers, is always
+read.
 
 Dropping a packet in a socket filter drops it for this socket only: tcpdump and other
 sockets see every advert. Without the bpf(2) system call (a kernel without eBPF, a process
@@ -36,7 +38,7 @@ from halo_core import cfunc
 
 log = logging.getLogger("halo.vrrp")
 
-LONGEST = 128
+LONGEST = 160
 """Bytes: the longest datagram the filter compares (a multiple of 8)."""
 
 # One map entry per VRID, its value: the armed length (0: not armed), padding, the receive
@@ -47,6 +49,7 @@ VALUE_SIZE = _BYTES + LONGEST
 ENTRIES = 256
 _SEEN = struct.Struct("@QQ")  # native: one 8-byte load each (the kernel writes them)
 _U32 = struct.Struct("@I")
+_HEAD6 = struct.Struct("!HBB")  # an IPv6 header's payload length, next header, hop limit
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351}
 _BPF_MAP_CREATE, _BPF_PROG_LOAD, _BPF_PROG_TEST_RUN = 0, 5, 10
@@ -55,6 +58,9 @@ _BPF_PROG_TYPE_SOCKET_FILTER = 1
 _BPF_F_MMAPABLE = 1 << 10
 _SO_ATTACH_BPF = 50
 _HELPER_MAP_LOOKUP, _HELPER_KTIME_NS, _HELPER_SKB_LOAD_BYTES = 1, 5, 26
+_HELPER_SKB_LOAD_BYTES_RELATIVE, _BPF_HDR_START_NET = 68, 1
+_HEADER6 = 36  # IPv6 header bytes compared: 4-39 (payload length, next header, hop limit,
+# addresses; not the version, traffic class and flow label)
 
 # --- the program, in eBPF instructions (linux/bpf.h; the registers: r0 result, r1-r5
 # arguments, r6-r9 kept across calls, r10 the frame pointer)
@@ -65,10 +71,14 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
     return _INSN.pack(code, (src << 4) | dst, off, imm)
 
 
-def _program(map_fd: int) -> bytes:
-    """The filter: drop an IPv4 datagram equal to its VRID's armed bytes (but for the IP
-    ID and header checksum), noting when it came; pass everything else whole."""
-    buf = -LONGEST  # the datagram, copied to the stack (r10 + buf)
+def _program(map_fd: int, family: int = socket.AF_INET) -> bytes:
+    """The filter: drop a packet equal to its VRID's armed bytes, noting when it came; pass
+    everything else whole. IPv4: the datagram (an IPv4 raw socket's filter sees it from
+    the IP header on) but for the IP ID and header checksum. IPv6: the header's bytes from
+    the payload length on (read from the network header: the filter sees the VRRP message),
+    then the VRRP message."""
+    v6 = family == socket.AF_INET6
+    buf = -LONGEST  # the packet, copied to the stack (r10 + buf)
     key = buf - 8  # the map key, the VRID
     code: list[bytes | str] = []  # "pass": a jump to the end, resolved below
 
@@ -77,20 +87,32 @@ def _program(map_fd: int) -> bytes:
 
     code.append(_insn(0xBF, 6, 1))  # r6 = r1 (the __sk_buff)
     code.append(_insn(0x61, 7, 6, 0))  # r7 = skb->len
-    jump(0x25, 7, LONGEST)  # if r7 > LONGEST: pass
-    jump(0xA5, 7, 28)  # if r7 < 28 (an IPv4 header and a VRRP header): pass
+    head = _HEADER6 if v6 else 0  # bytes of IP header before the packet's own
+    jump(0x25, 7, LONGEST - head)  # if r7 > what fits: pass
+    jump(0xA5, 7, 8 if v6 else 28)  # if r7 < a VRRP header (and an IPv4 one): pass
     for at in range(0, LONGEST, 8):  # zero the copy: the compare reads all of it
         code.append(_insn(0x7A, 10, 0, buf + at, 0))
+    if v6:  # the header's bytes 4-39, from the network header
+        code.append(_insn(0xBF, 1, 6))  # r1 = skb
+        code.append(_insn(0xB7, 2, 0, 0, 4))  # r2 = 4: from the payload length on
+        code.append(_insn(0xBF, 3, 10))  # r3 = r10 + buf
+        code.append(_insn(0x07, 3, 0, 0, buf))
+        code.append(_insn(0xB7, 4, 0, 0, _HEADER6))  # r4 = 36
+        code.append(_insn(0xB7, 5, 0, 0, _BPF_HDR_START_NET))
+        code.append(_insn(0x85, 0, 0, 0, _HELPER_SKB_LOAD_BYTES_RELATIVE))
+        jump(0x55, 0, 0)  # if r0 != 0: pass
     code.append(_insn(0xBF, 1, 6))  # r1 = skb
-    code.append(_insn(0xB7, 2, 0, 0, 0))  # r2 = 0 (from the IP header)
-    code.append(_insn(0xBF, 3, 10))  # r3 = r10 + buf
-    code.append(_insn(0x07, 3, 0, 0, buf))
+    code.append(_insn(0xB7, 2, 0, 0, 0))  # r2 = 0 (from the start of the packet)
+    code.append(_insn(0xBF, 3, 10))  # r3 = r10 + buf + head
+    code.append(_insn(0x07, 3, 0, 0, buf + head))
     code.append(_insn(0xBF, 4, 7))  # r4 = len
     code.append(_insn(0x85, 0, 0, 0, _HELPER_SKB_LOAD_BYTES))
     jump(0x55, 0, 0)  # if r0 != 0: pass
-    code.append(_insn(0x6A, 10, 0, buf + 4, 0))  # the IP ID: not compared
-    code.append(_insn(0x6A, 10, 0, buf + 10, 0))  # the header checksum: not compared
-    code.append(_insn(0x71, 1, 10, buf + 21))  # r1 = the VRID (byte 21 without options)
+    if not v6:
+        code.append(_insn(0x6A, 10, 0, buf + 4, 0))  # the IP ID: not compared
+        code.append(_insn(0x6A, 10, 0, buf + 10, 0))  # the header checksum: not compared
+    # r1 = the VRID (IPv4: byte 21 of a header without options)
+    code.append(_insn(0x71, 1, 10, buf + head + 1 if v6 else buf + 21))
     code.append(_insn(0x63, 10, 1, key))  # the key
     code.append(_insn(0x18, 1, 1, 0, map_fd))  # r1 = the map (a 16-byte instruction)
     code.append(_insn(0x00, 0, 0, 0, 0))
@@ -155,10 +177,10 @@ def new_map() -> int:
     return _bpf(_BPF_MAP_CREATE, attr)[0]
 
 
-def load(map_fd: int) -> int:
-    """Load the filter for ``map_fd``; its program's file descriptor (OSError with the
-    verifier's log if the kernel refuses it)."""
-    program = _program(map_fd)
+def load(map_fd: int, family: int = socket.AF_INET) -> int:
+    """Load the filter for ``map_fd`` and sockets of ``family``; its program's file
+    descriptor (OSError with the verifier's log if the kernel refuses it)."""
+    program = _program(map_fd, family)
     insns = cfunc.buffer(program)
     license_ = cfunc.buffer(b"GPL\0")
     log_buf = cfunc.buffer(65536)
@@ -196,10 +218,10 @@ def run_program(program: int, frame: bytes, repeat: int = 1) -> tuple[int, int]:
 class RepeatFilter:
     """The filter on one IPv4 raw socket, and its map (one entry per VRID)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, family: int = socket.AF_INET) -> None:
         self.map = new_map()
         try:
-            self.program = load(self.map)
+            self.program = load(self.map, family)
             sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_BPF, self.program)
             size = -(-ENTRIES * VALUE_SIZE // mmap.PAGESIZE) * mmap.PAGESIZE
             self.memory: mmap.mmap | bytearray = mmap.mmap(self.map, size, mmap.MAP_SHARED)
@@ -215,15 +237,25 @@ class RepeatFilter:
         now on; its VRID's earlier bytes, if any, no longer."""
         if len(datagram) > LONGEST or datagram[0] != 0x45 or len(datagram) < 28:
             return
-        vrid = datagram[21]
         kept = b"".join((datagram[:4], b"\0\0", datagram[6:10], b"\0\0", datagram[12:]))
+        self._arm(datagram[21], kept, len(datagram))
+
+    def arm6(self, payload: bytes, src: bytes, dst: bytes, hop_limit: int) -> None:
+        """The same for an IPv6 VRRP message (``payload``) from ``src`` to ``dst`` (packed
+        addresses) received with ``hop_limit``, without extension headers."""
+        if len(payload) > LONGEST - _HEADER6 or len(payload) < 8 or not 0 <= hop_limit <= 255:
+            return
+        kept = b"".join((_HEAD6.pack(len(payload), 112, hop_limit), src, dst, payload))
+        self._arm(payload[1], kept, len(payload))
+
+    def _arm(self, vrid: int, kept: bytes, length: int) -> None:
         if self._armed.get(vrid) == kept:
             return
         base = vrid * VALUE_SIZE
         memory = self.memory
         _U32.pack_into(memory, base + _LENGTH, 0)  # not armed while the bytes change
         memory[base + _BYTES : base + VALUE_SIZE] = kept.ljust(LONGEST, b"\0")
-        _U32.pack_into(memory, base + _LENGTH, len(datagram))
+        _U32.pack_into(memory, base + _LENGTH, length)
         self._armed[vrid] = kept
 
     def disarm(self, vrid: int) -> None:
@@ -252,11 +284,11 @@ class RepeatFilter:
 _refusal_logged = False
 
 
-def attach(sock: socket.socket) -> RepeatFilter | None:
+def attach(sock: socket.socket, family: int) -> RepeatFilter | None:
     """A :class:`RepeatFilter` on ``sock``, or None (logged once) if the kernel refuses."""
     global _refusal_logged
     try:
-        return RepeatFilter(sock)
+        return RepeatFilter(sock, family)
     except (OSError, AttributeError) as exc:
         if not _refusal_logged:
             _refusal_logged = True

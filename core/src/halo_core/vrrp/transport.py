@@ -155,7 +155,7 @@ class InterfaceSocket:
     opened_at = 0.0
     """Wall clock: when this socket began to hear its interface."""
     repeats: repeatfilter.RepeatFilter | None = None
-    """The kernel filter of a backup's master's repeats (IPv4 sockets that read; None: every
+    """The kernel filter of a backup's master's repeats (sockets that read; None: every
     advert is read): :mod:`halo_core.vrrp.repeatfilter`."""
     heard_before = 0.0
     """Wall clock: the packets received before this were replayed from the early sockets
@@ -178,10 +178,8 @@ class InterfaceSocket:
         ] = {}
         self._header_parts: dict[bytes, bytes] = {}
         self.sock = self._open()
-        # a backup's master's repeats stay in the kernel (IPv4; None: all are read)
-        self.repeats = (
-            repeatfilter.attach(self.sock) if family == socket.AF_INET and self.JOINS else None
-        )
+        # a backup's master's repeats stay in the kernel (None: all are read)
+        self.repeats = repeatfilter.attach(self.sock, family) if self.JOINS else None
         self.loop.add_reader(self.sock.fileno(), self._on_readable)
         self.closed = False
         self._last_read = float("-inf")  # loop time of the last wake-up that read adverts
@@ -471,7 +469,8 @@ class InterfaceSocket:
         except packet.PacketError as exc:
             self._drop(exc, None)
             return
-        self._dispatch(adv, src, dst, now)
+        if self._dispatch(adv, src, dst, now) and self.repeats is not None:
+            self.repeats.arm6(payload, src.packed, dst.packed, hop_limit)
 
     def _ancillary6(self, anc: list[tuple[int, int, bytes]]) -> tuple[int, ipaddress.IPv6Address]:
         """(hop limit, destination) from the IPv6 ancillary data: -1 and the group when
