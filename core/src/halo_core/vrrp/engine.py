@@ -388,8 +388,7 @@ class InstanceRuntime:
     @property
     def machine(self) -> fsm.Machine:
         """The state machine, with the latest repeated advert applied (see on_advert)."""
-        if self._filter is not None:
-            self._fold()
+        self._fold()
         if self._repeat_at is not None:
             self._apply_repeat()
         return self._machine
@@ -404,8 +403,7 @@ class InstanceRuntime:
     @property
     def counters(self) -> Counter[str]:
         """What this instance counted (adverts received and sent, drops by reason, ...)."""
-        if self._filter is not None:
-            self._fold()
+        self._fold()
         if self._repeats:
             self._counters["adverts_received"] += self._repeats
             self._repeats = 0
@@ -422,7 +420,8 @@ class InstanceRuntime:
     def _fold(self) -> None:
         """Take in the repeats the socket's kernel filter dropped since the last look: the
         latest one's receive time is the pending repeat's (see on_advert)."""
-        assert self._filter is not None
+        if self._filter is None:
+            return
         last, count = self._filter.seen(self._vrid)
         if count != self._filter_count:
             self._repeats += count - self._filter_count
@@ -548,8 +547,7 @@ class InstanceRuntime:
         wakes for it when an advert is late), and applying the repeat (a new machine) would
         be most of that cost. The repeat is applied when the timer is really due
         (``step``)."""
-        if self._filter is not None:
-            self._fold()
+        self._fold()
         if self._repeat_at is not None:
             return self._repeat_at + self._repeat_down
         return self._machine.next_deadline()

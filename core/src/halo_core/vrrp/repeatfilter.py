@@ -35,6 +35,7 @@ import socket
 import struct
 
 from halo_core import cfunc
+from halo_core.vrrp.rawsock import VRRP_PROTO
 
 log = logging.getLogger("halo.vrrp")
 
@@ -80,10 +81,11 @@ def _program(map_fd: int, family: int = socket.AF_INET) -> bytes:
     v6 = family == socket.AF_INET6
     buf = -LONGEST  # the packet, copied to the stack (r10 + buf)
     key = buf - 8  # the map key, the VRID
-    code: list[bytes | str] = []  # "pass": a jump to the end, resolved below
+    # an instruction, or a jump to "pass" at the end: (code, dst, src, imm), resolved below
+    code: list[bytes | tuple[int, int, int, int]] = []
 
     def jump(op: int, dst: int, imm: int = 0, src: int = 0) -> None:
-        code.append(f"{op}:{dst}:{src}:{imm}")
+        code.append((op, dst, src, imm))
 
     code.append(_insn(0xBF, 6, 1))  # r6 = r1 (the __sk_buff)
     code.append(_insn(0x61, 7, 6, 0))  # r7 = skb->len
@@ -136,13 +138,10 @@ def _program(map_fd: int, family: int = socket.AF_INET) -> bytes:
     end = len(code)  # pass: r0 = len, the whole packet
     code.append(_insn(0xBF, 0, 7))
     code.append(_insn(0x95))
-    out = []
-    for i, item in enumerate(code):  # every item is one 8-byte slot
-        if isinstance(item, str):
-            op, dst, src, imm = (int(x) for x in item.split(":"))
-            item = _insn(op, dst, src, end - i - 1, imm)
-        out.append(item)
-    return b"".join(out)
+    return b"".join(  # every item is one 8-byte slot
+        item if isinstance(item, bytes) else _insn(item[0], item[1], item[2], end - i - 1, item[3])
+        for i, item in enumerate(code)
+    )
 
 
 def _bpf(command: int, attr: bytes) -> tuple[int, bytes]:
@@ -216,19 +215,20 @@ def run_program(program: int, frame: bytes, repeat: int = 1) -> tuple[int, int]:
 
 
 class RepeatFilter:
-    """The filter on one IPv4 raw socket, and its map (one entry per VRID)."""
+    """The filter on one raw VRRP socket (IPv4 or IPv6), and its map (one entry per VRID)."""
 
     def __init__(self, sock: socket.socket, family: int = socket.AF_INET) -> None:
         self.map = new_map()
+        self.program = -1
         try:
             self.program = load(self.map, family)
             sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_BPF, self.program)
             size = -(-ENTRIES * VALUE_SIZE // mmap.PAGESIZE) * mmap.PAGESIZE
             self.memory: mmap.mmap | bytearray = mmap.mmap(self.map, size, mmap.MAP_SHARED)
         except BaseException:
-            os.close(self.map)
-            if hasattr(self, "program"):
-                os.close(self.program)
+            for fd in (self.map, self.program):
+                if fd >= 0:
+                    os.close(fd)
             raise
         self._armed: dict[int, bytes] = {}  # VRID -> the bytes armed
 
@@ -245,7 +245,7 @@ class RepeatFilter:
         addresses) received with ``hop_limit``, without extension headers."""
         if len(payload) > LONGEST - _HEADER6 or len(payload) < 8 or not 0 <= hop_limit <= 255:
             return
-        kept = b"".join((_HEAD6.pack(len(payload), 112, hop_limit), src, dst, payload))
+        kept = b"".join((_HEAD6.pack(len(payload), VRRP_PROTO, hop_limit), src, dst, payload))
         self._arm(payload[1], kept, len(payload))
 
     def _arm(self, vrid: int, kept: bytes, length: int) -> None:

@@ -409,14 +409,15 @@ class InterfaceSocket:
                     # Only IPv4 headers without options are remembered: byte 21 is the VRID.
                     receiver = receivers.get(data[21])
                     if receiver is not None and seen[0] is receiver.v3_checksum_as_v2:
-                        if receiver.on_advert(seen[1], seen[2], seen[3], at) and repeats:
+                        accepted = receiver.on_advert(seen[1], seen[2], seen[3], at)
+                        if accepted and repeats is not None:
                             repeats.arm(data)
                         continue
                     if receiver is None and not seen[0]:
                         self._dispatch(seen[1], seen[2], seen[3], at)  # counted: VRID unknown
                         continue
                     # else decoded for the other checksum style (the instance changed): again
-                if self._decode4(data, at) and repeats:
+                if self._decode4(data, at) and repeats is not None:
                     repeats.arm(data)
         finally:
             if taken:
