@@ -6,6 +6,7 @@ imports it from this directory."""
 from __future__ import annotations
 
 import socket
+import struct
 from collections import Counter
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
@@ -18,6 +19,41 @@ from halo_core.vrrp import fsm
 from halo_core.vrrp.engine import InstanceRuntime
 from halo_core.vrrp.transport import Interface, InterfaceSocket
 from halo_tool_lab.fuzz import IFINDEX, OWN4, OWN6, PASSWORD, VRID, Expected, Target
+
+
+def ipv4_datagram(
+    payload: bytes,
+    src: IPv4Address,
+    dst: IPv4Address,
+    *,
+    ident: int = 0,
+    ttl: int = 255,
+    options: bytes = b"",
+) -> bytes:
+    """An IPv4 datagram carrying ``payload`` (a VRRP message) as a raw socket reads it: the
+    header's ID and checksum as a sender's kernel writes them, so that two with different
+    IDs differ in both (a master's repeats)."""
+    ihl = 5 + len(options) // 4
+    header = (
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x40 | ihl,
+            0xC0,
+            ihl * 4 + len(payload),
+            ident,
+            0,
+            ttl,
+            112,
+            0,
+            src.packed,
+            dst.packed,
+        )
+        + options
+    )
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return header[:10] + struct.pack("!H", ~total & 0xFFFF) + header[12:] + payload
 
 
 class _NoTimers:

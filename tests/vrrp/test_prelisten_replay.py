@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import subprocess
 import sys
 from ipaddress import IPv4Address
@@ -17,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 
-from vrrp_targets import vrrp_targets
+from vrrp_targets import ipv4_datagram, vrrp_targets
 
 from halo_core.vrrp import fsm, packet
 from halo_core.vrrp.prelisten import Heard, Prelistening, covered_instances, to_replay
@@ -76,11 +75,7 @@ def datagram(priority: int, interval_cs: int, addresses: tuple[IPv4Address, ...]
     adv = packet.Advertisement(
         version=3, vrid=51, priority=priority, interval_cs=interval_cs, addresses=addresses
     )
-    payload = packet.encode(adv, MASTER, GROUP)
-    header = struct.pack(
-        "!BBHHHBBHII", 0x45, 0xC0, 20 + len(payload), 0, 0, 255, 112, 0, int(MASTER), int(GROUP)
-    )
-    return header + payload
+    return ipv4_datagram(packet.encode(adv, MASTER, GROUP), MASTER, GROUP)
 
 
 def stamped(at: float) -> list[tuple[int, int, bytes]]:

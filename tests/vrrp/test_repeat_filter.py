@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 
-from vrrp_targets import vrrp_targets
+from vrrp_targets import ipv4_datagram, vrrp_targets
 
 from halo_core.vrrp import fsm, packet, repeatfilter
 from halo_tool_lab.halo import Halo
@@ -39,8 +38,7 @@ from halo_tool_lab.netns import wait_until
 from halo_tool_lab.pytest_plugin import LabFactory
 from halo_tool_lab.testing import many_instances_config
 
-SRC, DST = bytes([192, 0, 2, 12]), bytes([224, 0, 0, 18])
-MASTER, GROUP = IPv4Address(SRC), IPv4Address(DST)
+MASTER, GROUP = IPv4Address("192.0.2.12"), IPv4Address("224.0.0.18")
 
 
 def datagram(
@@ -49,32 +47,25 @@ def datagram(
     *,
     ident: int = 1,
     ttl: int = 255,
-    src: bytes = SRC,
+    src: IPv4Address = MASTER,
     addresses: int = 1,
     options: bool = False,
 ) -> bytes:
-    vrrp = bytes([0x31, vrid, priority, addresses, 0, 10, 0x12, 0x34])
-    vrrp += b"".join(bytes([198, 51, 100, i]) for i in range(addresses))
-    extra = b"\x94\x04\x00\x00" if options else b""  # router alert
-    header_len = 20 + len(extra)
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x40 | header_len // 4,
-        0xC0,
-        header_len + len(vrrp),
-        ident,
-        0,
-        ttl,
-        112,
-        0,
-        src,
-        DST,
+    adv = packet.Advertisement(
+        version=3,
+        vrid=vrid,
+        priority=priority,
+        interval_cs=10,
+        addresses=tuple(IPv4Address(f"198.51.100.{i}") for i in range(addresses)),
     )
-    checksum = sum(struct.unpack(f"!{header_len // 2}H", header + extra))
-    while checksum > 0xFFFF:
-        checksum = (checksum & 0xFFFF) + (checksum >> 16)
-    header = header[:10] + struct.pack("!H", ~checksum & 0xFFFF) + header[12:]
-    return header + extra + vrrp
+    return ipv4_datagram(
+        packet.encode(adv, src, GROUP),
+        src,
+        GROUP,
+        ident=ident,
+        ttl=ttl,
+        options=b"\x94\x04\x00\x00" if options else b"",  # router alert
+    )
 
 
 def frame(data: bytes) -> bytes:
@@ -119,7 +110,7 @@ def test_the_armed_advert_is_dropped_and_noted_whatever_its_ip_id(
         datagram(priority=0),  # the master steps down
         datagram(priority=101),
         datagram(ttl=254),  # RFC 9568 §7.1: must be dropped by the instance, counted
-        datagram(src=bytes([192, 0, 2, 13])),  # another router
+        datagram(src=IPv4Address("192.0.2.13")),  # another router
         datagram(addresses=2),  # another length
         datagram(vrid=8),  # another VRID, not armed
     ],

@@ -5,7 +5,6 @@ master) must be stepped at once."""
 
 from __future__ import annotations
 
-import struct
 import sys
 from dataclasses import replace
 from ipaddress import IPv4Address
@@ -13,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 
-from vrrp_targets import vrrp_targets
+from vrrp_targets import ipv4_datagram, vrrp_targets
 
 from halo_core.vrrp import fsm, packet
 from halo_core.vrrp.transport import POLL_AT_MOST, POLL_EVERY
@@ -113,13 +112,6 @@ def test_polling_period_is_half_the_smallest_skew_time() -> None:
     assert sock._polling_period() == max(POLL_EVERY, runtime.machine.skew_time / 2)
 
 
-def _datagram(payload: bytes, ident: int, *, ttl: int = 255, options: bytes = b"") -> bytes:
-    ihl = 5 + len(options) // 4
-    total = ihl * 4 + len(payload)
-    head = struct.pack("!BBHHHBBH", 0x40 | ihl, 0xC0, total, ident, 0, ttl, 112, ident)
-    return head + MASTER.packed + GROUP.packed + options + payload
-
-
 def test_a_repeat_differing_only_in_ip_id_is_looked_up_other_header_bytes_are_not() -> None:
     """The socket remembers decoded adverts by the bytes from the IP source on and compares
     the header's other bytes: a master's repeat (new IP ID and checksum) is a cache hit, but
@@ -129,14 +121,20 @@ def test_a_repeat_differing_only_in_ip_id_is_looked_up_other_header_bytes_are_no
     sock = runtime.sock
     sock.receivers = {51: runtime}
     payload = packet.AdvertTemplate(adv, MASTER, GROUP).encode(adv.priority)
-    sock.take(_datagram(payload, 1), [], None, 1000.0, 0.0)
+    sock.take(ipv4_datagram(payload, MASTER, GROUP, ident=1), [], None, 1000.0, 0.0)
     assert runtime.counters["adverts_received"] == 1 and len(sock._decoded) == 1
-    sock.take(_datagram(payload, 2), [], None, 1000.1, 0.0)
+    sock.take(ipv4_datagram(payload, MASTER, GROUP, ident=2), [], None, 1000.1, 0.0)
     assert runtime.counters["adverts_received"] == 2 and len(sock._decoded) == 1  # a hit
-    sock.take(_datagram(payload, 3, ttl=254), [], None, 1000.2, 0.0)
+    sock.take(ipv4_datagram(payload, MASTER, GROUP, ident=3, ttl=254), [], None, 1000.2, 0.0)
     assert runtime.counters["adverts_received"] == 2
     assert sock.counters[packet.RejectReason.BAD_TTL.value] == 1  # dropped in decoding
     # IP options shift the message: the bytes after the source address differ, and a
     # header with options is never remembered
-    sock.take(_datagram(payload, 4, options=b"\x01\x01\x01\x00"), [], None, 1000.3, 0.0)
+    sock.take(
+        ipv4_datagram(payload, MASTER, GROUP, ident=4, options=b"\x01\x01\x01\x00"),
+        [],
+        None,
+        1000.3,
+        0.0,
+    )
     assert runtime.counters["adverts_received"] == 3 and len(sock._decoded) == 1
